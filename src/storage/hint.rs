@@ -1,0 +1,190 @@
+//! Hint files: a compact list of every record of a sealed segment without the values, so start-up
+//! rebuilds the keydir without reading segment data.
+//!
+//! Layout (little-endian): `"SKVHINT1" | segment_len u64 | count u64 | entries | crc32`, each entry
+//! `offset u64 | expire_at_ms u64 | pos u32 | value_len u32 | key_len u32 | kind u8 | key`.
+//! The crc32 covers everything before it. A hint whose CRC or `segment_len` does not match its
+//! segment is ignored and the segment is scanned instead.
+
+use super::error::{IoContext, Result};
+use super::record::RecordKind;
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"SKVHINT1";
+const PREFIX: usize = 24;
+const ENTRY_FIXED: usize = 29;
+
+/// One hint entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HintEntry<'a> {
+    /// Record offset.
+    pub offset: u64,
+    /// Absolute expiry, 0 = none.
+    pub expire_at_ms: u64,
+    /// Record position in the segment.
+    pub pos: u32,
+    /// Value length.
+    pub value_len: u32,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// The key.
+    pub key: &'a [u8],
+}
+
+/// Accumulates the entries of a segment as records are appended.
+#[derive(Debug, Default, Clone)]
+pub struct HintBuf {
+    bytes: Vec<u8>,
+    count: u64,
+}
+
+impl HintBuf {
+    /// Adds one entry.
+    pub fn push(&mut self, e: &HintEntry<'_>) {
+        self.bytes.extend_from_slice(&e.offset.to_le_bytes());
+        self.bytes.extend_from_slice(&e.expire_at_ms.to_le_bytes());
+        self.bytes.extend_from_slice(&e.pos.to_le_bytes());
+        self.bytes.extend_from_slice(&e.value_len.to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(e.key.len() as u32).to_le_bytes());
+        self.bytes.push(e.kind as u8);
+        self.bytes.extend_from_slice(e.key);
+        self.count += 1;
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+
+    /// Writes the hint for a segment of `segment_len` bytes to `path` (via a temporary name, so a
+    /// crash never leaves half a hint under the real name). `sync` fsyncs it first.
+    pub fn write(&self, path: &Path, segment_len: u64, sync: bool) -> Result<()> {
+        let mut out = Vec::with_capacity(PREFIX + self.bytes.len() + 4);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&segment_len.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.bytes);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        super::checkpoint::write_file_atomic(path, &out, sync)
+    }
+}
+
+/// Reads the hint at `path` for a segment now `segment_len` bytes long, calling `f` per entry.
+/// Returns `Ok(false)` (having called `f` for nothing) when the hint is missing, damaged or stale.
+pub fn load(path: &Path, segment_len: u64, mut f: impl FnMut(&HintEntry<'_>)) -> Result<bool> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).at(path),
+    };
+    let Some(body) = validate(&data, segment_len) else {
+        tracing::warn!(hint = %path.display(), "ignoring a damaged or stale hint file; scanning its segment");
+        return Ok(false);
+    };
+    // `validate` walked every entry already, so none is malformed here.
+    for e in Entries(body).flatten() {
+        f(&e);
+    }
+    Ok(true)
+}
+
+/// Checks magic, CRC, segment length and the shape of every entry; returns the entry bytes.
+fn validate(data: &[u8], segment_len: u64) -> Option<&[u8]> {
+    if data.len() < PREFIX + 4 || &data[..8] != MAGIC {
+        return None;
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    let seg_len = u64::from_le_bytes(body[8..16].try_into().ok()?);
+    let count = u64::from_le_bytes(body[16..24].try_into().ok()?);
+    if seg_len != segment_len {
+        return None;
+    }
+    let mut n = 0u64;
+    for e in Entries(&body[PREFIX..]) {
+        e?;
+        n += 1;
+    }
+    (n == count).then_some(&body[PREFIX..])
+}
+
+/// Decodes entries one after another; yields `None` (and stops) at a malformed one.
+struct Entries<'a>(&'a [u8]);
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Option<HintEntry<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let entry = decode_entry(self.0);
+        match entry {
+            Some((e, len)) => {
+                self.0 = &self.0[len..];
+                Some(Some(e))
+            }
+            None => {
+                self.0 = &[];
+                Some(None)
+            }
+        }
+    }
+}
+
+fn decode_entry(b: &[u8]) -> Option<(HintEntry<'_>, usize)> {
+    let fixed = b.get(..ENTRY_FIXED)?;
+    let key_len = u32::from_le_bytes(fixed[24..28].try_into().ok()?) as usize;
+    let key = b.get(ENTRY_FIXED..ENTRY_FIXED + key_len)?;
+    let entry = HintEntry {
+        offset: u64::from_le_bytes(fixed[0..8].try_into().ok()?),
+        expire_at_ms: u64::from_le_bytes(fixed[8..16].try_into().ok()?),
+        pos: u32::from_le_bytes(fixed[16..20].try_into().ok()?),
+        value_len: u32::from_le_bytes(fixed[20..24].try_into().ok()?),
+        kind: RecordKind::from_u8(fixed[28])?,
+        key,
+    };
+    Some((entry, ENTRY_FIXED + key_len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: u64, key: &[u8]) -> HintEntry<'_> {
+        HintEntry {
+            offset,
+            expire_at_ms: 9,
+            pos: offset as u32 * 10,
+            value_len: 3,
+            kind: RecordKind::Put,
+            key,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rejects_damage_or_staleness() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.hint");
+        let mut h = HintBuf::default();
+        h.push(&entry(1, b"a"));
+        h.push(&entry(2, b"bb"));
+        h.write(&path, 100, false).expect("write");
+
+        let mut seen = Vec::new();
+        assert!(load(&path, 100, |e| seen.push((e.offset, e.key.to_vec()))).expect("load"));
+        assert_eq!(seen, vec![(1, b"a".to_vec()), (2, b"bb".to_vec())]);
+
+        assert!(!load(&path, 101, |_| panic!("stale hint used")).expect("load"));
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[30] ^= 1;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(!load(&path, 100, |_| panic!("damaged hint used")).expect("load"));
+        assert!(!load(&dir.path().join("none.hint"), 0, |_| ()).expect("load"));
+    }
+}

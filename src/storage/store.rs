@@ -1,0 +1,1122 @@
+//! The store: one Bitcask log per partition replica.
+//!
+//! All mutable state sits behind one `parking_lot::Mutex` that is held for memory updates and the
+//! `write` of appended bytes, never for an fsync of the active segment or for reading values (except
+//! the rare `expire`, which must read the value it rewrites). Readers copy a segment handle out of
+//! the lock and do their positioned read outside it; a read that races with a truncation notices it
+//! (offset, key and CRC are checked) and retries.
+
+use super::cache::{Cached, ValueCache};
+use super::checkpoint::{self, TOMBSTONE_HORIZON_FILE};
+use super::config::{FsyncPolicy, StoreConfig};
+use super::error::{IoContext, Result, StorageError};
+use super::flusher::Durability;
+use super::hint::{self, HintBuf, HintEntry};
+use super::keydir::{Keydir, Location};
+use super::record::{self, HEADER_LEN, RecordKind, Write};
+use super::segment::{self, SegFile};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One sample of a segment's sparse offset index is taken every this many bytes.
+const INDEX_INTERVAL: u64 = 4096;
+/// Chunk size for sequential reads of segment data.
+const READ_CHUNK: usize = 64 << 10;
+
+/// What a key lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A live value.
+    Found {
+        /// The value.
+        value: Bytes,
+        /// Offset of the record holding it.
+        offset: u64,
+        /// Absolute expiry, Unix ms, 0 = none.
+        expire_at_ms: u64,
+    },
+    /// The latest record is a delete.
+    Deleted {
+        /// Its offset.
+        offset: u64,
+    },
+    /// The latest record has expired.
+    Expired {
+        /// Its offset.
+        offset: u64,
+    },
+    /// No record of the key at all.
+    Absent,
+}
+
+impl Lookup {
+    /// Offset of the record that decided the answer (none for `Absent`).
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Self::Found { offset, .. } | Self::Deleted { offset } | Self::Expired { offset } => {
+                Some(*offset)
+            }
+            Self::Absent => None,
+        }
+    }
+
+    /// The value, if found.
+    pub fn value(&self) -> Option<&Bytes> {
+        match self {
+            Self::Found { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Raw records read for replication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecords {
+    /// Whole encoded records, back to back, exactly as on disk.
+    pub bytes: Bytes,
+    /// How many records.
+    pub count: u32,
+    /// Offset of the first.
+    pub first_offset: u64,
+    /// Offset of the last.
+    pub last_offset: u64,
+}
+
+/// What start-up found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segment files opened.
+    pub segments: usize,
+    /// Sealed segments loaded from their hint files.
+    pub hints_used: usize,
+    /// Segments whose data was scanned (the active one, and sealed ones without a usable hint).
+    pub segments_scanned: usize,
+    /// Bytes cut from a torn or corrupt tail of the active segment.
+    pub torn_bytes_dropped: u64,
+    /// An interrupted merge was completed (its commit marker was found).
+    pub merge_completed: bool,
+    /// Files of an interrupted, uncommitted merge were removed.
+    pub merge_rolled_back: bool,
+}
+
+/// Figures for the console, logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// First offset still in the log.
+    pub log_start_offset: u64,
+    /// Next offset to write.
+    pub log_end_offset: u64,
+    /// Every offset below this is durable (under `always`).
+    pub durable_offset: u64,
+    /// Number of segment files.
+    pub segments: usize,
+    /// Bytes in segment files.
+    pub bytes: u64,
+    /// Keys with a live value.
+    pub live_keys: usize,
+    /// Keydir entries, tombstones included.
+    pub keydir_entries: usize,
+    /// Bytes of keydir structures beyond the key bytes.
+    pub keydir_overhead_bytes: usize,
+    /// Bytes counted in the value cache.
+    pub cache_bytes: usize,
+    /// Cache hits since open.
+    pub cache_hits: u64,
+    /// Cache misses since open.
+    pub cache_misses: u64,
+    /// Highest offset of a record merge dropped without a newer record for its key.
+    pub tombstone_horizon: u64,
+    /// Fsyncs done by the group-commit / interval flusher.
+    pub flusher_syncs: u64,
+}
+
+/// In-memory facts about one segment.
+pub(super) struct SegMeta {
+    pub(super) file: Arc<SegFile>,
+    pub(super) len: u64,
+    pub(super) records: u64,
+    pub(super) last_offset: Option<u64>,
+    /// Sparse (offset, position) samples, ascending.
+    pub(super) index: Vec<(u64, u32)>,
+}
+
+impl SegMeta {
+    pub(super) fn new(file: Arc<SegFile>) -> Self {
+        Self {
+            file,
+            len: 0,
+            records: 0,
+            last_offset: None,
+            index: Vec::new(),
+        }
+    }
+
+    /// Notes a record at `pos` (records arrive in order).
+    pub(super) fn note(&mut self, offset: u64, pos: u64, len: u64) {
+        let sample = match self.index.last() {
+            None => true,
+            Some(&(_, p)) => pos - u64::from(p) >= INDEX_INTERVAL,
+        };
+        if sample {
+            self.index.push((offset, pos as u32));
+        }
+        self.records += 1;
+        self.last_offset = Some(offset);
+        self.len = self.len.max(pos + len);
+    }
+
+    /// Position of the last index sample at or before `offset`.
+    fn index_pos(&self, offset: u64) -> u64 {
+        let i = self.index.partition_point(|&(o, _)| o <= offset);
+        if i == 0 {
+            0
+        } else {
+            u64::from(self.index[i - 1].1)
+        }
+    }
+}
+
+pub(super) struct State {
+    pub(super) keydir: Keydir,
+    pub(super) cache: ValueCache,
+    /// Segments by base offset; the last one is the active segment.
+    pub(super) segments: BTreeMap<u64, SegMeta>,
+    pub(super) by_id: HashMap<u32, Arc<SegFile>>,
+    next_id: u32,
+    pub(super) leo: u64,
+    /// Hint entries of the active segment.
+    hint: HintBuf,
+    enc: Vec<u8>,
+    pub(super) horizon: u64,
+    /// Lowest truncation point since the running merge started (`u64::MAX` = none).
+    pub(super) truncated_to: u64,
+}
+
+impl State {
+    pub(super) fn alloc_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn active(&self) -> &SegMeta {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a store always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut SegMeta {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a store always has an active segment")
+    }
+
+    /// Points `key` at a record (or removes nothing: tombstones stay as entries).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply(
+        &mut self,
+        segment: u32,
+        pos: u64,
+        offset: u64,
+        expire_at_ms: u64,
+        value_len: u32,
+        kind: RecordKind,
+        key: &[u8],
+    ) {
+        self.keydir.insert(
+            key,
+            Location {
+                offset,
+                expire_at_ms,
+                segment,
+                pos: pos as u32,
+                value_len,
+                tombstone: kind == RecordKind::Delete,
+            },
+        );
+        self.cache.invalidate(key);
+    }
+}
+
+pub(super) struct Shared {
+    pub(super) dir: PathBuf,
+    pub(super) config: StoreConfig,
+    pub(super) state: Mutex<State>,
+    pub(super) durability: Arc<Durability>,
+    pub(super) merge_lock: Mutex<()>,
+    recovery: RecoveryReport,
+    _lock_file: File,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // No flush here: dropping a store is what a crash does. `close` is the clean path.
+        self.durability.stop();
+    }
+}
+
+/// A Bitcask store over one directory. Cloning is cheap and shares the store.
+#[derive(Clone)]
+pub struct Store {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .finish()
+    }
+}
+
+fn expired(expire_at_ms: u64, now_ms: u64) -> bool {
+    expire_at_ms != 0 && expire_at_ms <= now_ms
+}
+
+impl Store {
+    /// Opens the store in `dir` (creating it), finishing or rolling back an interrupted merge,
+    /// loading hints for sealed segments, and scanning the active segment, whose torn or corrupt
+    /// tail is cut off. Corruption in a sealed segment without a usable hint is an error that names
+    /// the file and byte position.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        config.validate().map_err(StorageError::Config)?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let lock_path = dir.join(".lock");
+        let lock_file = File::create(&lock_path).at(&lock_path)?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StorageError::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&lock_path),
+        }
+
+        let mut report = RecoveryReport::default();
+        match super::merge::recover(&dir)? {
+            super::merge::Recovered::Nothing => {}
+            super::merge::Recovered::Completed => report.merge_completed = true,
+            super::merge::Recovered::RolledBack => report.merge_rolled_back = true,
+        }
+
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            } else if let Some(base) = segment::parse_log_name(&name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        if bases.is_empty() {
+            bases.push(0);
+        }
+
+        let horizon = checkpoint::read_u64(&dir.join(TOMBSTONE_HORIZON_FILE))?.unwrap_or(0);
+        let mut st = State {
+            keydir: Keydir::default(),
+            cache: ValueCache::new(config.cache_bytes),
+            segments: BTreeMap::new(),
+            by_id: HashMap::new(),
+            next_id: 0,
+            leo: 0,
+            hint: HintBuf::default(),
+            enc: Vec::new(),
+            horizon,
+            truncated_to: u64::MAX,
+        };
+        let max_record = config.max_record_bytes();
+        let sync_hints = config.fsync != FsyncPolicy::Never;
+        let last = bases.len() - 1;
+        for (i, &base) in bases.iter().enumerate() {
+            let id = st.alloc_id();
+            let path = segment::log_path(&dir, base);
+            let file = Arc::new(SegFile::open(id, base, path.clone(), true)?);
+            let file_len = file.file.metadata().at(&path)?.len();
+            let mut meta = SegMeta::new(Arc::clone(&file));
+            let mut hints = HintBuf::default();
+            if i < last {
+                let used = hint::load(&segment::hint_path(&dir, base), file_len, |e| {
+                    let len = (HEADER_LEN + e.key.len()) as u64 + u64::from(e.value_len);
+                    st.apply(
+                        id,
+                        u64::from(e.pos),
+                        e.offset,
+                        e.expire_at_ms,
+                        e.value_len,
+                        e.kind,
+                        e.key,
+                    );
+                    meta.note(e.offset, u64::from(e.pos), len);
+                })?;
+                if used {
+                    report.hints_used += 1;
+                    meta.len = file_len;
+                    st.segments.insert(base, meta);
+                    st.by_id.insert(id, file);
+                    continue;
+                }
+            }
+            report.segments_scanned += 1;
+            let end = segment::scan(&file.file, &path, max_record, |pos, r| {
+                let h = &r.header;
+                st.apply(
+                    id,
+                    pos,
+                    h.offset,
+                    h.expire_at_ms,
+                    h.value_len,
+                    h.kind,
+                    r.key,
+                );
+                meta.note(h.offset, pos, h.record_len() as u64);
+                hints.push(&HintEntry {
+                    offset: h.offset,
+                    expire_at_ms: h.expire_at_ms,
+                    pos: pos as u32,
+                    value_len: h.value_len,
+                    kind: h.kind,
+                    key: r.key,
+                });
+                Ok(())
+            })?;
+            if let Some(why) = end.error {
+                if i < last {
+                    return Err(file.corrupt(end.valid_len, format!("{why} in a sealed segment")));
+                }
+                let dropped = end.file_len - end.valid_len;
+                tracing::warn!(
+                    segment = %path.display(),
+                    at = end.valid_len,
+                    dropped_bytes = dropped,
+                    "cut a torn or corrupt tail off the active segment ({why})"
+                );
+                file.file.set_len(end.valid_len).at(&path)?;
+                file.file.sync_all().at(&path)?;
+                report.torn_bytes_dropped = dropped;
+            }
+            meta.len = end.valid_len;
+            if i < last {
+                // Regenerate the missing hint so the next start-up need not scan again.
+                hints.write(&segment::hint_path(&dir, base), meta.len, sync_hints)?;
+            } else {
+                st.hint = hints;
+            }
+            st.segments.insert(base, meta);
+            st.by_id.insert(id, file);
+        }
+        let active = st.active();
+        st.leo = active.last_offset.map_or(active.file.base, |o| o + 1);
+        report.segments = st.segments.len();
+
+        let durability = Durability::new(config.fsync, config.fsync_interval(), st.leo);
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            config,
+            state: Mutex::new(st),
+            durability: Arc::clone(&durability),
+            merge_lock: Mutex::new(()),
+            recovery: report,
+            _lock_file: lock_file,
+        });
+        let weak = Arc::downgrade(&shared);
+        durability
+            .spawn(format!("fsync {}", dir.display()), move || {
+                let shared = weak.upgrade()?;
+                let (file, leo) = {
+                    let st = shared.state.lock();
+                    (Arc::clone(&st.active().file), st.leo)
+                };
+                Some(file.file.sync_data().at(&file.path).map(|()| leo))
+            })
+            .at(&dir)?;
+        Ok(Self { shared })
+    }
+
+    /// What start-up found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.shared.recovery
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// Next offset to write.
+    pub fn log_end_offset(&self) -> u64 {
+        self.shared.state.lock().leo
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> u64 {
+        let st = self.shared.state.lock();
+        st.segments.keys().next().copied().unwrap_or(0)
+    }
+
+    /// Highest offset of a record merge dropped without a newer record for its key: a follower
+    /// whose log ends below it may hold a stale version and must start over.
+    pub fn tombstone_horizon(&self) -> u64 {
+        self.shared.state.lock().horizon
+    }
+
+    fn check_limits(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let c = &self.shared.config;
+        if key.is_empty() {
+            return Err(StorageError::EmptyKey);
+        }
+        if key.len() > c.max_key_bytes {
+            return Err(StorageError::KeyTooLarge {
+                len: key.len(),
+                max: c.max_key_bytes,
+            });
+        }
+        if value.len() > c.max_value_bytes {
+            return Err(StorageError::ValueTooLarge {
+                len: value.len(),
+                max: c.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self.shared.durability.failure() {
+            Some(f) => Err(StorageError::Failed(f)),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends records as the leader: the store assigns consecutive offsets from the log end.
+    /// Returns once the bytes are written to the OS; see [`Store::wait_durable`].
+    pub fn append_batch(&self, writes: &[Write]) -> Result<Range<u64>> {
+        for w in writes {
+            self.check_limits(&w.key, &w.value)?;
+        }
+        self.check_failed()?;
+        let mut st = self.shared.state.lock();
+        let start = st.leo;
+        let mut buf = std::mem::take(&mut st.enc);
+        buf.clear();
+        for (i, w) in writes.iter().enumerate() {
+            record::encode_into(&mut buf, start + i as u64, w);
+        }
+        let written = self.write_encoded(&mut st, &buf);
+        st.enc = buf;
+        written?;
+        let leo = st.leo;
+        drop(st);
+        self.shared.durability.note_written(leo);
+        Ok(start..leo)
+    }
+
+    /// Appends one record as the leader; returns its offset (written, not yet necessarily durable).
+    pub fn append(&self, write: &Write) -> Result<u64> {
+        self.append_batch(std::slice::from_ref(write))
+            .map(|r| r.start)
+    }
+
+    /// Blocks until `offset` is durable under the store's fsync policy (`always` waits for the
+    /// group commit covering it; the other policies return at once).
+    pub fn wait_durable(&self, offset: u64) -> Result<()> {
+        self.shared.durability.wait(offset)
+    }
+
+    /// The durable log end as a watch, for async code that must not block on [`Store::wait_durable`].
+    pub fn durable_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.durability.subscribe()
+    }
+
+    /// Whether appends must wait for an fsync before they count.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.shared.durability.policy()
+    }
+
+    /// Appends a put and waits for durability per the policy. Returns its offset.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+        self.write_durable(&Write::put(
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(value),
+        ))
+    }
+
+    /// Appends a delete (a tombstone; deleting a missing key is fine) and waits for durability.
+    pub fn delete(&self, key: &[u8]) -> Result<u64> {
+        self.write_durable(&Write::delete(Bytes::copy_from_slice(key)))
+    }
+
+    /// Appends `write` and waits for durability per the policy.
+    pub fn write_durable(&self, write: &Write) -> Result<u64> {
+        let offset = self.append(write)?;
+        self.wait_durable(offset)?;
+        Ok(offset)
+    }
+
+    /// Rewrites `key` with a new absolute expiry (the leader fixes it), keeping its value. Returns
+    /// the new record's offset, or `None` when the key has no live value. Does not wait for
+    /// durability.
+    pub fn expire(
+        &self,
+        key: &[u8],
+        expire_at_ms: u64,
+        leader_epoch: u32,
+        now_ms: u64,
+    ) -> Result<Option<u64>> {
+        self.check_limits(key, b"")?;
+        self.check_failed()?;
+        let mut st = self.shared.state.lock();
+        let value = match st.cache.get(key) {
+            Some(c) if !expired(c.expire_at_ms, now_ms) => c.value.clone(),
+            Some(_) => return Ok(None),
+            None => {
+                let Some(&loc) = st.keydir.get(key) else {
+                    return Ok(None);
+                };
+                if loc.tombstone || expired(loc.expire_at_ms, now_ms) {
+                    return Ok(None);
+                }
+                let file = Arc::clone(&st.by_id[&loc.segment]);
+                read_value(&file, &loc, key, self.shared.config.max_record_bytes())?
+            }
+        };
+        let write = Write {
+            kind: RecordKind::Expire,
+            key: Bytes::copy_from_slice(key),
+            value,
+            expire_at_ms,
+            leader_epoch,
+            timestamp_ms: now_ms,
+        };
+        let offset = st.leo;
+        let mut buf = std::mem::take(&mut st.enc);
+        buf.clear();
+        record::encode_into(&mut buf, offset, &write);
+        let written = self.write_encoded(&mut st, &buf);
+        st.enc = buf;
+        written?;
+        let leo = st.leo;
+        drop(st);
+        self.shared.durability.note_written(leo);
+        Ok(Some(offset))
+    }
+
+    /// Appends records received from a leader, verbatim: each CRC is checked, offsets must rise and
+    /// start at or after the log end. Returns the new log end. Does not wait for durability.
+    pub fn append_raw(&self, bytes: &[u8]) -> Result<u64> {
+        let max = self.shared.config.max_record_bytes();
+        let mut p = 0;
+        let mut first = None;
+        let mut last: Option<u64> = None;
+        while p < bytes.len() {
+            let (r, len) = record::decode(&bytes[p..], max)
+                .map_err(|e| StorageError::BadBatch(format!("record at byte {p}: {e}")))?;
+            let o = r.header.offset;
+            if last.is_some_and(|l| o <= l) {
+                return Err(StorageError::BadBatch(format!(
+                    "offset {o} does not follow {}",
+                    last.unwrap_or(0)
+                )));
+            }
+            first.get_or_insert(o);
+            last = Some(o);
+            p += len;
+        }
+        self.check_failed()?;
+        let mut st = self.shared.state.lock();
+        let Some(first) = first else {
+            return Ok(st.leo);
+        };
+        if first < st.leo {
+            return Err(StorageError::BadBatch(format!(
+                "first offset {first} is below the log end offset {}",
+                st.leo
+            )));
+        }
+        self.write_encoded(&mut st, bytes)?;
+        let leo = st.leo;
+        drop(st);
+        self.shared.durability.note_written(leo);
+        Ok(leo)
+    }
+
+    /// Writes whole, valid encoded records to the active segment (rotating as needed) and applies
+    /// them to the keydir.
+    fn write_encoded(&self, st: &mut State, buf: &[u8]) -> Result<()> {
+        let max = self.shared.config.max_record_bytes();
+        let seg_bytes = self.shared.config.segment_bytes;
+        let mut p = 0;
+        while p < buf.len() {
+            // A run of records that fits in the active segment.
+            let active_len = st.active().len;
+            let mut end = p;
+            while end < buf.len() {
+                let h = record::decode_header(&buf[end..], max)
+                    .map_err(|e| StorageError::BadBatch(format!("record at byte {end}: {e}")))?;
+                let size = active_len + (end - p) as u64;
+                if size > 0 && size + h.record_len() as u64 > seg_bytes {
+                    break;
+                }
+                end += h.record_len();
+            }
+            if end == p {
+                let h = record::decode_header(&buf[p..], max)
+                    .map_err(|e| StorageError::BadBatch(e.to_string()))?;
+                self.rotate(st, h.offset)?;
+                continue;
+            }
+            let run = &buf[p..end];
+            let active = st.active();
+            let file = Arc::clone(&active.file);
+            let base_pos = active.len;
+            if let Err(e) = (&file.file).write_all(run) {
+                // Leave no partial record behind for the next append to follow.
+                let _ = file.file.set_len(base_pos);
+                return Err(e).at(&file.path);
+            }
+            let mut q = 0;
+            while q < run.len() {
+                let h = record::decode_header(&run[q..], max)
+                    .map_err(|e| StorageError::BadBatch(e.to_string()))?;
+                let key = &run[q + HEADER_LEN..q + HEADER_LEN + h.key_len as usize];
+                let pos = base_pos + q as u64;
+                st.apply(
+                    file.id,
+                    pos,
+                    h.offset,
+                    h.expire_at_ms,
+                    h.value_len,
+                    h.kind,
+                    key,
+                );
+                st.hint.push(&HintEntry {
+                    offset: h.offset,
+                    expire_at_ms: h.expire_at_ms,
+                    pos: pos as u32,
+                    value_len: h.value_len,
+                    kind: h.kind,
+                    key,
+                });
+                st.active_mut().note(h.offset, pos, h.record_len() as u64);
+                st.leo = h.offset + 1;
+                q += h.record_len();
+            }
+            p = end;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (writing its hint, and syncing it unless the policy is `never`)
+    /// and starts a new one whose first record will be `next_offset`.
+    fn rotate(&self, st: &mut State, next_offset: u64) -> Result<()> {
+        let dir = &self.shared.dir;
+        let sync = self.shared.config.fsync != FsyncPolicy::Never;
+        let active = st.active();
+        let (base, len, file) = (active.file.base, active.len, Arc::clone(&active.file));
+        if sync {
+            file.file.sync_data().at(&file.path)?;
+        }
+        st.hint.write(&segment::hint_path(dir, base), len, sync)?;
+        st.hint.clear();
+        let id = st.alloc_id();
+        let path = segment::log_path(dir, next_offset);
+        let new = Arc::new(SegFile::open(id, next_offset, path, true)?);
+        if sync {
+            checkpoint::sync_dir(dir)?;
+        }
+        st.by_id.insert(id, Arc::clone(&new));
+        st.segments.insert(next_offset, SegMeta::new(new));
+        Ok(())
+    }
+
+    /// Looks `key` up now.
+    pub fn get(&self, key: &[u8]) -> Result<Lookup> {
+        self.get_at(key, super::now_ms())
+    }
+
+    /// Looks `key` up as of `now_ms` (expiry is lazy: an expired record reads as `Expired`).
+    pub fn get_at(&self, key: &[u8], now_ms: u64) -> Result<Lookup> {
+        let max = self.shared.config.max_record_bytes();
+        loop {
+            let (loc, file) = {
+                let mut st = self.shared.state.lock();
+                if let Some(c) = st.cache.get(key) {
+                    return Ok(if expired(c.expire_at_ms, now_ms) {
+                        Lookup::Expired { offset: c.offset }
+                    } else {
+                        Lookup::Found {
+                            value: c.value.clone(),
+                            offset: c.offset,
+                            expire_at_ms: c.expire_at_ms,
+                        }
+                    });
+                }
+                match st.keydir.get(key) {
+                    None => return Ok(Lookup::Absent),
+                    Some(l) if l.tombstone => return Ok(Lookup::Deleted { offset: l.offset }),
+                    Some(l) if expired(l.expire_at_ms, now_ms) => {
+                        return Ok(Lookup::Expired { offset: l.offset });
+                    }
+                    Some(l) => (*l, Arc::clone(&st.by_id[&l.segment])),
+                }
+            };
+            match read_value(&file, &loc, key, max) {
+                Ok(value) => {
+                    let mut st = self.shared.state.lock();
+                    if st.keydir.get(key).is_some_and(|l| l.offset == loc.offset) {
+                        st.cache.insert(
+                            key,
+                            Cached {
+                                value: value.clone(),
+                                offset: loc.offset,
+                                expire_at_ms: loc.expire_at_ms,
+                            },
+                        );
+                    }
+                    return Ok(Lookup::Found {
+                        value,
+                        offset: loc.offset,
+                        expire_at_ms: loc.expire_at_ms,
+                    });
+                }
+                Err(e) => {
+                    // A truncation or merge may have moved the key while we read: look again.
+                    // If nothing moved, the bytes on disk are bad.
+                    let st = self.shared.state.lock();
+                    if st.keydir.get(key) == Some(&loc) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads raw records starting at the first record at or after `offset`, up to about
+    /// `max_bytes` (always at least one whole record), from one segment. `None` when `offset` is at
+    /// or past the log end. Each record's CRC is checked before it is handed out.
+    pub fn read_from(&self, offset: u64, max_bytes: usize) -> Result<Option<RawRecords>> {
+        let max = self.shared.config.max_record_bytes();
+        let (file, len, mut pos) = {
+            let st = self.shared.state.lock();
+            if offset >= st.leo {
+                return Ok(None);
+            }
+            let Some(meta) = st
+                .segments
+                .values()
+                .find(|m| m.last_offset.is_some_and(|l| l >= offset))
+            else {
+                return Ok(None);
+            };
+            (Arc::clone(&meta.file), meta.len, meta.index_pos(offset))
+        };
+        // Skip to the first record at or after `offset`.
+        'skip: loop {
+            if pos >= len {
+                return Ok(None);
+            }
+            let want = ((len - pos) as usize).min(READ_CHUNK);
+            let mut chunk = vec![0u8; want];
+            file.read_at(&mut chunk, pos)?;
+            let mut q = 0;
+            while q + HEADER_LEN <= chunk.len() {
+                let h = record::decode_header(&chunk[q..], max)
+                    .map_err(|e| file.corrupt(pos + q as u64, e.to_string()))?;
+                if h.offset >= offset {
+                    pos += q as u64;
+                    break 'skip;
+                }
+                q += h.record_len();
+            }
+            pos += q as u64;
+        }
+        // Collect whole records up to `max_bytes`.
+        let mut want = ((len - pos) as usize).min(max_bytes.max(HEADER_LEN));
+        let mut buf = vec![0u8; want];
+        file.read_at(&mut buf, pos)?;
+        let first_len = record::decode_header(&buf, max)
+            .map_err(|e| file.corrupt(pos, e.to_string()))?
+            .record_len();
+        if first_len > want {
+            want = first_len;
+            buf.resize(want, 0);
+            file.read_at(&mut buf, pos)?;
+        }
+        let (mut q, mut count, mut first, mut last) = (0, 0u32, 0, 0);
+        while q < buf.len() {
+            match record::decode(&buf[q..], max) {
+                Ok((r, l)) => {
+                    if count == 0 {
+                        first = r.header.offset;
+                    }
+                    last = r.header.offset;
+                    count += 1;
+                    q += l;
+                }
+                Err(record::DecodeError::Incomplete) if count > 0 => break,
+                Err(e) => return Err(file.corrupt(pos + q as u64, e.to_string())),
+            }
+        }
+        buf.truncate(q);
+        Ok(Some(RawRecords {
+            bytes: Bytes::from(buf),
+            count,
+            first_offset: first,
+            last_offset: last,
+        }))
+    }
+
+    /// Removes every record at or above `to_offset`, repairs the keydir for the keys they touched
+    /// (older versions come back) and sets the log end to `to_offset`. Returns how many records
+    /// were removed.
+    pub fn truncate(&self, to_offset: u64) -> Result<u64> {
+        let dir = self.shared.dir.clone();
+        let sync = self.shared.config.fsync != FsyncPolicy::Never;
+        let mut st = self.shared.state.lock();
+        if to_offset >= st.leo {
+            return Ok(0);
+        }
+        st.truncated_to = st.truncated_to.min(to_offset);
+        let first_base = st.segments.keys().next().copied().unwrap_or(0);
+        let (removed, cut_is_last) = if to_offset <= first_base {
+            let removed = st.segments.values().map(|m| m.records).sum();
+            for (base, meta) in std::mem::take(&mut st.segments) {
+                remove_if_exists(&meta.file.path)?;
+                remove_if_exists(&segment::hint_path(&dir, base))?;
+            }
+            st.by_id.clear();
+            st.keydir = Keydir::default();
+            st.cache.clear();
+            st.hint.clear();
+            (removed, false)
+        } else {
+            self.truncate_tail(&mut st, to_offset)?
+        };
+        // The active segment is named by the log end: start a fresh one unless the segment that
+        // was cut is last and ends exactly at `to_offset` (merge can leave a gap below it).
+        let fits = cut_is_last && {
+            let m = st.active();
+            m.last_offset.map_or(m.file.base, |o| o + 1) == to_offset
+        };
+        if !fits {
+            if cut_is_last {
+                let m = st.active();
+                let (base, len) = (m.file.base, m.len);
+                st.hint.write(&segment::hint_path(&dir, base), len, sync)?;
+            }
+            st.hint.clear();
+            self.add_active(&mut st, to_offset)?;
+        }
+        st.leo = to_offset;
+        if sync {
+            checkpoint::sync_dir(&dir)?;
+        }
+        drop(st);
+        self.shared.durability.note_truncated(to_offset);
+        tracing::debug!(dir = %dir.display(), to_offset, removed, "truncated log");
+        Ok(removed)
+    }
+
+    /// Truncation that keeps at least the first segment: drop whole segments at or above
+    /// `to_offset`, cut the one it falls in (which is then the last), and re-derive the keys the
+    /// removed records touched. Returns how many records went and whether a segment was cut.
+    fn truncate_tail(&self, st: &mut State, to_offset: u64) -> Result<(u64, bool)> {
+        let dir = self.shared.dir.clone();
+        let max = self.shared.config.max_record_bytes();
+        let sync = self.shared.config.fsync != FsyncPolicy::Never;
+        let doomed: Vec<u64> = st.segments.range(to_offset..).map(|(b, _)| *b).collect();
+        let cut_base = st
+            .segments
+            .range(..to_offset)
+            .next_back()
+            .filter(|(_, m)| m.last_offset.is_some_and(|l| l >= to_offset))
+            .map(|(b, _)| *b);
+
+        let mut touched: HashSet<Box<[u8]>> = HashSet::new();
+        let mut removed = 0;
+        let mut cut_pos = None;
+        for base in cut_base.iter().chain(&doomed) {
+            let file = Arc::clone(&st.segments[base].file);
+            segment::scan(&file.file, &file.path, max, |pos, r| {
+                if r.header.offset >= to_offset {
+                    removed += 1;
+                    touched.insert(r.key.into());
+                    if Some(*base) == cut_base && cut_pos.is_none() {
+                        cut_pos = Some(pos);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        for base in &doomed {
+            if let Some(meta) = st.segments.remove(base) {
+                st.by_id.remove(&meta.file.id);
+                remove_if_exists(&meta.file.path)?;
+                remove_if_exists(&segment::hint_path(&dir, *base))?;
+            }
+        }
+        if let (Some(base), Some(pos)) = (cut_base, cut_pos) {
+            let file = &st.segments[&base].file;
+            file.file.set_len(pos).at(&file.path)?;
+            if sync {
+                file.file.sync_data().at(&file.path)?;
+            }
+            remove_if_exists(&segment::hint_path(&dir, base))?;
+        }
+        for key in &touched {
+            st.keydir.remove(key);
+            st.cache.invalidate(key);
+        }
+
+        // Re-derive the touched keys from what remains, oldest first; rebuild the cut segment.
+        st.hint.clear();
+        let bases: Vec<u64> = st.segments.keys().copied().collect();
+        for base in bases {
+            let file = Arc::clone(&st.segments[&base].file);
+            if Some(base) != cut_base {
+                let len = st.segments[&base].len;
+                let loaded = hint::load(&segment::hint_path(&dir, base), len, |e| {
+                    if touched.contains(e.key) {
+                        st.apply(
+                            file.id,
+                            u64::from(e.pos),
+                            e.offset,
+                            e.expire_at_ms,
+                            e.value_len,
+                            e.kind,
+                            e.key,
+                        );
+                    }
+                })?;
+                if loaded {
+                    continue;
+                }
+            }
+            let mut meta = SegMeta::new(Arc::clone(&file));
+            let mut hints = HintBuf::default();
+            let end = segment::scan(&file.file, &file.path, max, |pos, r| {
+                let h = &r.header;
+                if touched.contains(r.key) {
+                    st.apply(
+                        file.id,
+                        pos,
+                        h.offset,
+                        h.expire_at_ms,
+                        h.value_len,
+                        h.kind,
+                        r.key,
+                    );
+                }
+                meta.note(h.offset, pos, h.record_len() as u64);
+                hints.push(&HintEntry {
+                    offset: h.offset,
+                    expire_at_ms: h.expire_at_ms,
+                    pos: pos as u32,
+                    value_len: h.value_len,
+                    kind: h.kind,
+                    key: r.key,
+                });
+                Ok(())
+            })?;
+            if let Some(why) = end.error {
+                return Err(file.corrupt(end.valid_len, why.to_string()));
+            }
+            meta.len = end.valid_len;
+            if Some(base) == cut_base {
+                st.hint = hints;
+            } else {
+                hints.write(&segment::hint_path(&dir, base), meta.len, sync)?;
+            }
+            st.segments.insert(base, meta);
+        }
+        Ok((removed, cut_pos.is_some()))
+    }
+
+    fn add_active(&self, st: &mut State, base: u64) -> Result<()> {
+        let id = st.alloc_id();
+        let path = segment::log_path(&self.shared.dir, base);
+        let file = Arc::new(SegFile::open(id, base, path, true)?);
+        file.file.set_len(0).at(&file.path)?;
+        st.by_id.insert(id, Arc::clone(&file));
+        st.segments.insert(base, SegMeta::new(file));
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (a clean shutdown calls this).
+    pub fn sync(&self) -> Result<()> {
+        let (file, leo) = {
+            let st = self.shared.state.lock();
+            (Arc::clone(&st.active().file), st.leo)
+        };
+        file.file.sync_data().at(&file.path)?;
+        self.shared.durability.note_synced(leo);
+        Ok(())
+    }
+
+    /// Figures about the store.
+    pub fn stats(&self) -> StoreStats {
+        let st = self.shared.state.lock();
+        let (hits, misses) = st.cache.hit_counts();
+        StoreStats {
+            log_start_offset: st.segments.keys().next().copied().unwrap_or(0),
+            log_end_offset: st.leo,
+            durable_offset: self.shared.durability.durable(),
+            segments: st.segments.len(),
+            bytes: st.segments.values().map(|m| m.len).sum(),
+            live_keys: st.keydir.live_keys(),
+            keydir_entries: st.keydir.len(),
+            keydir_overhead_bytes: st.keydir.overhead_bytes(),
+            cache_bytes: st.cache.bytes(),
+            cache_hits: hits,
+            cache_misses: misses,
+            tombstone_horizon: st.horizon,
+            flusher_syncs: self.shared.durability.syncs(),
+        }
+    }
+
+    /// Every live key with its value, in no particular order (for checks and small tools).
+    pub fn live_keys(&self) -> Vec<Bytes> {
+        let now = super::now_ms();
+        let st = self.shared.state.lock();
+        st.keydir
+            .iter()
+            .filter(|(_, l)| !l.tombstone && !expired(l.expire_at_ms, now))
+            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .collect()
+    }
+}
+
+/// Reads and verifies the record at `loc`, returning its value.
+fn read_value(file: &SegFile, loc: &Location, key: &[u8], max: usize) -> Result<Bytes> {
+    let len = HEADER_LEN + key.len() + loc.value_len as usize;
+    let mut buf = vec![0u8; len];
+    let pos = u64::from(loc.pos);
+    file.read_at(&mut buf, pos)
+        .map_err(|e| file.corrupt(pos, format!("cannot read the record: {e}")))?;
+    let (r, _) = record::decode(&buf, max).map_err(|e| file.corrupt(pos, e.to_string()))?;
+    if r.header.offset != loc.offset || r.key != key {
+        return Err(file.corrupt(pos, "the record is not the one the keydir expects"));
+    }
+    let start = HEADER_LEN + key.len();
+    Ok(Bytes::from(buf).slice(start..))
+}
+
+pub(super) fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(path),
+    }
+}

@@ -1,0 +1,7 @@
+//! Storage engine tests through its public API: model checks, crash recovery, merge, truncation,
+//! replication bytes, durability and limits.
+
+mod model;
+mod recovery;
+mod replication;
+mod support;

@@ -1,0 +1,351 @@
+//! Crash recovery: torn tails, corrupt sealed segments, merges cut short, truncation and hints.
+
+use crate::support::{copy_dir, open, put_at, segment_files, small_config, visible};
+use simplekv::storage::{Lookup, StorageError, Store, Write};
+use std::fs::OpenOptions;
+
+#[test]
+fn a_torn_tail_is_cut_at_every_byte_of_the_last_record() {
+    let config = small_config();
+    let template = tempfile::tempdir().expect("tempdir");
+    let (last_start, full_len) = {
+        let store = open(template.path(), &config);
+        for i in 0..5 {
+            store
+                .append(&put_at(&format!("k{i}"), &format!("value-{i}"), 1))
+                .expect("put");
+        }
+        let before = std::fs::metadata(&segment_files(template.path())[0])
+            .expect("meta")
+            .len();
+        store
+            .append(&put_at("last", "the last value", 1))
+            .expect("put");
+        let after = std::fs::metadata(&segment_files(template.path())[0])
+            .expect("meta")
+            .len();
+        (before, after)
+    };
+    for cut in last_start..full_len {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(template.path(), dir.path());
+        let seg = &segment_files(dir.path())[0];
+        OpenOptions::new()
+            .write(true)
+            .open(seg)
+            .and_then(|f| f.set_len(cut))
+            .expect("tear");
+        let store = open(dir.path(), &config);
+        assert_eq!(
+            store.recovery().torn_bytes_dropped,
+            cut - last_start,
+            "cut at {cut}"
+        );
+        assert_eq!(store.log_end_offset(), 5, "cut at {cut}");
+        assert_eq!(visible(&store, b"last", 2), None, "cut at {cut}");
+        assert_eq!(visible(&store, b"k4", 2).as_deref(), Some(&b"value-4"[..]));
+        // The log goes on cleanly after the repair.
+        assert_eq!(store.append(&put_at("after", "x", 1)).expect("put"), 5);
+        drop(store);
+        let store = open(dir.path(), &config);
+        assert_eq!(store.recovery().torn_bytes_dropped, 0);
+        assert_eq!(visible(&store, b"after", 2).as_deref(), Some(&b"x"[..]));
+    }
+}
+
+#[test]
+fn garbage_after_the_last_record_is_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    {
+        let store = open(dir.path(), &config);
+        store.append(&put_at("a", "1", 1)).expect("put");
+    }
+    let seg = &segment_files(dir.path())[0];
+    let good = std::fs::metadata(seg).expect("meta").len();
+    let mut bytes = std::fs::read(seg).expect("read");
+    bytes.extend_from_slice(&[0xAB; 100]);
+    std::fs::write(seg, &bytes).expect("write");
+    let store = open(dir.path(), &config);
+    assert_eq!(store.recovery().torn_bytes_dropped, 100);
+    assert_eq!(std::fs::metadata(seg).expect("meta").len(), good);
+    assert_eq!(visible(&store, b"a", 2).as_deref(), Some(&b"1"[..]));
+}
+
+/// Fills several segments; returns the first segment's path and the position of its second record.
+fn fill_sealed(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
+    let store = open(dir, &small_config());
+    let mut second = 0;
+    for i in 0..200 {
+        let w = put_at(&format!("key-{i:03}"), &"v".repeat(50), 1);
+        if i == 1 {
+            second = std::fs::metadata(&segment_files(dir)[0])
+                .expect("meta")
+                .len();
+        }
+        store.append(&w).expect("put");
+    }
+    assert!(segment_files(dir).len() > 2, "several segments");
+    (segment_files(dir)[0].clone(), second)
+}
+
+#[test]
+fn a_flipped_byte_in_a_sealed_segment_without_hint_stops_startup_naming_file_and_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (seg, second) = fill_sealed(dir.path());
+    let mut bytes = std::fs::read(&seg).expect("read");
+    bytes[second as usize + 50] ^= 0x01;
+    std::fs::write(&seg, &bytes).expect("write");
+    std::fs::remove_file(seg.with_extension("hint")).expect("remove hint");
+
+    let err = Store::open(dir.path(), small_config()).expect_err("must refuse");
+    let msg = err.to_string();
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{msg}");
+    assert!(
+        msg.contains(&seg.file_name().expect("name").to_string_lossy().to_string()),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("byte {second}")), "{msg}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_sealed_segment_with_hint_fails_the_read_of_that_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (seg, second) = fill_sealed(dir.path());
+    let mut bytes = std::fs::read(&seg).expect("read");
+    bytes[second as usize + 50] ^= 0x01;
+    std::fs::write(&seg, &bytes).expect("write");
+
+    let store = open(dir.path(), &small_config());
+    let err = store.get(b"key-001").expect_err("corrupt record");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("byte {second}")), "{msg}");
+    assert!(
+        store.read_from(0, 1 << 20).is_err(),
+        "replication must not ship bad bytes"
+    );
+    // Other keys are fine.
+    assert!(store.get(b"key-000").expect("get").value().is_some());
+    assert!(store.get(b"key-150").expect("get").value().is_some());
+}
+
+#[test]
+fn reopen_loads_hints_and_scans_only_the_active_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fill_sealed(dir.path());
+    let segments = segment_files(dir.path()).len();
+    let store = open(dir.path(), &small_config());
+    let r = store.recovery();
+    assert_eq!(r.segments, segments);
+    assert_eq!(r.hints_used, segments - 1);
+    assert_eq!(r.segments_scanned, 1);
+    for i in 0..200 {
+        assert!(
+            visible(&store, format!("key-{i:03}").as_bytes(), 2).is_some(),
+            "key-{i:03}"
+        );
+    }
+}
+
+/// A store with overwrites, deletes and expiries spread over sealed segments.
+fn merge_template(dir: &std::path::Path) -> (u64, Vec<(String, Option<String>)>) {
+    let store = open(dir, &small_config());
+    let now = 10_000;
+    let mut expect = std::collections::BTreeMap::new();
+    for round in 0..4 {
+        for k in 0..30 {
+            let key = format!("k{k:02}");
+            let value = format!("r{round}-{}", "x".repeat(40));
+            let w = put_at(&key, &value, now - 5000);
+            store.append(&w).expect("put");
+            expect.insert(key, Some(value));
+        }
+    }
+    for k in (0..30).step_by(3) {
+        let key = format!("k{k:02}");
+        store
+            .append(&Write::delete(key.clone()).with_timestamp(now - 5000))
+            .expect("delete");
+        expect.insert(key, None);
+    }
+    for k in (1..30).step_by(5) {
+        let key = format!("k{k:02}");
+        let w = put_at(&key, "short-lived", now - 5000).with_expiry(now - 1);
+        store.append(&w).expect("put");
+        expect.insert(key, None);
+    }
+    // Enough later writes that the records above are in sealed segments.
+    for i in 0..40 {
+        store
+            .append(&put_at(&format!("z{i:02}"), &"y".repeat(60), now))
+            .expect("put");
+        expect.insert(format!("z{i:02}"), Some("y".repeat(60)));
+    }
+    (store.log_end_offset(), expect.into_iter().collect())
+}
+
+fn check_state(store: &Store, expect: &[(String, Option<String>)], when: &str) {
+    for (k, v) in expect {
+        let got = visible(store, k.as_bytes(), 10_000).map(|v| String::from_utf8(v).expect("utf8"));
+        assert_eq!(&got, v, "{when}: key {k}");
+    }
+}
+
+#[test]
+fn a_merge_cut_short_after_any_step_leaves_the_old_or_the_new_set_whole() {
+    let template = tempfile::tempdir().expect("tempdir");
+    let (leo, expect) = merge_template(template.path());
+    let mut finished = false;
+    for crash_after in 1..200 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(template.path(), dir.path());
+        let store = open(dir.path(), &small_config());
+        let outcome = store.merge_at(leo, 10_000, Some(crash_after));
+        drop(store);
+        let store = open(dir.path(), &small_config());
+        let when = format!("crash after step {crash_after}");
+        check_state(&store, &expect, &when);
+        assert_eq!(store.log_end_offset(), leo, "{when}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".merge") || n == "merge.commit")
+            .collect();
+        assert!(leftovers.is_empty(), "{when}: {leftovers:?}");
+        // Every record is still readable for replication.
+        let mut at = 0;
+        while let Some(raw) = store.read_from(at, 4096).expect("read_from") {
+            at = raw.last_offset + 1;
+        }
+        if outcome.is_ok() {
+            finished = true;
+            let merged_bytes: u64 = segment_files(dir.path())
+                .iter()
+                .map(|p| std::fs::metadata(p).expect("meta").len())
+                .sum();
+            let original: u64 = segment_files(template.path())
+                .iter()
+                .map(|p| std::fs::metadata(p).expect("meta").len())
+                .sum();
+            assert!(merged_bytes < original, "merge shrank the log");
+            break;
+        }
+    }
+    assert!(finished, "the merge completed for some crash point");
+}
+
+#[test]
+fn merge_keeps_offsets_and_records_the_tombstone_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (leo, expect) = merge_template(dir.path());
+    let store = open(dir.path(), &small_config());
+    let report = store
+        .merge_at(leo, 10_000, None)
+        .expect("merge")
+        .expect("something merged");
+    assert!(report.records_kept < report.records_in);
+    assert!(report.tombstone_horizon > 0, "old tombstones were dropped");
+    assert_eq!(store.tombstone_horizon(), report.tombstone_horizon);
+    check_state(&store, &expect, "after merge");
+    drop(store);
+    let store = open(dir.path(), &small_config());
+    assert_eq!(store.tombstone_horizon(), report.tombstone_horizon);
+    check_state(&store, &expect, "after merge and reopen");
+    // Offsets survive: k02's last put was the round-3 record, at offset 3*30 + 2.
+    match store.get_at(b"k02", 10_000).expect("get") {
+        Lookup::Found { offset, .. } => assert_eq!(offset, 92),
+        other => panic!("k02: {other:?}"),
+    }
+}
+
+#[test]
+fn merge_while_writes_and_reads_go_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), &small_config());
+    for i in 0..400 {
+        store
+            .append(&put_at(&format!("k{}", i % 50), &format!("v{i}"), 1))
+            .expect("put");
+    }
+    let hw = store.log_end_offset();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 400..1400 {
+                store
+                    .append(&put_at(&format!("k{}", i % 50), &format!("v{i}"), 1))
+                    .expect("put");
+            }
+        })
+    };
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..2000 {
+                let k = format!("k{}", i % 50);
+                assert!(
+                    store.get(k.as_bytes()).expect("get").value().is_some(),
+                    "{k}"
+                );
+            }
+        })
+    };
+    store.merge(hw).expect("merge");
+    writer.join().expect("writer");
+    reader.join().expect("reader");
+    for k in 0..50 {
+        let last = (1350..1400).find(|i| i % 50 == k).expect("exists");
+        assert_eq!(
+            visible(&store, format!("k{k}").as_bytes(), 2),
+            Some(format!("v{last}").into_bytes())
+        );
+    }
+}
+
+#[test]
+fn truncate_restores_older_versions_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let store = open(dir.path(), &config);
+    for i in 0..100 {
+        store
+            .append(&put_at(&format!("k{}", i % 10), &format!("v{i}"), 1))
+            .expect("put");
+    }
+    store
+        .append(&Write::delete("k3").with_timestamp(1))
+        .expect("delete");
+    store.append(&put_at("new", "n", 1)).expect("put");
+    let segments_before = segment_files(dir.path()).len();
+    assert!(segments_before > 1);
+
+    let removed = store.truncate(55).expect("truncate");
+    assert_eq!(removed, 102 - 55);
+    assert_eq!(store.log_end_offset(), 55);
+    let check = |store: &Store| {
+        for k in 0..10 {
+            // Latest surviving write of k is the largest i < 55 with i % 10 == k.
+            let i = (0..55).rev().find(|i| i % 10 == k).expect("exists");
+            assert_eq!(
+                visible(store, format!("k{k}").as_bytes(), 2),
+                Some(format!("v{i}").into_bytes())
+            );
+        }
+        assert_eq!(visible(store, b"new", 2), None);
+    };
+    check(&store);
+    assert_eq!(store.append(&put_at("after", "a", 1)).expect("put"), 55);
+    drop(store);
+    let store = open(dir.path(), &config);
+    check(&store);
+    assert_eq!(store.log_end_offset(), 56);
+    assert_eq!(visible(&store, b"after", 2).as_deref(), Some(&b"a"[..]));
+    // Truncating to zero empties the log.
+    store.truncate(0).expect("truncate");
+    assert_eq!(store.log_end_offset(), 0);
+    assert_eq!(visible(&store, b"k1", 2), None);
+    drop(store);
+    let store = open(dir.path(), &config);
+    assert_eq!(store.log_end_offset(), 0);
+    assert_eq!(visible(&store, b"k1", 2), None);
+}
