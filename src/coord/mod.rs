@@ -1,0 +1,15 @@
+//! ZooKeeper: the private server, the znode layout, and typed, time-bounded operations on it
+//! (registration, controller election with epoch fencing, partition state reads, watches and
+//! compare-and-set writes).
+//!
+//! Watches are one-shot and re-armed by their users after every event: the client crate loses
+//! persistent watches on reconnect (see `shared/notes/zookeeper.md`).
+
+pub mod layout;
+pub mod server;
+mod zk;
+
+pub use layout::{BrokerInfo, ClusterSpec, ControllerInfo, PartitionState, partition_of};
+pub use server::{ServerError, ServerOptions, ZkServer};
+pub use zk::{ControllerLease, Coord, CoordError, split_connect};
+pub use zookeeper_client::{OneshotWatcher, SessionState};

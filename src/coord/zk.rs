@@ -1,0 +1,546 @@
+//! Typed ZooKeeper operations on the layout: every call bounded by a timeout (the client queues
+//! calls while disconnected), every znode value JSON, every controller write fenced.
+
+use super::layout::{
+    self, BROKER_IDS, BrokerInfo, CLUSTER, CONTROLLER, CONTROLLER_EPOCH, ClusterSpec,
+    ControllerInfo, PARTITIONS, PartitionState,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use zookeeper_client as zk;
+
+/// What can go wrong talking to ZooKeeper.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    /// Connecting failed.
+    #[error("cannot reach ZooKeeper at {addr}: {why}")]
+    Unreachable {
+        /// The connect string.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The session is gone; a new one is needed.
+    #[error("the ZooKeeper session expired")]
+    SessionExpired,
+    /// No answer in time (the client may be disconnected).
+    #[error("ZooKeeper did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A compare-and-set lost: the znode changed since it was read.
+    #[error("{0} changed since it was read")]
+    BadVersion(String),
+    /// The controller epoch moved: this controller is a zombie.
+    #[error("fenced: another controller has taken over (the controller epoch moved)")]
+    Fenced,
+    /// The znode exists already.
+    #[error("{0} already exists")]
+    NodeExists(String),
+    /// The znode does not exist.
+    #[error("{0} does not exist")]
+    NoNode(String),
+    /// A znode holds something that is not what the layout says.
+    #[error("{path} holds invalid data: {why}")]
+    BadData {
+        /// The znode.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Any other ZooKeeper error.
+    #[error("ZooKeeper error on {path}: {source}")]
+    Zk {
+        /// The znode.
+        path: String,
+        /// The error.
+        #[source]
+        source: zk::Error,
+    },
+}
+
+impl CoordError {
+    fn from_zk(path: &str, e: zk::Error) -> Self {
+        match e {
+            zk::Error::SessionExpired => Self::SessionExpired,
+            zk::Error::NoNode => Self::NoNode(path.to_string()),
+            zk::Error::NodeExists => Self::NodeExists(path.to_string()),
+            zk::Error::BadVersion => Self::BadVersion(path.to_string()),
+            source => Self::Zk {
+                path: path.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+/// Result with [`CoordError`].
+pub type Result<T> = std::result::Result<T, CoordError>;
+
+/// Proof of being controller: the epoch and the version of `/controller_epoch` it wrote, which
+/// every fenced write checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerLease {
+    /// The controller epoch won.
+    pub epoch: u32,
+    /// `/controller_epoch`'s znode version after the win.
+    pub epoch_version: i32,
+}
+
+/// One ZooKeeper session with the layout's operations.
+#[derive(Clone)]
+pub struct Coord {
+    client: zk::Client,
+    op_timeout: Duration,
+    connect: String,
+}
+
+impl std::fmt::Debug for Coord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coord")
+            .field("connect", &self.connect)
+            .finish()
+    }
+}
+
+fn acl() -> &'static zk::CreateOptions<'static> {
+    static PERSISTENT: zk::CreateOptions<'static> =
+        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    &PERSISTENT
+}
+
+fn ephemeral() -> &'static zk::CreateOptions<'static> {
+    static EPHEMERAL: zk::CreateOptions<'static> =
+        zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+    &EPHEMERAL
+}
+
+fn decode<T: DeserializeOwned>(path: &str, data: &[u8]) -> Result<T> {
+    serde_json::from_slice(data).map_err(|e| CoordError::BadData {
+        path: path.to_string(),
+        why: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Splits `host:port[,host:port...][/chroot]` into servers and chroot.
+pub fn split_connect(connect: &str) -> (&str, &str) {
+    match connect.find('/') {
+        Some(i) => (&connect[..i], &connect[i..]),
+        None => (connect, ""),
+    }
+}
+
+impl Coord {
+    /// Opens a session to `connect` (`host:port[,...][/chroot]`), creating the chroot if needed.
+    /// Fails at once when nothing listens, and after `session_timeout` when no session forms.
+    pub async fn connect(connect: &str, session_timeout: Duration) -> Result<Self> {
+        let unreachable = |why: String| CoordError::Unreachable {
+            addr: connect.to_string(),
+            why,
+        };
+        let (servers, chroot) = split_connect(connect);
+        if servers.is_empty() {
+            return Err(unreachable("no server address given".into()));
+        }
+        let op_timeout = session_timeout.max(Duration::from_secs(2));
+        let connecting = zk::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_fail_eagerly()
+            .connect(servers);
+        let client = match tokio::time::timeout(session_timeout * 2, connecting).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no session within {:?}",
+                    session_timeout * 2
+                )));
+            }
+        };
+        let client = if chroot.is_empty() || chroot == "/" {
+            client
+        } else {
+            let made = tokio::time::timeout(op_timeout, client.mkdir(chroot, acl())).await;
+            match made {
+                Ok(Ok(())) | Ok(Err(zk::Error::NodeExists)) => {}
+                Ok(Err(e)) => return Err(CoordError::from_zk(chroot, e)),
+                Err(_) => return Err(CoordError::Timeout(op_timeout)),
+            }
+            client
+                .chroot(chroot.to_string())
+                .map_err(|_| unreachable(format!("invalid chroot {chroot}")))?
+        };
+        Ok(Self {
+            client,
+            op_timeout,
+            connect: connect.to_string(),
+        })
+    }
+
+    /// The connect string this session used.
+    pub fn connect_string(&self) -> &str {
+        &self.connect
+    }
+
+    /// The session's current state.
+    pub fn state(&self) -> zk::SessionState {
+        self.client.state()
+    }
+
+    /// A watcher of session state changes.
+    pub fn state_watcher(&self) -> zk::StateWatcher {
+        self.client.state_watcher()
+    }
+
+    /// The session id, for logs.
+    pub fn session_id(&self) -> i64 {
+        self.client.session_id().0
+    }
+
+    /// The negotiated session timeout.
+    pub fn session_timeout(&self) -> Duration {
+        self.client.session_timeout()
+    }
+
+    async fn op<T>(
+        &self,
+        path: &str,
+        fut: impl Future<Output = std::result::Result<T, zk::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.op_timeout, fut).await {
+            Ok(r) => r.map_err(|e| CoordError::from_zk(path, e)),
+            Err(_) => Err(CoordError::Timeout(self.op_timeout)),
+        }
+    }
+
+    async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<Option<(T, i32)>> {
+        match self.op(path, self.client.get_data(path)).await {
+            Ok((data, stat)) => Ok(Some((decode(path, &data)?, stat.version))),
+            Err(CoordError::NoNode(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_if_absent<T: Serialize + DeserializeOwned>(
+        &self,
+        path: &str,
+        value: &T,
+    ) -> Result<T> {
+        if let Some(parent) = path
+            .rsplit_once('/')
+            .map(|(p, _)| p)
+            .filter(|p| !p.is_empty())
+        {
+            match self.op(parent, self.client.mkdir(parent, acl())).await {
+                Ok(()) | Err(CoordError::NodeExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self
+            .op(path, self.client.create(path, &encode(value), acl()))
+            .await
+        {
+            Ok(_) | Err(CoordError::NodeExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.read(path)
+            .await?
+            .map(|(v, _)| v)
+            .ok_or_else(|| CoordError::NoNode(path.to_string()))
+    }
+
+    /// Creates `/brokers/ids` and `/partitions` if missing.
+    pub async fn ensure_layout(&self) -> Result<()> {
+        for dir in [BROKER_IDS, PARTITIONS] {
+            match self.op(dir, self.client.mkdir(dir, acl())).await {
+                Ok(()) | Err(CoordError::NodeExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `/cluster`, creating it from `spec` if absent; returns what ZooKeeper holds.
+    pub async fn ensure_cluster(&self, spec: &ClusterSpec) -> Result<ClusterSpec> {
+        self.create_if_absent(CLUSTER, spec).await
+    }
+
+    /// `/cluster`, if it exists.
+    pub async fn cluster(&self) -> Result<Option<ClusterSpec>> {
+        Ok(self.read(CLUSTER).await?.map(|(v, _)| v))
+    }
+
+    /// `/partitions/<p>/replicas`, creating it if absent; returns what ZooKeeper holds.
+    pub async fn ensure_replicas(&self, p: u32, replicas: &[u32]) -> Result<Vec<u32>> {
+        self.create_if_absent(&layout::replicas_path(p), &replicas.to_vec())
+            .await
+    }
+
+    /// `/partitions/<p>/replicas`, if it exists.
+    pub async fn replicas(&self, p: u32) -> Result<Option<Vec<u32>>> {
+        Ok(self.read(&layout::replicas_path(p)).await?.map(|(v, _)| v))
+    }
+
+    /// Registers this session as broker `id` (ephemeral). `NodeExists` when an older session of
+    /// the same broker still holds it.
+    pub async fn register_broker(&self, id: u32, info: &BrokerInfo) -> Result<()> {
+        let path = layout::broker_path(id);
+        self.op(&path, self.client.create(&path, &encode(info), ephemeral()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether `/brokers/ids/<id>` is held by this session.
+    pub async fn owns_registration(&self, id: u32) -> Result<bool> {
+        let path = layout::broker_path(id);
+        match self.op(&path, self.client.check_stat(&path)).await? {
+            Some(stat) => Ok(stat.ephemeral_owner == self.session_id()),
+            None => Ok(false),
+        }
+    }
+
+    /// Waits until `/brokers/ids/<id>` is gone, up to `timeout`; returns whether it is gone.
+    pub async fn wait_absent(&self, path: &str, timeout: Duration) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (stat, watcher) = self
+                .op(path, self.client.check_and_watch_stat(path))
+                .await?;
+            if stat.is_none() {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, watcher.changed())
+                .await
+                .is_err()
+            {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Live brokers by id.
+    pub async fn brokers(&self) -> Result<BTreeMap<u32, BrokerInfo>> {
+        let ids = self
+            .op(BROKER_IDS, self.client.list_children(BROKER_IDS))
+            .await?;
+        self.broker_infos(ids).await
+    }
+
+    async fn broker_infos(&self, ids: Vec<String>) -> Result<BTreeMap<u32, BrokerInfo>> {
+        let mut out = BTreeMap::new();
+        for name in ids {
+            let Ok(id) = name.parse::<u32>() else {
+                continue;
+            };
+            if let Some((info, _)) = self.read::<BrokerInfo>(&layout::broker_path(id)).await? {
+                out.insert(id, info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live brokers, and a watch that fires when the set changes.
+    pub async fn watch_brokers(&self) -> Result<(BTreeMap<u32, BrokerInfo>, zk::OneshotWatcher)> {
+        let (ids, _, watcher) = self
+            .op(BROKER_IDS, self.client.get_and_watch_children(BROKER_IDS))
+            .await?;
+        Ok((self.broker_infos(ids).await?, watcher))
+    }
+
+    /// One broker's registration.
+    pub async fn broker(&self, id: u32) -> Result<Option<BrokerInfo>> {
+        Ok(self.read(&layout::broker_path(id)).await?.map(|(v, _)| v))
+    }
+
+    /// The current controller.
+    pub async fn controller(&self) -> Result<Option<ControllerInfo>> {
+        Ok(self.read(CONTROLLER).await?.map(|(v, _)| v))
+    }
+
+    /// The newest controller epoch (0 before any election).
+    pub async fn controller_epoch(&self) -> Result<u32> {
+        Ok(self.read(CONTROLLER_EPOCH).await?.map_or(0, |(v, _)| v))
+    }
+
+    /// Waits until `/controller` changes (or `timeout` passes).
+    pub async fn watch_controller(&self, timeout: Duration) -> Result<()> {
+        let (_, watcher) = self
+            .op(CONTROLLER, self.client.check_and_watch_stat(CONTROLLER))
+            .await?;
+        let _ = tokio::time::timeout(timeout, watcher.changed()).await;
+        Ok(())
+    }
+
+    /// Tries to become controller: creates `/controller` and bumps `/controller_epoch` in one
+    /// multi-op. `None` when another broker is controller.
+    pub async fn try_elect_controller(&self, id: u32) -> Result<Option<ControllerLease>> {
+        let (epoch, version) = loop {
+            match self
+                .op(CONTROLLER_EPOCH, self.client.get_data(CONTROLLER_EPOCH))
+                .await
+            {
+                Ok((data, stat)) => break (decode::<u32>(CONTROLLER_EPOCH, &data)?, stat.version),
+                Err(CoordError::NoNode(_)) => {
+                    match self
+                        .op(
+                            CONTROLLER_EPOCH,
+                            self.client.create(CONTROLLER_EPOCH, b"0", acl()),
+                        )
+                        .await
+                    {
+                        Ok(_) | Err(CoordError::NodeExists(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let next = epoch + 1;
+        let info = ControllerInfo {
+            broker_id: id,
+            controller_epoch: next,
+        };
+        let mut multi = self.client.new_multi_writer();
+        let prepared = multi
+            .add_create(CONTROLLER, &encode(&info), ephemeral())
+            .and_then(|()| multi.add_set_data(CONTROLLER_EPOCH, &encode(&next), Some(version)));
+        prepared.map_err(|e| CoordError::from_zk(CONTROLLER, e))?;
+        match tokio::time::timeout(self.op_timeout, multi.commit()).await {
+            Err(_) => Err(CoordError::Timeout(self.op_timeout)),
+            Ok(Ok(_)) => Ok(Some(ControllerLease {
+                epoch: next,
+                epoch_version: version + 1,
+            })),
+            Ok(Err(zk::MultiWriteError::OperationFailed {
+                source: zk::Error::NodeExists | zk::Error::BadVersion,
+                ..
+            })) => Ok(None),
+            Ok(Err(e)) => Err(CoordError::from_zk(CONTROLLER, e.into())),
+        }
+    }
+
+    /// Gives up `/controller` if this session holds it.
+    pub async fn resign_controller(&self) -> Result<()> {
+        match self
+            .op(CONTROLLER, self.client.check_stat(CONTROLLER))
+            .await?
+        {
+            Some(stat) if stat.ephemeral_owner == self.session_id() => {
+                match self
+                    .op(
+                        CONTROLLER,
+                        self.client.delete(CONTROLLER, Some(stat.version)),
+                    )
+                    .await
+                {
+                    Ok(()) | Err(CoordError::NoNode(_)) | Err(CoordError::BadVersion(_)) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A partition's state and its znode version.
+    pub async fn partition_state(&self, p: u32) -> Result<Option<(PartitionState, i32)>> {
+        self.read(&layout::state_path(p)).await
+    }
+
+    /// A partition's state, and a watch that fires when it changes or is created.
+    pub async fn watch_partition_state(
+        &self,
+        p: u32,
+    ) -> Result<(Option<(PartitionState, i32)>, zk::OneshotWatcher)> {
+        let path = layout::state_path(p);
+        loop {
+            match self.op(&path, self.client.get_and_watch_data(&path)).await {
+                Ok((data, stat, watcher)) => {
+                    return Ok((Some((decode(&path, &data)?, stat.version)), watcher));
+                }
+                Err(CoordError::NoNode(_)) => {
+                    let (stat, watcher) = self
+                        .op(&path, self.client.check_and_watch_stat(&path))
+                        .await?;
+                    if stat.is_none() {
+                        return Ok((None, watcher));
+                    }
+                    // Created between the two calls: read it.
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A controller's write of a partition state, fenced by the controller epoch: fails with
+    /// [`CoordError::Fenced`] if another controller has been elected since `lease` was won, and
+    /// with `BadVersion` if the state changed since `expected_version` (`None` = create).
+    pub async fn write_state_fenced(
+        &self,
+        p: u32,
+        state: &PartitionState,
+        expected_version: Option<i32>,
+        lease: ControllerLease,
+    ) -> Result<i32> {
+        let path = layout::state_path(p);
+        let data = encode(state);
+        let mut multi = self.client.new_multi_writer();
+        let prepared = multi
+            .add_check_version(CONTROLLER_EPOCH, lease.epoch_version)
+            .and_then(|()| match expected_version {
+                Some(v) => multi.add_set_data(&path, &data, Some(v)),
+                None => multi.add_create(&path, &data, acl()),
+            });
+        prepared.map_err(|e| CoordError::from_zk(&path, e))?;
+        if expected_version.is_none() {
+            let parent = format!("{PARTITIONS}/{p}");
+            match self.op(&parent, self.client.mkdir(&parent, acl())).await {
+                Ok(()) | Err(CoordError::NodeExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match tokio::time::timeout(self.op_timeout, multi.commit()).await {
+            Err(_) => Err(CoordError::Timeout(self.op_timeout)),
+            Ok(Ok(results)) => Ok(results
+                .into_iter()
+                .find_map(|r| match r {
+                    zk::MultiWriteResult::SetData { stat } => Some(stat.version),
+                    zk::MultiWriteResult::Create { stat, .. } => Some(stat.version.max(0)),
+                    _ => None,
+                })
+                .unwrap_or(0)),
+            Ok(Err(zk::MultiWriteError::OperationFailed { index: 0, source })) => match source {
+                zk::Error::BadVersion | zk::Error::NoNode => Err(CoordError::Fenced),
+                other => Err(CoordError::from_zk(CONTROLLER_EPOCH, other)),
+            },
+            Ok(Err(zk::MultiWriteError::OperationFailed { source, .. })) => match source {
+                zk::Error::NodeExists | zk::Error::BadVersion => Err(CoordError::BadVersion(path)),
+                other => Err(CoordError::from_zk(&path, other)),
+            },
+            Ok(Err(zk::MultiWriteError::RequestFailed { source })) => {
+                Err(CoordError::from_zk(&path, source))
+            }
+        }
+    }
+
+    /// The leader's compare-and-set of a partition state (an ISR change): succeeds only if the
+    /// znode is still at `expected_version`; returns the new version.
+    pub async fn write_state_cas(
+        &self,
+        p: u32,
+        state: &PartitionState,
+        expected_version: i32,
+    ) -> Result<i32> {
+        let path = layout::state_path(p);
+        self.op(
+            &path,
+            self.client
+                .set_data(&path, &encode(state), Some(expected_version)),
+        )
+        .await
+        .map(|stat| stat.version)
+    }
+}

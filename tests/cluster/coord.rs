@@ -1,0 +1,124 @@
+//! The coordination layer against a real ZooKeeper.
+
+use simplekv::coord::{ClusterSpec, Coord, CoordError, PartitionState};
+use simplekv::testkit::zk_connect;
+use std::time::Duration;
+
+const SESSION: Duration = Duration::from_millis(2000);
+
+#[tokio::test]
+async fn controller_election_bumps_the_epoch_and_fences_a_zombie() {
+    let connect = zk_connect("fence");
+    let a = Coord::connect(&connect, SESSION).await.expect("connect a");
+    let b = Coord::connect(&connect, SESSION).await.expect("connect b");
+    a.ensure_layout().await.expect("layout");
+    a.ensure_cluster(&ClusterSpec::default())
+        .await
+        .expect("cluster");
+
+    let lease_a = a
+        .try_elect_controller(1)
+        .await
+        .expect("elect")
+        .expect("a wins");
+    assert_eq!(lease_a.epoch, 1);
+    assert!(
+        b.try_elect_controller(2).await.expect("elect").is_none(),
+        "one controller at a time"
+    );
+
+    let state = PartitionState {
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2],
+        controller_epoch: 1,
+    };
+    let v = a
+        .write_state_fenced(0, &state, None, lease_a)
+        .await
+        .expect("create state");
+
+    // A loses the controller znode (as when its session expires); B takes over with epoch 2.
+    a.resign_controller().await.expect("resign");
+    let lease_b = b
+        .try_elect_controller(2)
+        .await
+        .expect("elect")
+        .expect("b wins");
+    assert_eq!(lease_b.epoch, 2);
+    assert_eq!(
+        b.controller().await.expect("read").map(|c| c.broker_id),
+        Some(2)
+    );
+
+    // A, still believing it controls, is fenced; B's write goes through.
+    let zombie = PartitionState {
+        leader: 2,
+        leader_epoch: 1,
+        ..state.clone()
+    };
+    let err = a
+        .write_state_fenced(0, &zombie, Some(v), lease_a)
+        .await
+        .expect_err("fenced");
+    assert!(matches!(err, CoordError::Fenced), "{err}");
+    let v2 = b
+        .write_state_fenced(0, &zombie, Some(v), lease_b)
+        .await
+        .expect("b writes");
+    assert!(v2 > v);
+    assert_eq!(
+        a.partition_state(0)
+            .await
+            .expect("read")
+            .map(|(s, _)| s.leader),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn isr_compare_and_set_fails_on_a_stale_version() {
+    let connect = zk_connect("cas");
+    let c = Coord::connect(&connect, SESSION).await.expect("connect");
+    c.ensure_layout().await.expect("layout");
+    let lease = c
+        .try_elect_controller(1)
+        .await
+        .expect("elect")
+        .expect("wins");
+    let state = PartitionState {
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2, 3],
+        controller_epoch: 1,
+    };
+    let v = c
+        .write_state_fenced(0, &state, None, lease)
+        .await
+        .expect("create");
+    let shrunk = PartitionState {
+        isr: vec![1, 2],
+        ..state.clone()
+    };
+    let v2 = c.write_state_cas(0, &shrunk, v).await.expect("cas");
+    let err = c.write_state_cas(0, &state, v).await.expect_err("stale");
+    assert!(matches!(err, CoordError::BadVersion(_)), "{err}");
+    assert_eq!(
+        c.partition_state(0).await.expect("read"),
+        Some((shrunk, v2))
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_zookeeper_is_one_clear_error() {
+    let port = simplekv::coord::server::free_port().expect("port");
+    let err = Coord::connect(&format!("127.0.0.1:{port}"), SESSION)
+        .await
+        .expect_err("nothing listens");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("cannot reach ZooKeeper at 127.0.0.1:{port}")),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+}
