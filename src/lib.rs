@@ -1,4 +1,16 @@
 //! SimpleKV lab: a replicated Bitcask key-value store with Kafka-style replication, built to be
 //! watched. See DESIGN.md for the contract each module keeps.
 
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod coord;
+pub mod events;
+pub mod lab;
+pub mod replica;
+pub mod rpc;
 pub mod storage;
+#[doc(hidden)]
+pub mod testkit;

@@ -1,22 +1,166 @@
 //! `simplekv-lab`: the command line. Picks a mode and turns errors into one readable line.
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use simplekv::broker::{Broker, BrokerConfig};
+use simplekv::cli::{self, Discovery};
+use simplekv::events::EventSink;
+use simplekv::replica::Acks;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 /// SimpleKV lab: a replicated Bitcask key-value store you can watch.
 #[derive(Parser, Debug)]
-#[command(name = "simplekv-lab", version, about)]
-struct Args {
-    /// Number of brokers to run in this process.
-    #[arg(long, default_value_t = 3)]
-    nodes: u32,
+#[command(
+    name = "simplekv-lab",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    lab: LabArgs,
 }
 
-fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    eprintln!(
-        "simplekv-lab: the lab console for {} brokers is not built yet; the storage engine is \
-         (see README.md, 'cargo bench --bench storage').",
-        args.nodes
-    );
-    std::process::ExitCode::FAILURE
+/// The lab console (the default mode).
+#[derive(Args, Debug)]
+struct LabArgs {
+    /// Brokers to run in this process.
+    #[arg(long)]
+    nodes: Option<u32>,
+    /// Partitions.
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Replicas per partition.
+    #[arg(long)]
+    replication_factor: Option<u32>,
+    /// Use this ZooKeeper (host:port[/chroot]) instead of a private one.
+    #[arg(long)]
+    zk: Option<String>,
+    /// Keep data here (a restarted lab resumes on it).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Lab settings file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Play a scenario in the console.
+    #[arg(long)]
+    script: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Run one broker for a real deployment.
+    Node {
+        /// Its configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Talk to a running cluster: a REPL, or one command when given.
+    Cli {
+        /// Find the cluster through ZooKeeper (host:port[/chroot]).
+        #[arg(long, conflicts_with = "broker")]
+        zk: Option<String>,
+        /// Find the cluster through a broker's client address (host:port); repeat for more seeds.
+        #[arg(long)]
+        broker: Vec<String>,
+        /// Acks for writes: 0, 1 or all.
+        #[arg(long, default_value = "1")]
+        acks: Acks,
+        /// How long one command may take, retries included (e.g. 10s).
+        #[arg(long, default_value = "10s", value_parser = simplekv::command::parse_duration)]
+        timeout: Duration,
+        /// The command to run once (omit for the REPL).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+const DEFAULT_ZK: &str = "127.0.0.1:2181/simplekv";
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn run_node(config: PathBuf) -> Result<(), String> {
+    init_logs("info");
+    let cfg = BrokerConfig::load(&config).map_err(|e| e.to_string())?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let broker = Broker::start(cfg, EventSink::log_only())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        broker.shutdown().await;
+        Ok(())
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    match args.mode {
+        Some(Mode::Node { config }) => match run_node(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("simplekv-lab node: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Mode::Cli {
+            zk,
+            broker,
+            acks,
+            timeout,
+            command,
+        }) => {
+            init_logs("error");
+            let discovery = if broker.is_empty() {
+                Discovery::Zk(zk.unwrap_or_else(|| DEFAULT_ZK.to_string()))
+            } else {
+                Discovery::Brokers(broker)
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let code = if command.is_empty() {
+                cli::repl(&rt, &discovery, acks, timeout)
+            } else {
+                cli::one_shot(&rt, &discovery, acks, timeout, &command)
+            };
+            rt.shutdown_timeout(Duration::from_millis(100));
+            ExitCode::from(code as u8)
+        }
+        None => {
+            let _ = args.lab;
+            eprintln!(
+                "simplekv-lab: the lab console is not built yet; use 'simplekv-lab node' and 'simplekv-lab cli'."
+            );
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -540,6 +540,11 @@ impl Store {
         self.shared.durability.subscribe()
     }
 
+    /// Every offset below this is durable (under `always`; under the other policies it trails).
+    pub fn durable_offset(&self) -> u64 {
+        self.shared.durability.durable()
+    }
+
     /// Whether appends must wait for an fsync before they count.
     pub fn fsync_policy(&self) -> FsyncPolicy {
         self.shared.durability.policy()

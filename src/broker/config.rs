@@ -1,0 +1,152 @@
+//! A broker's configuration (`conf/node.yaml`).
+
+use crate::config::{ConfigError, load_yaml};
+use crate::coord::ClusterSpec;
+use crate::storage::StoreConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How to reach ZooKeeper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZkConfig {
+    /// `host:port[,host:port...][/chroot]`.
+    pub connect: String,
+    /// Session timeout; a crashed broker's registration lingers this long.
+    pub session_timeout_ms: u64,
+}
+
+impl Default for ZkConfig {
+    fn default() -> Self {
+        Self {
+            connect: "127.0.0.1:2181/simplekv".into(),
+            session_timeout_ms: 6000,
+        }
+    }
+}
+
+/// Replication timing and sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// A follower that has not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// Most bytes one fetch returns.
+    pub fetch_max_bytes: u32,
+    /// How long a fetch waits for new records.
+    pub fetch_max_wait_ms: u32,
+    /// How long acks=all writes and reads of uncommitted keys wait before answering with an error.
+    pub request_timeout_ms: u64,
+    /// How often committed sealed segments are merged (0 = never).
+    pub merge_interval_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            replica_lag_time_max_ms: 10_000,
+            fetch_max_bytes: 1 << 20,
+            fetch_max_wait_ms: 500,
+            request_timeout_ms: 5_000,
+            merge_interval_ms: 60_000,
+        }
+    }
+}
+
+/// Everything one broker needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Broker id, 1..=cluster.brokers.
+    pub id: u32,
+    /// Address other brokers and clients use to reach it.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Client (kv) service port; 0 picks a free one.
+    #[serde(default)]
+    pub kv_port: u16,
+    /// Replication (peer) service port; 0 picks a free one.
+    #[serde(default)]
+    pub peer_port: u16,
+    /// Its data: `<data_dir>/partition-<p>/`.
+    pub data_dir: PathBuf,
+    /// ZooKeeper.
+    #[serde(default)]
+    pub zookeeper: ZkConfig,
+    /// Cluster settings, used to create `/cluster` when it does not exist yet.
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    /// Replication settings.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+    /// Storage settings of every replica.
+    #[serde(default)]
+    pub storage: StoreConfig,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+
+impl BrokerConfig {
+    /// Loads and checks `path`. Relative `data_dir`s are taken relative to the working directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = load_yaml(path)?;
+        cfg.validate()
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    /// Checks the settings fit together; the message names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.cluster.validate()?;
+        self.storage.validate()?;
+        if self.id == 0 || self.id > self.cluster.brokers {
+            return Err(format!(
+                "id is {}; it must be between 1 and cluster.brokers ({})",
+                self.id, self.cluster.brokers
+            ));
+        }
+        if self.zookeeper.connect.trim().is_empty() {
+            return Err("zookeeper.connect is empty; give host:port[/chroot]".into());
+        }
+        Ok(())
+    }
+
+    /// The ZooKeeper session timeout.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.zookeeper.session_timeout_ms.max(100))
+    }
+
+    /// Directory of partition `p`'s replica.
+    pub fn partition_dir(&self, p: u32) -> PathBuf {
+        self.data_dir.join(format!("partition-{p}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_file_gets_defaults_and_bad_keys_are_named() {
+        let cfg: BrokerConfig =
+            crate::config::parse_yaml("n.yaml", "id: 2\ndata_dir: d\n").expect("parses");
+        assert_eq!(cfg.host, "127.0.0.1");
+        assert_eq!(cfg.cluster, ClusterSpec::default());
+        cfg.validate().expect("valid");
+        let e = crate::config::parse_yaml::<BrokerConfig>(
+            "n.yaml",
+            "id: 2\ndata_dir: d\nreplication:\n  lag: 3\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            e.starts_with("n.yaml: line 4: replication: unknown field `lag`"),
+            "{e}"
+        );
+        let bad = BrokerConfig { id: 9, ..cfg };
+        assert!(bad.validate().unwrap_err().contains("cluster.brokers"));
+    }
+}

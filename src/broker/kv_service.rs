@@ -1,0 +1,241 @@
+//! The client service: GET / SET / DEL / EXPIRE / TTL routed to this broker's replica of the key's
+//! partition (which answers only as leader), and METADATA from this broker's view of ZooKeeper.
+
+use super::Inner;
+use crate::coord::partition_of;
+use crate::replica::{Acks, Replica, ReplicaError};
+use crate::rpc::{self, Reason, kv_server::Kv};
+use crate::storage::{Lookup, StorageError, Write, now_ms};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tonic::{Request, Response, Status};
+
+pub(super) struct KvService {
+    inner: Arc<Inner>,
+}
+
+impl KvService {
+    pub(super) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    fn replica_for(&self, key: &[u8]) -> Result<&Arc<Replica>, Status> {
+        if key.is_empty() {
+            return Err(rpc::status(
+                Reason::InvalidArgument,
+                "the key is empty",
+                None,
+            ));
+        }
+        let p = partition_of(key, self.inner.spec.partitions);
+        self.inner.replicas.get(&p).ok_or_else(|| {
+            let leader = self.inner.leader_kv_addr(p);
+            rpc::status(
+                Reason::NotLeader,
+                format!(
+                    "broker {} holds no replica of partition {p}",
+                    self.inner.id()
+                ),
+                leader.as_deref(),
+            )
+        })
+    }
+
+    fn check_accepting(&self, key: &[u8]) -> Result<(), Status> {
+        if self.inner.accepting.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let p = partition_of(key, self.inner.spec.partitions);
+        Err(rpc::status(
+            Reason::NotLeader,
+            format!("broker {} is shutting down", self.inner.id()),
+            self.inner.leader_kv_addr(p).as_deref(),
+        ))
+    }
+
+    fn to_status(&self, e: ReplicaError) -> Status {
+        let msg = e.to_string();
+        match e {
+            ReplicaError::NotLeader { partition, .. } => {
+                let leader = self
+                    .inner
+                    .leader_kv_addr(partition)
+                    .filter(|a| *a != self.inner.kv_addr.to_string());
+                rpc::status(Reason::NotLeader, msg, leader.as_deref())
+            }
+            ReplicaError::NotEnoughReplicas { .. } => {
+                rpc::status(Reason::NotEnoughReplicas, msg, None)
+            }
+            ReplicaError::Timeout { .. }
+            | ReplicaError::LeadershipLost { .. }
+            | ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
+                rpc::status(Reason::Timeout, msg, None)
+            }
+            ReplicaError::NotCommitted { .. } => rpc::status(Reason::NotCommitted, msg, None),
+            ReplicaError::Storage(
+                StorageError::EmptyKey
+                | StorageError::KeyTooLarge { .. }
+                | StorageError::ValueTooLarge { .. },
+            ) => rpc::status(Reason::InvalidArgument, msg, None),
+            ReplicaError::Fenced { .. } => rpc::status(Reason::Fenced, msg, None),
+            ReplicaError::OffsetOutOfRange { .. } => {
+                rpc::status(Reason::OffsetOutOfRange, msg, None)
+            }
+            ReplicaError::TruncateToEmpty { .. } => rpc::status(Reason::TruncateToEmpty, msg, None),
+            ReplicaError::UnknownReplica(_) => rpc::status(Reason::InvalidArgument, msg, None),
+            ReplicaError::Storage(_) => Status::internal(msg),
+        }
+    }
+}
+
+fn acks_of(a: i32) -> Acks {
+    match rpc::Acks::try_from(a) {
+        Ok(rpc::Acks::Zero) => Acks::Zero,
+        Ok(rpc::Acks::All) => Acks::All,
+        _ => Acks::One,
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn get(
+        &self,
+        req: Request<rpc::GetRequest>,
+    ) -> Result<Response<rpc::GetResponse>, Status> {
+        let key = req.into_inner().key;
+        let replica = self.replica_for(&key)?;
+        match replica.read(&key).await {
+            Ok(Lookup::Found { value, .. }) => {
+                Ok(Response::new(rpc::GetResponse { found: true, value }))
+            }
+            Ok(_) => Ok(Response::new(rpc::GetResponse {
+                found: false,
+                value: Bytes::new(),
+            })),
+            Err(e) => Err(self.to_status(e)),
+        }
+    }
+
+    async fn set(
+        &self,
+        req: Request<rpc::SetRequest>,
+    ) -> Result<Response<rpc::WriteResponse>, Status> {
+        let r = req.into_inner();
+        let replica = self.replica_for(&r.key)?;
+        self.check_accepting(&r.key)?;
+        let now = now_ms();
+        let expire_at = if r.ttl_ms > 0 {
+            now.saturating_add(r.ttl_ms)
+        } else {
+            0
+        };
+        let write = Write::put(r.key, r.value)
+            .with_expiry(expire_at)
+            .with_timestamp(now);
+        match replica.write(write, acks_of(r.acks)).await {
+            Ok(offset) => Ok(Response::new(rpc::WriteResponse {
+                partition: replica.partition(),
+                offset,
+            })),
+            Err(e) => Err(self.to_status(e)),
+        }
+    }
+
+    async fn del(
+        &self,
+        req: Request<rpc::DelRequest>,
+    ) -> Result<Response<rpc::WriteResponse>, Status> {
+        let r = req.into_inner();
+        let replica = self.replica_for(&r.key)?;
+        self.check_accepting(&r.key)?;
+        match replica.write(Write::delete(r.key), acks_of(r.acks)).await {
+            Ok(offset) => Ok(Response::new(rpc::WriteResponse {
+                partition: replica.partition(),
+                offset,
+            })),
+            Err(e) => Err(self.to_status(e)),
+        }
+    }
+
+    async fn expire(
+        &self,
+        req: Request<rpc::ExpireRequest>,
+    ) -> Result<Response<rpc::ExpireResponse>, Status> {
+        let r = req.into_inner();
+        let replica = self.replica_for(&r.key)?;
+        self.check_accepting(&r.key)?;
+        if r.seconds < 0 {
+            return Err(rpc::status(
+                Reason::InvalidArgument,
+                format!("the expiry must be 0 or more seconds, not {}", r.seconds),
+                None,
+            ));
+        }
+        let at = now_ms().saturating_add((r.seconds as u64).saturating_mul(1000));
+        match replica.expire(&r.key, at, acks_of(r.acks)).await {
+            Ok(Some(offset)) => Ok(Response::new(rpc::ExpireResponse {
+                found: true,
+                offset,
+            })),
+            Ok(None) => Ok(Response::new(rpc::ExpireResponse {
+                found: false,
+                offset: 0,
+            })),
+            Err(e) => Err(self.to_status(e)),
+        }
+    }
+
+    async fn ttl(
+        &self,
+        req: Request<rpc::TtlRequest>,
+    ) -> Result<Response<rpc::TtlResponse>, Status> {
+        let key = req.into_inner().key;
+        let replica = self.replica_for(&key)?;
+        let ttl = match replica.read(&key).await {
+            Ok(Lookup::Found {
+                expire_at_ms: 0, ..
+            }) => -1,
+            Ok(Lookup::Found { expire_at_ms, .. }) => {
+                let left = expire_at_ms.saturating_sub(now_ms());
+                ((left + 500) / 1000) as i64
+            }
+            Ok(_) => -2,
+            Err(e) => return Err(self.to_status(e)),
+        };
+        Ok(Response::new(rpc::TtlResponse { ttl }))
+    }
+
+    async fn metadata(
+        &self,
+        _req: Request<rpc::MetadataRequest>,
+    ) -> Result<Response<rpc::MetadataResponse>, Status> {
+        let md = self.inner.metadata();
+        let spec = &self.inner.spec;
+        Ok(Response::new(rpc::MetadataResponse {
+            partitions: spec.partitions,
+            brokers: md
+                .brokers
+                .iter()
+                .map(|(id, b)| rpc::BrokerInfo {
+                    id: *id,
+                    host: b.host.clone(),
+                    kv_port: u32::from(b.kv_port),
+                    peer_port: u32::from(b.peer_port),
+                })
+                .collect(),
+            partition_info: (0..spec.partitions)
+                .map(|p| {
+                    let state = md.states.get(&p).map(|(s, _)| s);
+                    rpc::PartitionInfo {
+                        partition: p,
+                        leader: state.map_or(-1, |s| s.leader),
+                        leader_epoch: state.map_or(0, |s| s.leader_epoch),
+                        isr: state.map(|s| s.isr.clone()).unwrap_or_default(),
+                        replicas: spec.replicas_of(p),
+                    }
+                })
+                .collect(),
+        }))
+    }
+}

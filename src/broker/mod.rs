@@ -1,0 +1,419 @@
+//! One broker: its replicas, its ZooKeeper session, its gRPC servers, and the tasks that keep them
+//! in step — the session loop (registration, watches, stepping down on expiry), the controller
+//! (when elected), follower fetchers, the ISR task and log maintenance.
+//!
+//! Nothing here assumes its peers share this process, clock or file system: they are reached over
+//! gRPC at the addresses they registered in ZooKeeper.
+
+mod config;
+mod controller;
+mod fetcher;
+mod isr;
+mod kv_service;
+mod maintenance;
+mod peer_service;
+mod peers;
+mod session;
+
+pub use config::{BrokerConfig, ReplicationConfig, ZkConfig};
+
+use crate::coord::{BrokerInfo, ClusterSpec, ControllerLease, Coord, CoordError, PartitionState};
+use crate::events::{EventKind, EventSink};
+use crate::replica::{Replica, ReplicaConfig, ReplicaSnapshot, Role};
+use crate::rpc::kv_server::KvServer;
+use crate::rpc::replication_server::ReplicationServer;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Largest gRPC message a broker sends or accepts (values are at most 16 MiB by default).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Why a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// ZooKeeper failed.
+    #[error(transparent)]
+    Coord(#[from] CoordError),
+    /// A replica's storage failed to open.
+    #[error("partition {partition}: {source}")]
+    Storage {
+        /// The partition.
+        partition: u32,
+        /// The error.
+        #[source]
+        source: crate::storage::StorageError,
+    },
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration does not fit the cluster.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// State of the broker's ZooKeeper session, as the console shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Opening a session.
+    Connecting,
+    /// Registered and watching.
+    Connected,
+    /// The connection dropped; the session may still be alive on the server.
+    Disconnected,
+    /// The session expired; the broker stepped down and is opening a new one.
+    Expired,
+    /// Waiting for an older session of this broker id to expire before registering.
+    WaitingForOldSession,
+}
+
+impl SessionStatus {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Expired => "expired",
+            Self::WaitingForOldSession => "waiting for old session",
+        }
+    }
+}
+
+/// What ZooKeeper says, as this broker last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// Registered brokers.
+    pub brokers: BTreeMap<u32, BrokerInfo>,
+    /// Partition states and their znode versions.
+    pub states: BTreeMap<u32, (PartitionState, i32)>,
+}
+
+/// A broker's state for the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSnapshot {
+    /// Its id.
+    pub id: u32,
+    /// Client service address.
+    pub kv_addr: SocketAddr,
+    /// Replication service address.
+    pub peer_addr: SocketAddr,
+    /// ZooKeeper session state.
+    pub session: SessionStatus,
+    /// Controller epoch, if it is the controller.
+    pub controller_epoch: Option<u32>,
+    /// Its replicas.
+    pub replicas: Vec<ReplicaSnapshot>,
+}
+
+pub(crate) struct Inner {
+    cfg: BrokerConfig,
+    spec: ClusterSpec,
+    replicas: BTreeMap<u32, Arc<Replica>>,
+    kv_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    events: EventSink,
+    session: watch::Sender<Option<Coord>>,
+    session_status: Mutex<SessionStatus>,
+    metadata: RwLock<Metadata>,
+    controller: Mutex<Option<ControllerLease>>,
+    fetchers: Mutex<HashMap<u32, tokio::task::JoinHandle<()>>>,
+    peers: peers::PeerClients,
+    shutdown: CancellationToken,
+    accepting: AtomicBool,
+}
+
+impl Inner {
+    fn id(&self) -> u32 {
+        self.cfg.id
+    }
+
+    fn info(&self) -> BrokerInfo {
+        BrokerInfo {
+            host: self.cfg.host.clone(),
+            kv_port: self.kv_addr.port(),
+            peer_port: self.peer_addr.port(),
+        }
+    }
+
+    fn metadata(&self) -> Metadata {
+        self.metadata
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn update_metadata(&self, f: impl FnOnce(&mut Metadata)) {
+        f(&mut self.metadata.write().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn set_session_status(&self, s: SessionStatus) {
+        *self
+            .session_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    fn current_session(&self) -> Option<Coord> {
+        self.session.borrow().clone()
+    }
+
+    /// The kv address of a partition's leader, as this broker knows it.
+    fn leader_kv_addr(&self, partition: u32) -> Option<String> {
+        let md = self.metadata.read().unwrap_or_else(|p| p.into_inner());
+        let leader = md.states.get(&partition)?.0.leader()?;
+        md.brokers.get(&leader).map(BrokerInfo::kv_addr)
+    }
+}
+
+/// A running broker. Dropping it does not stop it: call [`Broker::shutdown`] (clean) or drop the
+/// runtime it runs on (a crash).
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("id", &self.inner.cfg.id)
+            .finish()
+    }
+}
+
+async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, BrokerError> {
+    let addr = format!("{host}:{port}");
+    tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| BrokerError::Bind { addr, source })
+}
+
+impl Broker {
+    /// Starts a broker: connects to ZooKeeper, creates the cluster layout if it is the first,
+    /// opens its replicas, starts its gRPC servers and its tasks. Returns once it serves (its
+    /// roles arrive moments later through ZooKeeper watches).
+    pub async fn start(cfg: BrokerConfig, events: EventSink) -> Result<Self, BrokerError> {
+        cfg.validate().map_err(BrokerError::Config)?;
+        let events = events.for_broker(cfg.id);
+        let coord = Coord::connect(&cfg.zookeeper.connect, cfg.session_timeout()).await?;
+        coord.ensure_layout().await?;
+        let spec = coord.ensure_cluster(&cfg.cluster).await?;
+        if spec != cfg.cluster {
+            events.emit(
+                EventKind::Warning,
+                None,
+                format!("ZooKeeper's /cluster ({spec:?}) differs from this broker's configuration; following ZooKeeper"),
+            );
+        }
+        if cfg.id > spec.brokers {
+            return Err(BrokerError::Config(format!(
+                "broker id {} is outside the cluster of {} brokers in ZooKeeper",
+                cfg.id, spec.brokers
+            )));
+        }
+        let mut replicas = BTreeMap::new();
+        for p in spec.partitions_of(cfg.id) {
+            let assigned = coord.ensure_replicas(p, &spec.replicas_of(p)).await?;
+            let rcfg = ReplicaConfig {
+                broker_id: cfg.id,
+                partition: p,
+                replicas: assigned,
+                min_insync_replicas: spec.min_insync_replicas,
+                replica_lag_time_max: Duration::from_millis(
+                    cfg.replication.replica_lag_time_max_ms,
+                ),
+                request_timeout: Duration::from_millis(cfg.replication.request_timeout_ms),
+            };
+            let dir = cfg.partition_dir(p);
+            let store_cfg = cfg.storage.clone();
+            let ev = events.clone();
+            let replica =
+                tokio::task::spawn_blocking(move || Replica::open(&dir, store_cfg, rcfg, ev))
+                    .await
+                    .map_err(|e| {
+                        BrokerError::Config(format!("opening partition {p} panicked: {e}"))
+                    })?
+                    .map_err(|source| BrokerError::Storage {
+                        partition: p,
+                        source,
+                    })?;
+            replicas.insert(p, replica);
+        }
+        let kv_listener = bind(&cfg.host, cfg.kv_port).await?;
+        let peer_listener = bind(&cfg.host, cfg.peer_port).await?;
+        let kv_addr = kv_listener
+            .local_addr()
+            .map_err(|source| BrokerError::Bind {
+                addr: cfg.host.clone(),
+                source,
+            })?;
+        let peer_addr = peer_listener
+            .local_addr()
+            .map_err(|source| BrokerError::Bind {
+                addr: cfg.host.clone(),
+                source,
+            })?;
+
+        let inner = Arc::new(Inner {
+            spec,
+            replicas,
+            kv_addr,
+            peer_addr,
+            events,
+            session: watch::Sender::new(None),
+            session_status: Mutex::new(SessionStatus::Connecting),
+            metadata: RwLock::new(Metadata::default()),
+            controller: Mutex::new(None),
+            fetchers: Mutex::new(HashMap::new()),
+            peers: peers::PeerClients::default(),
+            shutdown: CancellationToken::new(),
+            accepting: AtomicBool::new(true),
+            cfg,
+        });
+
+        let token = inner.shutdown.clone();
+        let kv = KvServer::new(kv_service::KvService::new(Arc::clone(&inner)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(kv)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(kv_listener),
+                    token.clone().cancelled_owned(),
+                ),
+        );
+        let peer = ReplicationServer::new(peer_service::PeerService::new(Arc::clone(&inner)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(peer)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+                    token.clone().cancelled_owned(),
+                ),
+        );
+        tokio::spawn(session::run(Arc::clone(&inner), Some(coord)));
+        for replica in inner.replicas.values() {
+            tokio::spawn(isr::run(Arc::clone(&inner), Arc::clone(replica)));
+        }
+        tokio::spawn(maintenance::run(Arc::clone(&inner)));
+        inner.events.emit(
+            EventKind::Info,
+            None,
+            format!("broker started: kv {kv_addr}, peer {peer_addr}"),
+        );
+        Ok(Self { inner })
+    }
+
+    /// Its id.
+    pub fn id(&self) -> u32 {
+        self.inner.cfg.id
+    }
+
+    /// Client service address.
+    pub fn kv_addr(&self) -> SocketAddr {
+        self.inner.kv_addr
+    }
+
+    /// Replication service address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer_addr
+    }
+
+    /// The cluster settings it follows (from ZooKeeper).
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.inner.spec
+    }
+
+    /// Its replica of `partition`, if it has one.
+    pub fn replica(&self, partition: u32) -> Option<&Arc<Replica>> {
+        self.inner.replicas.get(&partition)
+    }
+
+    /// What ZooKeeper says, as this broker last saw it.
+    pub fn metadata(&self) -> Metadata {
+        self.inner.metadata()
+    }
+
+    /// The broker's state for the console.
+    pub fn snapshot(&self) -> BrokerSnapshot {
+        BrokerSnapshot {
+            id: self.inner.cfg.id,
+            kv_addr: self.inner.kv_addr,
+            peer_addr: self.inner.peer_addr,
+            session: *self
+                .inner
+                .session_status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            controller_epoch: self
+                .inner
+                .controller
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|l| l.epoch),
+            replicas: self.inner.replicas.values().map(|r| r.snapshot()).collect(),
+        }
+    }
+
+    /// Stops cleanly: refuses new client writes, gives followers a moment to catch up with what
+    /// it leads, resigns as controller, closes its ZooKeeper session (so the controller moves
+    /// leadership at once instead of after a session timeout), syncs its logs.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.accepting.store(false, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        for r in inner.replicas.values() {
+            while tokio::time::Instant::now() < deadline {
+                let s = r.snapshot();
+                let caught_up = s.role != Role::Leader
+                    || s.follower_leos
+                        .iter()
+                        .filter(|(id, _)| s.isr.contains(id))
+                        .all(|(_, leo)| leo.is_some_and(|l| l >= s.log_end_offset));
+                if caught_up {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Some(coord) = inner.current_session() {
+            let _ = coord.resign_controller().await;
+        }
+        inner.shutdown.cancel();
+        inner.session.send_replace(None);
+        for (_, h) in inner
+            .fetchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            h.abort();
+        }
+        for r in inner.replicas.values() {
+            r.fence("the broker is shutting down");
+            if let Err(e) = r.close() {
+                inner.events.emit(
+                    EventKind::Warning,
+                    Some(r.partition()),
+                    format!("closing the log: {e}"),
+                );
+            }
+        }
+        inner
+            .events
+            .emit(EventKind::Info, None, "broker stopped cleanly");
+    }
+}

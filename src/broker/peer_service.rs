@@ -1,0 +1,128 @@
+//! The replication service other brokers call: Fetch, OffsetForLeaderEpoch, ReplicaStatus.
+
+use super::Inner;
+use crate::replica::{EpochAnswer, ReplicaError, Role};
+use crate::rpc::{self, Reason, replication_server::Replication};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+pub(super) struct PeerService {
+    inner: Arc<Inner>,
+}
+
+impl PeerService {
+    pub(super) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+}
+
+fn to_status(e: ReplicaError) -> Status {
+    let msg = e.to_string();
+    let reason = match e {
+        ReplicaError::NotLeader { .. } => Reason::NotLeader,
+        ReplicaError::Fenced { .. } => Reason::Fenced,
+        ReplicaError::OffsetOutOfRange { .. } => Reason::OffsetOutOfRange,
+        ReplicaError::TruncateToEmpty { .. } => Reason::TruncateToEmpty,
+        ReplicaError::UnknownReplica(_) => Reason::InvalidArgument,
+        _ => return Status::internal(msg),
+    };
+    rpc::status(reason, msg, None)
+}
+
+#[tonic::async_trait]
+impl Replication for PeerService {
+    async fn fetch(
+        &self,
+        req: Request<rpc::FetchRequest>,
+    ) -> Result<Response<rpc::FetchResponse>, Status> {
+        let r = req.into_inner();
+        let replica = self.inner.replicas.get(&r.partition).ok_or_else(|| {
+            rpc::status(
+                Reason::NotLeader,
+                format!("no replica of partition {}", r.partition),
+                None,
+            )
+        })?;
+        let max_wait = Duration::from_millis(u64::from(r.max_wait_ms.min(10_000)));
+        let reply = replica
+            .fetch(
+                r.replica_id,
+                r.fetch_offset,
+                r.leader_epoch,
+                r.max_bytes.max(1) as usize,
+                max_wait,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(rpc::FetchResponse {
+            records: reply.records,
+            high_watermark: reply.high_watermark,
+            log_end_offset: reply.log_end_offset,
+            log_start_offset: reply.log_start_offset,
+        }))
+    }
+
+    async fn offset_for_leader_epoch(
+        &self,
+        req: Request<rpc::OffsetForLeaderEpochRequest>,
+    ) -> Result<Response<rpc::OffsetForLeaderEpochResponse>, Status> {
+        let r = req.into_inner();
+        let replica = self.inner.replicas.get(&r.partition).ok_or_else(|| {
+            rpc::status(
+                Reason::NotLeader,
+                format!("no replica of partition {}", r.partition),
+                None,
+            )
+        })?;
+        let answer = replica
+            .offset_for_epoch(r.requested_epoch, r.current_leader_epoch)
+            .map_err(to_status)?;
+        Ok(Response::new(match answer {
+            EpochAnswer::Undefined => rpc::OffsetForLeaderEpochResponse {
+                undefined: true,
+                leader_epoch: 0,
+                end_offset: 0,
+            },
+            EpochAnswer::At { epoch, end_offset } => rpc::OffsetForLeaderEpochResponse {
+                undefined: false,
+                leader_epoch: epoch,
+                end_offset,
+            },
+        }))
+    }
+
+    async fn replica_status(
+        &self,
+        _req: Request<rpc::ReplicaStatusRequest>,
+    ) -> Result<Response<rpc::ReplicaStatusResponse>, Status> {
+        let replicas = self
+            .inner
+            .replicas
+            .values()
+            .map(|r| {
+                let s = r.snapshot();
+                rpc::ReplicaState {
+                    partition: s.partition,
+                    role: s.role.name().to_string(),
+                    log_end_offset: s.log_end_offset,
+                    high_watermark: s.high_watermark,
+                    has_epoch: s.last_epoch.is_some(),
+                    last_epoch: s.last_epoch.unwrap_or(0),
+                    leader_epoch: s.leader_epoch,
+                    leader: match s.role {
+                        Role::Leader => self.inner.id() as i32,
+                        Role::Follower { leader } => leader as i32,
+                        Role::Offline => -1,
+                    },
+                    isr: s.isr,
+                    log_start_offset: s.log_start_offset,
+                }
+            })
+            .collect();
+        Ok(Response::new(rpc::ReplicaStatusResponse {
+            broker_id: self.inner.id(),
+            replicas,
+        }))
+    }
+}

@@ -1,0 +1,135 @@
+//! `simplekv-lab cli`: the command language against a running cluster, as a REPL with history
+//! (prompt `simplekv> `) or one-shot. Replies go to stdout, errors to stderr as `error: ...`;
+//! one-shot mode exits 1 on an error reply.
+
+use crate::client::{Client, ClientConfig};
+use crate::command::{NoLab, Reply, Session, parse_words};
+use crate::replica::Acks;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+/// Where the cli finds the cluster.
+#[derive(Debug, Clone)]
+pub enum Discovery {
+    /// Through ZooKeeper.
+    Zk(String),
+    /// Through seed brokers' Metadata.
+    Brokers(Vec<String>),
+}
+
+/// Connects a client (errors are one line).
+pub async fn connect(discovery: &Discovery, timeout: Duration) -> Result<Client, String> {
+    let cfg = ClientConfig {
+        request_timeout: timeout,
+        ..ClientConfig::default()
+    };
+    match discovery {
+        Discovery::Zk(zk) => Client::connect_zk(zk, cfg).await,
+        Discovery::Brokers(b) => Client::connect_brokers(b.clone(), cfg).await,
+    }
+    .map_err(|e| e.to_string())
+}
+
+fn print_reply(r: &Result<Reply, String>) {
+    match r {
+        Ok(Reply::Text(t)) => println!("{t}"),
+        Ok(Reply::Quit) => {}
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
+/// Runs one command given as words; returns the process exit code.
+pub fn one_shot(
+    rt: &tokio::runtime::Runtime,
+    discovery: &Discovery,
+    acks: Acks,
+    timeout: Duration,
+    words: &[String],
+) -> i32 {
+    let cmd = match parse_words(words) {
+        Ok(Some(c)) => c,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let client = match connect(discovery, timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        let mut session = Session::new(client, acks, NoLab);
+        let r = session.execute(cmd).await;
+        print_reply(&r);
+        i32::from(r.is_err())
+    })
+}
+
+/// The interactive loop (or line-by-line from a pipe).
+pub fn repl(
+    rt: &tokio::runtime::Runtime,
+    discovery: &Discovery,
+    acks: Acks,
+    timeout: Duration,
+) -> i32 {
+    let client = match rt.block_on(connect(discovery, timeout)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let mut session = Session::new(client, acks, NoLab);
+    let mut run = |line: &str| -> bool {
+        match rt.block_on(session.run_line(line)) {
+            None => true,
+            Some(Ok(Reply::Quit)) => false,
+            Some(r) => {
+                print_reply(&r);
+                let _ = std::io::stdout().flush();
+                true
+            }
+        }
+    };
+    if !std::io::stdin().is_terminal() {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if !run(&line) {
+                break;
+            }
+        }
+        return 0;
+    }
+    let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+        eprintln!("error: cannot set up line editing on this terminal");
+        return 1;
+    };
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".simplekv_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    println!("connected; type 'help' for commands, 'quit' to leave");
+    loop {
+        match editor.readline("simplekv> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                if !run(&line) {
+                    break;
+                }
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    0
+}

@@ -1,0 +1,429 @@
+//! The gRPC client: finds partition leaders through ZooKeeper or a seed broker's Metadata, routes
+//! each key to its partition's leader, and retries `NOT_LEADER` and unreachable brokers after
+//! refreshing, until its request timeout. While a partition has no leader (a failover in progress)
+//! it waits and retries, then answers `no leader available`.
+//!
+//! A write whose outcome is unknown (the leader timed out waiting for replication, or lost its
+//! leadership after appending) is reported as such and never retried: retrying would hide the
+//! uncertainty.
+
+mod routes;
+
+use crate::broker::MAX_MESSAGE_BYTES;
+use crate::coord::{Coord, partition_of};
+use crate::replica::Acks;
+use crate::rpc::{self, Reason, kv_client::KvClient};
+use bytes::Bytes;
+use routes::{Routes, Source};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+pub use routes::{ClusterView, PartitionView};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long one command may take, retries included.
+    pub request_timeout: Duration,
+    /// ZooKeeper session timeout (ZooKeeper discovery only).
+    pub zk_session_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            zk_session_timeout: Duration::from_secs(6),
+        }
+    }
+}
+
+/// Why a command failed. The text is what a person reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// No broker leads the key's partition, even after waiting.
+    #[error(
+        "no leader available for partition {partition} (waited {waited:?}); the partition may be offline: start its brokers again"
+    )]
+    NoLeader {
+        /// The partition.
+        partition: u32,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// acks=all refused: too few in-sync replicas. Nothing was written.
+    #[error("{0}")]
+    NotEnoughReplicas(String),
+    /// The write may or may not have been committed.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+    /// The key's latest write is not committed yet.
+    #[error("{0}")]
+    NotCommitted(String),
+    /// Bad arguments.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No broker or ZooKeeper could be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Any other error a broker reported.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl ClientError {
+    /// True when a write may or may not have taken effect.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::OutcomeUnknown(_))
+    }
+
+    /// A short machine-readable kind, for benchmarks and histories.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NoLeader { .. } => "no_leader",
+            Self::NotEnoughReplicas(_) => "not_enough_replicas",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
+            Self::NotCommitted(_) => "not_committed",
+            Self::InvalidArgument(_) => "invalid_argument",
+            Self::Unavailable(_) => "unavailable",
+            Self::Server(_) => "server",
+        }
+    }
+}
+
+/// Where an acknowledged write landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteAck {
+    /// The partition.
+    pub partition: u32,
+    /// The record's offset in it.
+    pub offset: u64,
+}
+
+/// A client of one cluster. Cloning is cheap and shares connections.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Source,
+    routes: RwLock<Routes>,
+    channels: Mutex<HashMap<String, KvClient<Channel>>>,
+    cfg: ClientConfig,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// The largest value the client sends (brokers enforce their own, smaller limit).
+const MAX_VALUE_BYTES: usize = MAX_MESSAGE_BYTES - (1 << 20);
+
+impl Client {
+    /// Connects through ZooKeeper (`host:port[/chroot]`), reading brokers and leaders from it.
+    pub async fn connect_zk(connect: &str, cfg: ClientConfig) -> Result<Self, ClientError> {
+        let coord = Coord::connect(connect, cfg.zk_session_timeout)
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        Self::with_source(Source::Zk(coord), cfg).await
+    }
+
+    /// Connects through seed brokers' Metadata (`host:port` of their kv services).
+    pub async fn connect_brokers(
+        seeds: Vec<String>,
+        cfg: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        if seeds.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "no broker address given".into(),
+            ));
+        }
+        Self::with_source(Source::Seeds(seeds), cfg).await
+    }
+
+    async fn with_source(source: Source, cfg: ClientConfig) -> Result<Self, ClientError> {
+        let client = Self {
+            inner: Arc::new(Inner {
+                source,
+                routes: RwLock::new(Routes::default()),
+                channels: Mutex::new(HashMap::new()),
+                cfg,
+                refresh: tokio::sync::Mutex::new(()),
+            }),
+        };
+        client.refresh().await?;
+        Ok(client)
+    }
+
+    /// Re-reads brokers and leaders.
+    pub async fn refresh(&self) -> Result<(), ClientError> {
+        let _one_at_a_time = self.inner.refresh.lock().await;
+        let routes = self.inner.source.load(|addr| self.channel(addr)).await?;
+        *self.inner.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+        Ok(())
+    }
+
+    /// The cluster as last read: brokers and, per partition, leader, epoch and ISR.
+    pub async fn cluster_view(&self) -> Result<ClusterView, ClientError> {
+        self.refresh().await?;
+        Ok(self.routes().view())
+    }
+
+    fn routes(&self) -> Routes {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Number of partitions.
+    pub fn partitions(&self) -> u32 {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .partitions
+    }
+
+    /// The partition of `key`.
+    pub fn partition_of(&self, key: &[u8]) -> u32 {
+        partition_of(key, self.partitions())
+    }
+
+    fn channel(&self, addr: &str) -> Result<KvClient<Channel>, ClientError> {
+        let mut map = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClientError::InvalidArgument(format!("bad broker address {addr}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let client = KvClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        map.insert(addr.to_string(), client.clone());
+        Ok(client)
+    }
+
+    fn check_key(key: &[u8]) -> Result<(), ClientError> {
+        if key.is_empty() {
+            return Err(ClientError::InvalidArgument("the key is empty".into()));
+        }
+        if key.len() > 64 << 10 {
+            return Err(ClientError::InvalidArgument(format!(
+                "the key is {} bytes; the limit is 65536 bytes",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends `op` to the leader of `key`'s partition, retrying as the module describes.
+    async fn call<T, F, Fut>(&self, key: &[u8], op: F) -> Result<T, ClientError>
+    where
+        F: Fn(KvClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        Self::check_key(key)?;
+        let started = Instant::now();
+        let deadline = started + self.inner.cfg.request_timeout;
+        let p = self.partition_of(key);
+        let mut backoff = Duration::from_millis(20);
+        let mut last_error: Option<String>;
+        loop {
+            let leader = self.routes().leader_addr(p);
+            let Some(addr) = leader else {
+                if Instant::now() + backoff >= deadline {
+                    return Err(ClientError::NoLeader {
+                        partition: p,
+                        waited: started.elapsed(),
+                    });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                let _ = self.refresh().await;
+                continue;
+            };
+            let client = self.channel(&addr)?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let status = match tokio::time::timeout(remaining, op(client)).await {
+                Ok(Ok(resp)) => return Ok(resp.into_inner()),
+                Ok(Err(status)) => status,
+                Err(_) => {
+                    return Err(ClientError::OutcomeUnknown(format!(
+                        "no answer from broker {addr} within {:?}; the outcome is unknown",
+                        self.inner.cfg.request_timeout
+                    )));
+                }
+            };
+            let msg = status.message().to_string();
+            match rpc::reason_of(&status) {
+                Some(Reason::NotLeader) => {
+                    match rpc::leader_of(&status) {
+                        Some(hint) if hint != addr => {
+                            self.inner
+                                .routes
+                                .write()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .set_leader_addr(p, hint);
+                        }
+                        _ => {
+                            self.inner
+                                .routes
+                                .write()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .forget_leader(p);
+                        }
+                    }
+                    last_error = Some(msg);
+                }
+                Some(Reason::NotEnoughReplicas) => return Err(ClientError::NotEnoughReplicas(msg)),
+                Some(Reason::Timeout) => return Err(ClientError::OutcomeUnknown(msg)),
+                Some(Reason::NotCommitted) => return Err(ClientError::NotCommitted(msg)),
+                Some(Reason::InvalidArgument) => return Err(ClientError::InvalidArgument(msg)),
+                Some(_) => return Err(ClientError::Server(msg)),
+                None => match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+                        // The leader is unreachable (crashed?): look again.
+                        self.inner
+                            .routes
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .forget_leader(p);
+                        last_error = Some(format!("broker {addr} is unreachable: {msg}"));
+                    }
+                    tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => {
+                        return Err(ClientError::InvalidArgument(msg));
+                    }
+                    _ => return Err(ClientError::Server(msg)),
+                },
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(match last_error {
+                    Some(e) if self.routes().leader_addr(p).is_some() => {
+                        ClientError::Unavailable(e)
+                    }
+                    _ => ClientError::NoLeader {
+                        partition: p,
+                        waited: started.elapsed(),
+                    },
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+            let _ = self.refresh().await;
+        }
+    }
+
+    /// The committed value of `key`, or `None`.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ClientError> {
+        let k = Bytes::copy_from_slice(key);
+        let r = self
+            .call(key, |mut c| {
+                let key = k.clone();
+                async move { c.get(rpc::GetRequest { key }).await }
+            })
+            .await?;
+        Ok(r.found.then_some(r.value))
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl` if given.
+    pub async fn set(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+        acks: Acks,
+    ) -> Result<WriteAck, ClientError> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(ClientError::InvalidArgument(format!(
+                "the value is {} bytes; the largest any broker accepts is {MAX_VALUE_BYTES} bytes",
+                value.len()
+            )));
+        }
+        let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+        let ttl_ms = ttl.map_or(0, |t| (t.as_millis() as u64).max(1));
+        let r = self
+            .call(key, |mut c| {
+                let req = rpc::SetRequest {
+                    key: k.clone(),
+                    value: v.clone(),
+                    ttl_ms,
+                    acks: wire_acks(acks) as i32,
+                };
+                async move { c.set(req).await }
+            })
+            .await?;
+        Ok(WriteAck {
+            partition: r.partition,
+            offset: r.offset,
+        })
+    }
+
+    /// Deletes `key` (deleting a missing key is fine).
+    pub async fn del(&self, key: &[u8], acks: Acks) -> Result<WriteAck, ClientError> {
+        let k = Bytes::copy_from_slice(key);
+        let r = self
+            .call(key, |mut c| {
+                let req = rpc::DelRequest {
+                    key: k.clone(),
+                    acks: wire_acks(acks) as i32,
+                };
+                async move { c.del(req).await }
+            })
+            .await?;
+        Ok(WriteAck {
+            partition: r.partition,
+            offset: r.offset,
+        })
+    }
+
+    /// Makes `key` expire `seconds` from now (fixed by the leader); `false` if it does not exist.
+    pub async fn expire(&self, key: &[u8], seconds: i64, acks: Acks) -> Result<bool, ClientError> {
+        if seconds < 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "the expiry must be 0 or more seconds, not {seconds}"
+            )));
+        }
+        let k = Bytes::copy_from_slice(key);
+        let r = self
+            .call(key, |mut c| {
+                let req = rpc::ExpireRequest {
+                    key: k.clone(),
+                    seconds,
+                    acks: wire_acks(acks) as i32,
+                };
+                async move { c.expire(req).await }
+            })
+            .await?;
+        Ok(r.found)
+    }
+
+    /// Remaining whole seconds of `key`; -1 when it has no expiry, -2 when it does not exist.
+    pub async fn ttl(&self, key: &[u8]) -> Result<i64, ClientError> {
+        let k = Bytes::copy_from_slice(key);
+        let r = self
+            .call(key, |mut c| {
+                let key = k.clone();
+                async move { c.ttl(rpc::TtlRequest { key }).await }
+            })
+            .await?;
+        Ok(r.ttl)
+    }
+}
+
+fn wire_acks(a: Acks) -> rpc::Acks {
+    match a {
+        Acks::Zero => rpc::Acks::Zero,
+        Acks::One => rpc::Acks::One,
+        Acks::All => rpc::Acks::All,
+    }
+}

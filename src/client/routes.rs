@@ -1,0 +1,167 @@
+//! Where each partition's leader is, as the client last learned it, and how it learns.
+
+use crate::coord::Coord;
+use crate::rpc::{self, kv_client::KvClient};
+use std::collections::BTreeMap;
+use tonic::transport::Channel;
+
+use super::ClientError;
+
+/// Where routes come from.
+pub(super) enum Source {
+    /// ZooKeeper, read directly.
+    Zk(Coord),
+    /// Seed brokers' Metadata.
+    Seeds(Vec<String>),
+}
+
+/// One partition as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    /// The partition.
+    pub partition: u32,
+    /// Its leader, if any.
+    pub leader: Option<u32>,
+    /// The leader epoch.
+    pub leader_epoch: u32,
+    /// In-sync replicas.
+    pub isr: Vec<u32>,
+    /// All replicas, preferred first.
+    pub replicas: Vec<u32>,
+}
+
+/// The cluster as the client sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Live brokers: id → kv address.
+    pub brokers: BTreeMap<u32, String>,
+    /// Partitions.
+    pub partitions: Vec<PartitionView>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Routes {
+    pub(super) partitions: u32,
+    brokers: BTreeMap<u32, String>,
+    parts: Vec<PartitionView>,
+    /// Leader addresses learned from NOT_LEADER hints, ahead of a refresh.
+    hinted: BTreeMap<u32, String>,
+}
+
+impl Routes {
+    pub(super) fn leader_addr(&self, p: u32) -> Option<String> {
+        if let Some(a) = self.hinted.get(&p) {
+            return Some(a.clone());
+        }
+        let leader = self.parts.get(p as usize)?.leader?;
+        self.brokers.get(&leader).cloned()
+    }
+
+    pub(super) fn set_leader_addr(&mut self, p: u32, addr: String) {
+        self.hinted.insert(p, addr);
+    }
+
+    pub(super) fn forget_leader(&mut self, p: u32) {
+        self.hinted.remove(&p);
+        if let Some(part) = self.parts.get_mut(p as usize) {
+            part.leader = None;
+        }
+    }
+
+    pub(super) fn view(&self) -> ClusterView {
+        ClusterView {
+            brokers: self.brokers.clone(),
+            partitions: self.parts.clone(),
+        }
+    }
+}
+
+impl Source {
+    pub(super) async fn load(
+        &self,
+        channel: impl Fn(&str) -> Result<KvClient<Channel>, ClientError>,
+    ) -> Result<Routes, ClientError> {
+        match self {
+            Self::Zk(coord) => {
+                let unavailable =
+                    |e: crate::coord::CoordError| ClientError::Unavailable(e.to_string());
+                let spec = coord.cluster().await.map_err(unavailable)?.ok_or_else(|| {
+                    ClientError::Unavailable(format!(
+                        "no SimpleKV cluster in ZooKeeper at {} (no /cluster znode): start a broker with this address first",
+                        coord.connect_string()
+                    ))
+                })?;
+                let brokers = coord
+                    .brokers()
+                    .await
+                    .map_err(unavailable)?
+                    .into_iter()
+                    .map(|(id, b)| (id, b.kv_addr()))
+                    .collect();
+                let mut parts = Vec::with_capacity(spec.partitions as usize);
+                for p in 0..spec.partitions {
+                    let state = coord.partition_state(p).await.map_err(unavailable)?;
+                    parts.push(PartitionView {
+                        partition: p,
+                        leader: state.as_ref().and_then(|(s, _)| s.leader()),
+                        leader_epoch: state.as_ref().map_or(0, |(s, _)| s.leader_epoch),
+                        isr: state.map(|(s, _)| s.isr).unwrap_or_default(),
+                        replicas: spec.replicas_of(p),
+                    });
+                }
+                Ok(Routes {
+                    partitions: spec.partitions,
+                    brokers,
+                    parts,
+                    hinted: BTreeMap::new(),
+                })
+            }
+            Self::Seeds(seeds) => {
+                let mut last = String::new();
+                for seed in seeds {
+                    let mut client = channel(seed)?;
+                    let answer = tokio::time::timeout(
+                        std::time::Duration::from_secs(3),
+                        client.metadata(rpc::MetadataRequest {}),
+                    )
+                    .await;
+                    let md = match answer {
+                        Ok(Ok(r)) => r.into_inner(),
+                        Ok(Err(s)) => {
+                            last = format!("broker {seed}: {}", s.message());
+                            continue;
+                        }
+                        Err(_) => {
+                            last = format!("broker {seed} did not answer");
+                            continue;
+                        }
+                    };
+                    return Ok(Routes {
+                        partitions: md.partitions,
+                        brokers: md
+                            .brokers
+                            .iter()
+                            .map(|b| (b.id, format!("{}:{}", b.host, b.kv_port)))
+                            .collect(),
+                        parts: md
+                            .partition_info
+                            .into_iter()
+                            .map(|p| PartitionView {
+                                partition: p.partition,
+                                leader: u32::try_from(p.leader).ok().filter(|&l| l > 0),
+                                leader_epoch: p.leader_epoch,
+                                isr: p.isr,
+                                replicas: p.replicas,
+                            })
+                            .collect(),
+                        hinted: BTreeMap::new(),
+                    });
+                }
+                Err(ClientError::Unavailable(format!(
+                    "cannot reach any seed broker ({}): {last}",
+                    seeds.join(", ")
+                )))
+            }
+        }
+    }
+}

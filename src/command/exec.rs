@@ -1,0 +1,218 @@
+//! Executing commands: key-value commands through a [`Client`], fault / wait / load / check
+//! commands through [`LabControl`], which the lab implements (so this module never depends on
+//! the lab, and `cli` runs it with [`NoLab`]).
+
+use super::parse::{Check, Command, HELP, LoadSpec, Target, WaitCondition};
+use crate::client::{Client, ClientError};
+use crate::replica::Acks;
+use bytes::Bytes;
+use std::future::Future;
+use std::time::Duration;
+
+/// How a recorded write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged.
+    Ok,
+    /// Refused or failed; it did not take effect.
+    Error,
+    /// It may or may not have taken effect.
+    Unknown,
+}
+
+impl Outcome {
+    /// The outcome of a client call.
+    pub fn of<T>(r: &Result<T, ClientError>) -> Self {
+        match r {
+            Ok(_) => Self::Ok,
+            Err(e) if e.outcome_unknown() => Self::Unknown,
+            Err(_) => Self::Error,
+        }
+    }
+}
+
+/// One client write, as the history records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// The key.
+    pub key: Bytes,
+    /// The value written (`None` for a delete).
+    pub value: Option<Bytes>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Acks it was sent with.
+    pub acks: Acks,
+}
+
+/// What the lab offers the command language beyond key-value commands. Each method returns the
+/// reply line(s) or one error line.
+pub trait LabControl: Send + Sync {
+    /// `kill B`
+    fn kill(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    /// `restore B`
+    fn restore(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    /// `status`
+    fn status(&self) -> impl Future<Output = Result<String, String>> + Send;
+    /// `wait COND [TIMEOUT]`
+    fn wait(
+        &self,
+        cond: WaitCondition,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+    /// `load ...` (with the session's acks when the spec names none).
+    fn load(
+        &self,
+        spec: LoadSpec,
+        acks: Acks,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+    /// `check ...`
+    fn check(&self, check: Check) -> impl Future<Output = Result<String, String>> + Send;
+    /// Notes a client write issued by a shell or scenario.
+    fn record(&self, write: WriteRecord);
+    /// Called after every command, to remember what `wait leader-change` compares against.
+    fn after_command(&self) {}
+}
+
+/// No lab: fault commands explain where they work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLab;
+
+fn lab_only(cmd: &str) -> String {
+    format!("'{cmd}' works only in the lab (simplekv-lab, or simplekv-lab run SCENARIO)")
+}
+
+impl LabControl for NoLab {
+    async fn kill(&self, _: Target) -> Result<String, String> {
+        Err(lab_only("kill"))
+    }
+    async fn restore(&self, _: Target) -> Result<String, String> {
+        Err(lab_only("restore"))
+    }
+    async fn status(&self) -> Result<String, String> {
+        Err(lab_only("status"))
+    }
+    async fn wait(&self, _: WaitCondition, _: Option<Duration>) -> Result<String, String> {
+        Err(lab_only("wait"))
+    }
+    async fn load(&self, _: LoadSpec, _: Acks) -> Result<String, String> {
+        Err(lab_only("load"))
+    }
+    async fn check(&self, _: Check) -> Result<String, String> {
+        Err(lab_only("check"))
+    }
+    fn record(&self, _: WriteRecord) {}
+}
+
+/// What a command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Text to print.
+    Text(String),
+    /// The user asked to leave.
+    Quit,
+}
+
+/// A shell session: a client, the session's acks, and the lab (or [`NoLab`]).
+pub struct Session<L> {
+    client: Client,
+    acks: Acks,
+    lab: L,
+}
+
+impl<L: LabControl> Session<L> {
+    /// A session writing with `acks`.
+    pub fn new(client: Client, acks: Acks, lab: L) -> Self {
+        Self { client, acks, lab }
+    }
+
+    /// The session's acks.
+    pub fn acks(&self) -> Acks {
+        self.acks
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The lab.
+    pub fn lab(&self) -> &L {
+        &self.lab
+    }
+
+    /// Parses and runs one line. `None` for a blank line or comment.
+    pub async fn run_line(&mut self, line: &str) -> Option<Result<Reply, String>> {
+        match super::parse(line) {
+            Ok(None) => None,
+            Ok(Some(cmd)) => Some(self.execute(cmd).await),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Runs one command.
+    pub async fn execute(&mut self, cmd: Command) -> Result<Reply, String> {
+        let text = |s: &str| Ok(Reply::Text(s.to_string()));
+        let result = match cmd {
+            Command::Set { key, value, ttl_ms } => {
+                let r = self
+                    .client
+                    .set(&key, &value, ttl_ms.map(Duration::from_millis), self.acks)
+                    .await;
+                self.lab.record(WriteRecord {
+                    key,
+                    value: Some(value),
+                    outcome: Outcome::of(&r),
+                    acks: self.acks,
+                });
+                r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
+            }
+            Command::Get { key } => match self.client.get(&key).await {
+                Ok(Some(v)) => text(&String::from_utf8_lossy(&v)),
+                Ok(None) => text("record not found"),
+                Err(e) => Err(e.to_string()),
+            },
+            Command::Del { key } => {
+                let r = self.client.del(&key, self.acks).await;
+                self.lab.record(WriteRecord {
+                    key,
+                    value: None,
+                    outcome: Outcome::of(&r),
+                    acks: self.acks,
+                });
+                r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
+            }
+            Command::Expire { key, seconds } => {
+                match self.client.expire(&key, seconds, self.acks).await {
+                    Ok(true) => text("OK"),
+                    Ok(false) => text("record not found"),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Command::Ttl { key } => match self.client.ttl(&key).await {
+                Ok(t) => text(&t.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Command::Acks(a) => {
+                self.acks = a;
+                text("OK")
+            }
+            Command::Kill(t) => self.lab.kill(t).await.map(Reply::Text),
+            Command::Restore(t) => self.lab.restore(t).await.map(Reply::Text),
+            Command::Status => self.lab.status().await.map(Reply::Text),
+            Command::Wait(c, timeout) => self.lab.wait(c, timeout).await.map(Reply::Text),
+            Command::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                text("OK")
+            }
+            Command::Load(spec) => {
+                let acks = spec.acks.unwrap_or(self.acks);
+                self.lab.load(spec, acks).await.map(Reply::Text)
+            }
+            Command::Check(c) => self.lab.check(c).await.map(Reply::Text),
+            Command::Help => text(HELP),
+            Command::Quit => Ok(Reply::Quit),
+        };
+        self.lab.after_command();
+        result
+    }
+}

@@ -1,0 +1,539 @@
+//! The command language's parser: one line in, one [`Command`] or one clear error out. The shell,
+//! `cli` and scenarios all use it.
+
+use crate::replica::Acks;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// Largest key the language accepts (brokers enforce their own limit too).
+pub const MAX_KEY_BYTES: usize = 64 << 10;
+
+/// Which broker a fault command means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A broker id.
+    Broker(u32),
+    /// The leader of a partition (partition 0 when not given).
+    Leader(u32),
+    /// The controller.
+    Controller,
+    /// Every broker.
+    All,
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Some partition's leader differs from when the previous command finished.
+    LeaderChange,
+    /// Every partition's ISR has at least this many members.
+    Isr(u32),
+    /// Every live replica has caught up with its leader.
+    CaughtUp,
+    /// Background load has finished.
+    Load,
+}
+
+/// A `load` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSpec {
+    /// Operations in all.
+    pub ops: u64,
+    /// Concurrent writers.
+    pub clients: u32,
+    /// Acks to use (the session's when `None`).
+    pub acks: Option<Acks>,
+    /// Distinct keys written (every op writes a new key when `None`).
+    pub keys: Option<u64>,
+    /// Return at once and run in the background.
+    pub background: bool,
+}
+
+/// What `check` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Every acknowledged write is still readable.
+    LostWrites,
+    /// ISR members' logs are identical up to the high watermark.
+    ReplicasAgree,
+}
+
+/// One parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `set K V [ttl MS]`
+    Set {
+        /// Key.
+        key: Bytes,
+        /// Value.
+        value: Bytes,
+        /// Expiry in milliseconds.
+        ttl_ms: Option<u64>,
+    },
+    /// `get K`
+    Get {
+        /// Key.
+        key: Bytes,
+    },
+    /// `del K`
+    Del {
+        /// Key.
+        key: Bytes,
+    },
+    /// `expire K SECONDS`
+    Expire {
+        /// Key.
+        key: Bytes,
+        /// Seconds from now.
+        seconds: i64,
+    },
+    /// `ttl K`
+    Ttl {
+        /// Key.
+        key: Bytes,
+    },
+    /// `acks 0|1|all`
+    Acks(Acks),
+    /// `kill B`
+    Kill(Target),
+    /// `restore B`
+    Restore(Target),
+    /// `status`
+    Status,
+    /// `wait COND [TIMEOUT]`
+    Wait(WaitCondition, Option<Duration>),
+    /// `sleep DURATION`
+    Sleep(Duration),
+    /// `load OPS [clients C] [acks A] [keys K] [background]`
+    Load(LoadSpec),
+    /// `check lost-writes | replicas-agree`
+    Check(Check),
+    /// `help`
+    Help,
+    /// `quit` / `exit`
+    Quit,
+}
+
+/// The help text: one line per command.
+pub const HELP: &str = "\
+set K V [ttl MS]      store V under K (quote values with spaces: \"a b\")
+get K                 the committed value of K, or 'record not found'
+del K                 delete K (deleting a missing key is OK)
+expire K SECONDS      make K expire SECONDS from now
+ttl K                 seconds K has left; -1 no expiry, -2 missing
+acks 0|1|all          how many copies a write needs before OK (this session)
+kill B | restore B    crash / restart broker B (an id, leader, leader:P, controller, all)
+status                brokers and partitions
+wait COND [TIMEOUT]   leader-change | isr N | caught-up | load  (e.g. wait isr 3 10s)
+sleep DURATION        pause (e.g. sleep 500ms)
+load OPS [clients C] [acks A] [keys K] [background]   concurrent writes, all recorded
+check lost-writes     read back every acknowledged write
+check replicas-agree  compare the ISR members' logs up to the high watermark
+help | quit";
+
+/// Splits a line into words: double quotes group (with `\"`, `\\`, `\n`, `\t` escapes), single
+/// quotes group literally.
+pub fn tokenize(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        None => return Err("unterminated double quote".into()),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('n') => cur.push('\n'),
+                            Some('t') => cur.push('\t'),
+                            Some(other) => cur.push(other),
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(other) => cur.push(other),
+                    }
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        None => return Err("unterminated single quote".into()),
+                        Some('\'') => break,
+                        Some(other) => cur.push(other),
+                    }
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// Parses a duration: `500ms`, `10s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("'{s}' is not a duration; write e.g. 500ms, 10s or 2m");
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if secs > 86_400.0 {
+        return Err(format!("'{s}' is longer than a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn key(word: &str) -> Result<Bytes, String> {
+    if word.is_empty() {
+        return Err("the key is empty".into());
+    }
+    if word.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "the key is {} bytes; the limit is {MAX_KEY_BYTES} bytes",
+            word.len()
+        ));
+    }
+    Ok(Bytes::copy_from_slice(word.as_bytes()))
+}
+
+fn usage(cmd: &str, form: &str, got: usize) -> String {
+    format!("usage: {cmd} {form} (got {got} argument(s))")
+}
+
+fn target(word: &str) -> Result<Target, String> {
+    match word {
+        "leader" => Ok(Target::Leader(0)),
+        "controller" => Ok(Target::Controller),
+        "all" => Ok(Target::All),
+        w => {
+            if let Some(p) = w.strip_prefix("leader:") {
+                return p
+                    .parse()
+                    .map(Target::Leader)
+                    .map_err(|_| format!("'{w}': write leader:PARTITION, e.g. leader:1"));
+            }
+            w.parse::<u32>()
+                .ok()
+                .filter(|&id| id > 0)
+                .map(Target::Broker)
+                .ok_or_else(|| {
+                    format!("'{w}' is not a broker: use an id (1, 2, ...), leader, leader:P, controller or all")
+                })
+        }
+    }
+}
+
+fn count(word: &str, what: &str) -> Result<u64, String> {
+    word.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{what} must be a positive whole number, not '{word}'"))
+}
+
+/// Parses one line. `Ok(None)` for a blank line or a comment (`# ...`).
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Ok(None);
+    }
+    parse_words(&tokenize(trimmed)?)
+}
+
+/// Parses a command already split into words (e.g. a program's arguments).
+pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
+    let Some((name, args)) = words.split_first() else {
+        return Ok(None);
+    };
+    let n = args.len();
+    let cmd = match name.to_ascii_lowercase().as_str() {
+        "set" => match args {
+            [k, v] => Command::Set {
+                key: key(k)?,
+                value: Bytes::copy_from_slice(v.as_bytes()),
+                ttl_ms: None,
+            },
+            [k, v, t, ms] if t.eq_ignore_ascii_case("ttl") => {
+                let ms: i64 = ms
+                    .parse()
+                    .map_err(|_| format!("ttl takes milliseconds as a whole number, not '{ms}'"))?;
+                if ms <= 0 {
+                    return Err(format!(
+                        "ttl must be a positive number of milliseconds, not {ms}"
+                    ));
+                }
+                Command::Set {
+                    key: key(k)?,
+                    value: Bytes::copy_from_slice(v.as_bytes()),
+                    ttl_ms: Some(ms as u64),
+                }
+            }
+            _ => return Err(usage("set", "KEY VALUE [ttl MS]", n)),
+        },
+        "get" => match args {
+            [k] => Command::Get { key: key(k)? },
+            _ => return Err(usage("get", "KEY", n)),
+        },
+        "del" => match args {
+            [k] => Command::Del { key: key(k)? },
+            _ => return Err(usage("del", "KEY", n)),
+        },
+        "expire" => match args {
+            [k, s] => {
+                let seconds: i64 = s
+                    .parse()
+                    .map_err(|_| format!("expire takes whole seconds, not '{s}'"))?;
+                if seconds < 0 {
+                    return Err(format!("expire takes 0 or more seconds, not {seconds}"));
+                }
+                Command::Expire {
+                    key: key(k)?,
+                    seconds,
+                }
+            }
+            _ => return Err(usage("expire", "KEY SECONDS", n)),
+        },
+        "ttl" => match args {
+            [k] => Command::Ttl { key: key(k)? },
+            _ => return Err(usage("ttl", "KEY", n)),
+        },
+        "acks" => match args {
+            [a] => Command::Acks(a.parse()?),
+            _ => return Err(usage("acks", "0|1|all", n)),
+        },
+        "kill" => match args {
+            [b] => Command::Kill(target(b)?),
+            _ => return Err(usage("kill", "BROKER", n)),
+        },
+        "restore" => match args {
+            [b] => Command::Restore(target(b)?),
+            _ => return Err(usage("restore", "BROKER", n)),
+        },
+        "status" => match args {
+            [] => Command::Status,
+            _ => return Err(usage("status", "", n)),
+        },
+        "sleep" => match args {
+            [d] => Command::Sleep(parse_duration(d)?),
+            _ => return Err(usage("sleep", "DURATION", n)),
+        },
+        "wait" => {
+            let (cond, rest) = match args {
+                [c, rest @ ..] if c == "leader-change" => (WaitCondition::LeaderChange, rest),
+                [c, rest @ ..] if c == "caught-up" => (WaitCondition::CaughtUp, rest),
+                [c, rest @ ..] if c == "load" => (WaitCondition::Load, rest),
+                [c, k, rest @ ..] if c == "isr" => {
+                    (WaitCondition::Isr(count(k, "the ISR size")? as u32), rest)
+                }
+                _ => {
+                    return Err(
+                        "usage: wait leader-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
+                    );
+                }
+            };
+            let timeout = match rest {
+                [] => None,
+                [t] => Some(parse_duration(t)?),
+                _ => return Err("usage: wait COND [TIMEOUT]".into()),
+            };
+            Command::Wait(cond, timeout)
+        }
+        "load" => {
+            let [ops, rest @ ..] = args else {
+                return Err(usage(
+                    "load",
+                    "OPS [clients C] [acks A] [keys K] [background]",
+                    n,
+                ));
+            };
+            let mut spec = LoadSpec {
+                ops: count(ops, "OPS")?,
+                clients: 4,
+                acks: None,
+                keys: None,
+                background: false,
+            };
+            let mut it = rest.iter();
+            while let Some(w) = it.next() {
+                let mut value = |what: &str| {
+                    it.next()
+                        .ok_or_else(|| format!("load: '{what}' needs a value"))
+                };
+                match w.as_str() {
+                    "clients" => {
+                        spec.clients = count(value("clients")?, "clients")?.min(1024) as u32
+                    }
+                    "acks" => spec.acks = Some(value("acks")?.parse()?),
+                    "keys" => spec.keys = Some(count(value("keys")?, "keys")?),
+                    "background" => spec.background = true,
+                    other => {
+                        return Err(format!(
+                            "load: unknown option '{other}'; options are clients C, acks A, keys K, background"
+                        ));
+                    }
+                }
+            }
+            Command::Load(spec)
+        }
+        "check" => match args {
+            [w] if w == "lost-writes" => Command::Check(Check::LostWrites),
+            [w] if w == "replicas-agree" => Command::Check(Check::ReplicasAgree),
+            _ => return Err("usage: check lost-writes | check replicas-agree".into()),
+        },
+        "help" | "?" => Command::Help,
+        "quit" | "exit" => Command::Quit,
+        other => {
+            return Err(format!(
+                "unknown command '{other}'; type 'help' for the list"
+            ));
+        }
+    };
+    Ok(Some(cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        parse(line).expect("parses").expect("a command")
+    }
+
+    fn err(line: &str) -> String {
+        parse(line).expect_err("an error")
+    }
+
+    #[test]
+    fn the_seed_transcript_parses() {
+        assert_eq!(
+            ok("set hello 1"),
+            Command::Set {
+                key: Bytes::from_static(b"hello"),
+                value: Bytes::from_static(b"1"),
+                ttl_ms: None
+            }
+        );
+        assert_eq!(
+            ok("get hello"),
+            Command::Get {
+                key: Bytes::from_static(b"hello")
+            }
+        );
+        assert_eq!(
+            ok("expire hello 200"),
+            Command::Expire {
+                key: Bytes::from_static(b"hello"),
+                seconds: 200
+            }
+        );
+        assert_eq!(
+            ok("ttl hello"),
+            Command::Ttl {
+                key: Bytes::from_static(b"hello")
+            }
+        );
+        assert_eq!(
+            ok("del hello"),
+            Command::Del {
+                key: Bytes::from_static(b"hello")
+            }
+        );
+    }
+
+    #[test]
+    fn quotes_group_words() {
+        assert_eq!(
+            tokenize(r#"set "a key" "say \"hi\"" 'it''s'"#).expect("ok"),
+            vec!["set", "a key", "say \"hi\"", "its"]
+        );
+        assert_eq!(
+            ok(r#"set k "a b" ttl 500"#),
+            Command::Set {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"a b"),
+                ttl_ms: Some(500)
+            }
+        );
+        assert_eq!(tokenize(r#"set k """#).expect("ok"), vec!["set", "k", ""]);
+        assert!(err(r#"set k "open"#).contains("unterminated"));
+    }
+
+    #[test]
+    fn bad_input_gets_one_clear_line() {
+        for (line, want) in [
+            ("set onlykey", "usage: set KEY VALUE [ttl MS]"),
+            ("get", "usage: get KEY"),
+            ("frobnicate x", "unknown command 'frobnicate'"),
+            ("expire k -5", "0 or more seconds"),
+            ("expire k soon", "whole seconds"),
+            ("set k v ttl -1", "positive number of milliseconds"),
+            ("acks 2", "acks must be 0, 1 or all"),
+            ("kill zero", "is not a broker"),
+            ("wait isr", "usage: wait"),
+            ("sleep forever", "not a duration"),
+            ("load 10 clients", "needs a value"),
+            ("check everything", "usage: check"),
+        ] {
+            let e = err(line);
+            assert!(e.contains(want), "{line}: {e}");
+            assert!(!e.contains('\n'), "{line}: one line");
+        }
+        let long = format!("get {}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert!(err(&long).contains("the limit is 65536 bytes"));
+    }
+
+    #[test]
+    fn lab_commands_parse() {
+        assert_eq!(ok("kill leader"), Command::Kill(Target::Leader(0)));
+        assert_eq!(ok("kill leader:2"), Command::Kill(Target::Leader(2)));
+        assert_eq!(ok("restore 3"), Command::Restore(Target::Broker(3)));
+        assert_eq!(
+            ok("wait isr 3 10s"),
+            Command::Wait(WaitCondition::Isr(3), Some(Duration::from_secs(10)))
+        );
+        assert_eq!(
+            ok("wait leader-change"),
+            Command::Wait(WaitCondition::LeaderChange, None)
+        );
+        assert_eq!(
+            ok("sleep 500ms"),
+            Command::Sleep(Duration::from_millis(500))
+        );
+        assert_eq!(
+            ok("load 100 clients 8 acks all keys 10 background"),
+            Command::Load(LoadSpec {
+                ops: 100,
+                clients: 8,
+                acks: Some(Acks::All),
+                keys: Some(10),
+                background: true
+            })
+        );
+        assert_eq!(ok("check lost-writes"), Command::Check(Check::LostWrites));
+        assert_eq!(parse("  # a comment").expect("ok"), None);
+        assert_eq!(parse("   ").expect("ok"), None);
+    }
+}

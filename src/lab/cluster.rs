@@ -1,0 +1,386 @@
+//! N brokers in one process, each in a tokio runtime of its own and behind a ZooKeeper proxy of
+//! its own, so that `kill` is a real crash: the proxy cuts the session without a close, the
+//! runtime is shut down (every task and socket of the broker gone at once, no flush beyond what
+//! its fsync policy did), and `restore` starts it again on the same data and ports.
+
+use super::proxy::ZkProxy;
+use crate::broker::{Broker, BrokerConfig, BrokerSnapshot, ReplicationConfig, ZkConfig};
+use crate::coord::{ClusterSpec, ServerOptions, ZkServer, split_connect};
+use crate::events::{EventKind, EventSink};
+use crate::storage::StoreConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which ZooKeeper the cluster uses.
+#[derive(Debug, Clone)]
+pub enum ZkChoice {
+    /// Start a private server under `<data_dir>/zookeeper`.
+    Private(ServerOptions),
+    /// Use an existing ensemble (`host:port[,...][/chroot]`).
+    External(String),
+}
+
+/// Everything needed to start a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Cluster settings (`brokers` is the number of brokers started).
+    pub spec: ClusterSpec,
+    /// Root of the brokers' data (`<data_dir>/broker-<id>/`).
+    pub data_dir: PathBuf,
+    /// ZooKeeper.
+    pub zk: ZkChoice,
+    /// Chroot under the ensemble (private servers use it too).
+    pub chroot: String,
+    /// ZooKeeper session timeout of each broker.
+    pub session_timeout_ms: u64,
+    /// Replication settings of each broker.
+    pub replication: ReplicationConfig,
+    /// Storage settings of each replica.
+    pub storage: StoreConfig,
+    /// Worker threads per broker runtime.
+    pub worker_threads: usize,
+}
+
+impl ClusterOptions {
+    /// Lab defaults: short ZooKeeper tick and timeouts so a failover takes seconds.
+    pub fn lab(data_dir: PathBuf, spec: ClusterSpec) -> Self {
+        Self {
+            spec,
+            data_dir,
+            zk: ZkChoice::Private(ServerOptions::default()),
+            chroot: "/simplekv".into(),
+            session_timeout_ms: 3000,
+            replication: ReplicationConfig {
+                replica_lag_time_max_ms: 3000,
+                request_timeout_ms: 5000,
+                merge_interval_ms: 30_000,
+                ..ReplicationConfig::default()
+            },
+            storage: StoreConfig::default(),
+            worker_threads: 2,
+        }
+    }
+}
+
+/// Why the cluster could not start or a broker could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The private ZooKeeper failed.
+    #[error(transparent)]
+    Zk(#[from] crate::coord::ServerError),
+    /// A broker failed.
+    #[error("broker {id}: {source}")]
+    Broker {
+        /// Which.
+        id: u32,
+        /// Why.
+        #[source]
+        source: crate::broker::BrokerError,
+    },
+    /// Settings that do not fit.
+    #[error("{0}")]
+    Config(String),
+    /// No such broker.
+    #[error("there is no broker {0}")]
+    NoSuchBroker(u32),
+    /// Other failures (threads, sockets).
+    #[error("{0}")]
+    Other(String),
+}
+
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    broker: Broker,
+}
+
+struct Slot {
+    cfg: BrokerConfig,
+    proxy: ZkProxy,
+    running: Option<Running>,
+}
+
+/// The brokers and their ZooKeeper.
+pub struct Cluster {
+    options: ClusterOptions,
+    zk_server: Option<ZkServer>,
+    zk_addr: SocketAddr,
+    zk_connect: String,
+    slots: Vec<Slot>,
+    events: EventSink,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("zk", &self.zk_connect)
+            .field("brokers", &self.slots.len())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Starts ZooKeeper (unless external) and every broker, and returns once each broker serves.
+    pub async fn start(options: ClusterOptions, events: EventSink) -> Result<Self, ClusterError> {
+        options.spec.validate().map_err(ClusterError::Config)?;
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+            ClusterError::Config(format!("cannot create {}: {e}", options.data_dir.display()))
+        })?;
+        let (zk_server, servers, chroot) = match &options.zk {
+            ZkChoice::Private(server_options) => {
+                let dir = options.data_dir.join("zookeeper");
+                let so = server_options.clone();
+                let server = tokio::task::spawn_blocking(move || ZkServer::start(&dir, &so))
+                    .await
+                    .map_err(|e| ClusterError::Other(e.to_string()))??;
+                let addr = server.addr().to_string();
+                (Some(server), addr, options.chroot.clone())
+            }
+            ZkChoice::External(connect) => {
+                let (servers, chroot) = split_connect(connect);
+                let chroot = if chroot.is_empty() {
+                    options.chroot.clone()
+                } else {
+                    chroot.to_string()
+                };
+                (None, servers.to_string(), chroot)
+            }
+        };
+        let first = servers.split(',').next().unwrap_or_default();
+        let zk_addr: SocketAddr = tokio::net::lookup_host(first)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                ClusterError::Config(format!("cannot resolve ZooKeeper address '{first}'"))
+            })?;
+        let zk_connect = format!("{servers}{chroot}");
+        let mut slots = Vec::new();
+        for id in 1..=options.spec.brokers {
+            let proxy = ZkProxy::start(zk_addr)
+                .await
+                .map_err(|e| ClusterError::Other(format!("cannot start a ZooKeeper proxy: {e}")))?;
+            let cfg = BrokerConfig {
+                id,
+                host: "127.0.0.1".into(),
+                kv_port: 0,
+                peer_port: 0,
+                data_dir: options.data_dir.join(format!("broker-{id}")),
+                zookeeper: ZkConfig {
+                    connect: format!("{}{chroot}", proxy.addr()),
+                    session_timeout_ms: options.session_timeout_ms,
+                },
+                cluster: options.spec.clone(),
+                replication: options.replication.clone(),
+                storage: options.storage.clone(),
+            };
+            slots.push(Slot {
+                cfg,
+                proxy,
+                running: None,
+            });
+        }
+        let mut cluster = Self {
+            options,
+            zk_server,
+            zk_addr,
+            zk_connect,
+            slots,
+            events,
+        };
+        for id in 1..=cluster.slots.len() as u32 {
+            cluster.launch(id).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn slot(&self, id: u32) -> Result<&Slot, ClusterError> {
+        id.checked_sub(1)
+            .and_then(|i| self.slots.get(i as usize))
+            .ok_or(ClusterError::NoSuchBroker(id))
+    }
+
+    fn slot_mut(&mut self, id: u32) -> Result<&mut Slot, ClusterError> {
+        id.checked_sub(1)
+            .and_then(|i| self.slots.get_mut(i as usize))
+            .ok_or(ClusterError::NoSuchBroker(id))
+    }
+
+    async fn launch(&mut self, id: u32) -> Result<(), ClusterError> {
+        let threads = self.options.worker_threads.max(1);
+        let events = self.events.clone();
+        let slot = self.slot_mut(id)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(format!("broker-{id}"))
+            .enable_all()
+            .build()
+            .map_err(|e| ClusterError::Other(format!("cannot start broker {id}'s runtime: {e}")))?;
+        slot.proxy.resume();
+        // A restored broker may find its old ports or data lock still held for a moment while the
+        // killed runtime's last threads wind down: retry briefly.
+        let mut attempt = 0;
+        let broker = loop {
+            let cfg = slot.cfg.clone();
+            let ev = events.clone();
+            let started = runtime
+                .spawn(async move { Broker::start(cfg, ev).await })
+                .await;
+            match started {
+                Ok(Ok(b)) => break b,
+                Ok(Err(e)) if attempt < 50 && retryable(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(source)) => {
+                    runtime.shutdown_background();
+                    return Err(ClusterError::Broker { id, source });
+                }
+                Err(e) => {
+                    runtime.shutdown_background();
+                    return Err(ClusterError::Other(format!(
+                        "broker {id} start panicked: {e}"
+                    )));
+                }
+            }
+        };
+        slot.cfg.kv_port = broker.kv_addr().port();
+        slot.cfg.peer_port = broker.peer_addr().port();
+        slot.running = Some(Running { runtime, broker });
+        Ok(())
+    }
+
+    /// Crashes broker `id`: its ZooKeeper connection is cut without a session close and every task
+    /// and socket of it stops at once. ZooKeeper keeps its registration until the session expires.
+    pub async fn kill(&mut self, id: u32) -> Result<(), ClusterError> {
+        let slot = self.slot_mut(id)?;
+        let Some(running) = slot.running.take() else {
+            return Err(ClusterError::Config(format!("broker {id} is already down")));
+        };
+        slot.proxy.cut();
+        drop(running.broker);
+        let rt = running.runtime;
+        tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(2)))
+            .await
+            .map_err(|e| ClusterError::Other(e.to_string()))?;
+        self.events.for_broker(id).emit(
+            EventKind::Kill,
+            None,
+            "killed: crashed without a clean shutdown; its ZooKeeper session lingers until it times out",
+        );
+        Ok(())
+    }
+
+    /// Starts broker `id` again on its data directory and ports.
+    pub async fn restore(&mut self, id: u32) -> Result<(), ClusterError> {
+        if self.slot(id)?.running.is_some() {
+            return Err(ClusterError::Config(format!("broker {id} is already up")));
+        }
+        self.launch(id).await?;
+        self.events.for_broker(id).emit(
+            EventKind::Restore,
+            None,
+            "restored on its old data directory and ports",
+        );
+        Ok(())
+    }
+
+    /// Cuts broker `id`'s ZooKeeper connection and keeps it cut, without stopping the broker: its
+    /// session expires and it must step down (a network partition from ZooKeeper).
+    pub fn isolate_from_zk(&self, id: u32) -> Result<(), ClusterError> {
+        self.slot(id)?.proxy.cut();
+        Ok(())
+    }
+
+    /// Lets broker `id` reach ZooKeeper again.
+    pub fn reconnect_to_zk(&self, id: u32) -> Result<(), ClusterError> {
+        self.slot(id)?.proxy.resume();
+        Ok(())
+    }
+
+    /// Broker `id`, if it is up.
+    pub fn broker(&self, id: u32) -> Option<&Broker> {
+        self.slot(id).ok()?.running.as_ref().map(|r| &r.broker)
+    }
+
+    /// Ids of every broker, up or down.
+    pub fn ids(&self) -> Vec<u32> {
+        (1..=self.slots.len() as u32).collect()
+    }
+
+    /// Whether broker `id` is up.
+    pub fn is_up(&self, id: u32) -> bool {
+        self.broker(id).is_some()
+    }
+
+    /// Every broker's snapshot (`None` when down).
+    pub fn snapshots(&self) -> Vec<(u32, Option<BrokerSnapshot>)> {
+        self.slots
+            .iter()
+            .map(|s| (s.cfg.id, s.running.as_ref().map(|r| r.broker.snapshot())))
+            .collect()
+    }
+
+    /// A direct (not proxied) ZooKeeper connect string with the cluster's chroot, for clients.
+    pub fn zk_connect(&self) -> &str {
+        &self.zk_connect
+    }
+
+    /// The ZooKeeper server address.
+    pub fn zk_addr(&self) -> SocketAddr {
+        self.zk_addr
+    }
+
+    /// The settings the cluster was started with.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
+    /// The cluster settings.
+    pub fn spec(&self) -> &crate::coord::ClusterSpec {
+        &self.options.spec
+    }
+
+    /// Stops every broker cleanly, then the private ZooKeeper.
+    pub async fn shutdown(mut self) {
+        for slot in &mut self.slots {
+            if let Some(running) = slot.running.take() {
+                let b = running.broker.clone();
+                let _ = running
+                    .runtime
+                    .spawn(async move { b.shutdown().await })
+                    .await;
+                let rt = running.runtime;
+                let _ = tokio::task::spawn_blocking(move || {
+                    rt.shutdown_timeout(Duration::from_secs(2))
+                })
+                .await;
+            }
+        }
+        if let Some(mut server) = self.zk_server.take() {
+            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        }
+    }
+}
+
+fn retryable(e: &crate::broker::BrokerError) -> bool {
+    use crate::broker::BrokerError;
+    match e {
+        BrokerError::Bind { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+        BrokerError::Storage { source, .. } => {
+            matches!(source, crate::storage::StorageError::Locked(_))
+        }
+        _ => false,
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            slot.proxy.cut();
+            if let Some(running) = slot.running.take() {
+                running.runtime.shutdown_background();
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The follower side: truncating by leader epoch when the leader changes, and appending fetched
+//! records verbatim.
+
+use super::{Replica, ReplicaError, Role};
+use crate::events::EventKind;
+use crate::storage::{FsyncPolicy, record};
+
+/// A leader's answer to OffsetForLeaderEpoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochAnswer {
+    /// The leader knows no epoch at or below the one asked about.
+    Undefined,
+    /// `epoch` is the largest the leader knows at or below the one asked about; it ended at
+    /// `end_offset` in the leader's log.
+    At {
+        /// That epoch.
+        epoch: u32,
+        /// Where it ended.
+        end_offset: u64,
+    },
+}
+
+/// What a fetcher needs to know to fetch for this replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowTarget {
+    /// The leader to fetch from.
+    pub leader: u32,
+    /// The leader epoch to send.
+    pub epoch: u32,
+    /// The role generation; the fetcher stops when it moves.
+    pub generation: u64,
+}
+
+impl Replica {
+    /// Whom to fetch from, while this replica is a follower.
+    pub fn follow_target(&self) -> Option<FollowTarget> {
+        let st = self.lock();
+        match st.role {
+            Role::Follower { leader } => Some(FollowTarget {
+                leader,
+                epoch: st.epoch,
+                generation: st.generation,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The role generation (moves on every role or epoch change).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// A watch of the role generation.
+    pub fn generation_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation_tx.subscribe()
+    }
+
+    /// The newest epoch in this replica's checkpoint (what to ask the leader about).
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.lock_epochs().latest().map(|e| e.epoch)
+    }
+
+    /// Truncates after asking the leader about epoch `requested` (KIP-101/279): to the leader's
+    /// end of that epoch, or, when the leader only knows an older epoch, to the smaller of the two
+    /// logs' ends of that older epoch. Returns how many records were removed. Does nothing if the
+    /// role moved on since `generation`.
+    pub fn truncate_to_leader(
+        &self,
+        requested: u32,
+        answer: EpochAnswer,
+        generation: u64,
+    ) -> Result<u64, ReplicaError> {
+        let mut st = self.lock();
+        if st.generation != generation {
+            return Ok(0);
+        }
+        let leo = self.log.log_end_offset();
+        let to = match answer {
+            EpochAnswer::Undefined => st.hw.min(leo),
+            EpochAnswer::At { epoch, end_offset } if epoch == requested => end_offset.min(leo),
+            EpochAnswer::At { epoch, end_offset } => {
+                let mine = self
+                    .lock_epochs()
+                    .end_offset_for(epoch, leo)
+                    .map_or(0, |(_, end)| end);
+                end_offset.min(mine)
+            }
+        };
+        let removed = self.log.truncate(to)?;
+        self.lock_epochs().truncate_from_end(to)?;
+        if st.hw > to {
+            st.hw = to;
+            self.hw_tx.send_replace(to);
+        }
+        self.leo_tx.send_replace(self.log.log_end_offset());
+        if removed > 0 {
+            let leader = match st.role {
+                Role::Follower { leader } => leader.to_string(),
+                _ => "?".into(),
+            };
+            self.events.emit(
+                EventKind::Truncation,
+                Some(self.cfg.partition),
+                format!(
+                    "truncated {removed} record(s): log cut to offset {to} to match leader {leader} \
+                     (divergent since epoch {requested})"
+                ),
+            );
+        }
+        Ok(removed)
+    }
+
+    /// Empties the log (the leader's tombstone horizon is above this follower's log end).
+    pub fn truncate_to_empty(&self, generation: u64) -> Result<u64, ReplicaError> {
+        let mut st = self.lock();
+        if st.generation != generation {
+            return Ok(0);
+        }
+        let removed = self.log.truncate(0)?;
+        self.lock_epochs().clear()?;
+        st.hw = 0;
+        self.hw_tx.send_replace(0);
+        self.leo_tx.send_replace(self.log.log_end_offset());
+        self.events.emit(
+            EventKind::Truncation,
+            Some(self.cfg.partition),
+            format!(
+                "emptied the log ({removed} record(s)): it ended below the leader's tombstone horizon"
+            ),
+        );
+        Ok(removed)
+    }
+
+    /// Appends records fetched from the leader (verbatim; their epochs extend the checkpoint),
+    /// waits until they are durable per the fsync policy, and takes the leader's HW as far as this
+    /// log reaches. Returns the new log end. Fails with `NotLeader` if the role moved on.
+    pub async fn append_fetched(
+        &self,
+        generation: u64,
+        records: &[u8],
+        leader_hw: u64,
+    ) -> Result<u64, ReplicaError> {
+        let leo = {
+            let st = self.lock();
+            if st.generation != generation || !matches!(st.role, Role::Follower { .. }) {
+                return Err(ReplicaError::NotLeader {
+                    broker: self.cfg.broker_id,
+                    partition: self.cfg.partition,
+                    leader: None,
+                });
+            }
+            if records.is_empty() {
+                self.log.log_end_offset()
+            } else {
+                let leo = self.log.append_raw(records)?;
+                let max = self.log.config().max_record_bytes();
+                let mut epochs = self.lock_epochs();
+                let mut p = 0;
+                while p < records.len() {
+                    let Ok(h) = record::decode_header(&records[p..], max) else {
+                        break;
+                    };
+                    if epochs.latest().is_none_or(|e| h.leader_epoch > e.epoch) {
+                        epochs.assign(h.leader_epoch, h.offset)?;
+                    }
+                    p += h.record_len();
+                }
+                leo
+            }
+        };
+        self.leo_tx.send_replace(leo);
+        if self.log.fsync_policy() == FsyncPolicy::Always && leo > 0 {
+            let mut durable = self.log.durable_watch();
+            if durable.wait_for(|&d| d >= leo).await.is_err() {
+                return Err(ReplicaError::Storage(crate::storage::StorageError::Failed(
+                    "the log was closed".into(),
+                )));
+            }
+        }
+        let mut st = self.lock();
+        if st.generation == generation {
+            let hw = leader_hw.min(leo);
+            if hw > st.hw {
+                st.hw = hw;
+                self.hw_tx.send_replace(hw);
+            }
+        }
+        Ok(leo)
+    }
+}

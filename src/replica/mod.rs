@@ -1,0 +1,551 @@
+//! One partition replica: its log, high watermark, leader-epoch cache and role.
+//!
+//! As leader it takes writes with acks 0 / 1 / all, serves committed reads and followers' fetches,
+//! advances the high watermark (HW = min LEO over the ISR) and decides ISR membership. As follower
+//! it appends fetched records verbatim and truncates by leader epoch (KIP-101/279) when its leader
+//! changes. It knows nothing of ZooKeeper or gRPC: the broker tells it its role, carries ISR
+//! proposals to ZooKeeper and moves bytes over the network.
+//!
+//! Locking: one `std::sync::Mutex` per replica around the role state; it is held across the
+//! store's append (so a write can never land under an epoch the replica already left) but never
+//! across an `.await`.
+
+mod follower;
+mod leader;
+
+use crate::events::{EventKind, EventSink};
+use crate::storage::checkpoint::{self, HIGH_WATERMARK_FILE, LeaderEpochCache};
+use crate::storage::{StorageError, Store, StoreConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+pub use follower::{EpochAnswer, FollowTarget};
+pub use leader::{FetchReply, IsrProposal};
+
+/// How many copies must hold a write before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Acks {
+    /// Appended on the leader; nothing waited for.
+    Zero,
+    /// In the leader's log, durable per its fsync policy.
+    #[default]
+    One,
+    /// Every ISR member has it (the high watermark passed it).
+    All,
+}
+
+impl std::str::FromStr for Acks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "0" => Ok(Self::Zero),
+            "1" => Ok(Self::One),
+            "all" | "-1" => Ok(Self::All),
+            other => Err(format!("acks must be 0, 1 or all, not '{other}'")),
+        }
+    }
+}
+
+impl std::fmt::Display for Acks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Zero => "0",
+            Self::One => "1",
+            Self::All => "all",
+        })
+    }
+}
+
+/// Settings of one replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// The broker this replica lives on.
+    pub broker_id: u32,
+    /// The partition.
+    pub partition: u32,
+    /// All replicas of the partition, preferred leader first.
+    pub replicas: Vec<u32>,
+    /// acks=all writes are refused while the ISR is smaller.
+    pub min_insync_replicas: u32,
+    /// A follower that has not caught up for this long leaves the ISR.
+    pub replica_lag_time_max: Duration,
+    /// How long acks=all writes and reads of uncommitted keys wait.
+    pub request_timeout: Duration,
+}
+
+/// The role a replica believes it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Takes writes and serves reads and fetches.
+    Leader,
+    /// Copies from `leader`.
+    Follower {
+        /// The leader it copies from.
+        leader: u32,
+    },
+    /// No leader known, or the session that told it its role is gone.
+    Offline,
+}
+
+impl Role {
+    /// `leader`, `follower` or `offline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower { .. } => "follower",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// Why a replica refused or could not finish a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// Not the leader (the known leader, if any).
+    #[error("broker {broker} is not the leader of partition {partition}")]
+    NotLeader {
+        /// This broker.
+        broker: u32,
+        /// The partition.
+        partition: u32,
+        /// Who leads, if known.
+        leader: Option<u32>,
+    },
+    /// acks=all with the ISR below `min_insync_replicas`; nothing was written.
+    #[error(
+        "not enough replicas: partition {partition} has {isr} in-sync replica(s), acks=all needs {min}; nothing was written"
+    )]
+    NotEnoughReplicas {
+        /// The partition.
+        partition: u32,
+        /// ISR size.
+        isr: usize,
+        /// The minimum.
+        min: u32,
+    },
+    /// The write is in the leader's log but its replication was not confirmed in time.
+    #[error(
+        "timed out after {waited:?} waiting for the write at offset {offset} to be replicated; the outcome is unknown"
+    )]
+    Timeout {
+        /// Its offset.
+        offset: u64,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// Leadership changed after the write was appended.
+    #[error(
+        "leadership of partition {partition} changed before the write at offset {offset} was committed; the outcome is unknown"
+    )]
+    LeadershipLost {
+        /// The partition.
+        partition: u32,
+        /// Its offset.
+        offset: u64,
+    },
+    /// The write committed, but the ISR had shrunk below the minimum by then.
+    #[error(
+        "the write at offset {offset} reached only {isr} in-sync replica(s), fewer than min_insync_replicas {min}; the outcome is unknown"
+    )]
+    NotEnoughReplicasAfterAppend {
+        /// Its offset.
+        offset: u64,
+        /// ISR size.
+        isr: usize,
+        /// The minimum.
+        min: u32,
+    },
+    /// The key's latest record did not become committed in time.
+    #[error("the latest write to this key (offset {offset}) is not committed yet; try again")]
+    NotCommitted {
+        /// Its offset.
+        offset: u64,
+    },
+    /// A fetch or epoch request carried another leader epoch.
+    #[error("leader epoch {requested} does not match the current epoch {current}")]
+    Fenced {
+        /// The requester's epoch.
+        requested: u32,
+        /// This leader's epoch.
+        current: u32,
+    },
+    /// A fetch beyond the log end.
+    #[error("fetch offset {offset} is beyond the log end offset {leo}")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: u64,
+        /// The log end.
+        leo: u64,
+    },
+    /// The follower's log ends below the tombstone horizon.
+    #[error(
+        "fetch offset {offset} is at or below the tombstone horizon {horizon}: start from an empty log"
+    )]
+    TruncateToEmpty {
+        /// The requested offset.
+        offset: u64,
+        /// The horizon.
+        horizon: u64,
+    },
+    /// A fetch from a broker that is not a replica.
+    #[error("broker {0} is not a replica of this partition")]
+    UnknownReplica(u32),
+    /// The storage engine failed or refused (oversized key or value, I/O).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Progress of one follower, as its leader sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Progress {
+    /// Its log end (the offset of its last fetch); `None` until it fetches in this epoch.
+    leo: Option<u64>,
+    last_fetch: Instant,
+    last_caught_up: Instant,
+    leader_leo_at_last_fetch: u64,
+}
+
+impl Progress {
+    fn new(now: Instant) -> Self {
+        Self {
+            leo: None,
+            last_fetch: now,
+            last_caught_up: now,
+            leader_leo_at_last_fetch: 0,
+        }
+    }
+}
+
+pub(crate) struct State {
+    role: Role,
+    /// The leader epoch this replica acts in.
+    epoch: u32,
+    hw: u64,
+    /// The session that set the role is gone: serve nothing until told again.
+    fenced: bool,
+    /// Leader side: the ISR as ZooKeeper accepted it, and that state znode's version.
+    isr: Vec<u32>,
+    state_version: i32,
+    followers: BTreeMap<u32, Progress>,
+    isr_change_in_flight: bool,
+    /// Bumped on every change of role or epoch; waiters abort when it moves.
+    generation: u64,
+    checkpointed_hw: u64,
+}
+
+/// A replica's state for the console and for elections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSnapshot {
+    /// The partition.
+    pub partition: u32,
+    /// Its role as it believes it.
+    pub role: Role,
+    /// The epoch it acts in.
+    pub leader_epoch: u32,
+    /// Newest epoch in its leader-epoch checkpoint.
+    pub last_epoch: Option<u32>,
+    /// Log end offset.
+    pub log_end_offset: u64,
+    /// High watermark.
+    pub high_watermark: u64,
+    /// First offset in the log.
+    pub log_start_offset: u64,
+    /// ISR as this leader believes (empty for followers).
+    pub isr: Vec<u32>,
+    /// Followers' log ends as this leader last saw them.
+    pub follower_leos: Vec<(u32, Option<u64>)>,
+    /// It lost the session that set its role.
+    pub fenced: bool,
+}
+
+/// One partition replica.
+pub struct Replica {
+    cfg: ReplicaConfig,
+    log: Store,
+    state: Mutex<State>,
+    epochs: Mutex<LeaderEpochCache>,
+    hw_tx: watch::Sender<u64>,
+    leo_tx: watch::Sender<u64>,
+    generation_tx: watch::Sender<u64>,
+    isr_wanted: Notify,
+    events: EventSink,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("broker", &self.cfg.broker_id)
+            .field("partition", &self.cfg.partition)
+            .finish()
+    }
+}
+
+impl Replica {
+    /// Opens the replica's log and checkpoints in `dir`. It starts offline.
+    pub fn open(
+        dir: &Path,
+        store_config: StoreConfig,
+        cfg: ReplicaConfig,
+        events: EventSink,
+    ) -> Result<Arc<Self>, StorageError> {
+        let log = Store::open(dir, store_config)?;
+        let epochs = LeaderEpochCache::open(dir)?;
+        let leo = log.log_end_offset();
+        let hw = checkpoint::read_u64(&dir.join(HIGH_WATERMARK_FILE))?
+            .unwrap_or(0)
+            .min(leo);
+        let r = log.recovery();
+        if r.torn_bytes_dropped > 0 {
+            events.emit(
+                EventKind::Truncation,
+                Some(cfg.partition),
+                format!(
+                    "cut {} torn byte(s) off the log tail at start-up",
+                    r.torn_bytes_dropped
+                ),
+            );
+        }
+        Ok(Arc::new(Self {
+            log,
+            state: Mutex::new(State {
+                role: Role::Offline,
+                epoch: epochs.latest().map_or(0, |e| e.epoch),
+                hw,
+                fenced: false,
+                isr: Vec::new(),
+                state_version: -1,
+                followers: BTreeMap::new(),
+                isr_change_in_flight: false,
+                generation: 0,
+                checkpointed_hw: hw,
+            }),
+            epochs: Mutex::new(epochs),
+            hw_tx: watch::Sender::new(hw),
+            leo_tx: watch::Sender::new(leo),
+            generation_tx: watch::Sender::new(0),
+            isr_wanted: Notify::new(),
+            events,
+            cfg,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_epochs(&self) -> MutexGuard<'_, LeaderEpochCache> {
+        self.epochs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> u32 {
+        self.cfg.partition
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.cfg
+    }
+
+    /// The log (read-only uses: stats, replica comparisons).
+    pub fn log(&self) -> &Store {
+        &self.log
+    }
+
+    /// A snapshot of the replica's state.
+    pub fn snapshot(&self) -> ReplicaSnapshot {
+        let st = self.lock();
+        let last_epoch = self.lock_epochs().latest().map(|e| e.epoch);
+        ReplicaSnapshot {
+            partition: self.cfg.partition,
+            role: st.role,
+            leader_epoch: st.epoch,
+            last_epoch,
+            log_end_offset: self.log.log_end_offset(),
+            high_watermark: st.hw,
+            log_start_offset: self.log.log_start_offset(),
+            isr: if st.role == Role::Leader {
+                st.isr.clone()
+            } else {
+                Vec::new()
+            },
+            follower_leos: st.followers.iter().map(|(id, p)| (*id, p.leo)).collect(),
+            fenced: st.fenced,
+        }
+    }
+
+    /// The current high watermark.
+    pub fn high_watermark(&self) -> u64 {
+        self.lock().hw
+    }
+
+    /// Writes the high-watermark checkpoint if it moved since the last one.
+    pub fn checkpoint_hw(&self) -> Result<(), StorageError> {
+        let hw = {
+            let st = self.lock();
+            if st.hw == st.checkpointed_hw {
+                return Ok(());
+            }
+            st.hw
+        };
+        checkpoint::write_u64(&self.log.dir().join(HIGH_WATERMARK_FILE), hw)?;
+        let mut st = self.lock();
+        st.checkpointed_hw = hw;
+        Ok(())
+    }
+
+    /// Merges committed sealed segments of the log.
+    pub fn merge(&self) -> Result<Option<crate::storage::MergeReport>, StorageError> {
+        let hw = self.high_watermark();
+        self.log.merge(hw)
+    }
+
+    fn bump_generation(&self, st: &mut State) {
+        st.generation += 1;
+        self.generation_tx.send_replace(st.generation);
+        // Wake long-polls and waiters so they notice.
+        self.isr_wanted.notify_one();
+    }
+
+    /// Becomes leader in `epoch` with `isr` (as read from ZooKeeper at `version`). Returns whether
+    /// anything changed.
+    pub fn become_leader(&self, epoch: u32, isr: Vec<u32>, version: i32) -> bool {
+        let mut st = self.lock();
+        if st.role == Role::Leader && st.epoch == epoch && !st.fenced {
+            if version > st.state_version {
+                st.isr = isr;
+                st.state_version = version;
+                self.maybe_advance_hw(&mut st);
+            }
+            return false;
+        }
+        if epoch < st.epoch {
+            tracing::warn!(
+                partition = self.cfg.partition,
+                epoch,
+                current = st.epoch,
+                "ignoring a stale leadership"
+            );
+            return false;
+        }
+        let leo = self.log.log_end_offset();
+        if let Err(e) = self.lock_epochs().assign(epoch, leo) {
+            self.events.emit(
+                EventKind::Warning,
+                Some(self.cfg.partition),
+                format!("cannot record leader epoch {epoch}: {e}"),
+            );
+        }
+        let now = Instant::now();
+        st.role = Role::Leader;
+        st.epoch = epoch;
+        st.isr = isr;
+        st.state_version = version;
+        st.fenced = false;
+        st.isr_change_in_flight = false;
+        st.followers = self
+            .cfg
+            .replicas
+            .iter()
+            .filter(|&&r| r != self.cfg.broker_id)
+            .map(|&r| (r, Progress::new(now)))
+            .collect();
+        self.bump_generation(&mut st);
+        self.maybe_advance_hw(&mut st);
+        self.events.emit(
+            EventKind::RoleChange,
+            Some(self.cfg.partition),
+            format!(
+                "became leader in epoch {epoch} at LEO {leo} (HW {}), ISR {:?}",
+                st.hw, st.isr
+            ),
+        );
+        true
+    }
+
+    /// Becomes follower of `leader` in `epoch`. Returns whether anything changed (then the caller
+    /// must truncate by epoch before fetching).
+    pub fn become_follower(&self, leader: u32, epoch: u32) -> bool {
+        let mut st = self.lock();
+        if st.role == (Role::Follower { leader }) && st.epoch == epoch && !st.fenced {
+            return false;
+        }
+        if epoch < st.epoch {
+            tracing::warn!(
+                partition = self.cfg.partition,
+                epoch,
+                current = st.epoch,
+                "ignoring a stale leader"
+            );
+            return false;
+        }
+        let was_leader = st.role == Role::Leader;
+        st.role = Role::Follower { leader };
+        st.epoch = epoch;
+        st.fenced = false;
+        st.isr.clear();
+        st.followers.clear();
+        self.bump_generation(&mut st);
+        let what = if was_leader {
+            "stepped down; now follows"
+        } else {
+            "follows"
+        };
+        self.events.emit(
+            EventKind::RoleChange,
+            Some(self.cfg.partition),
+            format!("{what} broker {leader} in epoch {epoch}"),
+        );
+        true
+    }
+
+    /// The partition has no leader (or none this replica may follow).
+    pub fn become_offline(&self, epoch: u32) -> bool {
+        let mut st = self.lock();
+        if st.role == Role::Offline && !st.fenced {
+            return false;
+        }
+        st.role = Role::Offline;
+        st.epoch = st.epoch.max(epoch);
+        st.isr.clear();
+        st.followers.clear();
+        self.bump_generation(&mut st);
+        self.events.emit(
+            EventKind::RoleChange,
+            Some(self.cfg.partition),
+            "offline: the partition has no leader",
+        );
+        true
+    }
+
+    /// The ZooKeeper session that set the role is gone (or the broker is stopping): stop leading
+    /// and serving at once. `why` completes "stopped leading: ...".
+    pub fn fence(&self, why: &str) {
+        let mut st = self.lock();
+        if st.fenced {
+            return;
+        }
+        let was = st.role;
+        st.role = Role::Offline;
+        st.fenced = true;
+        st.isr.clear();
+        st.followers.clear();
+        self.bump_generation(&mut st);
+        if was == Role::Leader {
+            self.events.emit(
+                EventKind::RoleChange,
+                Some(self.cfg.partition),
+                format!("stopped leading: {why}"),
+            );
+        }
+    }
+
+    /// Syncs the log and writes the HW checkpoint (clean shutdown).
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.log.sync()?;
+        self.checkpoint_hw()
+    }
+}
