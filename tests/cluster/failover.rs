@@ -1,0 +1,326 @@
+//! Failures: a leader crash under load, a divergent log, controller failover, session expiry.
+
+use crate::support::*;
+use simplekv::client::Client;
+use simplekv::events::EventKind;
+use simplekv::replica::{Acks, Role};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Writers that record every acknowledged (key, value).
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<BTreeMap<String, String>>>,
+}
+
+fn start_load(client: &Client, writers: usize) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let tasks = (0..writers)
+        .map(|w| {
+            let (client, stop, acked) = (client.clone(), Arc::clone(&stop), Arc::clone(&acked));
+            tokio::spawn(async move {
+                let mut ok = BTreeMap::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let (k, v) = (format!("w{w}-{i}"), format!("v{i}"));
+                    if client
+                        .set(k.as_bytes(), v.as_bytes(), None, Acks::All)
+                        .await
+                        .is_ok()
+                    {
+                        ok.insert(k, v);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    i += 1;
+                }
+                ok
+            })
+        })
+        .collect();
+    Load { stop, acked, tasks }
+}
+
+impl Load {
+    async fn wait_acked(&self, n: u64, what: &str) {
+        let acked = Arc::clone(&self.acked);
+        wait_for(what, Duration::from_secs(30), || {
+            let acked = Arc::clone(&acked);
+            async move { acked.load(Ordering::SeqCst) >= n }
+        })
+        .await;
+    }
+
+    async fn finish(self) -> BTreeMap<String, String> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = BTreeMap::new();
+        for t in self.tasks {
+            all.extend(t.await.expect("writer"));
+        }
+        all
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_crash_under_acks_all_load_loses_no_acknowledged_write() {
+    let mut c = start("failover", spec(3, 2, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    let load = start_load(&client, 4);
+    load.wait_acked(150, "writes before the crash").await;
+
+    let old = leader_of(&c, 0).expect("leader");
+    let old_epoch = epoch_of(&c, 0).expect("epoch");
+    c.kill(old).await.expect("kill");
+    let before = load.acked.load(Ordering::SeqCst);
+    wait_for(
+        "a new leader of partition 0",
+        Duration::from_secs(20),
+        || async { leader_of(&c, 0).is_some_and(|l| l != old) },
+    )
+    .await;
+    assert!(
+        epoch_of(&c, 0).expect("epoch") > old_epoch,
+        "the new leader has a newer epoch"
+    );
+    // The client recovers by itself: writes keep being acknowledged after the failover.
+    load.wait_acked(before + 150, "writes after the failover")
+        .await;
+    let acked = load.finish().await;
+
+    let mut lost = Vec::new();
+    for (k, v) in &acked {
+        match client.get(k.as_bytes()).await.expect("get") {
+            Some(got) if got == v.as_bytes() => {}
+            other => lost.push((k.clone(), other)),
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(acked.len() >= 300);
+
+    c.restore(old).await.expect("restore");
+    wait_for_isr(&c, 3).await;
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_leader_with_unreplicated_writes_truncates_and_converges() {
+    let mut c = start_with(|d| {
+        let mut o = options("diverge", spec(3, 1, 3, 1), d);
+        // Keep the crashed followers in the ISR for the whole test.
+        o.replication.replica_lag_time_max_ms = 120_000;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    for i in 0..10 {
+        client
+            .set(format!("base-{i}").as_bytes(), b"x", None, Acks::All)
+            .await
+            .expect("set");
+    }
+    let old = leader_of(&c, 0).expect("leader");
+    let followers: Vec<u32> = c.ids().into_iter().filter(|&id| id != old).collect();
+    wait_caught_up(&c, 0).await;
+    for &f in &followers {
+        c.kill(f).await.expect("kill follower");
+    }
+    // The leader takes acks=1 writes nobody else sees.
+    for i in 0..7 {
+        client
+            .set(format!("lost-{i}").as_bytes(), b"y", None, Acks::One)
+            .await
+            .expect("acks=1 set");
+    }
+    let old_leo = c
+        .broker(old)
+        .and_then(|b| b.replica(0))
+        .expect("replica")
+        .log()
+        .log_end_offset();
+    c.kill(old).await.expect("kill leader");
+    for &f in &followers {
+        c.restore(f).await.expect("restore follower");
+    }
+    wait_for(
+        "a follower to take over",
+        Duration::from_secs(20),
+        || async { leader_of(&c, 0).is_some_and(|l| followers.contains(&l)) },
+    )
+    .await;
+    for i in 0..5 {
+        client
+            .set(format!("new-{i}").as_bytes(), b"z", None, Acks::All)
+            .await
+            .expect("set on the new leader");
+    }
+    c.restore(old).await.expect("restore old leader");
+    wait_for_isr(&c, 3).await;
+    wait_caught_up(&c, 0).await;
+
+    let truncations = c.events_of(EventKind::Truncation);
+    let t = truncations
+        .iter()
+        .find(|e| e.broker == Some(old))
+        .unwrap_or_else(|| panic!("no truncation by broker {old}: {truncations:?}"));
+    assert!(t.message.contains("truncated 7 record(s)"), "{}", t.message);
+
+    let leader = leader_of(&c, 0).expect("leader");
+    let hw = c
+        .broker(leader)
+        .and_then(|b| b.replica(0))
+        .expect("replica")
+        .high_watermark();
+    let reference = log_prefix(
+        c.broker(leader)
+            .and_then(|b| b.replica(0))
+            .expect("replica")
+            .log(),
+        hw,
+    );
+    for id in c.ids() {
+        let log = c
+            .broker(id)
+            .and_then(|b| b.replica(0))
+            .expect("replica")
+            .log();
+        assert_eq!(log_prefix(log, hw), reference, "broker {id} converged");
+        assert_eq!(
+            log.get(b"lost-0").expect("get").value(),
+            None,
+            "broker {id} dropped the divergent write"
+        );
+    }
+    assert!(hw < old_leo + 5, "the new log replaced the divergent tail");
+    for i in 0..5 {
+        assert_eq!(
+            client
+                .get(format!("new-{i}").as_bytes())
+                .await
+                .expect("get")
+                .as_deref(),
+            Some(&b"z"[..])
+        );
+    }
+    assert_eq!(client.get(b"lost-3").await.expect("get"), None);
+    c.cluster.shutdown().await;
+}
+
+fn controller(c: &simplekv::lab::Cluster) -> Option<(u32, u32)> {
+    c.snapshots()
+        .into_iter()
+        .find_map(|(id, s)| s.and_then(|s| s.controller_epoch).map(|e| (id, e)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_controller_elects_another_with_a_higher_epoch() {
+    let mut c = start("controller", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let (old, old_epoch) = controller(&c).expect("a controller");
+    let old_led: Vec<u32> = (0..3).filter(|&p| leader_of(&c, p) == Some(old)).collect();
+    c.kill(old).await.expect("kill controller");
+    wait_for("a new controller", Duration::from_secs(20), || async {
+        controller(&c).is_some_and(|(id, e)| id != old && e > old_epoch)
+    })
+    .await;
+    // The new controller does the controller's job: partitions the old one led get new leaders.
+    for p in old_led {
+        wait_for(
+            &format!("a new leader for partition {p}"),
+            Duration::from_secs(20),
+            || async { leader_of(&c, p).is_some_and(|l| l != old) },
+        )
+        .await;
+    }
+    let (_, new_epoch) = controller(&c).expect("controller");
+    c.restore(old).await.expect("restore");
+    wait_for_isr(&c, 3).await;
+    let (now, epoch) = controller(&c).expect("controller");
+    assert_ne!(now, old, "the restored broker does not take the role back");
+    assert_eq!(epoch, new_epoch);
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_session_expires_steps_down_and_rejoins() {
+    let c = start("expiry", spec(3, 1, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    client
+        .set(b"before", b"1", None, Acks::All)
+        .await
+        .expect("set");
+    let old = leader_of(&c, 0).expect("leader");
+    let old_epoch = epoch_of(&c, 0).expect("epoch");
+    c.isolate_from_zk(old).expect("isolate");
+
+    // The isolated broker learns its session expired and stops serving.
+    wait_for(
+        "the isolated leader to step down",
+        Duration::from_secs(20),
+        || async {
+            let s = c.broker(old).expect("still running").snapshot();
+            s.replicas.iter().all(|r| r.role != Role::Leader)
+        },
+    )
+    .await;
+    // Asked directly over gRPC, the deposed leader refuses instead of serving a possibly stale value.
+    let addr = c.broker(old).expect("still running").kv_addr();
+    let mut direct = simplekv::rpc::kv_client::KvClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let status = direct
+        .get(simplekv::rpc::GetRequest {
+            key: bytes::Bytes::from_static(b"before"),
+        })
+        .await
+        .expect_err("a deposed leader must not answer");
+    assert_eq!(
+        simplekv::rpc::reason_of(&status),
+        Some(simplekv::rpc::Reason::NotLeader),
+        "{status:?}"
+    );
+    let r = c.broker(old).and_then(|b| b.replica(0)).expect("replica");
+    let err = r
+        .read(b"before")
+        .await
+        .expect_err("a deposed leader must not answer");
+    assert!(err.to_string().contains("is not the leader"), "{err}");
+    wait_for("a new leader", Duration::from_secs(20), || async {
+        leader_of(&c, 0).is_some_and(|l| l != old)
+    })
+    .await;
+    assert!(epoch_of(&c, 0).expect("epoch") > old_epoch);
+    client
+        .set(b"during", b"2", None, Acks::All)
+        .await
+        .expect("set while isolated");
+
+    c.reconnect_to_zk(old).expect("reconnect");
+    wait_for_isr(&c, 3).await;
+    wait_caught_up(&c, 0).await;
+    let log = c
+        .broker(old)
+        .and_then(|b| b.replica(0))
+        .expect("replica")
+        .log();
+    assert_eq!(
+        log.get(b"during").expect("get").value().map(|v| v.to_vec()),
+        Some(b"2".to_vec())
+    );
+    assert_eq!(
+        client.get(b"before").await.expect("get").as_deref(),
+        Some(&b"1"[..])
+    );
+    c.cluster.shutdown().await;
+}

@@ -1,0 +1,111 @@
+//! ISR membership: shrink after the lag time, expand after catching up, and min.insync refusals.
+
+use crate::support::*;
+use simplekv::client::ClientError;
+use simplekv::events::EventKind;
+use simplekv::replica::Acks;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
+    let mut c = start("isr", spec(3, 1, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    let leader = leader_of(&c, 0).expect("leader");
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("follower");
+    c.kill(follower).await.expect("kill");
+    wait_for("the ISR to shrink", Duration::from_secs(20), || async {
+        let isr = isr_of(&c, 0);
+        isr.len() == 2 && !isr.contains(&follower)
+    })
+    .await;
+    for i in 0..200 {
+        client
+            .set(format!("k{i}").as_bytes(), b"v", None, Acks::All)
+            .await
+            .expect("set with ISR of 2");
+    }
+    c.restore(follower).await.expect("restore");
+    wait_for(
+        "the follower to rejoin the ISR",
+        Duration::from_secs(20),
+        || async { isr_of(&c, 0).contains(&follower) },
+    )
+    .await;
+    let r = c
+        .broker(follower)
+        .and_then(|b| b.replica(0))
+        .expect("replica");
+    assert!(
+        r.log().log_end_offset() >= 200,
+        "it caught up before rejoining"
+    );
+    let shrinks = c.events_of(EventKind::IsrShrink);
+    let expands = c.events_of(EventKind::IsrExpand);
+    assert!(
+        shrinks
+            .iter()
+            .any(|e| e.message.contains(&format!("[{follower}] fell behind"))),
+        "{shrinks:?}"
+    );
+    assert!(
+        expands
+            .iter()
+            .any(|e| e.message.contains(&format!("[{follower}] caught up"))),
+        "{expands:?}"
+    );
+    // ZooKeeper agrees with the leader.
+    let md = c.broker(leader).expect("leader").metadata();
+    assert!(md.states[&0].0.isr.contains(&follower));
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_below_min_insync_replicas_is_refused_and_appends_nothing() {
+    let mut c = start("min-isr", spec(3, 1, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    client
+        .set(b"k", b"before", None, Acks::All)
+        .await
+        .expect("set");
+    let leader = leader_of(&c, 0).expect("leader");
+    for id in c.ids().into_iter().filter(|&id| id != leader) {
+        c.kill(id).await.expect("kill");
+    }
+    wait_for(
+        "the ISR to shrink to the leader",
+        Duration::from_secs(20),
+        || async { isr_of(&c, 0) == vec![leader] },
+    )
+    .await;
+    let log = c
+        .broker(leader)
+        .and_then(|b| b.replica(0))
+        .expect("replica")
+        .log()
+        .clone();
+    let leo = log.log_end_offset();
+    let err = client
+        .set(b"k", b"refused", None, Acks::All)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, ClientError::NotEnoughReplicas(_)), "{err:?}");
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert_eq!(log.log_end_offset(), leo, "nothing appended");
+    assert_eq!(
+        client.get(b"k").await.expect("get").as_deref(),
+        Some(&b"before"[..])
+    );
+    // acks=1 still works: the leader alone may take it.
+    client
+        .set(b"k", b"acks1", None, Acks::One)
+        .await
+        .expect("acks=1");
+    assert_eq!(log.log_end_offset(), leo + 1);
+    c.cluster.shutdown().await;
+}

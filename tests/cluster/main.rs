@@ -1,0 +1,13 @@
+//! Integration tests against the real ZooKeeper (private server, one chroot per test) and real
+//! gRPC on loopback.
+
+mod cli_input;
+mod coord;
+mod failover;
+mod horizon;
+mod isr;
+mod node_mode;
+mod procs;
+mod replication;
+mod smoke;
+mod support;

@@ -1,0 +1,69 @@
+//! Running the real `simplekv-lab` binary: `node` processes and `cli` one-shot commands.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_simplekv-lab");
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `simplekv-lab cli ARGS...` to completion.
+pub async fn cli(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(BIN)
+            .arg("cli")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the cli");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("cli task")
+}
+
+/// `simplekv-lab node` processes, killed when dropped.
+pub struct Nodes(pub Vec<Child>);
+
+impl Nodes {
+    pub fn spawn(configs: &[std::path::PathBuf], logs: &Path) -> Self {
+        Self(
+            configs
+                .iter()
+                .enumerate()
+                .map(|(i, cfg)| {
+                    let log = std::fs::File::create(logs.join(format!("node-{}.out", i + 1)))
+                        .expect("log");
+                    Command::new(BIN)
+                        .args(["node", "--config"])
+                        .arg(cfg)
+                        .stdin(Stdio::null())
+                        .stdout(log.try_clone().expect("log"))
+                        .stderr(log)
+                        .spawn()
+                        .expect("spawn node")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
