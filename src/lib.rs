@@ -14,3 +14,4 @@ pub mod rpc;
 pub mod storage;
 #[doc(hidden)]
 pub mod testkit;
+pub mod tui;

@@ -4,7 +4,9 @@ use clap::{Args, Parser, Subcommand};
 use simplekv::broker::{Broker, BrokerConfig};
 use simplekv::cli::{self, Discovery};
 use simplekv::events::EventSink;
+use simplekv::lab::{Lab, LabConfig, LabOptions};
 use simplekv::replica::Acks;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -67,7 +69,7 @@ enum Mode {
         #[arg(long)]
         broker: Vec<String>,
         /// Acks for writes: 0, 1 or all.
-        #[arg(long, default_value = "1")]
+        #[arg(long, default_value = "all")]
         acks: Acks,
         /// How long one command may take, retries included (e.g. 10s).
         #[arg(long, default_value = "10s", value_parser = simplekv::command::parse_duration)]
@@ -117,6 +119,121 @@ fn run_node(config: PathBuf) -> Result<(), String> {
     })
 }
 
+/// Log lines go to a file, never to the terminal the console draws on.
+fn init_file_logs(path: &std::path::Path) -> Result<(), String> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Arc::new(file))
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}
+
+/// A chroot of its own for a lab on a shared ZooKeeper.
+fn own_chroot(zk: &str) -> String {
+    let (servers, chroot) = simplekv::coord::split_connect(zk);
+    let unique = format!(
+        "/simplekv-lab-{}-{}",
+        std::process::id(),
+        simplekv::storage::now_ms()
+    );
+    format!("{servers}{}{unique}", chroot.trim_end_matches('/'))
+}
+
+/// Where the lab keeps its data: the given directory (kept), or a fresh one (deleted on exit).
+fn data_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
+    match given {
+        Some(d) => {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            Ok((d, None))
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("simplekv-lab-")
+                .tempdir()
+                .map_err(|e| format!("cannot create a data directory: {e}"))?;
+            Ok((t.path().to_path_buf(), Some(t)))
+        }
+    }
+}
+
+fn lab_config(args: &LabArgs) -> Result<LabConfig, String> {
+    let file = match &args.config {
+        Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
+        None => LabConfig::default(),
+    };
+    Ok(file.overlay(&LabConfig {
+        nodes: args.nodes,
+        partitions: args.partitions,
+        replication_factor: args.replication_factor,
+        ..LabConfig::default()
+    }))
+}
+
+fn run_lab(args: LabArgs) -> Result<(), String> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(
+            "the lab console needs a terminal; without one, play a scenario with: simplekv-lab run demo/seed-transcript.yaml".into(),
+        );
+    }
+    if args.script.is_some() {
+        return Err("--script arrives with the scenarios; run the lab without it for now".into());
+    }
+    let cfg = lab_config(&args)?;
+    let (dir, temp) = data_dir(args.data_dir.clone())?;
+    let log_file = dir.join("lab.log");
+    init_file_logs(&log_file)?;
+    let cluster = cfg.cluster_options(dir.clone(), args.zk.as_deref().map(own_chroot))?;
+    let nodes = cluster.spec.brokers;
+    println!(
+        "SimpleKV lab: starting {} and {nodes} brokers (data in {}) ...",
+        if args.zk.is_some() {
+            "on the given ZooKeeper"
+        } else {
+            "a private ZooKeeper"
+        },
+        dir.display()
+    );
+    let rt = runtime()?;
+    let outcome = rt.block_on(async {
+        let lab = Lab::start(LabOptions {
+            cluster,
+            data_kept: temp.is_none(),
+            log_file: log_file.clone(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let ui = simplekv::tui::run(lab.clone(), None).await;
+        println!("SimpleKV lab: stopping brokers and ZooKeeper ...");
+        lab.shutdown().await;
+        ui
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    match temp {
+        Some(t) => {
+            let path = t.path().display().to_string();
+            drop(t);
+            println!(
+                "SimpleKV lab: stopped; its data directory {path} was deleted (use --data-dir to keep one)."
+            );
+        }
+        None => println!(
+            "SimpleKV lab: stopped; data kept in {} (log: {}).",
+            dir.display(),
+            log_file.display()
+        ),
+    }
+    outcome
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     match args.mode {
@@ -155,12 +272,12 @@ fn main() -> ExitCode {
             rt.shutdown_timeout(Duration::from_millis(100));
             ExitCode::from(code as u8)
         }
-        None => {
-            let _ = args.lab;
-            eprintln!(
-                "simplekv-lab: the lab console is not built yet; use 'simplekv-lab node' and 'simplekv-lab cli'."
-            );
-            ExitCode::FAILURE
-        }
+        None => match run_lab(args.lab) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("simplekv-lab: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

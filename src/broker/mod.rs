@@ -338,8 +338,8 @@ impl Broker {
     }
 
     /// Its replica of `partition`, if it has one.
-    pub fn replica(&self, partition: u32) -> Option<&Arc<Replica>> {
-        self.inner.replicas.get(&partition)
+    pub fn replica(&self, partition: u32) -> Option<Arc<Replica>> {
+        self.inner.replicas.get(&partition).cloned()
     }
 
     /// What ZooKeeper says, as this broker last saw it.

@@ -2,7 +2,9 @@
 //! run the controller election; on expiry step down at once and start over with a new session.
 
 use super::{Inner, SessionStatus, controller, fetcher};
-use crate::coord::{Coord, CoordError, PartitionState, SessionState, layout};
+use crate::coord::{
+    Coord, CoordError, PartitionState, SessionState, follow_brokers, follow_partition_state, layout,
+};
 use crate::events::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,53 +159,23 @@ async fn register(inner: &Inner, coord: &Coord) -> Result<(), CoordError> {
 
 /// Keeps the broker list in the metadata current.
 async fn watch_brokers(inner: Arc<Inner>, coord: Coord, token: CancellationToken) {
-    loop {
-        match coord.watch_brokers().await {
-            Ok((brokers, watcher)) => {
-                inner.update_metadata(|m| m.brokers = brokers);
-                tokio::select! {
-                    _ = watcher.changed() => {}
-                    _ = token.cancelled() => return,
-                }
-            }
-            Err(CoordError::SessionExpired) => return,
-            Err(e) => {
-                tracing::debug!(broker = inner.id(), error = %e, "watching brokers");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = token.cancelled() => return,
-                }
-            }
-        }
-    }
+    follow_brokers(&coord, &token, |brokers| {
+        inner.update_metadata(|m| m.brokers = brokers)
+    })
+    .await;
 }
 
 /// Keeps one partition's state current and applies it to the local replica.
 async fn watch_state(inner: Arc<Inner>, coord: Coord, p: u32, token: CancellationToken) {
-    loop {
-        match coord.watch_partition_state(p).await {
-            Ok((state, watcher)) => {
-                if let Some((state, version)) = state {
-                    inner.update_metadata(|m| {
-                        m.states.insert(p, (state.clone(), version));
-                    });
-                    apply_state(&inner, p, &state, version);
-                }
-                tokio::select! {
-                    _ = watcher.changed() => {}
-                    _ = token.cancelled() => return,
-                }
-            }
-            Err(CoordError::SessionExpired) => return,
-            Err(e) => {
-                tracing::debug!(broker = inner.id(), partition = p, error = %e, "watching state");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = token.cancelled() => return,
-                }
-            }
+    follow_partition_state(&coord, p, &token, |state| {
+        if let Some((state, version)) = state {
+            inner.update_metadata(|m| {
+                m.states.insert(p, (state.clone(), version));
+            });
+            apply_state(&inner, p, &state, version);
         }
-    }
+    })
+    .await;
 }
 
 /// Makes the local replica of `p` play the role the state gives it.

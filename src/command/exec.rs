@@ -25,7 +25,7 @@ impl Outcome {
     pub fn of<T>(r: &Result<T, ClientError>) -> Self {
         match r {
             Ok(_) => Self::Ok,
-            Err(e) if e.outcome_unknown() => Self::Unknown,
+            Err(e) if e.outcome_unknown() || e.kind() == "unavailable" => Self::Unknown,
             Err(_) => Self::Error,
         }
     }
@@ -42,6 +42,8 @@ pub struct WriteRecord {
     pub outcome: Outcome,
     /// Acks it was sent with.
     pub acks: Acks,
+    /// It gave the key an expiry (its value may vanish by design).
+    pub expiring: bool,
 }
 
 /// What the lab offers the command language beyond key-value commands. Each method returns the
@@ -67,8 +69,8 @@ pub trait LabControl: Send + Sync {
     ) -> impl Future<Output = Result<String, String>> + Send;
     /// `check ...`
     fn check(&self, check: Check) -> impl Future<Output = Result<String, String>> + Send;
-    /// Notes a client write issued by a shell or scenario.
-    fn record(&self, write: WriteRecord);
+    /// Notes a client write issued by a shell or scenario (`started` is when it was sent).
+    fn record(&self, write: WriteRecord, started: std::time::Instant);
     /// Called after every command, to remember what `wait leader-change` compares against.
     fn after_command(&self) {}
 }
@@ -100,7 +102,7 @@ impl LabControl for NoLab {
     async fn check(&self, _: Check) -> Result<String, String> {
         Err(lab_only("check"))
     }
-    fn record(&self, _: WriteRecord) {}
+    fn record(&self, _: WriteRecord, _: std::time::Instant) {}
 }
 
 /// What a command produced.
@@ -152,18 +154,23 @@ impl<L: LabControl> Session<L> {
     /// Runs one command.
     pub async fn execute(&mut self, cmd: Command) -> Result<Reply, String> {
         let text = |s: &str| Ok(Reply::Text(s.to_string()));
+        let started = std::time::Instant::now();
         let result = match cmd {
             Command::Set { key, value, ttl_ms } => {
                 let r = self
                     .client
                     .set(&key, &value, ttl_ms.map(Duration::from_millis), self.acks)
                     .await;
-                self.lab.record(WriteRecord {
-                    key,
-                    value: Some(value),
-                    outcome: Outcome::of(&r),
-                    acks: self.acks,
-                });
+                self.lab.record(
+                    WriteRecord {
+                        key,
+                        value: Some(value),
+                        outcome: Outcome::of(&r),
+                        acks: self.acks,
+                        expiring: ttl_ms.is_some(),
+                    },
+                    started,
+                );
                 r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
             }
             Command::Get { key } => match self.client.get(&key).await {
@@ -173,12 +180,16 @@ impl<L: LabControl> Session<L> {
             },
             Command::Del { key } => {
                 let r = self.client.del(&key, self.acks).await;
-                self.lab.record(WriteRecord {
-                    key,
-                    value: None,
-                    outcome: Outcome::of(&r),
-                    acks: self.acks,
-                });
+                self.lab.record(
+                    WriteRecord {
+                        key,
+                        value: None,
+                        outcome: Outcome::of(&r),
+                        acks: self.acks,
+                        expiring: false,
+                    },
+                    started,
+                );
                 r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
             }
             Command::Expire { key, seconds } => {

@@ -5,10 +5,12 @@
 //! Watches are one-shot and re-armed by their users after every event: the client crate loses
 //! persistent watches on reconnect (see `shared/notes/zookeeper.md`).
 
+mod follow;
 pub mod layout;
 pub mod server;
 mod zk;
 
+pub use follow::{follow_brokers, follow_controller, follow_partition_state};
 pub use layout::{BrokerInfo, ClusterSpec, ControllerInfo, PartitionState, partition_of};
 pub use server::{ServerError, ServerOptions, ZkServer};
 pub use zk::{ControllerLease, Coord, CoordError, split_connect};

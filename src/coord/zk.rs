@@ -366,6 +366,29 @@ impl Coord {
         Ok(self.read(CONTROLLER_EPOCH).await?.map_or(0, |(v, _)| v))
     }
 
+    /// The controller, and a watch that fires when `/controller` changes.
+    pub async fn watch_controller_info(
+        &self,
+    ) -> Result<(Option<ControllerInfo>, zk::OneshotWatcher)> {
+        loop {
+            match self
+                .op(CONTROLLER, self.client.get_and_watch_data(CONTROLLER))
+                .await
+            {
+                Ok((data, _, watcher)) => return Ok((Some(decode(CONTROLLER, &data)?), watcher)),
+                Err(CoordError::NoNode(_)) => {
+                    let (stat, watcher) = self
+                        .op(CONTROLLER, self.client.check_and_watch_stat(CONTROLLER))
+                        .await?;
+                    if stat.is_none() {
+                        return Ok((None, watcher));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Waits until `/controller` changes (or `timeout` passes).
     pub async fn watch_controller(&self, timeout: Duration) -> Result<()> {
         let (_, watcher) = self

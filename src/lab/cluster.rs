@@ -95,15 +95,27 @@ struct Running {
 }
 
 struct Slot {
-    cfg: BrokerConfig,
+    cfg: std::sync::Mutex<BrokerConfig>,
     proxy: ZkProxy,
-    running: Option<Running>,
+    running: std::sync::Mutex<Option<Running>>,
+    /// Serialises kill and restore of this broker (held across their awaits).
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cfg(&self) -> BrokerConfig {
+        self.cfg.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The brokers and their ZooKeeper.
 pub struct Cluster {
     options: ClusterOptions,
-    zk_server: Option<ZkServer>,
+    zk_server: std::sync::Mutex<Option<ZkServer>>,
     zk_addr: SocketAddr,
     zk_connect: String,
     slots: Vec<Slot>,
@@ -175,21 +187,25 @@ impl Cluster {
                 storage: options.storage.clone(),
             };
             slots.push(Slot {
-                cfg,
+                cfg: std::sync::Mutex::new(cfg),
                 proxy,
-                running: None,
+                running: std::sync::Mutex::new(None),
+                busy: tokio::sync::Mutex::new(()),
             });
         }
-        let mut cluster = Self {
+        let cluster = Self {
             options,
-            zk_server,
+            zk_server: std::sync::Mutex::new(zk_server),
             zk_addr,
             zk_connect,
             slots,
             events,
         };
         for id in 1..=cluster.slots.len() as u32 {
-            cluster.launch(id).await?;
+            if let Err(e) = cluster.launch(id).await {
+                cluster.stop_all().await;
+                return Err(e);
+            }
         }
         Ok(cluster)
     }
@@ -200,16 +216,10 @@ impl Cluster {
             .ok_or(ClusterError::NoSuchBroker(id))
     }
 
-    fn slot_mut(&mut self, id: u32) -> Result<&mut Slot, ClusterError> {
-        id.checked_sub(1)
-            .and_then(|i| self.slots.get_mut(i as usize))
-            .ok_or(ClusterError::NoSuchBroker(id))
-    }
-
-    async fn launch(&mut self, id: u32) -> Result<(), ClusterError> {
+    /// Starts broker `id` in a new runtime (the caller holds its `busy` lock).
+    async fn launch(&self, id: u32) -> Result<(), ClusterError> {
         let threads = self.options.worker_threads.max(1);
-        let events = self.events.clone();
-        let slot = self.slot_mut(id)?;
+        let slot = self.slot(id)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name(format!("broker-{id}"))
@@ -221,8 +231,8 @@ impl Cluster {
         // killed runtime's last threads wind down: retry briefly.
         let mut attempt = 0;
         let broker = loop {
-            let cfg = slot.cfg.clone();
-            let ev = events.clone();
+            let cfg = slot.cfg();
+            let ev = self.events.clone();
             let started = runtime
                 .spawn(async move { Broker::start(cfg, ev).await })
                 .await;
@@ -244,20 +254,24 @@ impl Cluster {
                 }
             }
         };
-        slot.cfg.kv_port = broker.kv_addr().port();
-        slot.cfg.peer_port = broker.peer_addr().port();
-        slot.running = Some(Running { runtime, broker });
+        {
+            let mut cfg = slot.cfg.lock().unwrap_or_else(|p| p.into_inner());
+            cfg.kv_port = broker.kv_addr().port();
+            cfg.peer_port = broker.peer_addr().port();
+        }
+        *slot.running() = Some(Running { runtime, broker });
         Ok(())
     }
 
     /// Crashes broker `id`: its ZooKeeper connection is cut without a session close and every task
     /// and socket of it stops at once. ZooKeeper keeps its registration until the session expires.
-    pub async fn kill(&mut self, id: u32) -> Result<(), ClusterError> {
-        let slot = self.slot_mut(id)?;
-        let Some(running) = slot.running.take() else {
+    pub async fn kill(&self, id: u32) -> Result<(), ClusterError> {
+        let slot = self.slot(id)?;
+        let _busy = slot.busy.lock().await;
+        slot.proxy.cut();
+        let Some(running) = slot.running().take() else {
             return Err(ClusterError::Config(format!("broker {id} is already down")));
         };
-        slot.proxy.cut();
         drop(running.broker);
         let rt = running.runtime;
         tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(2)))
@@ -272,8 +286,10 @@ impl Cluster {
     }
 
     /// Starts broker `id` again on its data directory and ports.
-    pub async fn restore(&mut self, id: u32) -> Result<(), ClusterError> {
-        if self.slot(id)?.running.is_some() {
+    pub async fn restore(&self, id: u32) -> Result<(), ClusterError> {
+        let slot = self.slot(id)?;
+        let _busy = slot.busy.lock().await;
+        if slot.running().is_some() {
             return Err(ClusterError::Config(format!("broker {id} is already up")));
         }
         self.launch(id).await?;
@@ -299,8 +315,12 @@ impl Cluster {
     }
 
     /// Broker `id`, if it is up.
-    pub fn broker(&self, id: u32) -> Option<&Broker> {
-        self.slot(id).ok()?.running.as_ref().map(|r| &r.broker)
+    pub fn broker(&self, id: u32) -> Option<Broker> {
+        self.slot(id)
+            .ok()?
+            .running()
+            .as_ref()
+            .map(|r| r.broker.clone())
     }
 
     /// Ids of every broker, up or down.
@@ -317,7 +337,11 @@ impl Cluster {
     pub fn snapshots(&self) -> Vec<(u32, Option<BrokerSnapshot>)> {
         self.slots
             .iter()
-            .map(|s| (s.cfg.id, s.running.as_ref().map(|r| r.broker.snapshot())))
+            .enumerate()
+            .map(|(i, s)| {
+                let broker = s.running().as_ref().map(|r| r.broker.clone());
+                (i as u32 + 1, broker.map(|b| b.snapshot()))
+            })
             .collect()
     }
 
@@ -342,9 +366,15 @@ impl Cluster {
     }
 
     /// Stops every broker cleanly, then the private ZooKeeper.
-    pub async fn shutdown(mut self) {
-        for slot in &mut self.slots {
-            if let Some(running) = slot.running.take() {
+    pub async fn shutdown(&self) {
+        self.stop_all().await;
+    }
+
+    async fn stop_all(&self) {
+        for slot in &self.slots {
+            let _busy = slot.busy.lock().await;
+            let running = slot.running().take();
+            if let Some(running) = running {
                 let b = running.broker.clone();
                 let _ = running
                     .runtime
@@ -357,7 +387,12 @@ impl Cluster {
                 .await;
             }
         }
-        if let Some(mut server) = self.zk_server.take() {
+        let server = self
+            .zk_server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut server) = server {
             let _ = tokio::task::spawn_blocking(move || server.stop()).await;
         }
     }
@@ -376,9 +411,9 @@ fn retryable(e: &crate::broker::BrokerError) -> bool {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for slot in &mut self.slots {
+        for slot in &self.slots {
             slot.proxy.cut();
-            if let Some(running) = slot.running.take() {
+            if let Some(running) = slot.running().take() {
                 running.runtime.shutdown_background();
             }
         }

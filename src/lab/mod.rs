@@ -1,7 +1,17 @@
-//! The lab: N brokers and a private ZooKeeper in one process, fault control, and (later) scenarios
-//! and the history checker.
+//! The lab: N brokers and a private ZooKeeper in one process, fault control, the lab's view of
+//! ZooKeeper, the snapshots the console draws, load, the history of writes and its checker.
 
 pub mod cluster;
+pub mod config;
+mod control;
+pub mod history;
+pub mod load;
+pub mod observer;
 pub mod proxy;
+pub mod snapshot;
+pub mod status;
 
 pub use cluster::{Cluster, ClusterError, ClusterOptions, ZkChoice};
+pub use config::LabConfig;
+pub use control::{Lab, LabError, LabOptions, SNAPSHOT_PERIOD};
+pub use snapshot::{BrokerState, BrokerView, LabInfo, LabSnapshot, LoadProgress, PartitionView};

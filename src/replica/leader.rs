@@ -300,8 +300,8 @@ impl Replica {
     }
 
     /// The one rule for ISR membership. A follower in the ISR stays while it has caught up with the
-    /// leader's log end within `replica_lag_time_max`; one outside joins once its log end reaches
-    /// the HW and the start of the current epoch. Returns a proposal when the ISR should change
+    /// leader's log end within `replica_lag_time_max`; one outside joins once it has so caught up
+    /// and its log end reaches the HW and the start of the current epoch. Returns a proposal when the ISR should change
     /// (and none is already in flight).
     pub fn propose_isr_change(&self) -> Option<IsrProposal> {
         let mut st = self.lock();
@@ -327,11 +327,16 @@ impl Replica {
                     return true;
                 }
                 let p = st.followers.get(r);
+                let recently_caught_up = |p: &Progress| now.duration_since(p.last_caught_up) <= lag;
                 if st.isr.contains(r) {
-                    p.is_none_or(|p| now.duration_since(p.last_caught_up) <= lag)
+                    p.is_none_or(recently_caught_up)
                 } else {
-                    p.and_then(|p| p.leo)
-                        .is_some_and(|l| l >= st.hw && l >= epoch_start)
+                    // A follower's last known log end says nothing once it stops fetching (it may
+                    // be dead): it joins only if it is caught up *now*.
+                    p.is_some_and(|p| {
+                        recently_caught_up(p)
+                            && p.leo.is_some_and(|l| l >= st.hw && l >= epoch_start)
+                    })
                 }
             })
             .collect();

@@ -18,7 +18,7 @@ fn one_error_line(out: &crate::procs::Output, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_one_clear_line_and_loses_nothing() {
-    let mut c = start_with(|d| {
+    let c = start_with(|d| {
         let mut o = options("cli-input", spec(3, 1, 2, 1), d);
         o.storage.max_value_bytes = 1024;
         o

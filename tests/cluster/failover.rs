@@ -66,7 +66,7 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_crash_under_acks_all_load_loses_no_acknowledged_write() {
-    let mut c = start("failover", spec(3, 2, 3, 2)).await;
+    let c = start("failover", spec(3, 2, 3, 2)).await;
     wait_for_isr(&c, 3).await;
     let client = client(&c).await;
     let load = start_load(&client, 4);
@@ -114,7 +114,7 @@ async fn a_leader_crash_under_acks_all_load_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_leader_with_unreplicated_writes_truncates_and_converges() {
-    let mut c = start_with(|d| {
+    let c = start_with(|d| {
         let mut o = options("diverge", spec(3, 1, 3, 1), d);
         // Keep the crashed followers in the ISR for the whole test.
         o.replication.replica_lag_time_max_ms = 120_000;
@@ -193,8 +193,9 @@ async fn a_crashed_leader_with_unreplicated_writes_truncates_and_converges() {
             .broker(id)
             .and_then(|b| b.replica(0))
             .expect("replica")
-            .log();
-        assert_eq!(log_prefix(log, hw), reference, "broker {id} converged");
+            .log()
+            .clone();
+        assert_eq!(log_prefix(&log, hw), reference, "broker {id} converged");
         assert_eq!(
             log.get(b"lost-0").expect("get").value(),
             None,
@@ -224,7 +225,7 @@ fn controller(c: &simplekv::lab::Cluster) -> Option<(u32, u32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_controller_elects_another_with_a_higher_epoch() {
-    let mut c = start("controller", spec(3, 3, 3, 2)).await;
+    let c = start("controller", spec(3, 3, 3, 2)).await;
     wait_for_isr(&c, 3).await;
     let (old, old_epoch) = controller(&c).expect("a controller");
     let old_led: Vec<u32> = (0..3).filter(|&p| leader_of(&c, p) == Some(old)).collect();
@@ -313,7 +314,8 @@ async fn a_leader_whose_session_expires_steps_down_and_rejoins() {
         .broker(old)
         .and_then(|b| b.replica(0))
         .expect("replica")
-        .log();
+        .log()
+        .clone();
     assert_eq!(
         log.get(b"during").expect("get").value().map(|v| v.to_vec()),
         Some(b"2".to_vec())

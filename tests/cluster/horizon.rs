@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_dead_follower_does_not_resurrect_a_merged_away_delete() {
-    let mut c = start_with(|d| {
+    let c = start_with(|d| {
         let mut o = options("horizon", spec(3, 1, 3, 1), d);
         o.storage.segment_bytes = 4096;
         o.storage.tombstone_retention_ms = 0;

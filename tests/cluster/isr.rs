@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
-    let mut c = start("isr", spec(3, 1, 3, 2)).await;
+    let c = start("isr", spec(3, 1, 3, 2)).await;
     wait_for_isr(&c, 3).await;
     let client = client(&c).await;
     let leader = leader_of(&c, 0).expect("leader");
@@ -17,11 +17,23 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
         .into_iter()
         .find(|&id| id != leader)
         .expect("follower");
+    let killed_at = simplekv::storage::now_ms();
     c.kill(follower).await.expect("kill");
     wait_for("the ISR to shrink", Duration::from_secs(20), || async {
         let isr = isr_of(&c, 0);
         isr.len() == 2 && !isr.contains(&follower)
     })
+    .await;
+    // A quiet cluster (no writes, so the HW stays where the dead follower's log ends) until ZooKeeper
+    // notices the crash: the leader must not re-admit the dead follower meanwhile.
+    wait_for(
+        "the dead follower's session to expire",
+        Duration::from_secs(20),
+        || async {
+            c.broker(leader)
+                .is_some_and(|b| !b.metadata().brokers.contains_key(&follower))
+        },
+    )
     .await;
     for i in 0..200 {
         client
@@ -44,19 +56,24 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
         r.log().log_end_offset() >= 200,
         "it caught up before rejoining"
     );
-    let shrinks = c.events_of(EventKind::IsrShrink);
-    let expands = c.events_of(EventKind::IsrExpand);
-    assert!(
-        shrinks
+    // Exactly once each: a dead follower is not re-admitted on its stale log end (no flapping).
+    let count = |kind: EventKind, what: &str| {
+        c.events_of(kind)
             .iter()
-            .any(|e| e.message.contains(&format!("[{follower}] fell behind"))),
-        "{shrinks:?}"
+            .filter(|e| e.at_ms >= killed_at && e.message.contains(&format!("[{follower}] {what}")))
+            .count()
+    };
+    assert_eq!(
+        count(EventKind::IsrShrink, "fell behind"),
+        1,
+        "{:?}",
+        c.events_of(EventKind::IsrShrink)
     );
-    assert!(
-        expands
-            .iter()
-            .any(|e| e.message.contains(&format!("[{follower}] caught up"))),
-        "{expands:?}"
+    assert_eq!(
+        count(EventKind::IsrExpand, "caught up"),
+        1,
+        "{:?}",
+        c.events_of(EventKind::IsrExpand)
     );
     // ZooKeeper agrees with the leader.
     let md = c.broker(leader).expect("leader").metadata();
@@ -66,7 +83,7 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_below_min_insync_replicas_is_refused_and_appends_nothing() {
-    let mut c = start("min-isr", spec(3, 1, 3, 2)).await;
+    let c = start("min-isr", spec(3, 1, 3, 2)).await;
     wait_for_isr(&c, 3).await;
     let client = client(&c).await;
     client

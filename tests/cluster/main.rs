@@ -2,10 +2,12 @@
 //! gRPC on loopback.
 
 mod cli_input;
+mod console;
 mod coord;
 mod failover;
 mod horizon;
 mod isr;
+mod lab;
 mod node_mode;
 mod procs;
 mod replication;

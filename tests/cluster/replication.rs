@@ -29,7 +29,8 @@ async fn an_acks_all_write_is_on_every_isr_member_before_ok() {
                 .broker(id)
                 .and_then(|b| b.replica(ack.partition))
                 .expect("replica")
-                .log();
+                .log()
+                .clone();
             let got = log.get(key.as_bytes()).expect("get");
             assert_eq!(
                 got.value().map(|v| v.to_vec()),

@@ -1,0 +1,203 @@
+//! Lab settings: `conf/lab.yaml`, a scenario's `cluster:` section and command-line flags, merged in
+//! that order of increasing priority. Every key is optional; unknown keys are errors.
+
+use super::cluster::{ClusterOptions, ZkChoice};
+use crate::config::{ConfigError, load_yaml};
+use crate::coord::{ClusterSpec, ServerOptions};
+use crate::storage::FsyncPolicy;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Lab settings; `None` means the lab default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabConfig {
+    /// Brokers (default 3).
+    pub nodes: Option<u32>,
+    /// Partitions (default 3).
+    pub partitions: Option<u32>,
+    /// Replicas per partition (default min(3, nodes)).
+    pub replication_factor: Option<u32>,
+    /// acks=all needs this many in-sync replicas (default min(2, replication_factor)).
+    pub min_insync_replicas: Option<u32>,
+    /// Let a replica outside the ISR lead when no ISR member is alive (default false).
+    pub unclean_leader_election: Option<bool>,
+    /// ZooKeeper tick of the private server, ms (default 200).
+    pub zk_tick_ms: Option<u64>,
+    /// Brokers' ZooKeeper session timeout, ms (default 3000).
+    pub session_timeout_ms: Option<u64>,
+    /// A follower this far behind leaves the ISR, ms (default 3000).
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// acks=all and committed reads wait at most this long, ms (default 5000).
+    pub request_timeout_ms: Option<u64>,
+    /// Fetch long-poll wait, ms (default 500).
+    pub fetch_max_wait_ms: Option<u32>,
+    /// always | interval | never (default interval).
+    pub fsync: Option<FsyncPolicy>,
+    /// Segment size in bytes (default 64 MiB).
+    pub segment_bytes: Option<u64>,
+    /// How long merge keeps tombstones, ms (default one day).
+    pub tombstone_retention_ms: Option<u64>,
+    /// How often sealed segments are merged, ms; 0 = never (default 30000).
+    pub merge_interval_ms: Option<u64>,
+}
+
+macro_rules! overlay {
+    ($a:expr, $b:expr, $($f:ident),*) => {
+        LabConfig { $($f: $b.$f.or($a.$f)),* }
+    };
+}
+
+impl LabConfig {
+    /// Loads a lab settings file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        load_yaml(path)
+    }
+
+    /// `self` with every setting `over` gives replaced.
+    pub fn overlay(&self, over: &LabConfig) -> LabConfig {
+        overlay!(
+            self,
+            over,
+            nodes,
+            partitions,
+            replication_factor,
+            min_insync_replicas,
+            unclean_leader_election,
+            zk_tick_ms,
+            session_timeout_ms,
+            replica_lag_time_max_ms,
+            request_timeout_ms,
+            fetch_max_wait_ms,
+            fsync,
+            segment_bytes,
+            tombstone_retention_ms,
+            merge_interval_ms
+        )
+    }
+
+    /// The cluster settings, defaults filled in and checked.
+    pub fn spec(&self) -> Result<ClusterSpec, String> {
+        let nodes = self.nodes.unwrap_or(3);
+        let rf = self.replication_factor.unwrap_or(nodes.min(3));
+        let spec = ClusterSpec {
+            brokers: nodes,
+            partitions: self.partitions.unwrap_or(3),
+            replication_factor: rf,
+            min_insync_replicas: self.min_insync_replicas.unwrap_or(rf.min(2)),
+            unclean_leader_election: self.unclean_leader_election.unwrap_or(false),
+        };
+        spec.validate().map_err(|e| {
+            e.replace("cluster.brokers", "nodes")
+                .replace("cluster.", "")
+        })?;
+        Ok(spec)
+    }
+
+    /// Options for a cluster under `data_dir` using `zk` (private when `None`).
+    pub fn cluster_options(
+        &self,
+        data_dir: PathBuf,
+        zk: Option<String>,
+    ) -> Result<ClusterOptions, String> {
+        let mut o = ClusterOptions::lab(data_dir, self.spec()?);
+        o.zk = match zk {
+            Some(connect) => ZkChoice::External(connect),
+            None => ZkChoice::Private(ServerOptions {
+                tick_ms: self.zk_tick_ms.unwrap_or(200),
+                ..ServerOptions::default()
+            }),
+        };
+        if let Some(v) = self.session_timeout_ms {
+            o.session_timeout_ms = v;
+        }
+        let r = &mut o.replication;
+        if let Some(v) = self.replica_lag_time_max_ms {
+            r.replica_lag_time_max_ms = v;
+        }
+        if let Some(v) = self.request_timeout_ms {
+            r.request_timeout_ms = v;
+        }
+        if let Some(v) = self.fetch_max_wait_ms {
+            r.fetch_max_wait_ms = v;
+        }
+        if let Some(v) = self.merge_interval_ms {
+            r.merge_interval_ms = v;
+        }
+        let s = &mut o.storage;
+        if let Some(v) = self.fsync {
+            s.fsync = v;
+        }
+        if let Some(v) = self.segment_bytes {
+            s.segment_bytes = v;
+        }
+        if let Some(v) = self.tombstone_retention_ms {
+            s.tombstone_retention_ms = v;
+        }
+        s.validate()?;
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_adapt_to_the_number_of_nodes() {
+        let one = LabConfig {
+            nodes: Some(1),
+            ..LabConfig::default()
+        }
+        .spec()
+        .expect("valid");
+        assert_eq!((one.replication_factor, one.min_insync_replicas), (1, 1));
+        let three = LabConfig::default().spec().expect("valid");
+        assert_eq!(
+            (
+                three.brokers,
+                three.partitions,
+                three.replication_factor,
+                three.min_insync_replicas
+            ),
+            (3, 3, 3, 2)
+        );
+        let bad = LabConfig {
+            nodes: Some(2),
+            replication_factor: Some(3),
+            ..LabConfig::default()
+        };
+        assert!(bad.spec().unwrap_err().contains("replication_factor"));
+    }
+
+    #[test]
+    fn later_settings_win_and_unknown_keys_are_named() {
+        let file: LabConfig =
+            crate::config::parse_yaml("lab.yaml", "nodes: 5\npartitions: 2\n").expect("parses");
+        let merged = file.overlay(&LabConfig {
+            nodes: Some(3),
+            ..LabConfig::default()
+        });
+        assert_eq!((merged.nodes, merged.partitions), (Some(3), Some(2)));
+        let e = crate::config::parse_yaml::<LabConfig>("lab.yaml", "nodes: 3\nbrokers: 3\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `brokers`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_lab_yaml_parses_and_matches_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/lab.yaml");
+        let shipped = LabConfig::load(&path).expect("conf/lab.yaml parses");
+        assert_eq!(shipped.spec(), LabConfig::default().spec());
+        let dir = std::path::PathBuf::from("/tmp/x");
+        let a = shipped.cluster_options(dir.clone(), None).expect("options");
+        let b = LabConfig::default().cluster_options(dir, None).expect("options");
+        assert_eq!(a.replication, b.replication);
+        assert_eq!(a.storage, b.storage);
+        assert_eq!(a.session_timeout_ms, b.session_timeout_ms);
+    }
+}

@@ -1,0 +1,589 @@
+//! The lab: a [`Cluster`], the lab's own ZooKeeper observer, a client, the history of writes, and
+//! the snapshot publisher. It implements the command language's fault, wait, load and check
+//! commands ([`LabControl`]).
+
+use super::cluster::{Cluster, ClusterError, ClusterOptions};
+use super::history::{self, History, Op};
+use super::load::{self, LoadPlan, LoadReport};
+use super::observer::{ZkObserver, ZkView};
+use super::snapshot::{BrokerState, LabInfo, LabSnapshot};
+use crate::client::{Client, ClientConfig};
+use crate::command::{Check, LabControl, LoadSpec, Target, WaitCondition, WriteRecord};
+use crate::events::{Event, EventSink};
+use crate::replica::Acks;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Events kept for the console.
+const EVENT_RING: usize = 500;
+/// Throughput samples kept (one per second).
+const THROUGHPUT_SAMPLES: usize = 120;
+/// How often a snapshot is published.
+pub const SNAPSHOT_PERIOD: Duration = Duration::from_millis(200);
+/// How long `wait` waits when no timeout is given.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// How to start a lab.
+#[derive(Debug)]
+pub struct LabOptions {
+    /// The cluster.
+    pub cluster: ClusterOptions,
+    /// Keep the data directory after the lab exits.
+    pub data_kept: bool,
+    /// Where logs go (shown on screen).
+    pub log_file: PathBuf,
+}
+
+/// Why a lab could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// ZooKeeper or the client failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+struct Throughput {
+    last_total: u64,
+    last_at: Instant,
+    samples: VecDeque<u64>,
+}
+
+struct LoadState {
+    total: u64,
+    counters: load::SharedCounters,
+    task: Option<tokio::task::JoinHandle<LoadReport>>,
+}
+
+/// A running lab.
+pub struct Lab {
+    cluster: Cluster,
+    observer: ZkObserver,
+    client: Client,
+    history: Arc<History>,
+    info: Arc<LabInfo>,
+    events: Arc<Mutex<VecDeque<Event>>>,
+    sink: EventSink,
+    throughput: Mutex<Throughput>,
+    leaders_after_last_command: Mutex<BTreeMap<u32, (Option<u32>, u32)>>,
+    load: Mutex<Option<LoadState>>,
+    load_runs: std::sync::atomic::AtomicU64,
+    snapshot_tx: watch::Sender<Arc<LabSnapshot>>,
+}
+
+impl Lab {
+    /// Starts the cluster, the observer and a client; publishes snapshots until dropped.
+    pub async fn start(options: LabOptions) -> Result<Arc<Self>, LabError> {
+        let events: Arc<Mutex<VecDeque<Event>>> = Arc::new(Mutex::new(VecDeque::new()));
+        let sink = {
+            let events = Arc::clone(&events);
+            EventSink::new(move |e| {
+                let mut ring = events.lock().unwrap_or_else(|p| p.into_inner());
+                if ring.len() == EVENT_RING {
+                    ring.pop_front();
+                }
+                ring.push_back(e);
+            })
+        };
+        let spec = options.cluster.spec.clone();
+        let data_dir = options.cluster.data_dir.clone();
+        let cluster = Cluster::start(options.cluster, sink.clone()).await?;
+        let zk = cluster.zk_connect().to_string();
+        let observer = ZkObserver::start(&zk, spec.partitions)
+            .await
+            .map_err(|e| LabError::Other(e.to_string()))?;
+        let client = Client::connect_zk(
+            &zk,
+            ClientConfig {
+                request_timeout: Duration::from_secs(15),
+                zk_session_timeout: Duration::from_secs(10),
+            },
+        )
+        .await
+        .map_err(|e| LabError::Other(e.to_string()))?;
+        let info = Arc::new(LabInfo {
+            nodes: spec.brokers,
+            partitions: spec.partitions,
+            replication_factor: spec.replication_factor,
+            min_insync_replicas: spec.min_insync_replicas,
+            unclean_leader_election: spec.unclean_leader_election,
+            zk,
+            data_dir,
+            data_kept: options.data_kept,
+            log_file: options.log_file,
+            started_at_ms: crate::storage::now_ms(),
+        });
+        let lab = Arc::new(Self {
+            cluster,
+            observer,
+            client,
+            history: Arc::new(History::default()),
+            info,
+            events,
+            sink,
+            throughput: Mutex::new(Throughput {
+                last_total: 0,
+                last_at: Instant::now(),
+                samples: VecDeque::new(),
+            }),
+            leaders_after_last_command: Mutex::new(BTreeMap::new()),
+            load: Mutex::new(None),
+            load_runs: std::sync::atomic::AtomicU64::new(0),
+            snapshot_tx: watch::Sender::new(Arc::new(LabSnapshot::default())),
+        });
+        lab.publish();
+        let weak = Arc::downgrade(&lab);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SNAPSHOT_PERIOD).await;
+                let Some(lab) = weak.upgrade() else { return };
+                lab.publish();
+            }
+        });
+        Ok(lab)
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The lab's client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Fixed facts.
+    pub fn info(&self) -> &Arc<LabInfo> {
+        &self.info
+    }
+
+    /// The history of writes.
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
+    }
+
+    /// Where events go (the console's event panel and the log).
+    pub fn events(&self) -> &EventSink {
+        &self.sink
+    }
+
+    /// A receiver of published snapshots.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<LabSnapshot>> {
+        self.snapshot_tx.subscribe()
+    }
+
+    /// Builds a snapshot now.
+    pub fn snapshot(&self) -> LabSnapshot {
+        let zk = self.observer.view();
+        let brokers = self.cluster.snapshots();
+        let total: u64 = (0..self.info.partitions)
+            .filter_map(|p| {
+                brokers
+                    .iter()
+                    .filter_map(|(_, s)| s.as_ref())
+                    .flat_map(|s| s.replicas.iter())
+                    .filter(|r| r.partition == p)
+                    .map(|r| r.log_end_offset)
+                    .max()
+            })
+            .sum();
+        let throughput = {
+            let mut t = self.throughput.lock().unwrap_or_else(|p| p.into_inner());
+            let elapsed = t.last_at.elapsed();
+            if elapsed >= Duration::from_secs(1) {
+                let rate = total.saturating_sub(t.last_total) as f64 / elapsed.as_secs_f64();
+                t.samples.push_back(rate.round() as u64);
+                if t.samples.len() > THROUGHPUT_SAMPLES {
+                    t.samples.pop_front();
+                }
+                t.last_total = total;
+                t.last_at = Instant::now();
+            }
+            t.samples.iter().copied().collect()
+        };
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let load = self
+            .load
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|l| {
+                load::progress(
+                    &l.counters,
+                    l.total,
+                    l.task.as_ref().is_some_and(|t| !t.is_finished()),
+                )
+            });
+        LabSnapshot::build(
+            Arc::clone(&self.info),
+            brokers,
+            &zk,
+            events,
+            throughput,
+            load,
+        )
+    }
+
+    fn publish(&self) {
+        self.snapshot_tx.send_replace(Arc::new(self.snapshot()));
+    }
+
+    fn zk(&self) -> ZkView {
+        self.observer.view()
+    }
+
+    /// Stops the brokers cleanly and the private ZooKeeper.
+    pub async fn shutdown(&self) {
+        if let Some(l) = self.load.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && let Some(t) = l.task
+        {
+            t.abort();
+        }
+        self.cluster.shutdown().await;
+    }
+
+    fn resolve(&self, target: Target) -> Result<Vec<u32>, String> {
+        let ids = self.cluster.ids();
+        match target {
+            Target::Broker(id) if ids.contains(&id) => Ok(vec![id]),
+            Target::Broker(id) => Err(format!(
+                "there is no broker {id}; brokers are 1..{}",
+                ids.len()
+            )),
+            Target::All => Ok(ids),
+            Target::Leader(p) => {
+                if p >= self.info.partitions {
+                    return Err(format!(
+                        "there is no partition {p}; partitions are 0..{}",
+                        self.info.partitions - 1
+                    ));
+                }
+                self.zk()
+                    .states
+                    .get(&p)
+                    .and_then(|s| s.leader())
+                    .map(|l| vec![l])
+                    .ok_or_else(|| format!("partition {p} has no leader right now"))
+            }
+            Target::Controller => self
+                .zk()
+                .controller
+                .map(|c| vec![c.broker_id])
+                .ok_or_else(|| "there is no controller right now".to_string()),
+        }
+    }
+
+    fn leaders(&self) -> BTreeMap<u32, (Option<u32>, u32)> {
+        self.zk()
+            .states
+            .iter()
+            .map(|(p, s)| (*p, (s.leader(), s.leader_epoch)))
+            .collect()
+    }
+
+    async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut cond: impl FnMut(&LabSnapshot) -> Option<String>,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(reply) = cond(&self.snapshot()) {
+                return Ok(reply);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("timed out after {timeout:?} waiting for {what}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs a load in the foreground or background.
+    async fn start_load(&self, spec: LoadSpec, acks: Acks) -> Result<String, String> {
+        {
+            let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
+            if load
+                .as_ref()
+                .and_then(|l| l.task.as_ref())
+                .is_some_and(|t| !t.is_finished())
+            {
+                return Err("a load is already running; 'wait load' for it first".into());
+            }
+        }
+        let run = self
+            .load_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let plan = LoadPlan {
+            ops: Some(spec.ops),
+            duration: None,
+            clients: spec.clients,
+            acks,
+            keys: spec.keys,
+            value_size: 0,
+            read_ratio: 0.0,
+            tag: format!("load{run}"),
+        };
+        let counters = load::counters();
+        let task = tokio::spawn(load::run(
+            self.client.clone(),
+            plan,
+            Some(Arc::clone(&self.history)),
+            Arc::clone(&counters),
+        ));
+        *self.load.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoadState {
+            total: spec.ops,
+            counters,
+            task: Some(task),
+        });
+        if spec.background {
+            return Ok(format!(
+                "load started in the background: {} writes, {} clients, acks {acks}",
+                spec.ops, spec.clients
+            ));
+        }
+        self.finish_load().await
+    }
+
+    async fn finish_load(&self) -> Result<String, String> {
+        let task = self
+            .load
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .and_then(|l| l.task.take());
+        let Some(task) = task else {
+            return Err("no load is running".into());
+        };
+        let report = task.await.map_err(|e| format!("the load failed: {e}"))?;
+        Ok(format!("load: {}", report.summary()))
+    }
+
+    async fn check_lost_writes(&self) -> Result<String, String> {
+        let ops: Vec<Op> = self.history.ops();
+        let keys = history::keys_to_read(&ops);
+        let mut read = BTreeMap::new();
+        let mut pending = tokio::task::JoinSet::new();
+        let mut it = keys.into_iter();
+        loop {
+            while pending.len() < 16 {
+                let Some(k) = it.next() else { break };
+                let client = self.client.clone();
+                pending.spawn(async move {
+                    let v = client.get(&k).await;
+                    (k, v)
+                });
+            }
+            let Some(done) = pending.join_next().await else {
+                break;
+            };
+            let (k, v) = done.map_err(|e| format!("a read failed: {e}"))?;
+            let v =
+                v.map_err(|e| format!("cannot read {} back: {e}", String::from_utf8_lossy(&k)))?;
+            read.insert(k, v);
+        }
+        Ok(history::check(&ops, &read).summary())
+    }
+
+    fn check_replicas_agree(&self) -> Result<String, String> {
+        let zk = self.zk();
+        let mut problems = Vec::new();
+        for p in 0..self.info.partitions {
+            let Some(state) = zk.states.get(&p) else {
+                problems.push(format!("partition {p} has no state yet"));
+                continue;
+            };
+            let Some(leader) = state.leader().and_then(|l| self.cluster.broker(l)) else {
+                problems.push(format!("partition {p} has no live leader"));
+                continue;
+            };
+            let Some(lr) = leader.replica(p) else {
+                continue;
+            };
+            let hw = lr.high_watermark();
+            let reference = log_prefix(lr.log(), hw).map_err(|e| e.to_string())?;
+            for &id in state.isr.iter().filter(|&&id| id != leader.id()) {
+                let Some(r) = self.cluster.broker(id).and_then(|b| b.replica(p)) else {
+                    continue;
+                };
+                let mine = log_prefix(r.log(), hw).map_err(|e| e.to_string())?;
+                if mine != reference {
+                    let at = first_difference(&mine, &reference);
+                    problems.push(format!(
+                        "partition {p}: broker {id}'s log differs from leader {}'s below the high watermark {hw} ({at})",
+                        leader.id()
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok("OK".into())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// Records below `upto`, as (offset, bytes).
+fn log_prefix(
+    log: &crate::storage::Store,
+    upto: u64,
+) -> crate::storage::Result<Vec<(u64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let max = log.config().max_record_bytes();
+    'outer: while at < upto {
+        let Some(raw) = log.read_from(at, 1 << 20)? else {
+            break;
+        };
+        let mut p = 0;
+        while p < raw.bytes.len() {
+            let Ok(h) = crate::storage::record::decode_header(&raw.bytes[p..], max) else {
+                break 'outer;
+            };
+            if h.offset >= upto {
+                break 'outer;
+            }
+            out.push((h.offset, raw.bytes[p..p + h.record_len()].to_vec()));
+            at = h.offset + 1;
+            p += h.record_len();
+        }
+    }
+    Ok(out)
+}
+
+fn first_difference(a: &[(u64, Vec<u8>)], b: &[(u64, Vec<u8>)]) -> String {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return format!("first at offset {}", x.0.min(y.0));
+        }
+    }
+    format!("{} records against {}", a.len(), b.len())
+}
+
+impl LabControl for Arc<Lab> {
+    async fn kill(&self, target: Target) -> Result<String, String> {
+        let ids = self.resolve(target)?;
+        for id in &ids {
+            if !self.cluster.is_up(*id) {
+                if ids.len() == 1 {
+                    return Err(format!("broker {id} is already down"));
+                }
+                continue;
+            }
+            self.cluster.kill(*id).await.map_err(|e| e.to_string())?;
+        }
+        self.publish();
+        Ok("OK".into())
+    }
+
+    async fn restore(&self, target: Target) -> Result<String, String> {
+        let ids = match target {
+            Target::Broker(_) | Target::All => self.resolve(target)?,
+            _ => return Err("restore takes a broker id or all".into()),
+        };
+        for id in &ids {
+            if self.cluster.is_up(*id) {
+                if ids.len() == 1 {
+                    return Err(format!("broker {id} is already up"));
+                }
+                continue;
+            }
+            self.cluster.restore(*id).await.map_err(|e| e.to_string())?;
+        }
+        self.publish();
+        Ok("OK".into())
+    }
+
+    async fn status(&self) -> Result<String, String> {
+        Ok(super::status::render(&self.snapshot()))
+    }
+
+    async fn wait(&self, cond: WaitCondition, timeout: Option<Duration>) -> Result<String, String> {
+        let timeout = timeout.unwrap_or(DEFAULT_WAIT);
+        match cond {
+            WaitCondition::LeaderChange => {
+                let before = self
+                    .leaders_after_last_command
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                self.wait_until(timeout, "a leader change", |s| {
+                    s.partitions
+                        .iter()
+                        .any(|p| before.get(&p.partition) != Some(&(p.leader, p.leader_epoch)))
+                        .then(|| "OK".to_string())
+                })
+                .await
+            }
+            WaitCondition::Isr(n) => {
+                self.wait_until(timeout, &format!("every ISR to have {n} members"), |s| {
+                    s.partitions
+                        .iter()
+                        .all(|p| p.leader.is_some() && p.isr.len() >= n as usize)
+                        .then(|| "OK".to_string())
+                })
+                .await
+            }
+            WaitCondition::CaughtUp => {
+                self.wait_until(timeout, "every live replica to catch up", |s| {
+                    s.partitions
+                        .iter()
+                        .all(|p| {
+                            let Some(leo) = s.leader_leo(p.partition) else {
+                                return false;
+                            };
+                            s.brokers
+                                .iter()
+                                .filter(|b| b.state == BrokerState::Up)
+                                .filter_map(|b| b.replica(p.partition))
+                                .all(|r| r.log_end_offset == leo && r.high_watermark == leo)
+                        })
+                        .then(|| "OK".to_string())
+                })
+                .await
+            }
+            WaitCondition::Load => match tokio::time::timeout(timeout, self.finish_load()).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("timed out after {timeout:?} waiting for the load")),
+            },
+        }
+    }
+
+    async fn load(&self, spec: LoadSpec, acks: Acks) -> Result<String, String> {
+        self.start_load(spec, acks).await
+    }
+
+    async fn check(&self, check: Check) -> Result<String, String> {
+        match check {
+            Check::LostWrites => self.check_lost_writes().await,
+            Check::ReplicasAgree => self.check_replicas_agree(),
+        }
+    }
+
+    fn record(&self, write: WriteRecord, started: Instant) {
+        self.history
+            .record(Op::from_record(write, started, Instant::now()));
+    }
+
+    fn after_command(&self) {
+        *self
+            .leaders_after_last_command
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.leaders();
+        self.publish();
+    }
+}

@@ -1,0 +1,218 @@
+//! What the lab publishes for the console, several times a second: the truth about every broker
+//! (as it believes) and every partition (as ZooKeeper says), recent events and throughput. The
+//! console only draws these; it never waits on the network.
+
+use super::observer::ZkView;
+use crate::broker::{BrokerSnapshot, SessionStatus};
+use crate::coord::ControllerInfo;
+use crate::events::Event;
+use crate::replica::{ReplicaSnapshot, Role};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Fixed facts about the lab.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabInfo {
+    /// Brokers.
+    pub nodes: u32,
+    /// Partitions.
+    pub partitions: u32,
+    /// Replicas per partition.
+    pub replication_factor: u32,
+    /// Minimum ISR for acks=all.
+    pub min_insync_replicas: u32,
+    /// Unclean leader election enabled.
+    pub unclean_leader_election: bool,
+    /// ZooKeeper connect string (with chroot).
+    pub zk: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Whether it is kept after the lab exits.
+    pub data_kept: bool,
+    /// The log file.
+    pub log_file: PathBuf,
+    /// When the lab started, Unix ms (event times are shown relative to it).
+    pub started_at_ms: u64,
+}
+
+/// Up, or down (and whether ZooKeeper still holds its session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerState {
+    /// Running.
+    Up,
+    /// Killed; ZooKeeper still lists it until its session times out.
+    DownSessionLingering,
+    /// Killed, and ZooKeeper has noticed.
+    Down,
+}
+
+/// One broker in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    /// Its id.
+    pub id: u32,
+    /// Up or down.
+    pub state: BrokerState,
+    /// Whether ZooKeeper lists it.
+    pub registered: bool,
+    /// What it believes (when up).
+    pub snapshot: Option<BrokerSnapshot>,
+}
+
+impl BrokerView {
+    /// Its session state, when up.
+    pub fn session(&self) -> Option<SessionStatus> {
+        self.snapshot.as_ref().map(|s| s.session)
+    }
+
+    /// Its replica of `p`, when up.
+    pub fn replica(&self, p: u32) -> Option<&ReplicaSnapshot> {
+        self.snapshot
+            .as_ref()?
+            .replicas
+            .iter()
+            .find(|r| r.partition == p)
+    }
+}
+
+/// One partition as ZooKeeper says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    /// The partition.
+    pub partition: u32,
+    /// Its leader, if any.
+    pub leader: Option<u32>,
+    /// Leader epoch.
+    pub leader_epoch: u32,
+    /// In-sync replicas.
+    pub isr: Vec<u32>,
+    /// Replicas, preferred first.
+    pub replicas: Vec<u32>,
+}
+
+/// Progress of a background load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadProgress {
+    /// Operations finished.
+    pub done: u64,
+    /// Operations in all.
+    pub total: u64,
+    /// Acknowledged.
+    pub ok: u64,
+    /// Failed.
+    pub errors: u64,
+    /// Outcome unknown.
+    pub unknown: u64,
+    /// Still running.
+    pub running: bool,
+}
+
+/// Everything the console draws.
+#[derive(Debug, Clone, Default)]
+pub struct LabSnapshot {
+    /// Fixed facts.
+    pub info: Arc<LabInfo>,
+    /// Brokers.
+    pub brokers: Vec<BrokerView>,
+    /// Partitions as ZooKeeper says.
+    pub partitions: Vec<PartitionView>,
+    /// The controller as ZooKeeper says.
+    pub controller: Option<ControllerInfo>,
+    /// Recent events, oldest first.
+    pub events: Vec<Event>,
+    /// Records appended per second, oldest sample first.
+    pub throughput: Vec<u64>,
+    /// The background load, if any.
+    pub load: Option<LoadProgress>,
+}
+
+impl LabSnapshot {
+    /// Builds a snapshot from the cluster's broker snapshots and ZooKeeper's view.
+    pub fn build(
+        info: Arc<LabInfo>,
+        brokers: Vec<(u32, Option<BrokerSnapshot>)>,
+        zk: &ZkView,
+        events: Vec<Event>,
+        throughput: Vec<u64>,
+        load: Option<LoadProgress>,
+    ) -> Self {
+        let brokers = brokers
+            .into_iter()
+            .map(|(id, snapshot)| {
+                let registered = zk.registered.contains_key(&id);
+                let state = match (&snapshot, registered) {
+                    (Some(_), _) => BrokerState::Up,
+                    (None, true) => BrokerState::DownSessionLingering,
+                    (None, false) => BrokerState::Down,
+                };
+                BrokerView {
+                    id,
+                    state,
+                    registered,
+                    snapshot,
+                }
+            })
+            .collect();
+        let spec = crate::coord::ClusterSpec {
+            brokers: info.nodes,
+            partitions: info.partitions,
+            replication_factor: info.replication_factor,
+            min_insync_replicas: info.min_insync_replicas,
+            unclean_leader_election: info.unclean_leader_election,
+        };
+        let partitions = (0..info.partitions)
+            .map(|p| {
+                let s = zk.states.get(&p);
+                PartitionView {
+                    partition: p,
+                    leader: s.and_then(|s| s.leader()),
+                    leader_epoch: s.map_or(0, |s| s.leader_epoch),
+                    isr: s.map(|s| s.isr.clone()).unwrap_or_default(),
+                    replicas: spec.replicas_of(p),
+                }
+            })
+            .collect();
+        Self {
+            info,
+            brokers,
+            partitions,
+            controller: zk.controller,
+            events,
+            throughput,
+            load,
+        }
+    }
+
+    /// The log end of partition `p`'s leader (as the leader believes), if it is up.
+    pub fn leader_leo(&self, p: u32) -> Option<u64> {
+        self.brokers
+            .iter()
+            .filter_map(|b| b.replica(p))
+            .find(|r| r.role == Role::Leader && !r.fenced)
+            .map(|r| r.log_end_offset)
+    }
+
+    /// Where a broker's belief about partition `p` differs from ZooKeeper: a sentence, or `None`.
+    pub fn disagreement(&self, broker: u32, p: u32) -> Option<String> {
+        let b = self.brokers.iter().find(|b| b.id == broker)?;
+        let r = b.replica(p)?;
+        let zk = self.partitions.iter().find(|x| x.partition == p)?;
+        match (r.role, zk.leader) {
+            (Role::Leader, Some(l)) if l != broker => Some(format!(
+                "believes it leads; ZooKeeper says broker {l} (epoch {})",
+                zk.leader_epoch
+            )),
+            (Role::Leader, None) => Some("believes it leads; ZooKeeper says offline".into()),
+            (Role::Follower { leader }, Some(l)) if l != leader => Some(format!(
+                "follows broker {leader}; ZooKeeper says broker {l} leads"
+            )),
+            (Role::Follower { .. }, None) => {
+                Some("follows a leader; ZooKeeper says offline".into())
+            }
+            (Role::Offline, Some(l)) if l == broker => {
+                Some("ZooKeeper says it leads, but it has not taken up the role".into())
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The console's state and what keys do to it. Drawing only reads this (see `draw`).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::VecDeque;
+
+/// Lines kept in the shell panel.
+const MAX_LINES: usize = 2000;
+
+/// Which panel takes keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// The shell's input line.
+    Shell,
+    /// The brokers table (k kills, r restores the selected broker).
+    Brokers,
+}
+
+/// How a shell line is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A command as typed.
+    Input,
+    /// A reply.
+    Reply,
+    /// An error reply.
+    Error,
+    /// A scenario's note or description.
+    Note,
+    /// Something the console itself says.
+    Info,
+}
+
+/// One line of the shell panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellLine {
+    /// Its kind.
+    pub kind: LineKind,
+    /// Its text.
+    pub text: String,
+}
+
+/// What a key asks the console to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing beyond redrawing.
+    None,
+    /// Run a command line.
+    Run(String),
+    /// Play the next scenario step.
+    Step,
+    /// Start or stop playing the scenario automatically.
+    ToggleAutoplay,
+    /// Leave.
+    Quit,
+}
+
+/// A scenario being played in the console.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScriptView {
+    /// Its name.
+    pub name: String,
+    /// Steps as shown (`run: ...` or `note: ...`).
+    pub steps: Vec<String>,
+    /// Index of the next step.
+    pub next: usize,
+    /// Playing automatically.
+    pub autoplay: bool,
+    /// Steps that failed their expectation.
+    pub failed: Vec<usize>,
+}
+
+/// The console's state.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The input line.
+    pub input: String,
+    /// Cursor position in `input`, in chars.
+    pub cursor: usize,
+    /// Commands entered, oldest first.
+    pub history: Vec<String>,
+    history_pos: Option<usize>,
+    draft: String,
+    /// The shell panel's lines, oldest first.
+    pub lines: VecDeque<ShellLine>,
+    /// Which panel has focus.
+    pub focus: Focus,
+    /// Selected row of the brokers table.
+    pub selected: usize,
+    /// The help overlay is shown.
+    pub show_help: bool,
+    /// The command running now.
+    pub busy: Option<String>,
+    /// The console should close.
+    pub quit: bool,
+    /// The scenario being played.
+    pub script: Option<ScriptView>,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// A fresh console.
+    pub fn new() -> Self {
+        Self {
+            input: String::new(),
+            cursor: 0,
+            history: Vec::new(),
+            history_pos: None,
+            draft: String::new(),
+            lines: VecDeque::new(),
+            focus: Focus::Shell,
+            selected: 0,
+            show_help: false,
+            busy: None,
+            quit: false,
+            script: None,
+        }
+    }
+
+    /// Adds text (one or more lines) to the shell panel.
+    pub fn push(&mut self, kind: LineKind, text: &str) {
+        for line in text.lines() {
+            if self.lines.len() == MAX_LINES {
+                self.lines.pop_front();
+            }
+            self.lines.push_back(ShellLine {
+                kind,
+                text: line.to_string(),
+            });
+        }
+    }
+
+    fn byte_at(&self, char_pos: usize) -> usize {
+        self.input
+            .char_indices()
+            .nth(char_pos)
+            .map_or(self.input.len(), |(i, _)| i)
+    }
+
+    fn take_input(&mut self) -> String {
+        self.cursor = 0;
+        self.history_pos = None;
+        std::mem::take(&mut self.input)
+    }
+
+    fn recall(&mut self, older: bool) {
+        if self.history.is_empty() {
+            return;
+        }
+        let pos = match (self.history_pos, older) {
+            (None, true) => {
+                self.draft = self.input.clone();
+                Some(self.history.len() - 1)
+            }
+            (None, false) => None,
+            (Some(0), true) => Some(0),
+            (Some(i), true) => Some(i - 1),
+            (Some(i), false) if i + 1 < self.history.len() => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        self.history_pos = pos;
+        self.input = match pos {
+            Some(i) => self.history[i].clone(),
+            None => std::mem::take(&mut self.draft),
+        };
+        self.cursor = self.input.chars().count();
+    }
+
+    /// Handles a key press; `brokers` is the number of rows in the brokers table.
+    pub fn on_key(&mut self, key: KeyEvent, brokers: usize) -> Action {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('d')) {
+            return Action::Quit;
+        }
+        if self.show_help {
+            self.show_help = false;
+            return Action::None;
+        }
+        if key.code == KeyCode::F(1) {
+            self.show_help = true;
+            return Action::None;
+        }
+        if key.code == KeyCode::Tab || key.code == KeyCode::BackTab {
+            self.focus = match self.focus {
+                Focus::Shell => Focus::Brokers,
+                Focus::Brokers => Focus::Shell,
+            };
+            return Action::None;
+        }
+        if self.script.is_some() && key.code == KeyCode::F(5) {
+            return Action::ToggleAutoplay;
+        }
+        match self.focus {
+            Focus::Shell => self.shell_key(key, ctrl),
+            Focus::Brokers => self.brokers_key(key, brokers),
+        }
+    }
+
+    fn shell_key(&mut self, key: KeyEvent, ctrl: bool) -> Action {
+        match key.code {
+            KeyCode::Enter => {
+                let line = self.take_input();
+                let trimmed = line.trim().to_string();
+                if trimmed.is_empty() {
+                    // An empty line plays the next scenario step, if one is loaded.
+                    return if self.script.is_some() {
+                        Action::Step
+                    } else {
+                        Action::None
+                    };
+                }
+                if self.history.last() != Some(&trimmed) {
+                    self.history.push(trimmed.clone());
+                }
+                if matches!(trimmed.as_str(), "quit" | "exit") {
+                    return Action::Quit;
+                }
+                Action::Run(trimmed)
+            }
+            KeyCode::Char(' ') if self.input.is_empty() && self.script.is_some() => Action::Step,
+            KeyCode::Char('a') if ctrl && self.script.is_some() => Action::ToggleAutoplay,
+            KeyCode::Char('u') if ctrl => {
+                self.input.clear();
+                self.cursor = 0;
+                Action::None
+            }
+            KeyCode::Char(c) if !ctrl => {
+                let at = self.byte_at(self.cursor);
+                self.input.insert(at, c);
+                self.cursor += 1;
+                Action::None
+            }
+            KeyCode::Backspace if self.cursor > 0 => {
+                self.cursor -= 1;
+                let at = self.byte_at(self.cursor);
+                self.input.remove(at);
+                Action::None
+            }
+            KeyCode::Delete if self.cursor < self.input.chars().count() => {
+                let at = self.byte_at(self.cursor);
+                self.input.remove(at);
+                Action::None
+            }
+            KeyCode::Left => {
+                self.cursor = self.cursor.saturating_sub(1);
+                Action::None
+            }
+            KeyCode::Right => {
+                self.cursor = (self.cursor + 1).min(self.input.chars().count());
+                Action::None
+            }
+            KeyCode::Home => {
+                self.cursor = 0;
+                Action::None
+            }
+            KeyCode::End => {
+                self.cursor = self.input.chars().count();
+                Action::None
+            }
+            KeyCode::Up => {
+                self.recall(true);
+                Action::None
+            }
+            KeyCode::Down => {
+                self.recall(false);
+                Action::None
+            }
+            _ => Action::None,
+        }
+    }
+
+    fn brokers_key(&mut self, key: KeyEvent, brokers: usize) -> Action {
+        let id = self.selected as u32 + 1;
+        match key.code {
+            KeyCode::Up => {
+                self.selected = self.selected.saturating_sub(1);
+                Action::None
+            }
+            KeyCode::Down => {
+                if self.selected + 1 < brokers {
+                    self.selected += 1;
+                }
+                Action::None
+            }
+            KeyCode::Char('k') => Action::Run(format!("kill {id}")),
+            KeyCode::Char('r') => Action::Run(format!("restore {id}")),
+            KeyCode::Char('?') => {
+                self.show_help = true;
+                Action::None
+            }
+            KeyCode::Char('q') => Action::Quit,
+            KeyCode::Char(' ') if self.script.is_some() => Action::Step,
+            KeyCode::Char('a') if self.script.is_some() => Action::ToggleAutoplay,
+            _ => Action::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(app: &mut App, code: KeyCode) -> Action {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE), 3)
+    }
+
+    fn type_line(app: &mut App, s: &str) -> Action {
+        for c in s.chars() {
+            press(app, KeyCode::Char(c));
+        }
+        press(app, KeyCode::Enter)
+    }
+
+    #[test]
+    fn typing_and_enter_runs_the_line_and_history_recalls_it() {
+        let mut app = App::new();
+        assert_eq!(
+            type_line(&mut app, "set a 1"),
+            Action::Run("set a 1".into())
+        );
+        assert_eq!(type_line(&mut app, "get a"), Action::Run("get a".into()));
+        press(&mut app, KeyCode::Up);
+        assert_eq!(app.input, "get a");
+        press(&mut app, KeyCode::Up);
+        assert_eq!(app.input, "set a 1");
+        press(&mut app, KeyCode::Down);
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.input, "");
+        assert_eq!(type_line(&mut app, "quit"), Action::Quit);
+    }
+
+    #[test]
+    fn editing_moves_the_cursor() {
+        let mut app = App::new();
+        for c in "gt".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Left);
+        press(&mut app, KeyCode::Char('e'));
+        assert_eq!(app.input, "get");
+        press(&mut app, KeyCode::Home);
+        press(&mut app, KeyCode::Delete);
+        assert_eq!(app.input, "et");
+    }
+
+    #[test]
+    fn the_brokers_table_kills_and_restores_the_selected_broker() {
+        let mut app = App::new();
+        press(&mut app, KeyCode::Tab);
+        assert_eq!(app.focus, Focus::Brokers);
+        press(&mut app, KeyCode::Down);
+        press(&mut app, KeyCode::Down);
+        press(&mut app, KeyCode::Down);
+        assert_eq!(app.selected, 2, "stays within the table");
+        assert_eq!(
+            press(&mut app, KeyCode::Char('k')),
+            Action::Run("kill 3".into())
+        );
+        assert_eq!(
+            press(&mut app, KeyCode::Char('r')),
+            Action::Run("restore 3".into())
+        );
+        assert_eq!(press(&mut app, KeyCode::Char('q')), Action::Quit);
+    }
+
+    #[test]
+    fn ctrl_c_quits_anywhere_and_help_closes_on_any_key() {
+        let mut app = App::new();
+        press(&mut app, KeyCode::F(1));
+        assert!(app.show_help);
+        press(&mut app, KeyCode::Char('x'));
+        assert!(!app.show_help);
+        assert_eq!(app.input, "", "the key only closed the overlay");
+        assert_eq!(
+            app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), 3),
+            Action::Quit
+        );
+    }
+}

@@ -1,0 +1,812 @@
+//! Drawing the console from an [`App`] and a [`LabSnapshot`]. Nothing here blocks or talks to the
+//! network: it only reads what the lab last published.
+
+use super::app::{App, Focus, LineKind};
+use crate::events::{Event, EventKind};
+use crate::lab::status::broker_state;
+use crate::lab::{BrokerState, LabSnapshot};
+use crate::replica::Role;
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Wrap};
+
+/// Smallest terminal the console draws into.
+pub const MIN_WIDTH: u16 = 80;
+/// Smallest terminal height the console draws into.
+pub const MIN_HEIGHT: u16 = 20;
+
+/// Background of a row where a broker's belief disagrees with ZooKeeper.
+pub const DISAGREE_BG: Color = Color::Yellow;
+
+fn ids(v: &[u32]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn block(title: &str, focused: bool) -> Block<'_> {
+    let style = if focused {
+        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(style)
+        .title(Span::styled(
+            format!(" {title} "),
+            Style::new().add_modifier(Modifier::BOLD),
+        ))
+}
+
+/// Draws the whole console.
+pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = Paragraph::new(vec![
+            Line::from(format!(
+                "Terminal too small: {}x{}.",
+                area.width, area.height
+            )),
+            Line::from(format!(
+                "Make it at least {MIN_WIDTH}x{MIN_HEIGHT}; Ctrl-C quits."
+            )),
+        ])
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true });
+        frame.render_widget(msg, area);
+        return;
+    }
+    let shell_height = if app.script.is_some() { 12 } else { 10 };
+    let [header, body, shell, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(8),
+        Constraint::Length(shell_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, snap);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+    let brokers_h = (snap.brokers.len() as u16 + 3).min(left.height / 2);
+    let [brokers, replicas] =
+        Layout::vertical([Constraint::Length(brokers_h), Constraint::Min(3)]).areas(left);
+    draw_brokers(frame, brokers, app, snap);
+    draw_replicas(frame, replicas, snap);
+    let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 3);
+    let [parts, throughput, events] = Layout::vertical([
+        Constraint::Length(parts_h),
+        Constraint::Length(4),
+        Constraint::Min(3),
+    ])
+    .areas(right);
+    draw_partitions(frame, parts, snap);
+    draw_throughput(frame, throughput, snap);
+    draw_events(frame, events, snap);
+    if app.script.is_some() {
+        let [script, sh] =
+            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                .areas(shell);
+        draw_script(frame, script, app);
+        draw_shell(frame, sh, app);
+    } else {
+        draw_shell(frame, shell, app);
+    }
+    draw_footer(frame, footer, app);
+    if app.show_help {
+        draw_help(frame, area);
+    }
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let i = &snap.info;
+    let data = if i.data_kept {
+        format!("data {}", i.data_dir.display())
+    } else {
+        format!("data {} (deleted on exit)", i.data_dir.display())
+    };
+    let text = format!(
+        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {} · {data} ",
+        i.nodes,
+        i.partitions,
+        i.replication_factor,
+        i.min_insync_replicas,
+        if i.unclean_leader_election {
+            " · UNCLEAN election on"
+        } else {
+            ""
+        },
+        i.zk
+    );
+    frame.render_widget(
+        Paragraph::new(text).style(Style::new().fg(Color::Black).bg(Color::Cyan)),
+        area,
+    );
+}
+
+fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
+    let rows = snap.brokers.iter().enumerate().map(|(i, b)| {
+        let state_style = match b.state {
+            BrokerState::Up => Style::new().fg(Color::Green),
+            BrokerState::DownSessionLingering => {
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+            }
+            BrokerState::Down => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        };
+        let ctrl = match (
+            b.snapshot.as_ref().and_then(|s| s.controller_epoch),
+            snap.controller,
+        ) {
+            (Some(e), _) => format!("★ epoch {e}"),
+            (None, Some(c)) if c.broker_id == b.id => format!("(ZK) epoch {}", c.controller_epoch),
+            _ => String::new(),
+        };
+        let session = b.session().map_or("-", |s| s.name());
+        let addr = b
+            .snapshot
+            .as_ref()
+            .map_or(String::new(), |s| s.kv_addr.to_string());
+        let mut row = Row::new(vec![
+            Cell::from(b.id.to_string()),
+            Cell::from(broker_state(b.state)).style(state_style),
+            Cell::from(session),
+            Cell::from(ctrl),
+            Cell::from(addr),
+        ]);
+        if app.focus == Focus::Brokers && i == app.selected {
+            row = row.style(Style::new().add_modifier(Modifier::REVERSED));
+        }
+        row
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(25),
+            Constraint::Length(24),
+            Constraint::Length(12),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new([
+            "id",
+            "state",
+            "ZooKeeper session",
+            "controller",
+            "kv address",
+        ])
+        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
+    )
+    .block(block(
+        "Brokers  (Tab: focus · k kill · r restore)",
+        app.focus == Focus::Brokers,
+    ));
+    frame.render_widget(table, area);
+}
+
+fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let mut rows = Vec::new();
+    for p in &snap.partitions {
+        let leader_leo = snap.leader_leo(p.partition);
+        for b in &snap.brokers {
+            if !p.replicas.contains(&b.id) {
+                continue;
+            }
+            let Some(r) = b.replica(p.partition) else {
+                let note = match b.state {
+                    BrokerState::DownSessionLingering => "its session lingers in ZooKeeper",
+                    _ => "",
+                };
+                let mut cells = vec![
+                    Cell::from(p.partition.to_string()),
+                    Cell::from(b.id.to_string()),
+                    Cell::from("down"),
+                ];
+                cells.extend((0..5).map(|_| Cell::from("")));
+                cells.push(Cell::from(note));
+                rows.push(Row::new(cells).style(Style::new().fg(Color::DarkGray)));
+                continue;
+            };
+            let (role, role_style) = match r.role {
+                Role::Leader => (
+                    "leader".to_string(),
+                    Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                ),
+                Role::Follower { leader } => (format!("follow {leader}"), Style::new()),
+                Role::Offline if r.fenced => ("fenced".to_string(), Style::new().fg(Color::Red)),
+                Role::Offline => ("offline".to_string(), Style::new().fg(Color::Red)),
+            };
+            let lag = leader_leo.map_or("-".into(), |l| {
+                l.saturating_sub(r.log_end_offset).to_string()
+            });
+            let in_isr = p.isr.contains(&b.id);
+            let note = snap.disagreement(b.id, p.partition);
+            let mut row = Row::new(vec![
+                Cell::from(p.partition.to_string()),
+                Cell::from(b.id.to_string()),
+                Cell::from(role).style(role_style),
+                Cell::from(r.leader_epoch.to_string()),
+                Cell::from(r.log_end_offset.to_string()),
+                Cell::from(r.high_watermark.to_string()),
+                Cell::from(lag),
+                Cell::from(if in_isr { "yes" } else { "no" }).style(if in_isr {
+                    Style::new()
+                } else {
+                    Style::new().fg(Color::Yellow)
+                }),
+                Cell::from(note.clone().unwrap_or_default()),
+            ]);
+            if note.is_some() {
+                row = row.style(Style::new().fg(Color::Black).bg(DISAGREE_BG));
+            }
+            rows.push(row);
+        }
+    }
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(4),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new([
+            "p",
+            "broker",
+            "role",
+            "epoch",
+            "LEO",
+            "HW",
+            "lag",
+            "ISR",
+            "differs from ZooKeeper",
+        ])
+        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
+    )
+    .block(block("Replicas — as each broker believes", false));
+    frame.render_widget(table, area);
+}
+
+fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let i = &snap.info;
+    let rows = snap.partitions.iter().map(|p| {
+        let (leader, style) = match p.leader {
+            Some(l) => (l.to_string(), Style::new().fg(Color::Green)),
+            None => (
+                "OFFLINE".to_string(),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
+        };
+        let isr_style = if p.isr.len() < i.min_insync_replicas as usize {
+            Style::new().fg(Color::Red)
+        } else if p.isr.len() < p.replicas.len() {
+            Style::new().fg(Color::Yellow)
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            Cell::from(p.partition.to_string()),
+            Cell::from(leader).style(style),
+            Cell::from(p.leader_epoch.to_string()),
+            Cell::from(ids(&p.isr)).style(isr_style),
+            Cell::from(ids(&p.replicas)),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(10),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new(["p", "leader", "epoch", "ISR", "replicas"])
+            .style(Style::new().add_modifier(Modifier::UNDERLINED)),
+    )
+    .block(block("Partitions — as ZooKeeper says", false));
+    frame.render_widget(table, area);
+}
+
+fn draw_throughput(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let now = snap.throughput.last().copied().unwrap_or(0);
+    let mut title = format!("Writes/s: {now}");
+    if let Some(l) = snap.load {
+        title.push_str(&format!(
+            " · load {}/{} ok {} err {} unknown {}{}",
+            l.done,
+            l.total,
+            l.ok,
+            l.errors,
+            l.unknown,
+            if l.running { "" } else { " (done)" }
+        ));
+    }
+    let width = area.width.saturating_sub(2) as usize;
+    let data: Vec<u64> = snap
+        .throughput
+        .iter()
+        .rev()
+        .take(width)
+        .rev()
+        .copied()
+        .collect();
+    let spark = Sparkline::default()
+        .block(block(&title, false))
+        .data(&data)
+        .style(Style::new().fg(Color::Green));
+    frame.render_widget(spark, area);
+}
+
+fn event_style(kind: EventKind) -> Style {
+    match kind {
+        EventKind::Kill | EventKind::Warning => Style::new().fg(Color::Red),
+        EventKind::Restore | EventKind::IsrExpand => Style::new().fg(Color::Green),
+        EventKind::LeaderElected | EventKind::ControllerElected => {
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        }
+        EventKind::IsrShrink => Style::new().fg(Color::Yellow),
+        EventKind::Truncation => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        EventKind::Session => Style::new().fg(Color::Blue),
+        EventKind::RoleChange => Style::new(),
+        EventKind::Info => Style::new().fg(Color::DarkGray),
+    }
+}
+
+fn event_line(e: &Event, started_ms: u64) -> Line<'static> {
+    let t = e.at_ms.saturating_sub(started_ms) / 100;
+    let when = format!("+{:02}:{:02}.{} ", t / 600, (t / 10) % 60, t % 10);
+    let who = match (e.broker, e.partition) {
+        (Some(b), Some(p)) => format!("b{b} p{p} "),
+        (Some(b), None) => format!("b{b} "),
+        (None, Some(p)) => format!("p{p} "),
+        (None, None) => String::new(),
+    };
+    Line::from(vec![
+        Span::styled(when, Style::new().fg(Color::DarkGray)),
+        Span::styled(who, Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(e.message.clone(), event_style(e.kind)),
+    ])
+}
+
+fn draw_events(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let rows = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(2).max(1) as usize;
+    // Newest last; long events wrap, so pick from the end until the panel is full.
+    let mut lines: Vec<Line> = Vec::new();
+    let mut used = 0;
+    for e in snap.events.iter().rev() {
+        let line = event_line(e, snap.info.started_at_ms);
+        let height = line.width().div_ceil(width).max(1);
+        if used + height > rows {
+            break;
+        }
+        used += height;
+        lines.push(line);
+    }
+    lines.reverse();
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(
+                &format!("Events (log: {})", snap.info.log_file.display()),
+                false,
+            )),
+        area,
+    );
+}
+
+fn draw_shell(frame: &mut Frame, area: Rect, app: &App) {
+    let inner_h = area.height.saturating_sub(3) as usize;
+    let mut lines: Vec<Line> = app
+        .lines
+        .iter()
+        .rev()
+        .take(inner_h)
+        .rev()
+        .map(|l| {
+            let style = match l.kind {
+                LineKind::Input => Style::new().fg(Color::Cyan),
+                LineKind::Reply => Style::new(),
+                LineKind::Error => Style::new().fg(Color::Red),
+                LineKind::Note => Style::new()
+                    .fg(Color::Magenta)
+                    .add_modifier(Modifier::ITALIC),
+                LineKind::Info => Style::new().fg(Color::DarkGray),
+            };
+            Line::styled(l.text.clone(), style)
+        })
+        .collect();
+    while lines.len() < inner_h {
+        lines.insert(0, Line::from(""));
+    }
+    let prompt = match &app.busy {
+        Some(cmd) => Line::styled(format!("… running: {cmd}"), Style::new().fg(Color::Yellow)),
+        None => Line::from(vec![
+            Span::styled(
+                "simplekv> ",
+                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(app.input.clone()),
+        ]),
+    };
+    lines.push(prompt);
+    let focused = app.focus == Focus::Shell;
+    frame.render_widget(
+        Paragraph::new(lines).block(block("Shell  (help for commands · ↑/↓ history)", focused)),
+        area,
+    );
+    if focused && app.busy.is_none() && !app.show_help {
+        let x = area.x + 1 + "simplekv> ".len() as u16 + app.cursor as u16;
+        let y = area.y + area.height.saturating_sub(2);
+        frame.set_cursor_position((x.min(area.right().saturating_sub(2)), y));
+    }
+}
+
+fn draw_script(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(s) = &app.script else { return };
+    let rows = area.height.saturating_sub(2) as usize;
+    let first = s
+        .next
+        .saturating_sub(rows / 2)
+        .min(s.steps.len().saturating_sub(rows));
+    let lines: Vec<Line> = s
+        .steps
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .map(|(i, step)| {
+            let (mark, style) = if s.failed.contains(&i) {
+                ("✗ ", Style::new().fg(Color::Red))
+            } else if i < s.next {
+                ("✓ ", Style::new().fg(Color::DarkGray))
+            } else if i == s.next {
+                (
+                    "▶ ",
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                )
+            } else {
+                ("  ", Style::new())
+            };
+            Line::styled(format!("{mark}{step}"), style)
+        })
+        .collect();
+    let state = if s.next >= s.steps.len() {
+        "finished"
+    } else if s.autoplay {
+        "autoplay (a: pause)"
+    } else {
+        "space: step · a: autoplay"
+    };
+    frame.render_widget(
+        Paragraph::new(lines).block(block(&format!("Scenario: {} — {state}", s.name), false)),
+        area,
+    );
+}
+
+fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
+    let keys = match app.focus {
+        Focus::Shell => {
+            " Enter run · ↑/↓ history · Tab brokers · F1 help · quit or Ctrl-C to leave "
+        }
+        Focus::Brokers => " ↑/↓ select · k kill · r restore · Tab shell · ? help · q quit ",
+    };
+    frame.render_widget(
+        Paragraph::new(keys).style(Style::new().fg(Color::DarkGray)),
+        area,
+    );
+}
+
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let w = area.width.min(96);
+    let h = area.height.min(28);
+    let popup = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    let mut lines = vec![
+        Line::styled("Keys", Style::new().add_modifier(Modifier::BOLD)),
+        Line::from("  Tab            switch between the shell and the brokers table"),
+        Line::from("  k / r          (brokers table) kill / restore the selected broker"),
+        Line::from("  ↑ / ↓          shell history, or select a broker"),
+        Line::from("  space, a       (scenario) next step, autoplay on/off"),
+        Line::from("  F1 or ?        this help · q (brokers table), quit or Ctrl-C to leave"),
+        Line::from(""),
+        Line::styled("Commands", Style::new().add_modifier(Modifier::BOLD)),
+    ];
+    lines.extend(
+        crate::command::HELP
+            .lines()
+            .map(|l| Line::from(format!("  {l}"))),
+    );
+    lines.push(Line::from(""));
+    lines.push(Line::styled(
+        "any key closes this help",
+        Style::new().fg(Color::DarkGray),
+    ));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block("Help", true)),
+        popup,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{BrokerSnapshot, SessionStatus};
+    use crate::coord::ControllerInfo;
+    use crate::lab::{BrokerView, LabInfo, PartitionView};
+    use crate::replica::ReplicaSnapshot;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use std::sync::Arc;
+
+    fn replica(p: u32, role: Role, epoch: u32, leo: u64) -> ReplicaSnapshot {
+        ReplicaSnapshot {
+            partition: p,
+            role,
+            leader_epoch: epoch,
+            last_epoch: Some(epoch),
+            log_end_offset: leo,
+            high_watermark: leo,
+            log_start_offset: 0,
+            isr: Vec::new(),
+            follower_leos: Vec::new(),
+            fenced: false,
+        }
+    }
+
+    fn broker(id: u32, replicas: Vec<ReplicaSnapshot>) -> BrokerView {
+        BrokerView {
+            id,
+            state: BrokerState::Up,
+            registered: true,
+            snapshot: Some(BrokerSnapshot {
+                id,
+                kv_addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
+                peer_addr: ([127, 0, 0, 1], 7100 + id as u16).into(),
+                session: SessionStatus::Connected,
+                controller_epoch: (id == 1).then_some(1),
+                replicas,
+            }),
+        }
+    }
+
+    /// Three brokers, one partition led by broker 1 in epoch 0, everyone in sync.
+    fn healthy() -> LabSnapshot {
+        let follower = || replica(0, Role::Follower { leader: 1 }, 0, 10);
+        LabSnapshot {
+            info: Arc::new(LabInfo {
+                nodes: 3,
+                partitions: 1,
+                replication_factor: 3,
+                min_insync_replicas: 2,
+                zk: "127.0.0.1:2181/simplekv".into(),
+                data_dir: "/tmp/lab".into(),
+                log_file: "/tmp/lab/lab.log".into(),
+                ..LabInfo::default()
+            }),
+            brokers: vec![
+                broker(1, vec![replica(0, Role::Leader, 0, 10)]),
+                broker(2, vec![follower()]),
+                broker(3, vec![follower()]),
+            ],
+            partitions: vec![PartitionView {
+                partition: 0,
+                leader: Some(1),
+                leader_epoch: 0,
+                isr: vec![1, 2, 3],
+                replicas: vec![1, 2, 3],
+            }],
+            controller: Some(ControllerInfo {
+                broker_id: 1,
+                controller_epoch: 1,
+            }),
+            ..LabSnapshot::default()
+        }
+    }
+
+    fn render(app: &App, snap: &LabSnapshot, w: u16, h: u16) -> ratatui::buffer::Buffer {
+        let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        t.draw(|f| draw(f, app, snap)).expect("draw");
+        t.backend().buffer().clone()
+    }
+
+    fn text(buf: &ratatui::buffer::Buffer) -> Vec<String> {
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect()
+    }
+
+    /// The row containing `needle` and the column where it starts.
+    fn find(buf: &ratatui::buffer::Buffer, needle: &str) -> Option<(u16, u16)> {
+        text(buf).iter().enumerate().find_map(|(y, line)| {
+            line.find(needle)
+                .map(|byte| (line[..byte].chars().count() as u16, y as u16))
+        })
+    }
+
+    /// Words (with their columns) on row `row` below the title of the panel titled `title`, within
+    /// that panel's borders.
+    fn panel_words(buf: &ratatui::buffer::Buffer, title: &str, row: u16) -> Vec<(u16, String)> {
+        let (tx, ty) = find(buf, title).expect("panel title");
+        let left = tx - 2;
+        let right = (tx..buf.area.width)
+            .find(|&x| buf[(x, ty)].symbol() == "┐")
+            .expect("panel corner");
+        let y = ty + row;
+        let mut words = Vec::new();
+        let mut cur = String::new();
+        let mut start = 0;
+        for x in left + 1..right {
+            let sym = buf[(x, y)].symbol();
+            if sym.trim().is_empty() {
+                if !cur.is_empty() {
+                    words.push((start, std::mem::take(&mut cur)));
+                }
+            } else {
+                if cur.is_empty() {
+                    start = x;
+                }
+                cur.push_str(sym);
+            }
+        }
+        if !cur.is_empty() {
+            words.push((start, cur));
+        }
+        words
+    }
+
+    const PARTITIONS: &str = "Partitions — as ZooKeeper says";
+    const REPLICAS: &str = "Replicas — as each broker believes";
+
+    #[test]
+    fn a_healthy_cluster_shows_leaders_isr_and_the_controller() {
+        let buf = render(&App::new(), &healthy(), 160, 48);
+        let lines = text(&buf);
+        assert!(
+            lines[0].contains("3 brokers · 1 partitions · RF 3 · min ISR 2"),
+            "{}",
+            lines[0]
+        );
+        assert!(find(&buf, "★ epoch 1").is_some());
+        assert!(find(&buf, "1,2,3").is_some());
+        assert!(find(&buf, "simplekv>").is_some());
+    }
+
+    #[test]
+    fn a_leader_change_shows_the_new_leader_and_epoch() {
+        let mut snap = healthy();
+        snap.partitions[0].leader = Some(2);
+        snap.partitions[0].leader_epoch = 3;
+        snap.brokers[1] = broker(2, vec![replica(0, Role::Leader, 3, 12)]);
+        snap.brokers[0] = broker(1, vec![replica(0, Role::Follower { leader: 2 }, 3, 12)]);
+        snap.brokers[2] = broker(3, vec![replica(0, Role::Follower { leader: 2 }, 3, 12)]);
+        let buf = render(&App::new(), &snap, 160, 48);
+        let words: Vec<String> = panel_words(&buf, PARTITIONS, 2)
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect();
+        assert_eq!(
+            words[..3],
+            ["0", "2", "3"],
+            "p 0, leader 2, epoch 3: {words:?}"
+        );
+        assert!(find(&buf, "follow 2").is_some());
+    }
+
+    #[test]
+    fn a_killed_broker_is_down_with_its_session_lingering() {
+        let mut snap = healthy();
+        snap.brokers[1].state = BrokerState::DownSessionLingering;
+        snap.brokers[1].snapshot = None;
+        let buf = render(&App::new(), &snap, 160, 48);
+        let (x, y) = find(&buf, "down (session lingering)").expect("broker 2 shown down");
+        assert_eq!(buf[(x, y)].fg, Color::Yellow);
+        assert!(find(&buf, "its session lingers in ZooKeeper").is_some());
+        snap.brokers[1].state = BrokerState::Down;
+        let buf = render(&App::new(), &snap, 160, 48);
+        assert!(find(&buf, "down (session lingering)").is_none());
+        let (x, y) = find(&buf, "down").expect("down");
+        assert_eq!(buf[(x, y)].fg, Color::Red);
+    }
+
+    #[test]
+    fn an_isr_shrink_marks_the_isr_and_the_lagging_replica() {
+        let mut snap = healthy();
+        snap.partitions[0].isr = vec![1, 3];
+        let buf = render(&App::new(), &snap, 160, 48);
+        let words = panel_words(&buf, PARTITIONS, 2);
+        let (x, w) = &words[3];
+        assert_eq!(w, "1,3");
+        assert_eq!(
+            buf[(*x, 2 + find(&buf, PARTITIONS).expect("panel").1)].fg,
+            Color::Yellow,
+            "ISR below RF"
+        );
+        // Broker 2's replica row says it is out of the ISR.
+        let row = (1..=4)
+            .map(|r| panel_words(&buf, REPLICAS, r))
+            .find(|w| w.get(1).is_some_and(|(_, b)| b == "2"))
+            .expect("broker 2's row");
+        assert_eq!(row.last().map(|(_, w)| w.as_str()), Some("no"), "{row:?}");
+
+        snap.partitions[0].isr = vec![1];
+        let buf = render(&App::new(), &snap, 160, 48);
+        let (x, w) = panel_words(&buf, PARTITIONS, 2)[3].clone();
+        assert_eq!(w, "1");
+        assert_eq!(
+            buf[(x, 2 + find(&buf, PARTITIONS).expect("panel").1)].fg,
+            Color::Red,
+            "ISR below min.insync"
+        );
+    }
+
+    #[test]
+    fn a_broker_that_disagrees_with_zookeeper_is_highlighted() {
+        let mut snap = healthy();
+        // ZooKeeper moved leadership to broker 2 and broker 3 follows it; broker 1, cut off, has not
+        // heard yet and still believes it leads.
+        snap.partitions[0].leader = Some(2);
+        snap.partitions[0].leader_epoch = 1;
+        snap.brokers[1] = broker(2, vec![replica(0, Role::Leader, 1, 10)]);
+        snap.brokers[2] = broker(3, vec![replica(0, Role::Follower { leader: 2 }, 1, 10)]);
+        let buf = render(&App::new(), &snap, 160, 48);
+        let (x, y) = find(&buf, "believes it leads; ZooKeeper says").expect("note");
+        assert_eq!(buf[(x, y)].bg, DISAGREE_BG);
+        // The whole row is highlighted, from the partition column on.
+        let (_, ry) = find(&buf, REPLICAS).expect("panel");
+        assert!(y > ry);
+        assert_eq!(buf[(1, y)].bg, DISAGREE_BG);
+        // Agreeing rows are not.
+        let (_, y3) = find(&buf, "follow 2").expect("a follower row");
+        assert_ne!(buf[(1, y3)].bg, DISAGREE_BG);
+    }
+
+    #[test]
+    fn a_small_terminal_gets_a_message_instead_of_a_mess() {
+        let buf = render(&App::new(), &healthy(), 60, 15);
+        assert!(find(&buf, "Terminal too small: 60x15.").is_some());
+        assert!(find(&buf, "Brokers").is_none());
+        let buf = render(&App::new(), &healthy(), 80, 20);
+        assert!(find(&buf, "Brokers").is_some(), "80x20 is enough");
+    }
+
+    #[test]
+    fn the_help_overlay_lists_keys_and_commands() {
+        let mut app = App::new();
+        app.show_help = true;
+        let buf = render(&app, &healthy(), 160, 48);
+        assert!(
+            find(
+                &buf,
+                "k / r          (brokers table) kill / restore the selected broker"
+            )
+            .is_some()
+        );
+        assert!(find(&buf, "check replicas-agree").is_some());
+    }
+}

@@ -1,0 +1,231 @@
+//! The ratatui console over a running [`Lab`]: state in [`app`], drawing in [`draw`], and this
+//! loop, which feeds keys to the app, shell lines to a command executor task, and redraws from the
+//! snapshots the lab publishes (at least four times a second; drawing never waits on the network).
+//!
+//! The terminal is restored on every exit path: normal quit, error, and panic (ratatui's hook).
+
+pub mod app;
+pub mod draw;
+
+use crate::command::{Reply, Session};
+use crate::lab::Lab;
+use crate::replica::Acks;
+use app::{Action, App, LineKind};
+use crossterm::event::{Event, KeyEventKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often the console redraws even when nothing happens.
+const FRAME: Duration = Duration::from_millis(200);
+
+/// Something that feeds the console lines to run: a scenario being played.
+pub trait Script: Send {
+    /// The scenario's name.
+    fn name(&self) -> String;
+    /// Text shown before the first step.
+    fn intro(&self) -> String;
+    /// Steps as shown in the script panel.
+    fn steps(&self) -> Vec<String>;
+    /// Step `i`: a note to show, or a command line to run.
+    fn step(&self, i: usize) -> Option<ScriptStep>;
+    /// Whether `reply` to step `i` meets its expectation (a failure sentence if not).
+    fn verdict(&self, i: usize, reply: &Result<Reply, String>) -> Result<(), String>;
+}
+
+/// One step of a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptStep {
+    /// Text for the class.
+    Note(String),
+    /// A command line.
+    Run(String),
+}
+
+/// Runs the console until the user quits. Returns an error line if the terminal cannot be used.
+pub async fn run(lab: Arc<Lab>, script: Option<Box<dyn Script>>) -> Result<(), String> {
+    let mut terminal = ratatui::try_init().map_err(|e| format!("cannot use this terminal: {e}"))?;
+    let result = event_loop(&mut terminal, lab, script).await;
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    lab: Arc<Lab>,
+    script: Option<Box<dyn Script>>,
+) -> Result<(), String> {
+    let (key_tx, mut keys) = mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("console-input".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if crossterm::event::poll(Duration::from_millis(100)).unwrap_or(false) {
+                        match crossterm::event::read() {
+                            Ok(ev) => {
+                                if key_tx.send(ev).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot read the keyboard: {e}"))?;
+    }
+    let _stop_input = StopOnDrop(Arc::clone(&stop));
+
+    let (line_tx, mut line_rx) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, mut replies) = mpsc::unbounded_channel::<(String, Result<Reply, String>)>();
+    {
+        let lab = Arc::clone(&lab);
+        tokio::spawn(async move {
+            let mut session = Session::new(lab.client().clone(), Acks::All, lab);
+            while let Some(line) = line_rx.recv().await {
+                let reply = session
+                    .run_line(&line)
+                    .await
+                    .unwrap_or(Ok(Reply::Text(String::new())));
+                if reply_tx.send((line, reply)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    let mut app = App::new();
+    let info = lab.info();
+    app.push(
+        LineKind::Info,
+        &format!(
+            "{} brokers are up. Type 'help' for commands, or try: set hello 1 · get hello · kill leader",
+            info.nodes
+        ),
+    );
+    if let Some(s) = &script {
+        app.script = Some(app::ScriptView {
+            name: s.name(),
+            steps: s.steps(),
+            ..Default::default()
+        });
+        app.push(LineKind::Note, &s.intro());
+        app.push(
+            LineKind::Info,
+            "space (on an empty line) plays the next step; a or F5 autoplays",
+        );
+    }
+    let mut snapshots = lab.subscribe();
+    let mut ticker = tokio::time::interval(FRAME);
+    let mut running_step: Option<usize> = None;
+    loop {
+        let snap = Arc::clone(&snapshots.borrow_and_update());
+        terminal
+            .draw(|f| draw::draw(f, &app, &snap))
+            .map_err(|e| format!("cannot draw: {e}"))?;
+        if app.quit {
+            return Ok(());
+        }
+        let autoplay_ready = app.busy.is_none()
+            && app
+                .script
+                .as_ref()
+                .is_some_and(|s| s.autoplay && s.next < s.steps.len());
+        tokio::select! {
+            ev = keys.recv() => {
+                let Some(ev) = ev else { return Ok(()) };
+                let Event::Key(key) = ev else { continue };
+                if key.kind != KeyEventKind::Press {
+                    continue;
+                }
+                match app.on_key(key, snap.brokers.len()) {
+                    Action::None => {}
+                    Action::Quit => app.quit = true,
+                    Action::Run(line) => {
+                        if let Some(b) = &app.busy {
+                            app.push(LineKind::Info, &format!("busy: '{b}' is still running"));
+                        } else {
+                            app.push(LineKind::Input, &format!("simplekv> {line}"));
+                            app.busy = Some(line.clone());
+                            let _ = line_tx.send(line);
+                        }
+                    }
+                    Action::Step => {
+                        if app.busy.is_none() {
+                            running_step = play_step(&mut app, script.as_deref(), &line_tx);
+                        }
+                    }
+                    Action::ToggleAutoplay => {
+                        if let Some(s) = &mut app.script {
+                            s.autoplay = !s.autoplay;
+                        }
+                    }
+                }
+            }
+            reply = replies.recv() => {
+                let Some((_line, reply)) = reply else { return Ok(()) };
+                app.busy = None;
+                match &reply {
+                    Ok(Reply::Text(t)) if !t.is_empty() => app.push(LineKind::Reply, t),
+                    Ok(Reply::Text(_)) => {}
+                    Ok(Reply::Quit) => app.quit = true,
+                    Err(e) => app.push(LineKind::Error, &format!("error: {e}")),
+                }
+                if let (Some(i), Some(s)) = (running_step.take(), script.as_deref()) {
+                    match s.verdict(i, &reply) {
+                        Ok(()) => app.push(LineKind::Info, "PASS"),
+                        Err(why) => {
+                            app.push(LineKind::Error, &format!("FAIL: {why}"));
+                            if let Some(v) = &mut app.script {
+                                v.failed.push(i);
+                                v.autoplay = false;
+                            }
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(600)), if autoplay_ready => {
+                running_step = play_step(&mut app, script.as_deref(), &line_tx);
+            }
+            _ = snapshots.changed() => {}
+            _ = ticker.tick() => {}
+        }
+    }
+}
+
+/// Plays the next step of the script; returns its index when it started a command.
+fn play_step(
+    app: &mut App,
+    script: Option<&dyn Script>,
+    line_tx: &mpsc::UnboundedSender<String>,
+) -> Option<usize> {
+    let script = script?;
+    let view = app.script.as_mut()?;
+    let i = view.next;
+    let step = script.step(i)?;
+    view.next += 1;
+    match step {
+        ScriptStep::Note(text) => {
+            app.push(LineKind::Note, &text);
+            None
+        }
+        ScriptStep::Run(line) => {
+            app.push(LineKind::Input, &format!("simplekv> {line}"));
+            app.busy = Some(line.clone());
+            let _ = line_tx.send(line);
+            Some(i)
+        }
+    }
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,205 @@
+//! The real binary under tmux, as a person would use it: start `simplekv-lab --nodes 3`, type the
+//! seed transcript and `kill leader`, read the screen, quit, and check the terminal is restored and
+//! nothing is left running.
+
+use crate::procs::BIN;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Self {
+        let session = format!("simplekv-test-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .args(["bash", "--norc", "--noprofile"])
+            .env("PS1", "$ ")
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("tmux is needed for this test (make test installs it): {e}")
+            });
+        assert!(ok.success(), "tmux new-session failed");
+        Self { session }
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+
+    fn type_line(&self, line: &str) {
+        self.send(&["-l", line]);
+        self.send(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `cond`; returns it.
+    fn wait(&self, what: &str, timeout: Duration, cond: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if cond(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+/// The shell panel's lines (between its title and its bottom border).
+fn shell_lines(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(top) = lines.iter().position(|l| l.contains("Shell")) else {
+        return Vec::new();
+    };
+    lines[top + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with('└'))
+        .map(|l| l.trim_matches(|c| c == '│' || c == ' ').to_string())
+        .collect()
+}
+
+/// The reply printed after the last occurrence of `simplekv> {cmd}`.
+fn reply_to(screen: &str, cmd: &str) -> Option<String> {
+    let lines = shell_lines(screen);
+    let i = lines
+        .iter()
+        .rposition(|l| l == &format!("simplekv> {cmd}"))?;
+    lines
+        .get(i + 1)
+        .filter(|l| !l.starts_with("simplekv>") && !l.is_empty())
+        .cloned()
+}
+
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle) && !l.contains("ps -eo"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_person_runs_the_seed_transcript_kills_the_leader_and_quits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("lab-data");
+    let tmux = Tmux::start(160, 48);
+    tmux.type_line(&format!("{BIN} --nodes 3 --data-dir {}", data.display()));
+    tmux.wait(
+        "the console with three brokers up",
+        Duration::from_secs(60),
+        |s| {
+            s.contains("simplekv>")
+                && s.contains("3 brokers are up")
+                && s.matches("connected").count() >= 3
+        },
+    );
+
+    for (cmd, want) in [
+        ("set hello 1", "OK"),
+        ("get hello", "1"),
+        ("expire hello 200", "OK"),
+        ("ttl hello", "ttl"),
+        ("del hello", "OK"),
+        ("get hello", "record not found"),
+    ] {
+        tmux.type_line(cmd);
+        let screen = tmux.wait(
+            &format!("the reply to '{cmd}'"),
+            Duration::from_secs(30),
+            |s| reply_to(s, cmd).is_some() && !s.contains("… running"),
+        );
+        let got = reply_to(&screen, cmd).expect("reply");
+        if want == "ttl" {
+            let ttl: i64 = got
+                .parse()
+                .unwrap_or_else(|_| panic!("ttl replied {got:?}"));
+            assert!((198..=200).contains(&ttl), "ttl {ttl}");
+        } else {
+            assert_eq!(got, want, "reply to {cmd}");
+        }
+    }
+
+    tmux.type_line("kill leader");
+    let screen = tmux.wait("the leader marked down", Duration::from_secs(30), |s| {
+        reply_to(s, "kill leader").is_some() && s.contains("down")
+    });
+    assert_eq!(reply_to(&screen, "kill leader").as_deref(), Some("OK"));
+    // Partition 0's new leader, elected in epoch 1, shows in ZooKeeper's partition table.
+    tmux.wait("a new leader in epoch 1", Duration::from_secs(30), |s| {
+        s.lines().any(|l| {
+            let right: String = l.chars().skip(96).collect();
+            let w: Vec<&str> = right.trim_start_matches('│').split_whitespace().collect();
+            w.len() >= 3 && w[0] == "0" && w[2] == "1" && w[1].parse::<u32>().is_ok()
+        }) && s.contains("elected leader")
+    });
+
+    tmux.type_line("quit");
+    let screen = tmux.wait("the lab to stop", Duration::from_secs(60), |s| {
+        s.contains("SimpleKV lab: stopped")
+    });
+    assert!(
+        !screen.contains("simplekv>"),
+        "the console is gone from the screen:\n{screen}"
+    );
+    // The terminal is back in its normal (cooked, echoing) mode.
+    tmux.type_line("stty -a > /dev/null && stty -a | grep -o -- '-\\?icanon\\|-\\?echo ' | tr '\\n' ' '; echo END");
+    let screen = tmux.wait("stty's answer", Duration::from_secs(10), |s| {
+        s.contains("END") && s.contains("icanon")
+    });
+    let answer = screen
+        .lines()
+        .rev()
+        .find(|l| l.contains("icanon"))
+        .expect("stty line")
+        .to_string();
+    assert!(
+        answer.contains("icanon") && !answer.contains("-icanon"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("echo ") && !answer.contains("-echo "),
+        "{answer}"
+    );
+    // Nothing is left running: no lab, no ZooKeeper on its data directory.
+    let left = processes_mentioning(&data.display().to_string());
+    assert!(left.is_empty(), "still running: {left:?}");
+}
