@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use simplekv::broker::{Broker, BrokerConfig};
 use simplekv::cli::{self, Discovery};
 use simplekv::events::EventSink;
-use simplekv::lab::{Lab, LabConfig, LabOptions};
+use simplekv::lab::{Lab, LabConfig, LabOptions, Scenario};
 use simplekv::replica::Acks;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ struct Cli {
 }
 
 /// The lab console (the default mode).
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 struct LabArgs {
     /// Brokers to run in this process.
     #[arg(long)]
@@ -54,6 +54,23 @@ struct LabArgs {
 
 #[derive(Subcommand, Debug)]
 enum Mode {
+    /// Play a scenario headless: each step, its reply, PASS/FAIL; exit 1 on a failure.
+    Run {
+        /// The scenario file (demo/*.yaml).
+        scenario: PathBuf,
+        /// Brokers (overrides the scenario).
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// Use this ZooKeeper (host:port[/chroot]) instead of a private one.
+        #[arg(long)]
+        zk: Option<String>,
+        /// Keep the data here instead of a fresh directory deleted on exit.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run every step even after a failure.
+        #[arg(long)]
+        keep_going: bool,
+    },
     /// Run one broker for a real deployment.
     Node {
         /// Its configuration file.
@@ -184,10 +201,26 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
             "the lab console needs a terminal; without one, play a scenario with: simplekv-lab run demo/seed-transcript.yaml".into(),
         );
     }
-    if args.script.is_some() {
-        return Err("--script arrives with the scenarios; run the lab without it for now".into());
-    }
-    let cfg = lab_config(&args)?;
+    let script = args
+        .script
+        .as_deref()
+        .map(Scenario::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let cfg = match &script {
+        // The scenario's cluster settings sit between the file and the flags.
+        Some(s) => {
+            let file = match &args.config {
+                Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
+                None => LabConfig::default(),
+            };
+            file.overlay(&s.cluster).overlay(&lab_config(&LabArgs {
+                config: None,
+                ..args.clone()
+            })?)
+        }
+        None => lab_config(&args)?,
+    };
     let (dir, temp) = data_dir(args.data_dir.clone())?;
     let log_file = dir.join("lab.log");
     init_file_logs(&log_file)?;
@@ -211,7 +244,8 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let ui = simplekv::tui::run(lab.clone(), None).await;
+        let script = script.map(|s| Box::new(s) as Box<dyn simplekv::tui::Script>);
+        let ui = simplekv::tui::run(lab.clone(), script).await;
         println!("SimpleKV lab: stopping brokers and ZooKeeper ...");
         lab.shutdown().await;
         ui
@@ -234,9 +268,70 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
     outcome
 }
 
+fn run_scenario(
+    path: PathBuf,
+    nodes: Option<u32>,
+    zk: Option<String>,
+    data: Option<PathBuf>,
+    keep_going: bool,
+) -> Result<bool, String> {
+    let scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
+    let cfg = LabConfig::default()
+        .overlay(&scenario.cluster)
+        .overlay(&LabConfig {
+            nodes,
+            ..LabConfig::default()
+        });
+    let (dir, temp) = data_dir(data)?;
+    let log_file = dir.join("lab.log");
+    init_file_logs(&log_file)?;
+    let cluster = cfg.cluster_options(dir.clone(), zk.as_deref().map(own_chroot))?;
+    println!("== {} ==", scenario.name);
+    for line in scenario.description.lines() {
+        println!("   {line}");
+    }
+    println!(
+        "(starting {} and {} brokers; log: {})",
+        if zk.is_some() {
+            "on the given ZooKeeper"
+        } else {
+            "a private ZooKeeper"
+        },
+        cluster.spec.brokers,
+        log_file.display()
+    );
+    let rt = runtime()?;
+    let options = LabOptions {
+        cluster,
+        data_kept: temp.is_none(),
+        log_file,
+    };
+    let summary = rt.block_on(async {
+        let mut out = std::io::stdout();
+        simplekv::lab::play(&scenario, options, &mut out, keep_going).await
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    drop(temp);
+    Ok(summary?.failed == 0)
+}
+
 fn main() -> ExitCode {
     let args = Cli::parse();
     match args.mode {
+        Some(Mode::Run {
+            scenario,
+            nodes,
+            zk,
+            data_dir,
+            keep_going,
+        }) => match run_scenario(scenario, nodes, zk, data_dir, keep_going) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("simplekv-lab run: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Mode::Node { config }) => match run_node(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -9,9 +9,9 @@ use super::peers::peer_addr;
 use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError, PartitionState};
 use crate::events::EventKind;
 use crate::rpc::ReplicaStatusRequest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Competes for the controller role for as long as the session lives.
@@ -73,14 +73,15 @@ async fn control(
     for p in 0..inner.spec.partitions {
         coord.ensure_replicas(p, &inner.spec.replicas_of(p)).await?;
     }
+    let mut first_seen = HashMap::new();
     loop {
         let (live, watcher) = coord.watch_brokers().await?;
         for p in 0..inner.spec.partitions {
-            reconcile(inner, coord, lease, p, &live).await?;
+            reconcile(inner, coord, lease, p, &live, &mut first_seen).await?;
         }
         tokio::select! {
             _ = watcher.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = token.cancelled() => return Ok(()),
         }
     }
@@ -93,6 +94,7 @@ async fn reconcile(
     lease: ControllerLease,
     p: u32,
     live: &BTreeMap<u32, BrokerInfo>,
+    first_seen: &mut HashMap<u32, Instant>,
 ) -> Result<(), CoordError> {
     let replicas = coord
         .replicas(p)
@@ -108,6 +110,12 @@ async fn reconcile(
         let Some(&leader) = isr.first() else {
             return Ok(());
         };
+        // Wait a little for every replica to register, so that the preferred replica leads when
+        // the cluster starts together.
+        let since = *first_seen.entry(p).or_insert_with(Instant::now);
+        if isr.len() < replicas.len() && since.elapsed() < inner.cfg.session_timeout() * 2 {
+            return Ok(());
+        }
         let state = PartitionState {
             leader: leader as i32,
             leader_epoch: 0,

@@ -71,7 +71,10 @@ pub trait LabControl: Send + Sync {
     fn check(&self, check: Check) -> impl Future<Output = Result<String, String>> + Send;
     /// Notes a client write issued by a shell or scenario (`started` is when it was sent).
     fn record(&self, write: WriteRecord, started: std::time::Instant);
-    /// Called after every command, to remember what `wait leader-change` compares against.
+    /// Called before every command but `wait` and `sleep`, so that `wait leader-change` and
+    /// `wait controller-change` compare against the state before the command that caused it.
+    fn before_command(&self) {}
+    /// Called after every command (the console refreshes).
     fn after_command(&self) {}
 }
 
@@ -154,6 +157,9 @@ impl<L: LabControl> Session<L> {
     /// Runs one command.
     pub async fn execute(&mut self, cmd: Command) -> Result<Reply, String> {
         let text = |s: &str| Ok(Reply::Text(s.to_string()));
+        if !matches!(cmd, Command::Wait(..) | Command::Sleep(_)) {
+            self.lab.before_command();
+        }
         let started = std::time::Instant::now();
         let result = match cmd {
             Command::Set { key, value, ttl_ms } => {

@@ -15,6 +15,8 @@ pub enum Target {
     Broker(u32),
     /// The leader of a partition (partition 0 when not given).
     Leader(u32),
+    /// A live follower of a partition (partition 0 when not given).
+    Follower(u32),
     /// The controller.
     Controller,
     /// Every broker.
@@ -24,10 +26,14 @@ pub enum Target {
 /// What `wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
-    /// Some partition's leader differs from when the previous command finished.
+    /// Some partition's leader or epoch differs from before the previous command.
     LeaderChange,
-    /// Every partition's ISR has at least this many members.
+    /// Another broker became controller since before the previous command.
+    ControllerChange,
+    /// Every partition has a leader and exactly this many in-sync replicas.
     Isr(u32),
+    /// Every partition has a leader that is up.
+    Available,
     /// Every live replica has caught up with its leader.
     CaughtUp,
     /// Background load has finished.
@@ -122,9 +128,9 @@ del K                 delete K (deleting a missing key is OK)
 expire K SECONDS      make K expire SECONDS from now
 ttl K                 seconds K has left; -1 no expiry, -2 missing
 acks 0|1|all          how many copies a write needs before OK (this session)
-kill B | restore B    crash / restart broker B (an id, leader, leader:P, controller, all)
+kill B | restore B    crash / restart broker B (an id, leader[:P], follower[:P], controller, all)
 status                brokers and partitions
-wait COND [TIMEOUT]   leader-change | isr N | caught-up | load  (e.g. wait isr 3 10s)
+wait COND [TIMEOUT]   available | leader-change | controller-change | isr N | caught-up | load
 sleep DURATION        pause (e.g. sleep 500ms)
 load OPS [clients C] [acks A] [keys K] [background]   concurrent writes, all recorded
 check lost-writes     read back every acknowledged write
@@ -227,6 +233,7 @@ fn usage(cmd: &str, form: &str, got: usize) -> String {
 fn target(word: &str) -> Result<Target, String> {
     match word {
         "leader" => Ok(Target::Leader(0)),
+        "follower" => Ok(Target::Follower(0)),
         "controller" => Ok(Target::Controller),
         "all" => Ok(Target::All),
         w => {
@@ -236,12 +243,18 @@ fn target(word: &str) -> Result<Target, String> {
                     .map(Target::Leader)
                     .map_err(|_| format!("'{w}': write leader:PARTITION, e.g. leader:1"));
             }
+            if let Some(p) = w.strip_prefix("follower:") {
+                return p
+                    .parse()
+                    .map(Target::Follower)
+                    .map_err(|_| format!("'{w}': write follower:PARTITION, e.g. follower:1"));
+            }
             w.parse::<u32>()
                 .ok()
                 .filter(|&id| id > 0)
                 .map(Target::Broker)
                 .ok_or_else(|| {
-                    format!("'{w}' is not a broker: use an id (1, 2, ...), leader, leader:P, controller or all")
+                    format!("'{w}' is not a broker: use an id (1, 2, ...), leader[:P], follower[:P], controller or all")
                 })
         }
     }
@@ -343,14 +356,18 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
         "wait" => {
             let (cond, rest) = match args {
                 [c, rest @ ..] if c == "leader-change" => (WaitCondition::LeaderChange, rest),
+                [c, rest @ ..] if c == "controller-change" => {
+                    (WaitCondition::ControllerChange, rest)
+                }
                 [c, rest @ ..] if c == "caught-up" => (WaitCondition::CaughtUp, rest),
+                [c, rest @ ..] if c == "available" => (WaitCondition::Available, rest),
                 [c, rest @ ..] if c == "load" => (WaitCondition::Load, rest),
                 [c, k, rest @ ..] if c == "isr" => {
                     (WaitCondition::Isr(count(k, "the ISR size")? as u32), rest)
                 }
                 _ => {
                     return Err(
-                        "usage: wait leader-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
+                        "usage: wait available|leader-change|controller-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
                     );
                 }
             };
@@ -509,6 +526,14 @@ mod tests {
     fn lab_commands_parse() {
         assert_eq!(ok("kill leader"), Command::Kill(Target::Leader(0)));
         assert_eq!(ok("kill leader:2"), Command::Kill(Target::Leader(2)));
+        assert_eq!(ok("kill follower"), Command::Kill(Target::Follower(0)));
+        assert_eq!(
+            ok("wait controller-change 5s"),
+            Command::Wait(
+                WaitCondition::ControllerChange,
+                Some(Duration::from_secs(5))
+            )
+        );
         assert_eq!(ok("restore 3"), Command::Restore(Target::Broker(3)));
         assert_eq!(
             ok("wait isr 3 10s"),

@@ -195,7 +195,9 @@ mod tests {
         assert_eq!(shipped.spec(), LabConfig::default().spec());
         let dir = std::path::PathBuf::from("/tmp/x");
         let a = shipped.cluster_options(dir.clone(), None).expect("options");
-        let b = LabConfig::default().cluster_options(dir, None).expect("options");
+        let b = LabConfig::default()
+            .cluster_options(dir, None)
+            .expect("options");
         assert_eq!(a.replication, b.replication);
         assert_eq!(a.storage, b.storage);
         assert_eq!(a.session_timeout_ms, b.session_timeout_ms);

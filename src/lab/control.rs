@@ -54,6 +54,14 @@ struct Throughput {
     samples: VecDeque<u64>,
 }
 
+/// What `wait leader-change` and `wait controller-change` compare against.
+#[derive(Default)]
+struct Reference {
+    /// Partition → (leader, leader epoch).
+    leaders: BTreeMap<u32, (Option<u32>, u32)>,
+    controller_epoch: Option<u32>,
+}
+
 struct LoadState {
     total: u64,
     counters: load::SharedCounters,
@@ -70,7 +78,8 @@ pub struct Lab {
     events: Arc<Mutex<VecDeque<Event>>>,
     sink: EventSink,
     throughput: Mutex<Throughput>,
-    leaders_after_last_command: Mutex<BTreeMap<u32, (Option<u32>, u32)>>,
+    /// Leaders and controller before the last command (what `wait ...-change` compares with).
+    reference: Mutex<Reference>,
     load: Mutex<Option<LoadState>>,
     load_runs: std::sync::atomic::AtomicU64,
     snapshot_tx: watch::Sender<Arc<LabSnapshot>>,
@@ -131,7 +140,7 @@ impl Lab {
                 last_at: Instant::now(),
                 samples: VecDeque::new(),
             }),
-            leaders_after_last_command: Mutex::new(BTreeMap::new()),
+            reference: Mutex::new(Reference::default()),
             load: Mutex::new(None),
             load_runs: std::sync::atomic::AtomicU64::new(0),
             snapshot_tx: watch::Sender::new(Arc::new(LabSnapshot::default())),
@@ -276,6 +285,28 @@ impl Lab {
                     .and_then(|s| s.leader())
                     .map(|l| vec![l])
                     .ok_or_else(|| format!("partition {p} has no leader right now"))
+            }
+            Target::Follower(p) => {
+                if p >= self.info.partitions {
+                    return Err(format!(
+                        "there is no partition {p}; partitions are 0..{}",
+                        self.info.partitions - 1
+                    ));
+                }
+                let zk = self.zk();
+                let leader = zk.states.get(&p).and_then(|s| s.leader());
+                let spec = crate::coord::ClusterSpec {
+                    brokers: self.info.nodes,
+                    partitions: self.info.partitions,
+                    replication_factor: self.info.replication_factor,
+                    min_insync_replicas: self.info.min_insync_replicas,
+                    unclean_leader_election: self.info.unclean_leader_election,
+                };
+                spec.replicas_of(p)
+                    .into_iter()
+                    .find(|&r| Some(r) != leader && self.cluster.is_up(r))
+                    .map(|r| vec![r])
+                    .ok_or_else(|| format!("partition {p} has no live follower right now"))
             }
             Target::Controller => self
                 .zk()
@@ -517,9 +548,10 @@ impl LabControl for Arc<Lab> {
         match cond {
             WaitCondition::LeaderChange => {
                 let before = self
-                    .leaders_after_last_command
+                    .reference
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
+                    .leaders
                     .clone();
                 self.wait_until(timeout, "a leader change", |s| {
                     s.partitions
@@ -529,11 +561,43 @@ impl LabControl for Arc<Lab> {
                 })
                 .await
             }
+            WaitCondition::ControllerChange => {
+                let before = self
+                    .reference
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .controller_epoch;
+                self.wait_until(timeout, "a new controller", |s| {
+                    s.controller
+                        .is_some_and(|c| Some(c.controller_epoch) != before)
+                        .then(|| "OK".to_string())
+                })
+                .await
+            }
             WaitCondition::Isr(n) => {
-                self.wait_until(timeout, &format!("every ISR to have {n} members"), |s| {
+                self.wait_until(
+                    timeout,
+                    &format!("every partition to have a leader and {n} in-sync replicas"),
+                    |s| {
+                        s.partitions
+                            .iter()
+                            .all(|p| p.leader.is_some() && p.isr.len() == n as usize)
+                            .then(|| "OK".to_string())
+                    },
+                )
+                .await
+            }
+            WaitCondition::Available => {
+                self.wait_until(timeout, "every partition to have a live leader", |s| {
                     s.partitions
                         .iter()
-                        .all(|p| p.leader.is_some() && p.isr.len() >= n as usize)
+                        .all(|p| {
+                            p.leader.is_some_and(|l| {
+                                s.brokers
+                                    .iter()
+                                    .any(|b| b.id == l && b.state == BrokerState::Up)
+                            })
+                        })
                         .then(|| "OK".to_string())
                 })
                 .await
@@ -579,11 +643,15 @@ impl LabControl for Arc<Lab> {
             .record(Op::from_record(write, started, Instant::now()));
     }
 
+    fn before_command(&self) {
+        let controller = self.zk().controller.map(|c| c.controller_epoch);
+        *self.reference.lock().unwrap_or_else(|p| p.into_inner()) = Reference {
+            leaders: self.leaders(),
+            controller_epoch: controller,
+        };
+    }
+
     fn after_command(&self) {
-        *self
-            .leaders_after_last_command
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = self.leaders();
         self.publish();
     }
 }

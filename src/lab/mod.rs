@@ -8,10 +8,12 @@ pub mod history;
 pub mod load;
 pub mod observer;
 pub mod proxy;
+pub mod scenario;
 pub mod snapshot;
 pub mod status;
 
 pub use cluster::{Cluster, ClusterError, ClusterOptions, ZkChoice};
 pub use config::LabConfig;
 pub use control::{Lab, LabError, LabOptions, SNAPSHOT_PERIOD};
+pub use scenario::{RunSummary, Scenario, play, run_headless};
 pub use snapshot::{BrokerState, BrokerView, LabInfo, LabSnapshot, LoadProgress, PartitionView};

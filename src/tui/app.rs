@@ -13,6 +13,8 @@ pub enum Focus {
     Shell,
     /// The brokers table (k kills, r restores the selected broker).
     Brokers,
+    /// The scenario panel (space plays the next step, a autoplays).
+    Script,
 }
 
 /// How a shell line is shown.
@@ -185,9 +187,11 @@ impl App {
             return Action::None;
         }
         if key.code == KeyCode::Tab || key.code == KeyCode::BackTab {
+            let script = self.script.is_some();
             self.focus = match self.focus {
                 Focus::Shell => Focus::Brokers,
-                Focus::Brokers => Focus::Shell,
+                Focus::Brokers if script => Focus::Script,
+                Focus::Brokers | Focus::Script => Focus::Shell,
             };
             return Action::None;
         }
@@ -197,6 +201,16 @@ impl App {
         match self.focus {
             Focus::Shell => self.shell_key(key, ctrl),
             Focus::Brokers => self.brokers_key(key, brokers),
+            Focus::Script => match key.code {
+                KeyCode::Char(' ') | KeyCode::Enter => Action::Step,
+                KeyCode::Char('a') => Action::ToggleAutoplay,
+                KeyCode::Char('q') => Action::Quit,
+                KeyCode::Char('?') => {
+                    self.show_help = true;
+                    Action::None
+                }
+                _ => Action::None,
+            },
         }
     }
 
@@ -206,12 +220,7 @@ impl App {
                 let line = self.take_input();
                 let trimmed = line.trim().to_string();
                 if trimmed.is_empty() {
-                    // An empty line plays the next scenario step, if one is loaded.
-                    return if self.script.is_some() {
-                        Action::Step
-                    } else {
-                        Action::None
-                    };
+                    return Action::None;
                 }
                 if self.history.last() != Some(&trimmed) {
                     self.history.push(trimmed.clone());
@@ -221,8 +230,6 @@ impl App {
                 }
                 Action::Run(trimmed)
             }
-            KeyCode::Char(' ') if self.input.is_empty() && self.script.is_some() => Action::Step,
-            KeyCode::Char('a') if ctrl && self.script.is_some() => Action::ToggleAutoplay,
             KeyCode::Char('u') if ctrl => {
                 self.input.clear();
                 self.cursor = 0;
@@ -293,8 +300,6 @@ impl App {
                 Action::None
             }
             KeyCode::Char('q') => Action::Quit,
-            KeyCode::Char(' ') if self.script.is_some() => Action::Step,
-            KeyCode::Char('a') if self.script.is_some() => Action::ToggleAutoplay,
             _ => Action::None,
         }
     }
@@ -365,6 +370,28 @@ mod tests {
             Action::Run("restore 3".into())
         );
         assert_eq!(press(&mut app, KeyCode::Char('q')), Action::Quit);
+    }
+
+    #[test]
+    fn a_loaded_scenario_takes_space_and_a_while_the_shell_takes_text() {
+        let mut app = App::new();
+        app.script = Some(ScriptView::default());
+        app.focus = Focus::Script;
+        assert_eq!(press(&mut app, KeyCode::Char(' ')), Action::Step);
+        assert_eq!(press(&mut app, KeyCode::Char('a')), Action::ToggleAutoplay);
+        press(&mut app, KeyCode::Tab);
+        assert_eq!(app.focus, Focus::Shell);
+        assert_eq!(
+            type_line(&mut app, "acks all"),
+            Action::Run("acks all".into())
+        );
+        press(&mut app, KeyCode::Tab);
+        press(&mut app, KeyCode::Tab);
+        assert_eq!(
+            app.focus,
+            Focus::Script,
+            "Tab cycles through the script panel"
+        );
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
         let [script, sh] =
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                 .areas(shell);
-        draw_script(frame, script, app);
+        draw_script(frame, script, app, app.focus == Focus::Script);
         draw_shell(frame, sh, app);
     } else {
         draw_shell(frame, shell, app);
@@ -456,7 +456,7 @@ fn draw_shell(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-fn draw_script(frame: &mut Frame, area: Rect, app: &App) {
+fn draw_script(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
     let Some(s) = &app.script else { return };
     let rows = area.height.saturating_sub(2) as usize;
     let first = s
@@ -493,7 +493,7 @@ fn draw_script(frame: &mut Frame, area: Rect, app: &App) {
         "space: step · a: autoplay"
     };
     frame.render_widget(
-        Paragraph::new(lines).block(block(&format!("Scenario: {} — {state}", s.name), false)),
+        Paragraph::new(lines).block(block(&format!("Scenario: {} — {state}", s.name), focused)),
         area,
     );
 }
@@ -503,7 +503,8 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
         Focus::Shell => {
             " Enter run · ↑/↓ history · Tab brokers · F1 help · quit or Ctrl-C to leave "
         }
-        Focus::Brokers => " ↑/↓ select · k kill · r restore · Tab shell · ? help · q quit ",
+        Focus::Brokers => " ↑/↓ select · k kill · r restore · Tab next panel · ? help · q quit ",
+        Focus::Script => " space next step · a autoplay · Tab shell · ? help · q quit ",
     };
     frame.render_widget(
         Paragraph::new(keys).style(Style::new().fg(Color::DarkGray)),
@@ -525,7 +526,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Line::from("  Tab            switch between the shell and the brokers table"),
         Line::from("  k / r          (brokers table) kill / restore the selected broker"),
         Line::from("  ↑ / ↓          shell history, or select a broker"),
-        Line::from("  space, a       (scenario) next step, autoplay on/off"),
+        Line::from("  space, a       (scenario panel) next step, autoplay on/off; F5 anywhere"),
         Line::from("  F1 or ?        this help · q (brokers table), quit or Ctrl-C to leave"),
         Line::from(""),
         Line::styled("Commands", Style::new().add_modifier(Modifier::BOLD)),

@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 
 /// How often the console redraws even when nothing happens.
 const FRAME: Duration = Duration::from_millis(200);
+/// The pause between steps when a scenario plays automatically.
+const AUTOPLAY_PAUSE: Duration = Duration::from_millis(800);
 
 /// Something that feeds the console lines to run: a scenario being played.
 pub trait Script: Send {
@@ -113,15 +115,18 @@ async fn event_loop(
             steps: s.steps(),
             ..Default::default()
         });
+        app.focus = app::Focus::Script;
         app.push(LineKind::Note, &s.intro());
         app.push(
             LineKind::Info,
-            "space (on an empty line) plays the next step; a or F5 autoplays",
+            "space plays the next step, a autoplays (F5 anywhere); Tab moves to the shell",
         );
     }
     let mut snapshots = lab.subscribe();
     let mut ticker = tokio::time::interval(FRAME);
     let mut running_step: Option<usize> = None;
+    // When autoplay plays its next step: a fixed deadline, so redraws do not keep postponing it.
+    let mut autoplay_at: Option<tokio::time::Instant> = None;
     loop {
         let snap = Arc::clone(&snapshots.borrow_and_update());
         terminal
@@ -135,6 +140,12 @@ async fn event_loop(
                 .script
                 .as_ref()
                 .is_some_and(|s| s.autoplay && s.next < s.steps.len());
+        if !autoplay_ready {
+            autoplay_at = None;
+        } else if autoplay_at.is_none() {
+            autoplay_at = Some(tokio::time::Instant::now() + AUTOPLAY_PAUSE);
+        }
+        let autoplay_deadline = autoplay_at.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             ev = keys.recv() => {
                 let Some(ev) = ev else { return Ok(()) };
@@ -188,7 +199,8 @@ async fn event_loop(
                     }
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(600)), if autoplay_ready => {
+            _ = tokio::time::sleep_until(autoplay_deadline), if autoplay_ready => {
+                autoplay_at = None;
                 running_step = play_step(&mut app, script.as_deref(), &line_tx);
             }
             _ = snapshots.changed() => {}

@@ -12,7 +12,9 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16) -> Self {
-        let session = format!("simplekv-test-{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session = format!("simplekv-test-{}-{n}", std::process::id());
         let ok = Command::new("tmux")
             .args([
                 "new-session",
@@ -80,14 +82,19 @@ impl Drop for Tmux {
     }
 }
 
-/// The shell panel's lines (between its title and its bottom border).
+/// The shell panel's lines (between its title and its bottom border, within its columns: a
+/// scenario panel may stand to its left).
 fn shell_lines(screen: &str) -> Vec<String> {
-    let lines: Vec<&str> = screen.lines().collect();
-    let Some(top) = lines.iter().position(|l| l.contains("Shell")) else {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let Some((top, col)) = lines.iter().enumerate().find_map(|(y, l)| {
+        let s: String = l.iter().collect();
+        s.find("┌ Shell").map(|b| (y, s[..b].chars().count()))
+    }) else {
         return Vec::new();
     };
     lines[top + 1..]
         .iter()
+        .map(|l| l.iter().skip(col).collect::<String>())
         .take_while(|l| !l.starts_with('└'))
         .map(|l| l.trim_matches(|c| c == '│' || c == ' ').to_string())
         .collect()
@@ -101,7 +108,7 @@ fn reply_to(screen: &str, cmd: &str) -> Option<String> {
         .rposition(|l| l == &format!("simplekv> {cmd}"))?;
     lines
         .get(i + 1)
-        .filter(|l| !l.starts_with("simplekv>") && !l.is_empty())
+        .filter(|l| !l.starts_with("simplekv>") && !l.starts_with("… running") && !l.is_empty())
         .cloned()
 }
 
@@ -200,6 +207,65 @@ fn a_person_runs_the_seed_transcript_kills_the_leader_and_quits() {
         "{answer}"
     );
     // Nothing is left running: no lab, no ZooKeeper on its data directory.
+    let left = processes_mentioning(&data.display().to_string());
+    assert!(left.is_empty(), "still running: {left:?}");
+}
+
+#[test]
+fn the_console_plays_a_scenario_step_by_step_and_then_automatically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("lab-data");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/seed-transcript.yaml");
+    let tmux = Tmux::start(160, 48);
+    tmux.type_line(&format!(
+        "{BIN} --script {} --data-dir {}",
+        demo.display(),
+        data.display()
+    ));
+    tmux.wait("the scenario panel", Duration::from_secs(60), |s| {
+        s.contains("Scenario: The seed transcript")
+            && s.contains("▶ set hello 1")
+            && s.matches("connected").count() >= 3
+    });
+    // Space plays one step at a time.
+    tmux.send(&["Space"]);
+    let screen = tmux.wait("the first step's reply", Duration::from_secs(30), |s| {
+        reply_to(s, "set hello 1").is_some() && s.contains("▶ get hello")
+    });
+    assert_eq!(reply_to(&screen, "set hello 1").as_deref(), Some("OK"));
+    assert!(screen.contains("✓ set hello 1"), "{screen}");
+    tmux.send(&["Space"]);
+    tmux.wait("the second step", Duration::from_secs(30), |s| {
+        s.contains("▶ expire hello 200")
+    });
+    // 'a' plays the rest.
+    tmux.send(&["a"]);
+    let screen = tmux.wait("the scenario to finish", Duration::from_secs(60), |s| {
+        s.contains("— finished")
+    });
+    // Every step is ticked in the scenario panel, none crossed.
+    for step in [
+        "set hello 1",
+        "get hello",
+        "expire hello 200",
+        "ttl hello",
+        "del hello",
+    ] {
+        assert!(
+            screen.contains(&format!("✓ {step}")),
+            "{step} not played: {screen}"
+        );
+    }
+    assert!(
+        !screen.contains('✗') && !screen.contains("FAIL"),
+        "{screen}"
+    );
+    let shell = shell_lines(&screen);
+    assert!(shell.iter().any(|l| l == "record not found"), "{shell:?}");
+    tmux.send(&["q"]);
+    tmux.wait("the lab to stop", Duration::from_secs(60), |s| {
+        s.contains("SimpleKV lab: stopped")
+    });
     let left = processes_mentioning(&data.display().to_string());
     assert!(left.is_empty(), "still running: {left:?}");
 }

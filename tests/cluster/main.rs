@@ -4,6 +4,7 @@
 mod cli_input;
 mod console;
 mod coord;
+mod demos;
 mod failover;
 mod horizon;
 mod isr;
