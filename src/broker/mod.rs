@@ -191,6 +191,19 @@ impl std::fmt::Debug for Broker {
     }
 }
 
+/// Accepted connections with Nagle's algorithm off: small gRPC replies must not wait for the
+/// peer's delayed ACK (that alone costs ~40 ms a request).
+fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
 async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, BrokerError> {
     let addr = format!("{host}:{port}");
     tokio::net::TcpListener::bind(&addr)
@@ -289,7 +302,7 @@ impl Broker {
             tonic::transport::Server::builder()
                 .add_service(kv)
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(kv_listener),
+                    incoming(kv_listener),
                     token.clone().cancelled_owned(),
                 ),
         );
@@ -300,7 +313,7 @@ impl Broker {
             tonic::transport::Server::builder()
                 .add_service(peer)
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+                    incoming(peer_listener),
                     token.clone().cancelled_owned(),
                 ),
         );
