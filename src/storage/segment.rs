@@ -30,8 +30,9 @@ pub fn parse_log_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// An open segment file. Immutable once created; readers hold an `Arc` to it, so a file that merge
-/// or truncation unlinks stays readable for reads already under way.
+/// An open segment file. Readers hold an `Arc` to it, so a file that merge or truncation unlinks
+/// stays readable for reads already under way. The active segment is written with positioned
+/// writes into space preallocated in chunks (see the store).
 #[derive(Debug)]
 pub struct SegFile {
     /// In-memory id (what the keydir stores).
@@ -49,7 +50,7 @@ impl SegFile {
     pub fn open(id: u32, base: u64, path: PathBuf, create: bool) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(create)
             .open(&path)
             .at(&path)?;

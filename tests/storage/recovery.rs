@@ -8,39 +8,38 @@ use std::fs::OpenOptions;
 fn a_torn_tail_is_cut_at_every_byte_of_the_last_record() {
     let config = small_config();
     let template = tempfile::tempdir().expect("tempdir");
+    // Record positions come from record sizes: the file itself is longer (preallocated zeros).
     let (last_start, full_len) = {
         let store = open(template.path(), &config);
+        let mut pos = 0u64;
         for i in 0..5 {
-            store
-                .append(&put_at(&format!("k{i}"), &format!("value-{i}"), 1))
-                .expect("put");
+            let w = put_at(&format!("k{i}"), &format!("value-{i}"), 1);
+            pos += w.encoded_len() as u64;
+            store.append(&w).expect("put");
         }
-        let before = std::fs::metadata(&segment_files(template.path())[0])
-            .expect("meta")
-            .len();
-        store
-            .append(&put_at("last", "the last value", 1))
-            .expect("put");
-        let after = std::fs::metadata(&segment_files(template.path())[0])
-            .expect("meta")
-            .len();
-        (before, after)
+        let last = put_at("last", "the last value", 1);
+        store.append(&last).expect("put");
+        (pos, pos + last.encoded_len() as u64)
     };
+    let original = std::fs::read(&segment_files(template.path())[0]).expect("read");
     for cut in last_start..full_len {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(template.path(), dir.path());
         let seg = &segment_files(dir.path())[0];
+        // Damage is counted up to the torn record's last non-zero byte: its own trailing zeros
+        // cannot be told from preallocated space.
+        let torn = &original[last_start as usize..cut as usize];
+        let damaged = torn
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| i as u64 + 1);
         OpenOptions::new()
             .write(true)
             .open(seg)
             .and_then(|f| f.set_len(cut))
             .expect("tear");
         let store = open(dir.path(), &config);
-        assert_eq!(
-            store.recovery().torn_bytes_dropped,
-            cut - last_start,
-            "cut at {cut}"
-        );
+        assert_eq!(store.recovery().torn_bytes_dropped, damaged, "cut at {cut}");
         assert_eq!(store.log_end_offset(), 5, "cut at {cut}");
         assert_eq!(visible(&store, b"last", 2), None, "cut at {cut}");
         assert_eq!(visible(&store, b"k4", 2).as_deref(), Some(&b"value-4"[..]));
@@ -54,6 +53,42 @@ fn a_torn_tail_is_cut_at_every_byte_of_the_last_record() {
 }
 
 #[test]
+fn preallocated_zeros_are_not_damage_but_a_torn_record_before_them_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (first, second) = (put_at("a", "1", 1), put_at("b", "22", 1));
+    {
+        let store = open(dir.path(), &config);
+        store.append(&first).expect("put");
+        store.append(&second).expect("put");
+    }
+    let seg = &segment_files(dir.path())[0];
+    let on_disk = std::fs::metadata(seg).expect("meta").len();
+    let used = (first.encoded_len() + second.encoded_len()) as u64;
+    assert!(on_disk > used, "the active segment is preallocated");
+    // A clean reopen: the zeros after the records are not reported as a torn tail.
+    let store = open(dir.path(), &config);
+    assert_eq!(store.recovery().torn_bytes_dropped, 0);
+    assert_eq!(store.log_end_offset(), 2);
+    store.append(&put_at("c", "3", 1)).expect("put");
+    drop(store);
+    // Now half of a record, followed by zeros, as a crash in the middle of a write leaves it.
+    let third = put_at("c", "3", 1).encoded_len();
+    let mut bytes = std::fs::read(seg).expect("read");
+    let start = used as usize;
+    for b in &mut bytes[start + third / 2..] {
+        *b = 0;
+    }
+    std::fs::write(seg, &bytes).expect("write");
+    let store = open(dir.path(), &config);
+    let dropped = store.recovery().torn_bytes_dropped;
+    assert!(dropped > 0 && dropped <= (third / 2) as u64, "{dropped}");
+    assert_eq!(store.log_end_offset(), 2);
+    assert_eq!(visible(&store, b"c", 2), None);
+    assert_eq!(visible(&store, b"b", 2).as_deref(), Some(&b"22"[..]));
+}
+
+#[test]
 fn garbage_after_the_last_record_is_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
@@ -62,13 +97,14 @@ fn garbage_after_the_last_record_is_cut() {
         store.append(&put_at("a", "1", 1)).expect("put");
     }
     let seg = &segment_files(dir.path())[0];
-    let good = std::fs::metadata(seg).expect("meta").len();
+    let good = put_at("a", "1", 1).encoded_len();
     let mut bytes = std::fs::read(seg).expect("read");
+    bytes.truncate(good);
     bytes.extend_from_slice(&[0xAB; 100]);
     std::fs::write(seg, &bytes).expect("write");
     let store = open(dir.path(), &config);
     assert_eq!(store.recovery().torn_bytes_dropped, 100);
-    assert_eq!(std::fs::metadata(seg).expect("meta").len(), good);
+    assert_eq!(std::fs::metadata(seg).expect("meta").len(), good as u64);
     assert_eq!(visible(&store, b"a", 2).as_deref(), Some(&b"1"[..]));
 }
 
@@ -78,10 +114,8 @@ fn fill_sealed(dir: &std::path::Path) -> (std::path::PathBuf, u64) {
     let mut second = 0;
     for i in 0..200 {
         let w = put_at(&format!("key-{i:03}"), &"v".repeat(50), 1);
-        if i == 1 {
-            second = std::fs::metadata(&segment_files(dir)[0])
-                .expect("meta")
-                .len();
+        if i == 0 {
+            second = w.encoded_len() as u64;
         }
         store.append(&w).expect("put");
     }

@@ -39,7 +39,6 @@ fn records_copied_with_read_from_give_a_byte_identical_log() {
     );
     copy_all(&a, &b, 1000);
     assert_eq!(b.log_end_offset(), a.log_end_offset());
-    assert_eq!(log_bytes(b_dir.path()), log_bytes(a_dir.path()));
     for k in 0..37 {
         let key = format!("k{k}");
         assert_eq!(
@@ -48,6 +47,8 @@ fn records_copied_with_read_from_give_a_byte_identical_log() {
             "{key}"
         );
     }
+    drop((a, b));
+    assert_eq!(log_bytes(b_dir.path()), log_bytes(a_dir.path()));
 }
 
 #[test]
@@ -63,6 +64,7 @@ fn a_follower_of_a_merged_log_gets_the_same_records_and_offsets() {
     let b = open(b_dir.path(), &small_config());
     copy_all(&a, &b, 700);
     assert_eq!(b.log_end_offset(), a.log_end_offset());
+    drop((a, b));
     assert_eq!(log_bytes(b_dir.path()), log_bytes(a_dir.path()));
 }
 
