@@ -1,6 +1,7 @@
 //! SimpleKV lab: a replicated Bitcask key-value store with Kafka-style replication, built to be
 //! watched. See DESIGN.md for the contract each module keeps.
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -54,6 +54,8 @@ struct LabArgs {
 
 #[derive(Subcommand, Debug)]
 enum Mode {
+    /// Measure throughput and latency of a cluster (its own, or a running one).
+    Bench(BenchArgs),
     /// Play a scenario headless: each step, its reply, PASS/FAIL; exit 1 on a failure.
     Run {
         /// The scenario file (demo/*.yaml).
@@ -98,6 +100,113 @@ enum Mode {
 }
 
 const DEFAULT_ZK: &str = "127.0.0.1:2181/simplekv";
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Start this many brokers in this process (the default: 3).
+    #[arg(long, conflicts_with_all = ["zk", "broker"])]
+    nodes: Option<u32>,
+    /// Measure the running cluster at this ZooKeeper (host:port[/chroot]).
+    #[arg(long, conflicts_with = "broker")]
+    zk: Option<String>,
+    /// Measure the running cluster behind this broker (host:port).
+    #[arg(long)]
+    broker: Option<String>,
+    /// Partitions (own cluster).
+    #[arg(long, default_value_t = 3)]
+    partitions: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: u32,
+    /// Operations in all (default 20000 unless --duration is given).
+    #[arg(long, conflicts_with = "duration")]
+    ops: Option<u64>,
+    /// Run for this long instead (e.g. 10s).
+    #[arg(long, value_parser = simplekv::command::parse_duration)]
+    duration: Option<Duration>,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Distinct keys (default: every write a new key; 10000 when the mix has reads).
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Acks for writes: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: Acks,
+    /// Writes to reads, e.g. 1:0 (writes only) or 1:4.
+    #[arg(long, default_value = "1:0")]
+    mix: String,
+    /// Pace the clients to this many operations per second in all.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// fsync policy of the brokers (own cluster): always, interval or never.
+    #[arg(long, default_value = "never")]
+    fsync: simplekv::storage::FsyncPolicy,
+    /// Print one JSON object on the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_mix(mix: &str) -> Result<f64, String> {
+    let bad = || format!("--mix takes SETS:GETS, e.g. 1:1, not '{mix}'");
+    let (s, g) = mix.split_once(':').ok_or_else(bad)?;
+    let (s, g): (u32, u32) = (s.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?);
+    if s + g == 0 {
+        return Err(bad());
+    }
+    Ok(f64::from(g) / f64::from(s + g))
+}
+
+fn run_bench(args: BenchArgs) -> Result<(), String> {
+    use simplekv::bench::{BenchOptions, BenchTarget, run};
+    init_logs("error");
+    let read_ratio = parse_mix(&args.mix)?;
+    if args.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    if args.rate.is_some_and(|r| r <= 0.0) {
+        return Err("--rate must be positive".into());
+    }
+    let target = match (args.zk, args.broker) {
+        (Some(zk), _) => BenchTarget::Zk(zk),
+        (None, Some(b)) => BenchTarget::Broker(b),
+        (None, None) => BenchTarget::Nodes(args.nodes.unwrap_or(3)),
+    };
+    let tag = format!(
+        "bench{}-{}",
+        std::process::id(),
+        simplekv::storage::now_ms()
+    );
+    let plan = simplekv::lab::load::LoadPlan {
+        ops: args.ops.or(if args.duration.is_none() {
+            Some(20_000)
+        } else {
+            None
+        }),
+        duration: args.duration,
+        clients: args.clients,
+        acks: args.acks,
+        keys: args.keys.or((read_ratio > 0.0).then_some(10_000)),
+        value_size: args.value_size,
+        read_ratio,
+        rate: args.rate,
+        tag,
+    };
+    let options = BenchOptions {
+        target,
+        partitions: args.partitions,
+        fsync: args.fsync,
+        plan,
+    };
+    let rt = runtime()?;
+    let result = rt.block_on(run(options, std::io::stderr().is_terminal()))?;
+    rt.shutdown_timeout(Duration::from_secs(2));
+    println!("{}", result.text());
+    if args.json {
+        println!("{}", result.json());
+    }
+    Ok(())
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
@@ -329,6 +438,13 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("simplekv-lab run: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Mode::Bench(args)) => match run_bench(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("simplekv-lab bench: {e}");
                 ExitCode::FAILURE
             }
         },

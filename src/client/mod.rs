@@ -170,6 +170,15 @@ impl Client {
         Ok(self.routes().view())
     }
 
+    /// The leader address of partition `p`, read in place (this runs for every request).
+    fn leader_addr(&self, p: u32) -> Option<String> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .leader_addr(p)
+    }
+
     fn routes(&self) -> Routes {
         self.inner
             .routes
@@ -239,7 +248,7 @@ impl Client {
         let mut backoff = Duration::from_millis(20);
         let mut last_error: Option<String>;
         loop {
-            let leader = self.routes().leader_addr(p);
+            let leader = self.leader_addr(p);
             let Some(addr) = leader else {
                 if Instant::now() + backoff >= deadline {
                     return Err(ClientError::NoLeader {
@@ -308,9 +317,7 @@ impl Client {
             }
             if Instant::now() + backoff >= deadline {
                 return Err(match last_error {
-                    Some(e) if self.routes().leader_addr(p).is_some() => {
-                        ClientError::Unavailable(e)
-                    }
+                    Some(e) if self.leader_addr(p).is_some() => ClientError::Unavailable(e),
                     _ => ClientError::NoLeader {
                         partition: p,
                         waited: started.elapsed(),

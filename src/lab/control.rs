@@ -359,14 +359,8 @@ impl Lab {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         let plan = LoadPlan {
-            ops: Some(spec.ops),
-            duration: None,
-            clients: spec.clients,
-            acks,
             keys: spec.keys,
-            value_size: 0,
-            read_ratio: 0.0,
-            tag: format!("load{run}"),
+            ..LoadPlan::writes(spec.ops, spec.clients, acks, format!("load{run}"))
         };
         let counters = load::counters();
         let task = tokio::spawn(load::run(

@@ -1,8 +1,11 @@
-//! Load: concurrent clients issuing writes, each recorded in the history, with latencies in an HDR
-//! histogram. The `load` command and the benchmark share it.
+//! Load: concurrent clients issuing writes (and reads), every write recorded in the history when
+//! asked, latencies in an HDR histogram. The `load` command and `simplekv-lab bench` share it.
+//!
+//! Only operations that completed count towards latency; failures are counted by kind, and an
+//! operation is counted exactly once whatever its outcome.
 
 use super::history::{Effect, History, Op};
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::command::Outcome;
 use crate::replica::Acks;
 use bytes::Bytes;
@@ -29,16 +32,46 @@ pub struct LoadPlan {
     pub value_size: usize,
     /// Share of reads, 0.0..=1.0 (the rest are writes).
     pub read_ratio: f64,
+    /// Operations per second across all clients (`None`: as fast as they complete).
+    pub rate: Option<f64>,
     /// Prefix making this run's keys and values unique.
     pub tag: String,
 }
 
-/// Counters shared while a load runs.
+impl LoadPlan {
+    /// A plan of `ops` writes by `clients` clients.
+    pub fn writes(ops: u64, clients: u32, acks: Acks, tag: impl Into<String>) -> Self {
+        Self {
+            ops: Some(ops),
+            duration: None,
+            clients,
+            acks,
+            keys: None,
+            value_size: 0,
+            read_ratio: 0.0,
+            rate: None,
+            tag: tag.into(),
+        }
+    }
+
+    /// The key of operation `i`.
+    pub fn key(&self, i: u64) -> Bytes {
+        Bytes::from(format!("{}-{}", self.tag, self.keys.map_or(i, |k| i % k)))
+    }
+
+    /// Whether operation `i` is a read (reads are spread evenly through the run).
+    pub fn is_read(&self, i: u64) -> bool {
+        let r = self.read_ratio.clamp(0.0, 1.0);
+        ((i + 1) as f64 * r).floor() > (i as f64 * r).floor()
+    }
+}
+
+/// Live counters of a running load, for progress displays.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Operations finished.
     pub done: AtomicU64,
-    /// Acknowledged.
+    /// Acknowledged (writes) or answered (reads).
     pub ok: AtomicU64,
     /// Failed.
     pub errors: AtomicU64,
@@ -46,62 +79,23 @@ pub struct Counters {
     pub unknown: AtomicU64,
 }
 
-/// The result of a load.
-#[derive(Debug, Clone)]
-pub struct LoadReport {
-    /// Operations finished.
-    pub ops: u64,
-    /// Acknowledged (writes) or answered (reads).
-    pub ok: u64,
-    /// Operations with an unknown outcome.
-    pub unknown: u64,
-    /// Failed operations by error kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Latencies of operations that completed, in microseconds.
-    pub latency_us: Histogram<u64>,
+/// Shared handle to a running load's counters.
+pub type SharedCounters = Arc<Counters>;
+
+/// A fresh set of counters.
+pub fn counters() -> SharedCounters {
+    Arc::new(Counters::default())
 }
 
-impl LoadReport {
-    /// Failed operations in all.
-    pub fn error_count(&self) -> u64 {
-        self.errors.values().sum()
-    }
-
-    /// Completed operations per second.
-    pub fn ops_per_sec(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Latency at `q` (0..=1) in milliseconds.
-    pub fn latency_ms(&self, q: f64) -> f64 {
-        self.latency_us.value_at_quantile(q) as f64 / 1000.0
-    }
-
-    /// One line: counts, rate and latencies.
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "{} ops in {:.2}s ({:.0} ops/s): ok {}, errors {}, unknown {}; latency p50 {:.2}ms p99 {:.2}ms max {:.2}ms",
-            self.ops,
-            self.elapsed.as_secs_f64(),
-            self.ops_per_sec(),
-            self.ok,
-            self.error_count(),
-            self.unknown,
-            self.latency_ms(0.5),
-            self.latency_ms(0.99),
-            self.latency_us.max() as f64 / 1000.0,
-        );
-        if !self.errors.is_empty() {
-            let kinds: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            s.push_str(&format!(" (errors: {})", kinds.join(", ")));
-        }
-        s
+/// Progress of a load for the console.
+pub fn progress(c: &Counters, total: u64, running: bool) -> super::snapshot::LoadProgress {
+    super::snapshot::LoadProgress {
+        done: c.done.load(Ordering::Relaxed),
+        total,
+        ok: c.ok.load(Ordering::Relaxed),
+        errors: c.errors.load(Ordering::Relaxed),
+        unknown: c.unknown.load(Ordering::Relaxed),
+        running,
     }
 }
 
@@ -112,6 +106,148 @@ fn new_histogram() -> Histogram<u64> {
         .unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
 }
 
+/// The accounting of a load: every operation counted once, by outcome; latencies of completed
+/// operations only; failures by kind.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Operations finished, whatever their outcome.
+    pub ops: u64,
+    /// Completed: acknowledged writes and answered reads.
+    pub ok: u64,
+    /// Writes whose outcome is unknown.
+    pub unknown: u64,
+    /// Failed operations by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Latencies of completed operations, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            ops: 0,
+            ok: 0,
+            unknown: 0,
+            errors: BTreeMap::new(),
+            latency_us: new_histogram(),
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one operation that took `latency`.
+    pub fn record<T>(&mut self, result: &Result<T, ClientError>, latency: Duration) -> Outcome {
+        self.ops += 1;
+        let outcome = Outcome::of(result);
+        match (outcome, result) {
+            (Outcome::Ok, _) => {
+                self.ok += 1;
+                let us = (latency.as_micros() as u64).max(1);
+                let _ = self.latency_us.record(us);
+            }
+            (Outcome::Unknown, _) => self.unknown += 1,
+            (Outcome::Error, Err(e)) => *self.errors.entry(e.kind().to_string()).or_default() += 1,
+            (Outcome::Error, Ok(_)) => {}
+        }
+        outcome
+    }
+
+    /// Adds another tally's counts.
+    pub fn merge(&mut self, other: &Tally) {
+        self.ops += other.ops;
+        self.ok += other.ok;
+        self.unknown += other.unknown;
+        for (k, n) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += n;
+        }
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+
+    /// Failed operations in all.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Latency at quantile `q` (0..=1) of completed operations, in milliseconds.
+    pub fn latency_ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Slowest completed operation, in milliseconds.
+    pub fn max_ms(&self) -> f64 {
+        self.latency_us.max() as f64 / 1000.0
+    }
+}
+
+/// The result of a load.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// The accounting.
+    pub tally: Tally,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// Completed operations per second.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.tally.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// One line: counts, rate and latencies.
+    pub fn summary(&self) -> String {
+        let t = &self.tally;
+        let mut s = format!(
+            "{} ops in {:.2}s ({:.0} ops/s): ok {}, errors {}, unknown {}; latency p50 {:.2}ms p99 {:.2}ms max {:.2}ms",
+            t.ops,
+            self.elapsed.as_secs_f64(),
+            self.ops_per_sec(),
+            t.ok,
+            t.error_count(),
+            t.unknown,
+            t.latency_ms(0.5),
+            t.latency_ms(0.99),
+            t.max_ms(),
+        );
+        if !t.errors.is_empty() {
+            let kinds: Vec<String> = t.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            s.push_str(&format!(" (errors: {})", kinds.join(", ")));
+        }
+        s
+    }
+}
+
+/// Writes every key of `plan` once (so reads find values); not counted, not recorded.
+pub async fn preload(client: &Client, plan: &LoadPlan) -> Result<(), ClientError> {
+    let Some(keys) = plan.keys else { return Ok(()) };
+    let next = Arc::new(AtomicU64::new(0));
+    let value = Bytes::from(vec![b'x'; plan.value_size.max(1)]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..plan.clients.clamp(1, 64) {
+        let (client, plan, next, value) = (
+            client.clone(),
+            plan.clone(),
+            Arc::clone(&next),
+            value.clone(),
+        );
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= keys {
+                    return Ok(());
+                }
+                client.set(&plan.key(i), &value, None, Acks::All).await?;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `plan` against `client`, recording writes in `history` (when given).
 pub async fn run(
     client: Client,
@@ -120,6 +256,7 @@ pub async fn run(
     counters: Arc<Counters>,
 ) -> LoadReport {
     let started = Instant::now();
+    let t0 = tokio::time::Instant::now();
     let deadline = plan.duration.map(|d| started + d);
     let next = Arc::new(AtomicU64::new(0));
     let value_pad: Bytes = Bytes::from(vec![b'x'; plan.value_size]);
@@ -134,8 +271,7 @@ pub async fn run(
             value_pad.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut hist = new_histogram();
-            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            let mut tally = Tally::default();
             let mut recorded = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -143,20 +279,15 @@ pub async fn run(
                 {
                     break;
                 }
-                let key_n = plan.keys.map_or(i, |k| i % k);
-                let key = Bytes::from(format!("{}-{key_n}", plan.tag));
-                // Spread reads evenly: op i reads when the running count of reads steps up.
-                let r = plan.read_ratio.clamp(0.0, 1.0);
-                let is_read = ((i + 1) as f64 * r).floor() > (i as f64 * r).floor();
-                let t0 = Instant::now();
-                let outcome = if is_read {
-                    match client.get(&key).await {
-                        Ok(_) => Outcome::Ok,
-                        Err(e) => {
-                            *errors.entry(e.kind().to_string()).or_default() += 1;
-                            Outcome::Error
-                        }
-                    }
+                if let Some(rate) = plan.rate {
+                    // Operation i is due at i / rate seconds into the run.
+                    tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / rate)).await;
+                }
+                let key = plan.key(i);
+                let sent = Instant::now();
+                let outcome = if plan.is_read(i) {
+                    let r = client.get(&key).await;
+                    tally.record(&r, sent.elapsed())
                 } else {
                     let value = if plan.value_size == 0 {
                         Bytes::from(format!("{}-v{i}", plan.tag))
@@ -164,80 +295,109 @@ pub async fn run(
                         pad.clone()
                     };
                     let r = client.set(&key, &value, None, plan.acks).await;
-                    let outcome = Outcome::of(&r);
-                    if let (Outcome::Error, Err(e)) = (outcome, &r) {
-                        *errors.entry(e.kind().to_string()).or_default() += 1;
-                    }
+                    let outcome = tally.record(&r, sent.elapsed());
                     if history.is_some() {
                         recorded.push(Op {
                             key,
                             effect: Effect::Set(value),
                             outcome,
-                            started: t0,
+                            started: sent,
                             finished: Instant::now(),
                         });
                     }
                     outcome
                 };
-                let us = t0.elapsed().as_micros() as u64;
                 counters.done.fetch_add(1, Ordering::Relaxed);
-                match outcome {
-                    Outcome::Ok => {
-                        let _ = hist.record(us.max(1));
-                        counters.ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Outcome::Unknown => {
-                        counters.unknown.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Outcome::Error => {
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                let counter = match outcome {
+                    Outcome::Ok => &counters.ok,
+                    Outcome::Unknown => &counters.unknown,
+                    Outcome::Error => &counters.errors,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(h) = &history {
                 for op in recorded {
                     h.record(op);
                 }
             }
-            (hist, errors)
+            tally
         }));
     }
-    let mut latency_us = new_histogram();
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     for t in tasks {
-        if let Ok((h, e)) = t.await {
-            let _ = latency_us.add(&h);
-            for (k, n) in e {
-                *errors.entry(k).or_default() += n;
-            }
+        if let Ok(part) = t.await {
+            tally.merge(&part);
         }
     }
     LoadReport {
-        ops: counters.done.load(Ordering::Relaxed),
-        ok: counters.ok.load(Ordering::Relaxed),
-        unknown: counters.unknown.load(Ordering::Relaxed),
-        errors,
+        tally,
         elapsed: started.elapsed(),
-        latency_us,
     }
 }
 
-/// Shared handle to a running load's counters, for progress displays.
-pub type SharedCounters = Arc<Counters>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A fresh set of counters.
-pub fn counters() -> SharedCounters {
-    Arc::new(Counters::default())
-}
+    #[test]
+    fn every_operation_is_counted_once_and_errors_by_kind() {
+        let mut t = Tally::default();
+        let ms = Duration::from_millis;
+        t.record(&Ok::<(), ClientError>(()), ms(2));
+        t.record(&Ok::<(), ClientError>(()), ms(4));
+        t.record(
+            &Err::<(), _>(ClientError::NotEnoughReplicas("x".into())),
+            ms(1),
+        );
+        t.record(
+            &Err::<(), _>(ClientError::NotEnoughReplicas("y".into())),
+            ms(1),
+        );
+        t.record(
+            &Err::<(), _>(ClientError::NoLeader {
+                partition: 0,
+                waited: ms(9),
+            }),
+            ms(9),
+        );
+        t.record(
+            &Err::<(), _>(ClientError::OutcomeUnknown("z".into())),
+            ms(5000),
+        );
+        assert_eq!((t.ops, t.ok, t.unknown, t.error_count()), (6, 2, 1, 3));
+        assert_eq!(t.errors["not_enough_replicas"], 2);
+        assert_eq!(t.errors["no_leader"], 1);
+        // Only completed operations have latencies: the 5 s unknown one is not among them.
+        assert_eq!(t.latency_us.len(), 2);
+        assert!(t.max_ms() < 5.0, "{}", t.max_ms());
+    }
 
-/// Keeps `Mutex` out of callers that only need a snapshot.
-pub fn progress(c: &Counters, total: u64, running: bool) -> super::snapshot::LoadProgress {
-    super::snapshot::LoadProgress {
-        done: c.done.load(Ordering::Relaxed),
-        total,
-        ok: c.ok.load(Ordering::Relaxed),
-        errors: c.errors.load(Ordering::Relaxed),
-        unknown: c.unknown.load(Ordering::Relaxed),
-        running,
+    #[test]
+    fn the_histogram_reports_quantiles_of_what_it_saw() {
+        let mut t = Tally::default();
+        for ms in 1..=100 {
+            t.record(&Ok::<(), ClientError>(()), Duration::from_millis(ms));
+        }
+        let within = |got: f64, want: f64| (got - want).abs() <= want * 0.01 + 0.01;
+        assert!(within(t.latency_ms(0.5), 50.0), "{}", t.latency_ms(0.5));
+        assert!(within(t.latency_ms(0.99), 99.0), "{}", t.latency_ms(0.99));
+        assert!(within(t.max_ms(), 100.0), "{}", t.max_ms());
+        let mut other = Tally::default();
+        other.record(&Ok::<(), ClientError>(()), Duration::from_millis(500));
+        t.merge(&other);
+        assert_eq!((t.ops, t.ok), (101, 101));
+        assert!(within(t.max_ms(), 500.0), "{}", t.max_ms());
+    }
+
+    #[test]
+    fn reads_are_spread_evenly_and_keys_wrap_around_the_key_space() {
+        let mut plan = LoadPlan::writes(100, 1, Acks::All, "t");
+        plan.read_ratio = 0.25;
+        assert_eq!((0..100).filter(|&i| plan.is_read(i)).count(), 25);
+        assert!(!(0..3).any(|i| plan.is_read(i)) && plan.is_read(3));
+        plan.keys = Some(10);
+        assert_eq!(plan.key(13), Bytes::from_static(b"t-3"));
+        plan.read_ratio = 0.0;
+        assert!(!(0..100).any(|i| plan.is_read(i)));
     }
 }

@@ -1,0 +1,228 @@
+//! `simplekv-lab bench`: drives a cluster with concurrent clients and reports throughput and
+//! latency. With `--nodes` it starts its own in-process cluster on a private ZooKeeper, exactly
+//! as the lab does; with `--zk` or `--broker` it measures a running cluster.
+
+use crate::client::{Client, ClientConfig};
+use crate::coord::ClusterSpec;
+use crate::events::EventSink;
+use crate::lab::load::{self, LoadPlan, LoadReport};
+use crate::lab::{Cluster, ClusterOptions};
+use crate::storage::FsyncPolicy;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Which cluster to measure.
+#[derive(Debug, Clone)]
+pub enum BenchTarget {
+    /// Start N brokers in this process on a private ZooKeeper.
+    Nodes(u32),
+    /// A running cluster, found through ZooKeeper.
+    Zk(String),
+    /// A running cluster, found through a seed broker.
+    Broker(String),
+}
+
+/// Everything `bench` takes.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The cluster.
+    pub target: BenchTarget,
+    /// Partitions (own cluster only).
+    pub partitions: u32,
+    /// fsync policy (own cluster only).
+    pub fsync: FsyncPolicy,
+    /// The load.
+    pub plan: LoadPlan,
+}
+
+/// A finished benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    /// What ran, in words.
+    pub setup: String,
+    /// The measurements.
+    pub report: LoadReport,
+}
+
+impl BenchResult {
+    /// The human-readable report.
+    pub fn text(&self) -> String {
+        let t = &self.report.tally;
+        let mut s = format!(
+            "{}\nops        {} in {:.2}s ({} completed, {} failed, {} unknown outcome)\nthroughput {:.0} ops/s\nlatency    p50 {:.2}ms  p90 {:.2}ms  p99 {:.2}ms  p99.9 {:.2}ms  max {:.2}ms",
+            self.setup,
+            t.ops,
+            self.report.elapsed.as_secs_f64(),
+            t.ok,
+            t.error_count(),
+            t.unknown,
+            self.report.ops_per_sec(),
+            t.latency_ms(0.5),
+            t.latency_ms(0.9),
+            t.latency_ms(0.99),
+            t.latency_ms(0.999),
+            t.max_ms(),
+        );
+        if !t.errors.is_empty() {
+            let kinds: Vec<String> = t.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            s.push_str(&format!("\nerrors     {}", kinds.join(", ")));
+        }
+        s
+    }
+
+    /// One machine-readable object.
+    pub fn json(&self) -> serde_json::Value {
+        let t = &self.report.tally;
+        serde_json::json!({
+            "ops": t.ops,
+            "ok": t.ok,
+            "errors": t.error_count(),
+            "unknown": t.unknown,
+            "errors_by_kind": t.errors,
+            "elapsed_s": self.report.elapsed.as_secs_f64(),
+            "ops_per_sec": self.report.ops_per_sec(),
+            "p50_ms": t.latency_ms(0.5),
+            "p90_ms": t.latency_ms(0.9),
+            "p99_ms": t.latency_ms(0.99),
+            "p999_ms": t.latency_ms(0.999),
+            "max_ms": t.max_ms(),
+            "setup": self.setup,
+        })
+    }
+}
+
+/// Runs the benchmark. `progress` shows a progress bar on stderr.
+pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, String> {
+    let client_cfg = ClientConfig {
+        request_timeout: Duration::from_secs(15),
+        zk_session_timeout: Duration::from_secs(10),
+    };
+    let mut temp = None;
+    let mut cluster = None;
+    let (client, setup) = match &options.target {
+        BenchTarget::Nodes(n) => {
+            let dir = tempfile::Builder::new()
+                .prefix("simplekv-bench-")
+                .tempdir()
+                .map_err(|e| format!("cannot create a data directory: {e}"))?;
+            let rf = (*n).min(3);
+            let spec = ClusterSpec {
+                brokers: *n,
+                partitions: options.partitions,
+                replication_factor: rf,
+                min_insync_replicas: rf.min(2),
+                unclean_leader_election: false,
+            };
+            let mut o = ClusterOptions::lab(dir.path().to_path_buf(), spec);
+            o.storage.fsync = options.fsync;
+            let c = Cluster::start(o, EventSink::log_only())
+                .await
+                .map_err(|e| e.to_string())?;
+            let client = Client::connect_zk(c.zk_connect(), client_cfg)
+                .await
+                .map_err(|e| e.to_string())?;
+            wait_ready(&client, rf).await?;
+            let setup = format!(
+                "{n} brokers in this process (private ZooKeeper), {} partitions, RF {rf}, fsync {}",
+                options.partitions, options.fsync
+            );
+            temp = Some(dir);
+            cluster = Some(c);
+            (client, setup)
+        }
+        BenchTarget::Zk(zk) => (
+            Client::connect_zk(zk, client_cfg)
+                .await
+                .map_err(|e| e.to_string())?,
+            format!("the cluster at ZooKeeper {zk}"),
+        ),
+        BenchTarget::Broker(b) => (
+            Client::connect_brokers(vec![b.clone()], client_cfg)
+                .await
+                .map_err(|e| e.to_string())?,
+            format!("the cluster behind broker {b}"),
+        ),
+    };
+    let result = measure(client, &options.plan, progress).await;
+    if let Some(c) = cluster {
+        c.shutdown().await;
+    }
+    drop(temp);
+    let report = result?;
+    let p = &options.plan;
+    let mix = if p.read_ratio > 0.0 {
+        format!(", {:.0}% reads", p.read_ratio * 100.0)
+    } else {
+        String::new()
+    };
+    let rate = p
+        .rate
+        .map_or(String::new(), |r| format!(", paced at {r:.0} ops/s"));
+    Ok(BenchResult {
+        setup: format!(
+            "bench: {setup}; {} clients, acks {}, {}-byte values{mix}{rate}",
+            p.clients, p.acks, p.value_size
+        ),
+        report,
+    })
+}
+
+/// Waits until every partition has a leader and a full ISR: a benchmark measures a cluster at
+/// work, not one still electing its first leaders.
+async fn wait_ready(client: &Client, rf: u32) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = client.cluster_view().await.map_err(|e| e.to_string())?;
+        let ready = view
+            .partitions
+            .iter()
+            .all(|p| p.leader.is_some() && p.isr.len() == rf as usize);
+        if ready {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("the cluster did not get leaders and full ISRs within 60s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn measure(client: Client, plan: &LoadPlan, progress: bool) -> Result<LoadReport, String> {
+    if plan.read_ratio > 0.0 {
+        load::preload(&client, plan)
+            .await
+            .map_err(|e| format!("cannot preload the keys: {e}"))?;
+    }
+    let counters = load::counters();
+    let bar = progress.then(|| {
+        let bar = match plan.ops {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new(plan.duration.map_or(0, |d| d.as_millis() as u64)),
+        };
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    });
+    let task = tokio::spawn(load::run(client, plan.clone(), None, Arc::clone(&counters)));
+    let started = std::time::Instant::now();
+    while !task.is_finished() {
+        if let Some(bar) = &bar {
+            let done = counters.done.load(Ordering::Relaxed);
+            match plan.ops {
+                Some(_) => bar.set_position(done),
+                None => bar.set_position(started.elapsed().as_millis() as u64),
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.0} ops/s", done as f64 / secs));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    task.await.map_err(|e| format!("the benchmark failed: {e}"))
+}

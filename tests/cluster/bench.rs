@@ -1,0 +1,67 @@
+//! `simplekv-lab bench --nodes 3 --ops 500` keeps working: it starts its own cluster, completes
+//! the operations and reports them, with a machine-readable last line.
+
+use crate::procs::BIN;
+
+#[test]
+fn bench_runs_a_short_load_on_its_own_cluster_and_reports_json() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench",
+            "--nodes",
+            "3",
+            "--ops",
+            "500",
+            "--clients",
+            "8",
+            "--json",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("throughput") && stdout.contains("p99.9"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().expect("a last line");
+    let json: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    let num = |k: &str| {
+        json[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} missing: {json}"))
+    };
+    assert_eq!(num("ops"), 500.0, "every operation counted once");
+    assert_eq!(num("ok") + num("errors") + num("unknown"), 500.0);
+    assert_eq!(num("errors"), 0.0, "{json}");
+    assert!(num("ops_per_sec") > 0.0);
+    let (p50, p90, p99, p999, max) = (
+        num("p50_ms"),
+        num("p90_ms"),
+        num("p99_ms"),
+        num("p999_ms"),
+        num("max_ms"),
+    );
+    assert!(
+        0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "{json}"
+    );
+}
+
+#[test]
+fn bench_rejects_a_bad_mix_in_one_line() {
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "--mix", "lots"])
+        .output()
+        .expect("run bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--mix takes SETS:GETS"), "{stderr}");
+}
