@@ -168,6 +168,23 @@ impl Inner {
         self.session.borrow().clone()
     }
 
+    /// Stops leading, following and controlling at once: the session that granted those roles is
+    /// gone (`why` completes "stopped leading: ...").
+    fn step_down(&self, why: &str) {
+        *self.controller.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        for (_, h) in self
+            .fetchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            h.abort();
+        }
+        for r in self.replicas.values() {
+            r.fence(why);
+        }
+    }
+
     /// The kv address of a partition's leader, as this broker knows it.
     fn leader_kv_addr(&self, partition: u32) -> Option<String> {
         let md = self.metadata.read().unwrap_or_else(|p| p.into_inner());
@@ -407,16 +424,8 @@ impl Broker {
         }
         inner.shutdown.cancel();
         inner.session.send_replace(None);
-        for (_, h) in inner
-            .fetchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-        {
-            h.abort();
-        }
+        inner.step_down("the broker is shutting down");
         for r in inner.replicas.values() {
-            r.fence("the broker is shutting down");
             if let Err(e) = r.close() {
                 inner.events.emit(
                     EventKind::Warning,

@@ -15,6 +15,16 @@ impl PeerService {
     pub(super) fn new(inner: Arc<Inner>) -> Self {
         Self { inner }
     }
+
+    fn replica(&self, p: u32) -> Result<&Arc<crate::replica::Replica>, Status> {
+        self.inner.replicas.get(&p).ok_or_else(|| {
+            rpc::status(
+                Reason::NotLeader,
+                format!("no replica of partition {p}"),
+                None,
+            )
+        })
+    }
 }
 
 fn to_status(e: ReplicaError) -> Status {
@@ -37,13 +47,7 @@ impl Replication for PeerService {
         req: Request<rpc::FetchRequest>,
     ) -> Result<Response<rpc::FetchResponse>, Status> {
         let r = req.into_inner();
-        let replica = self.inner.replicas.get(&r.partition).ok_or_else(|| {
-            rpc::status(
-                Reason::NotLeader,
-                format!("no replica of partition {}", r.partition),
-                None,
-            )
-        })?;
+        let replica = self.replica(r.partition)?;
         let max_wait = Duration::from_millis(u64::from(r.max_wait_ms.min(10_000)));
         let reply = replica
             .fetch(
@@ -68,13 +72,7 @@ impl Replication for PeerService {
         req: Request<rpc::OffsetForLeaderEpochRequest>,
     ) -> Result<Response<rpc::OffsetForLeaderEpochResponse>, Status> {
         let r = req.into_inner();
-        let replica = self.inner.replicas.get(&r.partition).ok_or_else(|| {
-            rpc::status(
-                Reason::NotLeader,
-                format!("no replica of partition {}", r.partition),
-                None,
-            )
-        })?;
+        let replica = self.replica(r.partition)?;
         let answer = replica
             .offset_for_epoch(r.requested_epoch, r.current_leader_epoch)
             .map_err(to_status)?;

@@ -96,7 +96,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
         token.cancel();
         inner.session.send_replace(None);
         drop(coord);
-        step_down(&inner);
+        inner.step_down("the ZooKeeper session expired");
         if !lost {
             return;
         }
@@ -106,22 +106,6 @@ pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
             None,
             "ZooKeeper session expired: stopped leading and controlling; opening a new session",
         );
-    }
-}
-
-/// Stops leading, following and controlling: the session that granted those roles is gone.
-fn step_down(inner: &Inner) {
-    *inner.controller.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    for (_, h) in inner
-        .fetchers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain()
-    {
-        h.abort();
-    }
-    for r in inner.replicas.values() {
-        r.fence("the ZooKeeper session expired");
     }
 }
 

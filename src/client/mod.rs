@@ -103,6 +103,15 @@ pub struct WriteAck {
     pub offset: u64,
 }
 
+impl From<rpc::WriteResponse> for WriteAck {
+    fn from(r: rpc::WriteResponse) -> Self {
+        Self {
+            partition: r.partition,
+            offset: r.offset,
+        }
+    }
+}
+
 /// A client of one cluster. Cloning is cheap and shares connections.
 #[derive(Clone)]
 pub struct Client {
@@ -369,10 +378,7 @@ impl Client {
                 async move { c.set(req).await }
             })
             .await?;
-        Ok(WriteAck {
-            partition: r.partition,
-            offset: r.offset,
-        })
+        Ok(WriteAck::from(r))
     }
 
     /// Deletes `key` (deleting a missing key is fine).
@@ -387,10 +393,7 @@ impl Client {
                 async move { c.del(req).await }
             })
             .await?;
-        Ok(WriteAck {
-            partition: r.partition,
-            offset: r.offset,
-        })
+        Ok(WriteAck::from(r))
     }
 
     /// Makes `key` expire `seconds` from now (fixed by the leader); `false` if it does not exist.

@@ -439,12 +439,12 @@ impl Lab {
                 continue;
             };
             let hw = lr.high_watermark();
-            let reference = log_prefix(lr.log(), hw).map_err(|e| e.to_string())?;
+            let reference = lr.log().records_below(hw).map_err(|e| e.to_string())?;
             for &id in state.isr.iter().filter(|&&id| id != leader.id()) {
                 let Some(r) = self.cluster.broker(id).and_then(|b| b.replica(p)) else {
                     continue;
                 };
-                let mine = log_prefix(r.log(), hw).map_err(|e| e.to_string())?;
+                let mine = r.log().records_below(hw).map_err(|e| e.to_string())?;
                 if mine != reference {
                     let at = first_difference(&mine, &reference);
                     problems.push(format!(
@@ -462,35 +462,7 @@ impl Lab {
     }
 }
 
-/// Records below `upto`, as (offset, bytes).
-fn log_prefix(
-    log: &crate::storage::Store,
-    upto: u64,
-) -> crate::storage::Result<Vec<(u64, Vec<u8>)>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    let max = log.config().max_record_bytes();
-    'outer: while at < upto {
-        let Some(raw) = log.read_from(at, 1 << 20)? else {
-            break;
-        };
-        let mut p = 0;
-        while p < raw.bytes.len() {
-            let Ok(h) = crate::storage::record::decode_header(&raw.bytes[p..], max) else {
-                break 'outer;
-            };
-            if h.offset >= upto {
-                break 'outer;
-            }
-            out.push((h.offset, raw.bytes[p..p + h.record_len()].to_vec()));
-            at = h.offset + 1;
-            p += h.record_len();
-        }
-    }
-    Ok(out)
-}
-
-fn first_difference(a: &[(u64, Vec<u8>)], b: &[(u64, Vec<u8>)]) -> String {
+fn first_difference(a: &[(u64, bytes::Bytes)], b: &[(u64, bytes::Bytes)]) -> String {
     for (x, y) in a.iter().zip(b) {
         if x != y {
             return format!("first at offset {}", x.0.min(y.0));

@@ -4,6 +4,7 @@
 
 use super::observer::ZkView;
 use crate::broker::{BrokerSnapshot, SessionStatus};
+pub use crate::client::PartitionView;
 use crate::coord::ControllerInfo;
 use crate::events::Event;
 use crate::replica::{ReplicaSnapshot, Role};
@@ -73,21 +74,6 @@ impl BrokerView {
             .iter()
             .find(|r| r.partition == p)
     }
-}
-
-/// One partition as ZooKeeper says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionView {
-    /// The partition.
-    pub partition: u32,
-    /// Its leader, if any.
-    pub leader: Option<u32>,
-    /// Leader epoch.
-    pub leader_epoch: u32,
-    /// In-sync replicas.
-    pub isr: Vec<u32>,
-    /// Replicas, preferred first.
-    pub replicas: Vec<u32>,
 }
 
 /// Progress of a background load.

@@ -410,6 +410,19 @@ impl Replica {
         self.isr_wanted.notify_one();
     }
 
+    /// A role for an epoch older than the one this replica acts in is news from the past.
+    fn is_stale(&self, st: &State, epoch: u32) -> bool {
+        if epoch < st.epoch {
+            tracing::warn!(
+                partition = self.cfg.partition,
+                epoch,
+                current = st.epoch,
+                "ignoring a role from an older leader epoch"
+            );
+        }
+        epoch < st.epoch
+    }
+
     /// Becomes leader in `epoch` with `isr` (as read from ZooKeeper at `version`). Returns whether
     /// anything changed.
     pub fn become_leader(&self, epoch: u32, isr: Vec<u32>, version: i32) -> bool {
@@ -422,13 +435,7 @@ impl Replica {
             }
             return false;
         }
-        if epoch < st.epoch {
-            tracing::warn!(
-                partition = self.cfg.partition,
-                epoch,
-                current = st.epoch,
-                "ignoring a stale leadership"
-            );
+        if self.is_stale(&st, epoch) {
             return false;
         }
         let leo = self.log.log_end_offset();
@@ -473,13 +480,7 @@ impl Replica {
         if st.role == (Role::Follower { leader }) && st.epoch == epoch && !st.fenced {
             return false;
         }
-        if epoch < st.epoch {
-            tracing::warn!(
-                partition = self.cfg.partition,
-                epoch,
-                current = st.epoch,
-                "ignoring a stale leader"
-            );
+        if self.is_stale(&st, epoch) {
             return false;
         }
         let was_leader = st.role == Role::Leader;

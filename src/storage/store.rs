@@ -442,7 +442,8 @@ impl Store {
                 let shared = weak.upgrade()?;
                 let (file, leo) = {
                     let st = shared.state.lock();
-                    (Arc::clone(&st.active().file), st.leo)
+                    let active = st.segments.values().next_back()?;
+                    (Arc::clone(&active.file), st.leo)
                 };
                 Some(file.file.sync_data().at(&file.path).map(|()| leo))
             })
@@ -899,12 +900,38 @@ impl Store {
         }))
     }
 
+    /// Every record below `upto`, as (offset, raw bytes): what replicas compare to prove their logs
+    /// identical up to a high watermark.
+    pub fn records_below(&self, upto: u64) -> Result<Vec<(u64, Bytes)>> {
+        let max = self.shared.config.max_record_bytes();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < upto {
+            let Some(raw) = self.read_from(at, 1 << 20)? else {
+                break;
+            };
+            let mut p = 0;
+            while p < raw.bytes.len() {
+                let h = record::decode_header(&raw.bytes[p..], max)
+                    .map_err(|e| StorageError::BadBatch(e.to_string()))?;
+                if h.offset >= upto {
+                    return Ok(out);
+                }
+                out.push((h.offset, raw.bytes.slice(p..p + h.record_len())));
+                at = h.offset + 1;
+                p += h.record_len();
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes every record at or above `to_offset`, repairs the keydir for the keys they touched
     /// (older versions come back) and sets the log end to `to_offset`. Returns how many records
     /// were removed.
     pub fn truncate(&self, to_offset: u64) -> Result<u64> {
         let dir = self.shared.dir.clone();
         let sync = self.shared.config.fsync != FsyncPolicy::Never;
+        self.check_failed()?;
         let mut st = self.shared.state.lock();
         if to_offset >= st.leo {
             return Ok(0);
@@ -938,7 +965,11 @@ impl Store {
                 st.hint.write(&segment::hint_path(&dir, base), len, sync)?;
             }
             st.hint.clear();
-            self.add_active(&mut st, to_offset)?;
+            if let Err(e) = self.add_active(&mut st, to_offset) {
+                // Without an active segment the store cannot go on: refuse everything after.
+                self.shared.durability.fail(e.to_string());
+                return Err(e);
+            }
         }
         st.leo = to_offset;
         if sync {
@@ -1077,6 +1108,7 @@ impl Store {
 
     /// Makes everything written so far durable (a clean shutdown calls this).
     pub fn sync(&self) -> Result<()> {
+        self.check_failed()?;
         let (file, leo) = {
             let st = self.shared.state.lock();
             (Arc::clone(&st.active().file), st.leo)

@@ -29,12 +29,7 @@ async fn bad_input_gets_one_clear_line_and_loses_nothing() {
     let ok = cli(&["--zk", &zk, "--acks", "all", "set", "good", "1"]).await;
     assert_eq!((ok.code, ok.stdout.as_str()), (0, "OK\n"), "{}", ok.stderr);
     let leader = leader_of(&c, 0).expect("leader");
-    let leo = c
-        .broker(leader)
-        .and_then(|b| b.replica(0))
-        .expect("replica")
-        .log()
-        .log_end_offset();
+    let leo = log_of(&c, leader, 0).log_end_offset();
 
     one_error_line(
         &cli(&["--zk", &zk, "set", "onlykey"]).await,
@@ -59,12 +54,7 @@ async fn bad_input_gets_one_clear_line_and_loses_nothing() {
         "the value is 2000 bytes; the limit is 1024 bytes",
     );
 
-    let log = c
-        .broker(leader)
-        .and_then(|b| b.replica(0))
-        .expect("replica")
-        .log()
-        .clone();
+    let log = log_of(&c, leader, 0);
     assert_eq!(
         log.log_end_offset(),
         leo,

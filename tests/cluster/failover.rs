@@ -142,12 +142,7 @@ async fn a_crashed_leader_with_unreplicated_writes_truncates_and_converges() {
             .await
             .expect("acks=1 set");
     }
-    let old_leo = c
-        .broker(old)
-        .and_then(|b| b.replica(0))
-        .expect("replica")
-        .log()
-        .log_end_offset();
+    let old_leo = log_of(&c, old, 0).log_end_offset();
     c.kill(old).await.expect("kill leader");
     for &f in &followers {
         c.restore(f).await.expect("restore follower");
@@ -181,20 +176,9 @@ async fn a_crashed_leader_with_unreplicated_writes_truncates_and_converges() {
         .and_then(|b| b.replica(0))
         .expect("replica")
         .high_watermark();
-    let reference = log_prefix(
-        c.broker(leader)
-            .and_then(|b| b.replica(0))
-            .expect("replica")
-            .log(),
-        hw,
-    );
+    let reference = log_prefix(&log_of(&c, leader, 0), hw);
     for id in c.ids() {
-        let log = c
-            .broker(id)
-            .and_then(|b| b.replica(0))
-            .expect("replica")
-            .log()
-            .clone();
+        let log = log_of(&c, id, 0);
         assert_eq!(log_prefix(&log, hw), reference, "broker {id} converged");
         assert_eq!(
             log.get(b"lost-0").expect("get").value(),
@@ -310,12 +294,7 @@ async fn a_leader_whose_session_expires_steps_down_and_rejoins() {
     c.reconnect_to_zk(old).expect("reconnect");
     wait_for_isr(&c, 3).await;
     wait_caught_up(&c, 0).await;
-    let log = c
-        .broker(old)
-        .and_then(|b| b.replica(0))
-        .expect("replica")
-        .log()
-        .clone();
+    let log = log_of(&c, old, 0);
     assert_eq!(
         log.get(b"during").expect("get").value().map(|v| v.to_vec()),
         Some(b"2".to_vec())

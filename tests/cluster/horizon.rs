@@ -43,12 +43,7 @@ async fn a_long_dead_follower_does_not_resurrect_a_merged_away_delete() {
             .await
             .expect("fill");
     }
-    let log = c
-        .broker(leader)
-        .and_then(|b| b.replica(0))
-        .expect("replica")
-        .log()
-        .clone();
+    let log = log_of(&c, leader, 0);
     wait_for(
         "the leader to merge the tombstone away",
         Duration::from_secs(20),

@@ -100,12 +100,7 @@ async fn acks_all_below_min_insync_replicas_is_refused_and_appends_nothing() {
         || async { isr_of(&c, 0) == vec![leader] },
     )
     .await;
-    let log = c
-        .broker(leader)
-        .and_then(|b| b.replica(0))
-        .expect("replica")
-        .log()
-        .clone();
+    let log = log_of(&c, leader, 0);
     let leo = log.log_end_offset();
     let err = client
         .set(b"k", b"refused", None, Acks::All)

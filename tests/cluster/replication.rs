@@ -43,12 +43,7 @@ async fn an_acks_all_write_is_on_every_isr_member_before_ok() {
     for p in 0..2 {
         wait_caught_up(&c, p).await;
         let l = leader_of(&c, p).expect("leader");
-        let leader_log = c
-            .broker(l)
-            .and_then(|b| b.replica(p))
-            .expect("replica")
-            .log()
-            .clone();
+        let leader_log = log_of(&c, l, p);
         let hw = c
             .broker(l)
             .and_then(|b| b.replica(p))

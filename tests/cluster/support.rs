@@ -158,28 +158,18 @@ pub fn epoch_of(c: &Cluster, p: u32) -> Option<u32> {
     c.broker(l)?.replica(p).map(|r| r.snapshot().leader_epoch)
 }
 
-/// The bytes of every record below `upto` in a replica's log.
-pub fn log_prefix(log: &simplekv::storage::Store, upto: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < upto {
-        let Some(raw) = log.read_from(at, 1 << 20).expect("read_from") else {
-            break;
-        };
-        let mut p = 0;
-        let bytes = &raw.bytes[..];
-        while p < bytes.len() {
-            let h =
-                simplekv::storage::record::decode_header(&bytes[p..], usize::MAX).expect("header");
-            if h.offset >= upto {
-                return out;
-            }
-            out.extend_from_slice(&bytes[p..p + h.record_len()]);
-            at = h.offset + 1;
-            p += h.record_len();
-        }
-    }
-    out
+/// The log of broker `id`'s replica of partition `p` (the broker must be up).
+pub fn log_of(c: &Cluster, id: u32, p: u32) -> simplekv::storage::Store {
+    c.broker(id)
+        .and_then(|b| b.replica(p))
+        .unwrap_or_else(|| panic!("broker {id} is down or holds no replica of partition {p}"))
+        .log()
+        .clone()
+}
+
+/// The records below `upto` in a replica's log.
+pub fn log_prefix(log: &simplekv::storage::Store, upto: u64) -> Vec<(u64, bytes::Bytes)> {
+    log.records_below(upto).expect("read the log")
 }
 
 /// Waits until every live replica of `p` has the leader's log end and high watermark.
