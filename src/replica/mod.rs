@@ -400,6 +400,11 @@ impl Replica {
     /// Merges committed sealed segments of the log.
     pub fn merge(&self) -> Result<Option<crate::storage::MergeReport>, StorageError> {
         let hw = self.high_watermark();
+        // One segment alone (often the output of the last merge) has little to gain: wait until
+        // there are at least two to combine.
+        if self.log.mergeable_segments(hw) < 2 {
+            return Ok(None);
+        }
         self.log.merge(hw)
     }
 

@@ -195,6 +195,17 @@ impl Output {
 }
 
 impl Store {
+    /// How many sealed segments a merge at `high_watermark` would read.
+    pub fn mergeable_segments(&self, high_watermark: u64) -> usize {
+        let st = self.shared.state.lock();
+        let n = st.segments.len();
+        st.segments
+            .values()
+            .take(n.saturating_sub(1))
+            .take_while(|m| m.last_offset.is_none_or(|l| l < high_watermark))
+            .count()
+    }
+
     /// Merges the committed sealed segments (all records below `high_watermark`) now.
     /// `None` when there was nothing to merge.
     pub fn merge(&self, high_watermark: u64) -> Result<Option<MergeReport>> {
