@@ -2,7 +2,8 @@
 //! latency. With `--nodes` it starts its own in-process cluster on a private ZooKeeper, exactly
 //! as the lab does; with `--zk` or `--broker` it measures a running cluster.
 
-use crate::client::{Client, ClientConfig};
+use crate::cli::{Discovery, connect};
+use crate::client::Client;
 use crate::coord::ClusterSpec;
 use crate::events::EventSink;
 use crate::lab::load::{self, LoadPlan, LoadReport};
@@ -94,10 +95,7 @@ impl BenchResult {
 
 /// Runs the benchmark. `progress` shows a progress bar on stderr.
 pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, String> {
-    let client_cfg = ClientConfig {
-        request_timeout: Duration::from_secs(15),
-        zk_session_timeout: Duration::from_secs(10),
-    };
+    let timeout = Duration::from_secs(15);
     let mut temp = None;
     let mut cluster = None;
     let (client, setup) = match &options.target {
@@ -119,9 +117,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             let c = Cluster::start(o, EventSink::log_only())
                 .await
                 .map_err(|e| e.to_string())?;
-            let client = Client::connect_zk(c.zk_connect(), client_cfg)
-                .await
-                .map_err(|e| e.to_string())?;
+            let client = connect(&Discovery::Zk(c.zk_connect().to_string()), timeout).await?;
             wait_ready(&client, rf).await?;
             let setup = format!(
                 "{n} brokers in this process (private ZooKeeper), {} partitions, RF {rf}, fsync {}",
@@ -132,15 +128,11 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             (client, setup)
         }
         BenchTarget::Zk(zk) => (
-            Client::connect_zk(zk, client_cfg)
-                .await
-                .map_err(|e| e.to_string())?,
+            connect(&Discovery::Zk(zk.clone()), timeout).await?,
             format!("the cluster at ZooKeeper {zk}"),
         ),
         BenchTarget::Broker(b) => (
-            Client::connect_brokers(vec![b.clone()], client_cfg)
-                .await
-                .map_err(|e| e.to_string())?,
+            connect(&Discovery::Brokers(vec![b.clone()]), timeout).await?,
             format!("the cluster behind broker {b}"),
         ),
     };

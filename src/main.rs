@@ -27,7 +27,7 @@ struct Cli {
 }
 
 /// The lab console (the default mode).
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug)]
 struct LabArgs {
     /// Brokers to run in this process.
     #[arg(long)]
@@ -291,17 +291,19 @@ fn data_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir
     }
 }
 
-fn lab_config(args: &LabArgs) -> Result<LabConfig, String> {
-    let file = match &args.config {
+/// The lab's settings: the `--config` file, then a scenario's `cluster:` section, then flags —
+/// each layer overriding the one before.
+fn lab_config(
+    file: Option<&std::path::Path>,
+    scenario: Option<&Scenario>,
+    flags: LabConfig,
+) -> Result<LabConfig, String> {
+    let file = match file {
         Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
         None => LabConfig::default(),
     };
-    Ok(file.overlay(&LabConfig {
-        nodes: args.nodes,
-        partitions: args.partitions,
-        replication_factor: args.replication_factor,
-        ..LabConfig::default()
-    }))
+    let scenario = scenario.map(|s| s.cluster.clone()).unwrap_or_default();
+    Ok(file.overlay(&scenario).overlay(&flags))
 }
 
 fn run_lab(args: LabArgs) -> Result<(), String> {
@@ -316,20 +318,13 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
         .map(Scenario::load)
         .transpose()
         .map_err(|e| e.to_string())?;
-    let cfg = match &script {
-        // The scenario's cluster settings sit between the file and the flags.
-        Some(s) => {
-            let file = match &args.config {
-                Some(p) => LabConfig::load(p).map_err(|e| e.to_string())?,
-                None => LabConfig::default(),
-            };
-            file.overlay(&s.cluster).overlay(&lab_config(&LabArgs {
-                config: None,
-                ..args.clone()
-            })?)
-        }
-        None => lab_config(&args)?,
+    let flags = LabConfig {
+        nodes: args.nodes,
+        partitions: args.partitions,
+        replication_factor: args.replication_factor,
+        ..LabConfig::default()
     };
+    let cfg = lab_config(args.config.as_deref(), script.as_ref(), flags)?;
     let (dir, temp) = data_dir(args.data_dir.clone())?;
     let log_file = dir.join("lab.log");
     init_file_logs(&log_file)?;
@@ -385,12 +380,11 @@ fn run_scenario(
     keep_going: bool,
 ) -> Result<bool, String> {
     let scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
-    let cfg = LabConfig::default()
-        .overlay(&scenario.cluster)
-        .overlay(&LabConfig {
-            nodes,
-            ..LabConfig::default()
-        });
+    let flags = LabConfig {
+        nodes,
+        ..LabConfig::default()
+    };
+    let cfg = lab_config(None, Some(&scenario), flags)?;
     let (dir, temp) = data_dir(data)?;
     let log_file = dir.join("lab.log");
     init_file_logs(&log_file)?;

@@ -130,19 +130,9 @@ impl<L: LabControl> Session<L> {
         Self { client, acks, lab }
     }
 
-    /// The session's acks.
-    pub fn acks(&self) -> Acks {
-        self.acks
-    }
-
     /// The client.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// The lab.
-    pub fn lab(&self) -> &L {
-        &self.lab
     }
 
     /// Parses and runs one line. `None` for a blank line or comment.

@@ -361,11 +361,6 @@ impl Coord {
         Ok(self.read(CONTROLLER).await?.map(|(v, _)| v))
     }
 
-    /// The newest controller epoch (0 before any election).
-    pub async fn controller_epoch(&self) -> Result<u32> {
-        Ok(self.read(CONTROLLER_EPOCH).await?.map_or(0, |(v, _)| v))
-    }
-
     /// The controller, and a watch that fires when `/controller` changes.
     pub async fn watch_controller_info(
         &self,

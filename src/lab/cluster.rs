@@ -116,7 +116,6 @@ impl Slot {
 pub struct Cluster {
     options: ClusterOptions,
     zk_server: std::sync::Mutex<Option<ZkServer>>,
-    zk_addr: SocketAddr,
     zk_connect: String,
     slots: Vec<Slot>,
     events: EventSink,
@@ -196,7 +195,6 @@ impl Cluster {
         let cluster = Self {
             options,
             zk_server: std::sync::Mutex::new(zk_server),
-            zk_addr,
             zk_connect,
             slots,
             events,
@@ -348,16 +346,6 @@ impl Cluster {
     /// A direct (not proxied) ZooKeeper connect string with the cluster's chroot, for clients.
     pub fn zk_connect(&self) -> &str {
         &self.zk_connect
-    }
-
-    /// The ZooKeeper server address.
-    pub fn zk_addr(&self) -> SocketAddr {
-        self.zk_addr
-    }
-
-    /// The settings the cluster was started with.
-    pub fn options(&self) -> &ClusterOptions {
-        &self.options
     }
 
     /// The cluster settings.

@@ -76,7 +76,6 @@ pub struct Lab {
     history: Arc<History>,
     info: Arc<LabInfo>,
     events: Arc<Mutex<VecDeque<Event>>>,
-    sink: EventSink,
     throughput: Mutex<Throughput>,
     /// Leaders and controller before the last command (what `wait ...-change` compares with).
     reference: Mutex<Reference>,
@@ -101,7 +100,7 @@ impl Lab {
         };
         let spec = options.cluster.spec.clone();
         let data_dir = options.cluster.data_dir.clone();
-        let cluster = Cluster::start(options.cluster, sink.clone()).await?;
+        let cluster = Cluster::start(options.cluster, sink).await?;
         let zk = cluster.zk_connect().to_string();
         let observer = ZkObserver::start(&zk, spec.partitions)
             .await
@@ -116,11 +115,7 @@ impl Lab {
         .await
         .map_err(|e| LabError::Other(e.to_string()))?;
         let info = Arc::new(LabInfo {
-            nodes: spec.brokers,
-            partitions: spec.partitions,
-            replication_factor: spec.replication_factor,
-            min_insync_replicas: spec.min_insync_replicas,
-            unclean_leader_election: spec.unclean_leader_election,
+            spec,
             zk,
             data_dir,
             data_kept: options.data_kept,
@@ -134,7 +129,6 @@ impl Lab {
             history: Arc::new(History::default()),
             info,
             events,
-            sink,
             throughput: Mutex::new(Throughput {
                 last_total: 0,
                 last_at: Instant::now(),
@@ -172,16 +166,6 @@ impl Lab {
         &self.info
     }
 
-    /// The history of writes.
-    pub fn history(&self) -> &Arc<History> {
-        &self.history
-    }
-
-    /// Where events go (the console's event panel and the log).
-    pub fn events(&self) -> &EventSink {
-        &self.sink
-    }
-
     /// A receiver of published snapshots.
     pub fn subscribe(&self) -> watch::Receiver<Arc<LabSnapshot>> {
         self.snapshot_tx.subscribe()
@@ -191,7 +175,7 @@ impl Lab {
     pub fn snapshot(&self) -> LabSnapshot {
         let zk = self.observer.view();
         let brokers = self.cluster.snapshots();
-        let total: u64 = (0..self.info.partitions)
+        let total: u64 = (0..self.info.spec.partitions)
             .filter_map(|p| {
                 brokers
                     .iter()
@@ -273,10 +257,10 @@ impl Lab {
             )),
             Target::All => Ok(ids),
             Target::Leader(p) => {
-                if p >= self.info.partitions {
+                if p >= self.info.spec.partitions {
                     return Err(format!(
                         "there is no partition {p}; partitions are 0..{}",
-                        self.info.partitions - 1
+                        self.info.spec.partitions - 1
                     ));
                 }
                 self.zk()
@@ -287,22 +271,17 @@ impl Lab {
                     .ok_or_else(|| format!("partition {p} has no leader right now"))
             }
             Target::Follower(p) => {
-                if p >= self.info.partitions {
+                if p >= self.info.spec.partitions {
                     return Err(format!(
                         "there is no partition {p}; partitions are 0..{}",
-                        self.info.partitions - 1
+                        self.info.spec.partitions - 1
                     ));
                 }
                 let zk = self.zk();
                 let leader = zk.states.get(&p).and_then(|s| s.leader());
-                let spec = crate::coord::ClusterSpec {
-                    brokers: self.info.nodes,
-                    partitions: self.info.partitions,
-                    replication_factor: self.info.replication_factor,
-                    min_insync_replicas: self.info.min_insync_replicas,
-                    unclean_leader_election: self.info.unclean_leader_election,
-                };
-                spec.replicas_of(p)
+                self.info
+                    .spec
+                    .replicas_of(p)
                     .into_iter()
                     .find(|&r| Some(r) != leader && self.cluster.is_up(r))
                     .map(|r| vec![r])
@@ -330,15 +309,19 @@ impl Lab {
         what: &str,
         mut cond: impl FnMut(&LabSnapshot) -> Option<String>,
     ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
+        // Judge each published snapshot as it arrives (every SNAPSHOT_PERIOD, and at once after
+        // a kill or restore) rather than building snapshots of our own.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut snapshots = self.snapshot_tx.subscribe();
         loop {
-            if let Some(reply) = cond(&self.snapshot()) {
+            let snap = Arc::clone(&snapshots.borrow_and_update());
+            if let Some(reply) = cond(&snap) {
                 return Ok(reply);
             }
-            if Instant::now() >= deadline {
-                return Err(format!("timed out after {timeout:?} waiting for {what}"));
+            match tokio::time::timeout_at(deadline, snapshots.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(format!("timed out after {timeout:?} waiting for {what}")),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -426,7 +409,7 @@ impl Lab {
     fn check_replicas_agree(&self) -> Result<String, String> {
         let zk = self.zk();
         let mut problems = Vec::new();
-        for p in 0..self.info.partitions {
+        for p in 0..self.info.spec.partitions {
             let Some(state) = zk.states.get(&p) else {
                 problems.push(format!("partition {p} has no state yet"));
                 continue;

@@ -78,16 +78,6 @@ impl History {
     pub fn ops(&self) -> Vec<Op> {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
-
-    /// Number of writes recorded.
-    pub fn len(&self) -> usize {
-        self.ops.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The checker's verdict.

@@ -85,11 +85,6 @@ impl ZkProxy {
     pub fn resume(&self) {
         *self.shared.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
     }
-
-    /// Whether connections are accepted.
-    pub fn is_open(&self) -> bool {
-        *self.shared.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl Drop for ZkProxy {

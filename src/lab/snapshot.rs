@@ -5,7 +5,7 @@
 use super::observer::ZkView;
 use crate::broker::{BrokerSnapshot, SessionStatus};
 pub use crate::client::PartitionView;
-use crate::coord::ControllerInfo;
+use crate::coord::{ClusterSpec, ControllerInfo};
 use crate::events::Event;
 use crate::replica::{ReplicaSnapshot, Role};
 use std::path::PathBuf;
@@ -14,16 +14,8 @@ use std::sync::Arc;
 /// Fixed facts about the lab.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabInfo {
-    /// Brokers.
-    pub nodes: u32,
-    /// Partitions.
-    pub partitions: u32,
-    /// Replicas per partition.
-    pub replication_factor: u32,
-    /// Minimum ISR for acks=all.
-    pub min_insync_replicas: u32,
-    /// Unclean leader election enabled.
-    pub unclean_leader_election: bool,
+    /// The cluster's settings (`brokers` is the number of brokers).
+    pub spec: ClusterSpec,
     /// ZooKeeper connect string (with chroot).
     pub zk: String,
     /// The data directory.
@@ -139,14 +131,8 @@ impl LabSnapshot {
                 }
             })
             .collect();
-        let spec = crate::coord::ClusterSpec {
-            brokers: info.nodes,
-            partitions: info.partitions,
-            replication_factor: info.replication_factor,
-            min_insync_replicas: info.min_insync_replicas,
-            unclean_leader_election: info.unclean_leader_election,
-        };
-        let partitions = (0..info.partitions)
+        let spec = &info.spec;
+        let partitions = (0..spec.partitions)
             .map(|p| {
                 let s = zk.states.get(&p);
                 PartitionView {

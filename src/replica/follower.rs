@@ -45,11 +45,6 @@ impl Replica {
         }
     }
 
-    /// The role generation (moves on every role or epoch change).
-    pub fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
     /// A watch of the role generation.
     pub fn generation_watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.generation_tx.subscribe()

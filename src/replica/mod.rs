@@ -410,9 +410,8 @@ impl Replica {
 
     fn bump_generation(&self, st: &mut State) {
         st.generation += 1;
+        // Long-polls, acks=all waiters and fetchers watch this and stop or re-check.
         self.generation_tx.send_replace(st.generation);
-        // Wake long-polls and waiters so they notice.
-        self.isr_wanted.notify_one();
     }
 
     /// A role for an epoch older than the one this replica acts in is news from the past.
@@ -514,17 +513,23 @@ impl Replica {
         if st.role == Role::Offline && !st.fenced {
             return false;
         }
-        st.role = Role::Offline;
+        self.stop_acting(&mut st);
+        st.fenced = false;
         st.epoch = st.epoch.max(epoch);
-        st.isr.clear();
-        st.followers.clear();
-        self.bump_generation(&mut st);
         self.events.emit(
             EventKind::RoleChange,
             Some(self.cfg.partition),
             "offline: the partition has no leader",
         );
         true
+    }
+
+    /// Leaves whatever role the replica had: no leader duties, no followers, waiters woken.
+    fn stop_acting(&self, st: &mut State) {
+        st.role = Role::Offline;
+        st.isr.clear();
+        st.followers.clear();
+        self.bump_generation(st);
     }
 
     /// The ZooKeeper session that set the role is gone (or the broker is stopping): stop leading
@@ -535,11 +540,8 @@ impl Replica {
             return;
         }
         let was = st.role;
-        st.role = Role::Offline;
+        self.stop_acting(&mut st);
         st.fenced = true;
-        st.isr.clear();
-        st.followers.clear();
-        self.bump_generation(&mut st);
         if was == Role::Leader {
             self.events.emit(
                 EventKind::RoleChange,

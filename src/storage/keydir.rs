@@ -125,11 +125,6 @@ impl Keydir {
         self.slots.len()
     }
 
-    /// Every (key, location), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Location)> {
-        self.slots.iter().map(|s| (&*s.key, &s.loc))
-    }
-
     /// Mutable access to every location (merge repoints them in place).
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&[u8], &mut Location)) {
         let mut live = 0;

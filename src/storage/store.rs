@@ -1138,17 +1138,6 @@ impl Store {
             flusher_syncs: self.shared.durability.syncs(),
         }
     }
-
-    /// Every live key with its value, in no particular order (for checks and small tools).
-    pub fn live_keys(&self) -> Vec<Bytes> {
-        let now = super::now_ms();
-        let st = self.shared.state.lock();
-        st.keydir
-            .iter()
-            .filter(|(_, l)| !l.tombstone && !expired(l.expire_at_ms, now))
-            .map(|(k, _)| Bytes::copy_from_slice(k))
-            .collect()
-    }
 }
 
 /// Reads and verifies the record at `loc`, returning its value.

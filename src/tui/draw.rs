@@ -110,11 +110,11 @@ fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
     };
     let text = format!(
         " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {} · {data} ",
-        i.nodes,
-        i.partitions,
-        i.replication_factor,
-        i.min_insync_replicas,
-        if i.unclean_leader_election {
+        i.spec.brokers,
+        i.spec.partitions,
+        i.spec.replication_factor,
+        i.spec.min_insync_replicas,
+        if i.spec.unclean_leader_election {
             " · UNCLEAN election on"
         } else {
             ""
@@ -288,7 +288,7 @@ fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
             ),
         };
-        let isr_style = if p.isr.len() < i.min_insync_replicas as usize {
+        let isr_style = if p.isr.len() < i.spec.min_insync_replicas as usize {
             Style::new().fg(Color::Red)
         } else if p.isr.len() < p.replicas.len() {
             Style::new().fg(Color::Yellow)
@@ -597,10 +597,13 @@ mod tests {
         let follower = || replica(0, Role::Follower { leader: 1 }, 0, 10);
         LabSnapshot {
             info: Arc::new(LabInfo {
-                nodes: 3,
-                partitions: 1,
-                replication_factor: 3,
-                min_insync_replicas: 2,
+                spec: crate::coord::ClusterSpec {
+                    brokers: 3,
+                    partitions: 1,
+                    replication_factor: 3,
+                    min_insync_replicas: 2,
+                    unclean_leader_election: false,
+                },
                 zk: "127.0.0.1:2181/simplekv".into(),
                 data_dir: "/tmp/lab".into(),
                 log_file: "/tmp/lab/lab.log".into(),

@@ -106,7 +106,7 @@ async fn event_loop(
         LineKind::Info,
         &format!(
             "{} brokers are up. Type 'help' for commands, or try: set hello 1 · get hello · kill leader",
-            info.nodes
+            info.spec.brokers
         ),
     );
     if let Some(s) = &script {
