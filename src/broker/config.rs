@@ -119,6 +119,11 @@ impl BrokerConfig {
         Duration::from_millis(self.zookeeper.session_timeout_ms.max(100))
     }
 
+    /// How long a request to a peer or a client request may take.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.replication.request_timeout_ms.max(1))
+    }
+
     /// Directory of partition `p`'s replica.
     pub fn partition_dir(&self, p: u32) -> PathBuf {
         self.data_dir.join(format!("partition-{p}"))

@@ -1,12 +1,15 @@
 //! The controller: one broker at a time, elected through `/controller` with an epoch bumped in
-//! `/controller_epoch`. It watches the live brokers and, whenever a partition's leader is gone,
-//! elects a new one among the live ISR members by comparing (last leader epoch, log end offset),
-//! ties broken by preferred order. With no live ISR member the partition goes offline, unless
-//! unclean leader election is enabled. Every write is fenced by the controller epoch.
+//! `/controller_epoch`. It watches the live brokers (with their broker epochs) and, whenever a
+//! partition's leader is gone or came back as a new incarnation, elects a new one among the
+//! current ISR members by comparing (last leader epoch, log end offset), ties broken by preferred
+//! order; dead or restarted followers leave the ISR at once. With no ISR member alive the
+//! partition goes offline, unless unclean leader election is enabled. The rules are pure
+//! functions in `election`; every write here is fenced by the controller epoch.
 
 use super::Inner;
+use super::election::{self, Decision, Live};
 use super::peers::peer_addr;
-use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError, PartitionState};
+use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError};
 use crate::events::EventKind;
 use crate::rpc::ReplicaStatusRequest;
 use std::collections::{BTreeMap, HashMap};
@@ -87,123 +90,95 @@ async fn control(
     }
 }
 
-/// Elects a leader for `p` if it has none alive.
+/// Brings partition `p` in line with the live brokers: see [`election::decide`].
 async fn reconcile(
     inner: &Arc<Inner>,
     coord: &Coord,
     lease: ControllerLease,
     p: u32,
-    live: &BTreeMap<u32, BrokerInfo>,
+    brokers: &BTreeMap<u32, BrokerInfo>,
     first_seen: &mut HashMap<u32, Instant>,
 ) -> Result<(), CoordError> {
     let replicas = coord
         .replicas(p)
         .await?
         .unwrap_or_else(|| inner.spec.replicas_of(p));
-    let Some((state, version)) = coord.partition_state(p).await? else {
-        // A new partition: the first live replica in preferred order leads, all live ones in sync.
-        let isr: Vec<u32> = replicas
-            .iter()
-            .copied()
-            .filter(|r| live.contains_key(r))
-            .collect();
-        let Some(&leader) = isr.first() else {
-            return Ok(());
-        };
-        // Wait a little for every replica to register, so that the preferred replica leads when
-        // the cluster starts together.
-        let since = *first_seen.entry(p).or_insert_with(Instant::now);
-        if isr.len() < replicas.len() && since.elapsed() < inner.cfg.session_timeout() * 2 {
-            return Ok(());
-        }
-        let state = PartitionState {
-            leader: leader as i32,
-            leader_epoch: 0,
-            isr: isr.clone(),
-            controller_epoch: lease.epoch,
-        };
-        match coord.write_state_fenced(p, &state, None, lease).await {
-            Ok(_) => inner.events.emit(
-                EventKind::LeaderElected,
-                Some(p),
-                format!(
-                    "partition {p}: broker {leader} leads from the start (epoch 0, ISR {isr:?})"
-                ),
-            ),
-            Err(CoordError::BadVersion(_)) => {}
-            Err(e) => return Err(e),
-        }
-        return Ok(());
-    };
-    if state.leader().is_some_and(|l| live.contains_key(&l)) {
-        return Ok(());
-    }
-    let in_order = |pred: &dyn Fn(u32) -> bool| -> Vec<u32> {
-        replicas.iter().copied().filter(|&r| pred(r)).collect()
-    };
-    let live_isr = in_order(&|r| state.isr.contains(&r) && live.contains_key(&r));
-    let (candidates, unclean) = if !live_isr.is_empty() {
-        (live_isr, false)
-    } else if inner.spec.unclean_leader_election {
-        (in_order(&|r| live.contains_key(&r)), true)
-    } else {
-        if state.leader != -1 {
-            let offline = PartitionState {
-                leader: -1,
-                controller_epoch: lease.epoch,
-                ..state.clone()
+    let live: Live = brokers.iter().map(|(id, b)| (*id, b.epoch)).collect();
+    let current = coord.partition_state(p).await?;
+    // Wait a little for every replica to register, so that the preferred replica leads when
+    // the cluster starts together.
+    let since = *first_seen.entry(p).or_insert_with(Instant::now);
+    let waited = since.elapsed() >= inner.cfg.session_timeout() * 2;
+    let decision = election::decide(
+        current.as_ref().map(|(s, _)| s),
+        &replicas,
+        &live,
+        inner.spec.unclean_leader_election,
+        waited,
+    );
+    let version = current.as_ref().map(|(_, v)| *v);
+    let (new, what) = match (decision, current) {
+        (Decision::Nothing, _) => return Ok(()),
+        (Decision::Create { isr }, _) => {
+            let Some(state) = election::created(&isr, &live, lease.epoch) else {
+                return Ok(());
             };
-            match coord.write_state_fenced(p, &offline, Some(version), lease).await {
-                Ok(_) => inner.events.emit(
-                    EventKind::LeaderElected,
-                    Some(p),
-                    format!(
-                        "partition {p} is offline: no ISR member ({:?}) is alive and unclean leader election is disabled",
-                        state.isr
-                    ),
-                ),
-                Err(CoordError::BadVersion(_)) => {}
-                Err(e) => return Err(e),
-            }
+            let what = format!(
+                "partition {p}: broker {} leads from the start (epoch 0, ISR {isr:?})",
+                state.leader
+            );
+            (state, what)
         }
-        return Ok(());
-    };
-    if candidates.is_empty() {
-        return Ok(());
-    }
-    let Some((leader, last_epoch, leo)) = choose_by_offsets(inner, p, &candidates).await else {
-        return Ok(());
-    };
-    let isr = if unclean {
-        vec![leader]
-    } else {
-        candidates.clone()
-    };
-    let new = PartitionState {
-        leader: leader as i32,
-        leader_epoch: state.leader_epoch + 1,
-        isr: isr.clone(),
-        controller_epoch: lease.epoch,
-    };
-    match coord
-        .write_state_fenced(p, &new, Some(version), lease)
-        .await
-    {
-        Ok(_) => {
+        (Decision::ShrinkIsr { isr }, Some((old, _))) => {
+            let gone: Vec<u32> = old
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !isr.contains(r))
+                .collect();
+            let what = format!(
+                "partition {p}: ISR {:?} -> {isr:?}: broker(s) {gone:?} died or came back as a new incarnation",
+                old.isr
+            );
+            (election::shrunk(&old, &isr, lease.epoch), what)
+        }
+        (Decision::Offline, Some((old, _))) => {
+            let what = format!(
+                "partition {p} is offline: no ISR member ({:?}) is alive and unclean leader election is disabled",
+                old.isr
+            );
+            (election::offline(&old, lease.epoch), what)
+        }
+        (
+            Decision::Elect {
+                candidates,
+                unclean,
+            },
+            Some((old, _)),
+        ) => {
+            let answers = offsets_of(inner, p, &candidates).await;
+            let Some((leader, last_epoch, leo)) = election::best_by_offsets(&answers) else {
+                return Ok(());
+            };
+            let new = election::elected(&old, leader, &candidates, unclean, &live, lease.epoch);
             let how = if unclean {
                 "UNCLEAN election: no ISR member alive, acknowledged writes may be lost;"
                     .to_string()
             } else {
-                format!("chosen among live ISR {candidates:?} by (last epoch, LEO);")
+                format!("chosen among {candidates:?} by (last epoch, LEO);")
             };
-            inner.events.emit(
-                EventKind::LeaderElected,
-                Some(p),
-                format!(
-                    "partition {p}: broker {leader} elected leader in epoch {} ({how} it had epoch {last_epoch}, LEO {leo}); ISR {isr:?}",
-                    new.leader_epoch
-                ),
+            let last = last_epoch.map_or("none".to_string(), |e| e.to_string());
+            let what = format!(
+                "partition {p}: broker {leader} elected leader in epoch {} ({how} it had epoch {last}, LEO {leo}); ISR {:?}",
+                new.leader_epoch, new.isr
             );
+            (new, what)
+        }
+        (_, None) => return Ok(()),
+    };
+    match coord.write_state_fenced(p, &new, version, lease).await {
+        Ok(_) => {
+            inner.events.emit(EventKind::LeaderElected, Some(p), what);
             Ok(())
         }
         Err(CoordError::BadVersion(_)) => Ok(()),
@@ -211,16 +186,16 @@ async fn reconcile(
     }
 }
 
-/// Asks each candidate for its (last epoch, LEO) of `p` and returns the best, ties by the
-/// candidates' order (preferred order). Candidates that do not answer are passed over.
-async fn choose_by_offsets(inner: &Inner, p: u32, candidates: &[u32]) -> Option<(u32, u32, u64)> {
-    let mut best: Option<(u32, u32, u64)> = None;
+/// Asks each candidate for its (last epoch, LEO) of `p`, in the candidates' order. Candidates
+/// that do not answer are left out.
+async fn offsets_of(inner: &Inner, p: u32, candidates: &[u32]) -> Vec<(u32, Option<u32>, u64)> {
+    let mut answers = Vec::new();
     for &c in candidates {
         let Some(mut client) = peer_addr(inner, c).await.and_then(|a| inner.peers.get(&a)) else {
             continue;
         };
         let answer = tokio::time::timeout(
-            Duration::from_secs(2),
+            inner.cfg.request_timeout(),
             client.replica_status(ReplicaStatusRequest {}),
         )
         .await;
@@ -232,19 +207,14 @@ async fn choose_by_offsets(inner: &Inner, p: u32, candidates: &[u32]) -> Option<
             );
             continue;
         };
-        let Some(r) = resp
+        if let Some(r) = resp
             .into_inner()
             .replicas
             .into_iter()
             .find(|r| r.partition == p)
-        else {
-            continue;
-        };
-        let epoch = if r.has_epoch { r.last_epoch } else { 0 };
-        let better = best.is_none_or(|(_, e, l)| (epoch, r.log_end_offset) > (e, l));
-        if better {
-            best = Some((c, epoch, r.log_end_offset));
+        {
+            answers.push((c, r.has_epoch.then_some(r.last_epoch), r.log_end_offset));
         }
     }
-    best
+    answers
 }

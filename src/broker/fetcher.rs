@@ -52,43 +52,60 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
     let p = replica.partition();
     let me = inner.id();
     let max_wait = Duration::from_millis(u64::from(inner.cfg.replication.fetch_max_wait_ms));
+    let rpc_timeout = inner.cfg.request_timeout();
     let mut truncated = false;
     let mut backoff = Duration::from_millis(20);
     let grow = |b: Duration| (b * 2).min(Duration::from_secs(1));
+    let pause = Duration::from_secs(1);
     loop {
-        let Some(mut client) = peer_addr(inner, target.leader)
+        let client = peer_addr(inner, target.leader)
             .await
-            .and_then(|addr| inner.peers.get(&addr))
-        else {
+            .and_then(|addr| inner.peers.get(&addr));
+        // Fetches carry this incarnation's broker epoch: without a registration, fetch nothing.
+        let (Some(mut client), Some(broker_epoch)) = (client, inner.broker_epoch()) else {
             tokio::time::sleep(backoff).await;
             backoff = grow(backoff);
             continue;
         };
         if !truncated {
-            let Some(epoch) = replica.latest_epoch() else {
-                truncated = true;
-                continue;
-            };
-            let req = OffsetForLeaderEpochRequest {
-                partition: p,
-                replica_id: me,
-                requested_epoch: epoch,
-                current_leader_epoch: target.epoch,
-            };
-            match tokio::time::timeout(Duration::from_secs(5), client.offset_for_leader_epoch(req))
-                .await
-            {
-                Ok(Ok(resp)) => {
-                    let r = resp.into_inner();
-                    let answer = if r.undefined {
-                        EpochAnswer::Undefined
-                    } else {
-                        EpochAnswer::At {
-                            epoch: r.leader_epoch,
-                            end_offset: r.end_offset,
-                        }
+            let requested = replica.latest_epoch();
+            let answer = match requested {
+                // Records but no epoch to ask about (the cache was lost): keep the committed
+                // prefix only.
+                None if replica.log().log_end_offset() > 0 => Ok(EpochAnswer::Undefined),
+                None => {
+                    truncated = true;
+                    continue;
+                }
+                Some(epoch) => {
+                    let req = OffsetForLeaderEpochRequest {
+                        partition: p,
+                        replica_id: me,
+                        requested_epoch: epoch,
+                        current_leader_epoch: target.epoch,
                     };
-                    match replica.truncate_to_leader(epoch, answer, target.generation) {
+                    match tokio::time::timeout(rpc_timeout, client.offset_for_leader_epoch(req))
+                        .await
+                    {
+                        Ok(Ok(resp)) => {
+                            let r = resp.into_inner();
+                            Ok(if r.undefined {
+                                EpochAnswer::Undefined
+                            } else {
+                                EpochAnswer::At {
+                                    epoch: r.leader_epoch,
+                                    end_offset: r.end_offset,
+                                }
+                            })
+                        }
+                        // The leader may not have taken up its role yet, or be unreachable.
+                        _ => Err(()),
+                    }
+                }
+            };
+            match answer {
+                Ok(answer) => {
+                    match replica.truncate_to_leader(requested, answer, target.generation) {
                         Ok(_) => truncated = true,
                         Err(e) => {
                             inner.events.emit(
@@ -96,12 +113,11 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
                                 Some(p),
                                 format!("truncation failed: {e}"),
                             );
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            tokio::time::sleep(pause).await;
                         }
                     }
                 }
-                // The leader may not have taken up its role yet, or be unreachable: try again.
-                _ => {
+                Err(()) => {
                     tokio::time::sleep(backoff).await;
                     backoff = grow(backoff);
                 }
@@ -115,39 +131,43 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
             leader_epoch: target.epoch,
             max_bytes: inner.cfg.replication.fetch_max_bytes,
             max_wait_ms: inner.cfg.replication.fetch_max_wait_ms,
+            broker_epoch,
+            tombstone_horizon: replica.log().tombstone_horizon(),
         };
-        match tokio::time::timeout(max_wait + Duration::from_secs(5), client.fetch(req)).await {
+        match tokio::time::timeout(max_wait + rpc_timeout, client.fetch(req)).await {
             Ok(Ok(resp)) => {
                 backoff = Duration::from_millis(20);
                 let r = resp.into_inner();
-                match replica
-                    .append_fetched(target.generation, &r.records, r.high_watermark)
-                    .await
-                {
-                    Ok(_) => {}
+                let done = if r.truncate_to_empty {
+                    replica
+                        .truncate_to_empty(target.generation, r.tombstone_horizon)
+                        .map(|_| ())
+                } else {
+                    replica
+                        .append_fetched(
+                            target.generation,
+                            &r.records,
+                            r.high_watermark,
+                            r.tombstone_horizon,
+                        )
+                        .await
+                        .map(|_| ())
+                };
+                match done {
+                    Ok(()) => {}
                     Err(ReplicaError::NotLeader { .. }) => return,
                     Err(e) => {
                         inner.events.emit(
                             EventKind::Warning,
                             Some(p),
-                            format!("cannot append records from leader {}: {e}", target.leader),
+                            format!("cannot apply records from leader {}: {e}", target.leader),
                         );
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::time::sleep(pause).await;
                     }
                 }
             }
             Ok(Err(status)) => match rpc::reason_of(&status) {
                 Some(Reason::OffsetOutOfRange) => truncated = false,
-                Some(Reason::TruncateToEmpty) => {
-                    if let Err(e) = replica.truncate_to_empty(target.generation) {
-                        inner.events.emit(
-                            EventKind::Warning,
-                            Some(p),
-                            format!("cannot empty the log: {e}"),
-                        );
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
                 _ => {
                     tokio::time::sleep(backoff).await;
                     backoff = grow(backoff);

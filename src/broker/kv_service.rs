@@ -57,6 +57,15 @@ impl KvService {
     fn to_status(&self, e: ReplicaError) -> Status {
         let msg = e.to_string();
         match e {
+            // A leader without a lease may have been deposed: the client looks again.
+            ReplicaError::LeaseLapsed { partition, .. } => rpc::status(
+                Reason::NotLeader,
+                msg,
+                self.inner
+                    .leader_kv_addr(partition)
+                    .filter(|a| *a != self.inner.kv_addr.to_string())
+                    .as_deref(),
+            ),
             ReplicaError::NotLeader { partition, .. } => {
                 let leader = self
                     .inner
@@ -82,18 +91,26 @@ impl KvService {
             ReplicaError::OffsetOutOfRange { .. } => {
                 rpc::status(Reason::OffsetOutOfRange, msg, None)
             }
-            ReplicaError::TruncateToEmpty { .. } => rpc::status(Reason::TruncateToEmpty, msg, None),
             ReplicaError::UnknownReplica(_) => rpc::status(Reason::InvalidArgument, msg, None),
             ReplicaError::Storage(_) => Status::internal(msg),
         }
     }
 }
 
-fn acks_of(a: i32) -> Acks {
+/// The request's acks: unset means all; a value the protocol does not define is refused rather
+/// than silently taken as a weaker guarantee.
+fn acks_of(a: i32) -> Result<Acks, Status> {
     match rpc::Acks::try_from(a) {
-        Ok(rpc::Acks::Zero) => Acks::Zero,
-        Ok(rpc::Acks::All) => Acks::All,
-        _ => Acks::One,
+        Ok(rpc::Acks::All) => Ok(Acks::All),
+        Ok(rpc::Acks::One) => Ok(Acks::One),
+        Ok(rpc::Acks::Zero) => Ok(Acks::Zero),
+        Err(_) => Err(rpc::status(
+            Reason::InvalidArgument,
+            format!(
+                "acks value {a} is not defined; use ACKS_ALL (0, the default), ACKS_ONE (1) or ACKS_ZERO (2)"
+            ),
+            None,
+        )),
     }
 }
 
@@ -124,6 +141,7 @@ impl Kv for KvService {
         let r = req.into_inner();
         let replica = self.replica_for(&r.key)?;
         self.check_accepting(&r.key)?;
+        let acks = acks_of(r.acks)?;
         let now = now_ms();
         let expire_at = if r.ttl_ms > 0 {
             now.saturating_add(r.ttl_ms)
@@ -133,7 +151,7 @@ impl Kv for KvService {
         let write = Write::put(r.key, r.value)
             .with_expiry(expire_at)
             .with_timestamp(now);
-        match replica.write(write, acks_of(r.acks)).await {
+        match replica.write(write, acks).await {
             Ok(offset) => Ok(Response::new(rpc::WriteResponse {
                 partition: replica.partition(),
                 offset,
@@ -149,7 +167,8 @@ impl Kv for KvService {
         let r = req.into_inner();
         let replica = self.replica_for(&r.key)?;
         self.check_accepting(&r.key)?;
-        match replica.write(Write::delete(r.key), acks_of(r.acks)).await {
+        let acks = acks_of(r.acks)?;
+        match replica.write(Write::delete(r.key), acks).await {
             Ok(offset) => Ok(Response::new(rpc::WriteResponse {
                 partition: replica.partition(),
                 offset,
@@ -172,8 +191,9 @@ impl Kv for KvService {
                 None,
             ));
         }
+        let acks = acks_of(r.acks)?;
         let at = now_ms().saturating_add((r.seconds as u64).saturating_mul(1000));
-        match replica.expire(&r.key, at, acks_of(r.acks)).await {
+        match replica.expire(&r.key, at, acks).await {
             Ok(Some(offset)) => Ok(Response::new(rpc::ExpireResponse {
                 found: true,
                 offset,

@@ -7,6 +7,7 @@
 
 mod config;
 mod controller;
+mod election;
 mod fetcher;
 mod isr;
 mod kv_service;
@@ -19,14 +20,14 @@ pub use config::{BrokerConfig, ReplicationConfig, ZkConfig};
 
 use crate::coord::{BrokerInfo, ClusterSpec, ControllerLease, Coord, CoordError, PartitionState};
 use crate::events::{EventKind, EventSink};
-use crate::replica::{Replica, ReplicaConfig, ReplicaSnapshot, Role};
+use crate::replica::{Lease, Replica, ReplicaConfig, ReplicaSnapshot, Role};
 use crate::rpc::kv_server::KvServer;
 use crate::rpc::replication_server::ReplicationServer;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -116,8 +117,19 @@ pub struct BrokerSnapshot {
     pub replicas: Vec<ReplicaSnapshot>,
 }
 
+/// The registration this broker's roles belong to: the ZooKeeper session that made it and the
+/// broker epoch (czxid) it got. Roles are applied only for the current one, under its lock, so a
+/// watch that read a state before the session died cannot re-arm a leader after `step_down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Incarnation {
+    session_id: i64,
+    broker_epoch: i64,
+}
+
 pub(crate) struct Inner {
     cfg: BrokerConfig,
+    incarnation: Mutex<Option<Incarnation>>,
+    lease: Arc<Lease>,
     spec: ClusterSpec,
     replicas: BTreeMap<u32, Arc<Replica>>,
     kv_addr: SocketAddr,
@@ -143,6 +155,7 @@ impl Inner {
             host: self.cfg.host.clone(),
             kv_port: self.kv_addr.port(),
             peer_port: self.peer_addr.port(),
+            epoch: 0,
         }
     }
 
@@ -168,9 +181,31 @@ impl Inner {
         self.session.borrow().clone()
     }
 
+    fn incarnation(&self) -> std::sync::MutexGuard<'_, Option<Incarnation>> {
+        self.incarnation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This broker's epoch in its current registration, if it is registered.
+    fn broker_epoch(&self) -> Option<i64> {
+        self.incarnation().map(|i| i.broker_epoch)
+    }
+
+    /// ZooKeeper answered session `session_id` for a request sent when the lease could last
+    /// `until`: extend the lease, unless that session is no longer ours.
+    fn renew_lease(&self, session_id: i64, until: Instant) {
+        let current = self.incarnation();
+        if current.is_some_and(|i| i.session_id == session_id) {
+            self.lease.extend_to(until);
+        }
+    }
+
     /// Stops leading, following and controlling at once: the session that granted those roles is
     /// gone (`why` completes "stopped leading: ...").
     fn step_down(&self, why: &str) {
+        // Held throughout, so no role can be applied for the old session while we fence.
+        let mut incarnation = self.incarnation();
+        *incarnation = None;
+        self.lease.revoke();
         *self.controller.lock().unwrap_or_else(|p| p.into_inner()) = None;
         for (_, h) in self
             .fetchers
@@ -251,6 +286,7 @@ impl Broker {
                 cfg.id, spec.brokers
             )));
         }
+        let lease = Arc::new(Lease::new());
         let mut replicas = BTreeMap::new();
         for p in spec.partitions_of(cfg.id) {
             let assigned = coord.ensure_replicas(p, &spec.replicas_of(p)).await?;
@@ -267,16 +303,16 @@ impl Broker {
             let dir = cfg.partition_dir(p);
             let store_cfg = cfg.storage.clone();
             let ev = events.clone();
-            let replica =
-                tokio::task::spawn_blocking(move || Replica::open(&dir, store_cfg, rcfg, ev))
-                    .await
-                    .map_err(|e| {
-                        BrokerError::Config(format!("opening partition {p} panicked: {e}"))
-                    })?
-                    .map_err(|source| BrokerError::Storage {
-                        partition: p,
-                        source,
-                    })?;
+            let lease = Arc::clone(&lease);
+            let replica = tokio::task::spawn_blocking(move || {
+                Replica::open(&dir, store_cfg, rcfg, lease, ev)
+            })
+            .await
+            .map_err(|e| BrokerError::Config(format!("opening partition {p} panicked: {e}")))?
+            .map_err(|source| BrokerError::Storage {
+                partition: p,
+                source,
+            })?;
             replicas.insert(p, replica);
         }
         let kv_listener = bind(&cfg.host, cfg.kv_port).await?;
@@ -295,6 +331,8 @@ impl Broker {
             })?;
 
         let inner = Arc::new(Inner {
+            incarnation: Mutex::new(None),
+            lease,
             spec,
             replicas,
             kv_addr,

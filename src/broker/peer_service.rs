@@ -1,7 +1,7 @@
 //! The replication service other brokers call: Fetch, OffsetForLeaderEpoch, ReplicaStatus.
 
 use super::Inner;
-use crate::replica::{EpochAnswer, ReplicaError, Role};
+use crate::replica::{EpochAnswer, FetchRequest, ReplicaError, Role};
 use crate::rpc::{self, Reason, replication_server::Replication};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,6 @@ fn to_status(e: ReplicaError) -> Status {
         ReplicaError::NotLeader { .. } => Reason::NotLeader,
         ReplicaError::Fenced { .. } => Reason::Fenced,
         ReplicaError::OffsetOutOfRange { .. } => Reason::OffsetOutOfRange,
-        ReplicaError::TruncateToEmpty { .. } => Reason::TruncateToEmpty,
         ReplicaError::UnknownReplica(_) => Reason::InvalidArgument,
         _ => return Status::internal(msg),
     };
@@ -50,13 +49,15 @@ impl Replication for PeerService {
         let replica = self.replica(r.partition)?;
         let max_wait = Duration::from_millis(u64::from(r.max_wait_ms.min(10_000)));
         let reply = replica
-            .fetch(
-                r.replica_id,
-                r.fetch_offset,
-                r.leader_epoch,
-                r.max_bytes.max(1) as usize,
+            .fetch(FetchRequest {
+                follower: r.replica_id,
+                broker_epoch: r.broker_epoch,
+                offset: r.fetch_offset,
+                epoch: r.leader_epoch,
+                tombstone_horizon: r.tombstone_horizon,
+                max_bytes: r.max_bytes.max(1) as usize,
                 max_wait,
-            )
+            })
             .await
             .map_err(to_status)?;
         Ok(Response::new(rpc::FetchResponse {
@@ -64,6 +65,8 @@ impl Replication for PeerService {
             high_watermark: reply.high_watermark,
             log_end_offset: reply.log_end_offset,
             log_start_offset: reply.log_start_offset,
+            tombstone_horizon: reply.tombstone_horizon,
+            truncate_to_empty: reply.truncate_to_empty,
         }))
     }
 

@@ -1,13 +1,14 @@
 //! The ZooKeeper session loop: connect, register, watch the brokers and every partition state,
 //! run the controller election; on expiry step down at once and start over with a new session.
 
-use super::{Inner, SessionStatus, controller, fetcher};
+use super::{Incarnation, Inner, SessionStatus, controller, fetcher};
 use crate::coord::{
     Coord, CoordError, PartitionState, SessionState, follow_brokers, follow_partition_state, layout,
 };
 use crate::events::EventKind;
+use crate::replica::{lease_end, renew_period};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Runs until the broker shuts down. `first` is the session opened at start-up.
@@ -38,25 +39,34 @@ pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
             }
         };
         backoff = Duration::from_millis(100);
-        match register(&inner, &coord).await {
-            Ok(()) => {}
+        let broker_epoch = match register(&inner, &coord).await {
+            Ok(e) => e,
             Err(e) => {
                 tracing::debug!(broker = inner.id(), error = %e, "registration failed; new session");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-        }
+        };
+        let session_id = coord.session_id();
+        *inner.incarnation() = Some(Incarnation {
+            session_id,
+            broker_epoch,
+        });
         inner.session.send_replace(Some(coord.clone()));
         inner.set_session_status(SessionStatus::Connected);
         inner.events.emit(
             EventKind::Session,
             None,
             format!(
-                "registered in ZooKeeper (session {:#x})",
-                coord.session_id()
+                "registered in ZooKeeper (session {session_id:#x}, broker epoch {broker_epoch})"
             ),
         );
         let token = inner.shutdown.child_token();
+        tokio::spawn(renew_lease(
+            Arc::clone(&inner),
+            coord.clone(),
+            token.clone(),
+        ));
         tokio::spawn(watch_brokers(
             Arc::clone(&inner),
             coord.clone(),
@@ -109,16 +119,36 @@ pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
     }
 }
 
+/// Keeps the leader lease of this session: a cheap ZooKeeper round trip several times per lease,
+/// each answer extending it (see `replica::lease`). Stops with the session.
+async fn renew_lease(inner: Arc<Inner>, coord: Coord, token: CancellationToken) {
+    let session_id = coord.session_id();
+    let timeout = coord.session_timeout();
+    loop {
+        let sent = Instant::now();
+        match coord.ping().await {
+            Ok(()) => inner.renew_lease(session_id, lease_end(sent, timeout)),
+            Err(CoordError::SessionExpired) => return,
+            Err(e) => tracing::debug!(broker = inner.id(), error = %e, "lease renewal failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(renew_period(timeout)) => {}
+            _ = token.cancelled() => return,
+        }
+    }
+}
+
 /// Creates `/brokers/ids/<id>`, waiting for an older session of the same broker to expire.
-async fn register(inner: &Inner, coord: &Coord) -> Result<(), CoordError> {
+/// Returns the broker epoch.
+async fn register(inner: &Inner, coord: &Coord) -> Result<i64, CoordError> {
     let info = inner.info();
     let mut announced = false;
     loop {
         match coord.register_broker(inner.id(), &info).await {
-            Ok(()) => return Ok(()),
+            Ok(epoch) => return Ok(epoch),
             Err(CoordError::NodeExists(_)) => {
-                if coord.owns_registration(inner.id()).await? {
-                    return Ok(());
+                if let Some(epoch) = coord.own_registration(inner.id()).await? {
+                    return Ok(epoch);
                 }
                 if !announced {
                     announced = true;
@@ -151,29 +181,55 @@ async fn watch_brokers(inner: Arc<Inner>, coord: Coord, token: CancellationToken
 
 /// Keeps one partition's state current and applies it to the local replica.
 async fn watch_state(inner: Arc<Inner>, coord: Coord, p: u32, token: CancellationToken) {
+    let session_id = coord.session_id();
     follow_partition_state(&coord, p, &token, |state| {
         if let Some((state, version)) = state {
             inner.update_metadata(|m| {
-                m.states.insert(p, (state.clone(), version));
+                let newer = m.states.get(&p).is_none_or(|(_, v)| *v <= version);
+                if newer {
+                    m.states.insert(p, (state.clone(), version));
+                }
             });
-            apply_state(&inner, p, &state, version);
+            apply_state(&inner, session_id, p, &state, version);
         }
     })
     .await;
 }
 
-/// Makes the local replica of `p` play the role the state gives it.
-pub(super) fn apply_state(inner: &Arc<Inner>, p: u32, state: &PartitionState, version: i32) {
+/// Makes the local replica of `p` play the role the state gives it, if `session_id` is still the
+/// session of this broker's current registration. A state naming this broker leader with a
+/// broker epoch other than its current one was given to an earlier incarnation: this one takes
+/// no role until the controller elects again.
+fn apply_state(inner: &Arc<Inner>, session_id: i64, p: u32, state: &PartitionState, version: i32) {
     let Some(replica) = inner.replicas.get(&p) else {
         return;
     };
-    if inner.shutdown.is_cancelled() {
+    let incarnation = inner.incarnation();
+    let Some(me) = *incarnation else {
+        return;
+    };
+    if me.session_id != session_id || inner.shutdown.is_cancelled() {
         return;
     }
     match state.leader() {
+        Some(l) if l == inner.id() && state.is_current(l, me.broker_epoch) => {
+            fetcher::stop(inner, p);
+            replica.become_leader(
+                state.leader_epoch,
+                state.isr.clone(),
+                state.broker_epochs.clone(),
+                version,
+            );
+        }
         Some(l) if l == inner.id() => {
             fetcher::stop(inner, p);
-            replica.become_leader(state.leader_epoch, state.isr.clone(), version);
+            replica.become_offline(
+                state.leader_epoch,
+                &format!(
+                    "ZooKeeper names this broker leader in epoch {} but for an earlier incarnation; waiting for a new election",
+                    state.leader_epoch
+                ),
+            );
         }
         Some(l) => {
             if replica.become_follower(l, state.leader_epoch) {
@@ -182,7 +238,7 @@ pub(super) fn apply_state(inner: &Arc<Inner>, p: u32, state: &PartitionState, ve
         }
         None => {
             fetcher::stop(inner, p);
-            replica.become_offline(state.leader_epoch);
+            replica.become_offline(state.leader_epoch, "the partition has no leader");
         }
     }
 }

@@ -3,9 +3,11 @@
 //! refreshing, until its request timeout. While a partition has no leader (a failover in progress)
 //! it waits and retries, then answers `no leader available`.
 //!
-//! A write whose outcome is unknown (the leader timed out waiting for replication, or lost its
-//! leadership after appending) is reported as such and never retried: retrying would hide the
-//! uncertainty.
+//! A write whose outcome is unknown (the leader timed out waiting for replication or lost its
+//! leadership after appending, or the connection failed after the request may have reached it)
+//! is reported as such and never retried: a retry could apply it twice (a, b, a for one key) and
+//! would hide the uncertainty. Only attempts that certainly never arrived — the connection could
+//! not be made, NOT_LEADER, a refusal before append — are retried (DESIGN §6, client outcomes).
 
 mod routes;
 
@@ -244,8 +246,9 @@ impl Client {
         Ok(())
     }
 
-    /// Sends `op` to the leader of `key`'s partition, retrying as the module describes.
-    async fn call<T, F, Fut>(&self, key: &[u8], op: F) -> Result<T, ClientError>
+    /// Sends `op` to the leader of `key`'s partition, retrying as the module describes. `write`
+    /// says whether `op` changes data (then an attempt that may have arrived is never retried).
+    async fn call<T, F, Fut>(&self, key: &[u8], write: bool, op: F) -> Result<T, ClientError>
     where
         F: Fn(KvClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -309,6 +312,13 @@ impl Client {
                 Some(Reason::InvalidArgument) => return Err(ClientError::InvalidArgument(msg)),
                 Some(_) => return Err(ClientError::Server(msg)),
                 None => match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                        if write && !never_arrived(&status) =>
+                    {
+                        return Err(ClientError::OutcomeUnknown(format!(
+                            "the connection to broker {addr} failed during the request ({msg}); the outcome is unknown"
+                        )));
+                    }
                     tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
                         // The leader is unreachable (crashed?): look again.
                         self.inner
@@ -343,7 +353,7 @@ impl Client {
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ClientError> {
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, |mut c| {
+            .call(key, false, |mut c| {
                 let key = k.clone();
                 async move { c.get(rpc::GetRequest { key }).await }
             })
@@ -368,7 +378,7 @@ impl Client {
         let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         let ttl_ms = ttl.map_or(0, |t| (t.as_millis() as u64).max(1));
         let r = self
-            .call(key, |mut c| {
+            .call(key, true, |mut c| {
                 let req = rpc::SetRequest {
                     key: k.clone(),
                     value: v.clone(),
@@ -385,7 +395,7 @@ impl Client {
     pub async fn del(&self, key: &[u8], acks: Acks) -> Result<WriteAck, ClientError> {
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, |mut c| {
+            .call(key, true, |mut c| {
                 let req = rpc::DelRequest {
                     key: k.clone(),
                     acks: wire_acks(acks) as i32,
@@ -405,7 +415,7 @@ impl Client {
         }
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, |mut c| {
+            .call(key, true, |mut c| {
                 let req = rpc::ExpireRequest {
                     key: k.clone(),
                     seconds,
@@ -421,7 +431,7 @@ impl Client {
     pub async fn ttl(&self, key: &[u8]) -> Result<i64, ClientError> {
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, |mut c| {
+            .call(key, false, |mut c| {
                 let key = k.clone();
                 async move { c.ttl(rpc::TtlRequest { key }).await }
             })
@@ -430,10 +440,41 @@ impl Client {
     }
 }
 
+/// Whether a failed attempt certainly never reached the broker: the connection could not even
+/// be made. Any other transport failure (reset, broken pipe, cancelled) may have come after the
+/// broker received the request.
+fn never_arrived(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 fn wire_acks(a: Acks) -> rpc::Acks {
     match a {
         Acks::Zero => rpc::Acks::Zero,
         Acks::One => rpc::Acks::One,
         Acks::All => rpc::Acks::All,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_connect_proves_a_request_never_arrived() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let connect = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
+        assert_eq!(connect.code(), tonic::Code::Unavailable);
+        assert!(never_arrived(&connect));
+        let reset = tonic::Status::unavailable("connection reset by peer");
+        assert!(!never_arrived(&reset));
+        let cancelled = tonic::Status::cancelled("timeout expired");
+        assert!(!never_arrived(&cancelled));
     }
 }

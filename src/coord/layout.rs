@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! /cluster                        persistent  ClusterSpec
-//! /brokers/ids/<id>               ephemeral   BrokerInfo
+//! /brokers/ids/<id>               ephemeral   BrokerInfo (its czxid is the broker epoch)
 //! /controller                     ephemeral   ControllerInfo
 //! /controller_epoch               persistent  integer
 //! /partitions/<p>/replicas        persistent  [broker ids], preferred order
@@ -10,6 +10,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `/cluster`
 pub const CLUSTER: &str = "/cluster";
@@ -127,6 +128,10 @@ pub struct BrokerInfo {
     pub kv_port: u16,
     /// Port of the replication (peer) service.
     pub peer_port: u16,
+    /// The broker epoch (Kafka KIP-380): the creation zxid of this registration znode, so every
+    /// incarnation of a broker id has a larger one. Read from the znode's stat, not stored in it.
+    #[serde(skip)]
+    pub epoch: i64,
 }
 
 impl BrokerInfo {
@@ -161,12 +166,23 @@ pub struct PartitionState {
     pub isr: Vec<u32>,
     /// Epoch of the controller that last elected the leader.
     pub controller_epoch: u32,
+    /// The broker epoch of the leader and of each ISR member when it was elected or joined: a
+    /// member registered now with another broker epoch is a new incarnation (it may have lost its
+    /// disk) and holds neither its leadership nor its ISR place. Missing entries count as stale.
+    #[serde(default)]
+    pub broker_epochs: BTreeMap<u32, i64>,
 }
 
 impl PartitionState {
     /// The leader, if there is one.
     pub fn leader(&self) -> Option<u32> {
         u32::try_from(self.leader).ok().filter(|&l| l > 0)
+    }
+
+    /// Whether broker `id`, registered now with broker epoch `live_epoch`, is the incarnation
+    /// this state gave its role (leadership or ISR place) to.
+    pub fn is_current(&self, id: u32, live_epoch: i64) -> bool {
+        self.broker_epochs.get(&id) == Some(&live_epoch)
     }
 }
 

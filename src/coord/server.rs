@@ -48,7 +48,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 /// Settings of a private server.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// ZooKeeper's tick; session timeouts are bounded to 2–20 ticks.
+    /// ZooKeeper's tick; session timeouts are bounded to 2 ticks .. max(20 ticks, 60 s).
     pub tick_ms: u64,
     /// How long to wait for `srvr` to answer `Mode: standalone`.
     pub start_timeout: Duration,
@@ -158,7 +158,9 @@ impl ZkServer {
              maxSessionTimeout={}\nautopurge.purgeInterval=1\n",
             data.display(),
             tick * 2,
-            tick * 20,
+            // Above ZooKeeper's default of 20 ticks, so a lab or test with a short tick can still
+            // ask for long sessions.
+            (tick * 20).max(60_000),
         );
         let cfg_path = dir.join("zoo.cfg");
         std::fs::write(&cfg_path, cfg).map_err(io(format!("write {}", cfg_path.display())))?;

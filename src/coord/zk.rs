@@ -285,22 +285,30 @@ impl Coord {
         Ok(self.read(&layout::replicas_path(p)).await?.map(|(v, _)| v))
     }
 
-    /// Registers this session as broker `id` (ephemeral). `NodeExists` when an older session of
-    /// the same broker still holds it.
-    pub async fn register_broker(&self, id: u32, info: &BrokerInfo) -> Result<()> {
+    /// Registers this session as broker `id` (ephemeral) and returns its broker epoch (the
+    /// znode's creation zxid). `NodeExists` when an older session of the same broker still holds it.
+    pub async fn register_broker(&self, id: u32, info: &BrokerInfo) -> Result<i64> {
         let path = layout::broker_path(id);
         self.op(&path, self.client.create(&path, &encode(info), ephemeral()))
             .await
-            .map(|_| ())
+            .map(|(stat, _)| stat.czxid)
     }
 
-    /// Whether `/brokers/ids/<id>` is held by this session.
-    pub async fn owns_registration(&self, id: u32) -> Result<bool> {
+    /// The broker epoch of `/brokers/ids/<id>` if this session holds it (a create that timed out
+    /// may have succeeded).
+    pub async fn own_registration(&self, id: u32) -> Result<Option<i64>> {
         let path = layout::broker_path(id);
         match self.op(&path, self.client.check_stat(&path)).await? {
-            Some(stat) => Ok(stat.ephemeral_owner == self.session_id()),
-            None => Ok(false),
+            Some(stat) if stat.ephemeral_owner == self.session_id() => Ok(Some(stat.czxid)),
+            _ => Ok(None),
         }
+    }
+
+    /// A cheap round trip that proves the session alive when it answers (the leader lease).
+    pub async fn ping(&self) -> Result<()> {
+        self.op(BROKER_IDS, self.client.check_stat(BROKER_IDS))
+            .await
+            .map(|_| ())
     }
 
     /// Waits until `/brokers/ids/<id>` is gone, up to `timeout`; returns whether it is gone.
@@ -336,8 +344,15 @@ impl Coord {
             let Ok(id) = name.parse::<u32>() else {
                 continue;
             };
-            if let Some((info, _)) = self.read::<BrokerInfo>(&layout::broker_path(id)).await? {
-                out.insert(id, info);
+            let path = layout::broker_path(id);
+            match self.op(&path, self.client.get_data(&path)).await {
+                Ok((data, stat)) => {
+                    let mut info: BrokerInfo = decode(&path, &data)?;
+                    info.epoch = stat.czxid;
+                    out.insert(id, info);
+                }
+                Err(CoordError::NoNode(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -351,9 +366,9 @@ impl Coord {
         Ok((self.broker_infos(ids).await?, watcher))
     }
 
-    /// One broker's registration.
+    /// One broker's registration, with its broker epoch.
     pub async fn broker(&self, id: u32) -> Result<Option<BrokerInfo>> {
-        Ok(self.read(&layout::broker_path(id)).await?.map(|(v, _)| v))
+        Ok(self.broker_infos(vec![id.to_string()]).await?.remove(&id))
     }
 
     /// The current controller.
@@ -436,9 +451,37 @@ impl Coord {
             Ok(Err(zk::MultiWriteError::OperationFailed {
                 source: zk::Error::NodeExists | zk::Error::BadVersion,
                 ..
-            })) => Ok(None),
+            })) => self.own_controller_lease().await,
             Ok(Err(e)) => Err(CoordError::from_zk(CONTROLLER, e.into())),
         }
+    }
+
+    /// The lease of `/controller` if this very session holds it: an election whose commit timed
+    /// out may have won, and its retry then finds the znode taken (by us). `None` otherwise.
+    async fn own_controller_lease(&self) -> Result<Option<ControllerLease>> {
+        let (info, owner) = match self.op(CONTROLLER, self.client.get_data(CONTROLLER)).await {
+            Ok((data, stat)) => (
+                decode::<ControllerInfo>(CONTROLLER, &data)?,
+                stat.ephemeral_owner,
+            ),
+            Err(CoordError::NoNode(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if owner != self.session_id() {
+            return Ok(None);
+        }
+        let (data, stat) = self
+            .op(CONTROLLER_EPOCH, self.client.get_data(CONTROLLER_EPOCH))
+            .await?;
+        // The create and the epoch bump commit together, so the epoch znode holds our epoch
+        // unless a later controller has bumped it since (then we are fenced anyway).
+        if decode::<u32>(CONTROLLER_EPOCH, &data)? != info.controller_epoch {
+            return Ok(None);
+        }
+        Ok(Some(ControllerLease {
+            epoch: info.controller_epoch,
+            epoch_version: stat.version,
+        }))
     }
 
     /// Gives up `/controller` if this session holds it.

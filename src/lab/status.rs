@@ -87,6 +87,7 @@ pub fn render(s: &LabSnapshot) -> String {
                 continue;
             };
             let role = match r.role {
+                Role::Leader if !r.lease_held => "leader, no lease".to_string(),
                 Role::Leader => "leader".to_string(),
                 Role::Follower { leader } => format!("follow {leader}"),
                 Role::Offline if r.fenced => "fenced".into(),

@@ -1,7 +1,7 @@
 //! The follower side: truncating by leader epoch when the leader changes, and appending fetched
 //! records verbatim.
 
-use super::{Replica, ReplicaError, Role};
+use super::{Replica, ReplicaError, Role, rules};
 use crate::events::EventKind;
 use crate::storage::{FsyncPolicy, record};
 
@@ -55,13 +55,12 @@ impl Replica {
         self.lock_epochs().latest().map(|e| e.epoch)
     }
 
-    /// Truncates after asking the leader about epoch `requested` (KIP-101/279): to the leader's
-    /// end of that epoch, or, when the leader only knows an older epoch, to the smaller of the two
-    /// logs' ends of that older epoch. Returns how many records were removed. Does nothing if the
-    /// role moved on since `generation`.
+    /// Truncates after asking the leader about epoch `requested` (KIP-101/279; `None` when this
+    /// replica's epoch cache is empty): see [`rules::truncation_point`]. Returns how many records
+    /// were removed. Does nothing if the role moved on since `generation`.
     pub fn truncate_to_leader(
         &self,
-        requested: u32,
+        requested: Option<u32>,
         answer: EpochAnswer,
         generation: u64,
     ) -> Result<u64, ReplicaError> {
@@ -70,17 +69,15 @@ impl Replica {
             return Ok(0);
         }
         let leo = self.log.log_end_offset();
-        let to = match answer {
-            EpochAnswer::Undefined => st.hw.min(leo),
-            EpochAnswer::At { epoch, end_offset } if epoch == requested => end_offset.min(leo),
-            EpochAnswer::At { epoch, end_offset } => {
-                let mine = self
-                    .lock_epochs()
-                    .end_offset_for(epoch, leo)
-                    .map_or(0, |(_, end)| end);
-                end_offset.min(mine)
-            }
+        let mine = match answer {
+            EpochAnswer::At { epoch, .. } => self
+                .lock_epochs()
+                .end_offset_for(epoch, leo)
+                .map(|(_, end)| end),
+            EpochAnswer::Undefined => None,
         };
+        let to = rules::truncation_point(requested, answer, mine, st.hw, leo);
+        let requested = requested.map_or("none".to_string(), |e| e.to_string());
         let removed = self.log.truncate(to)?;
         self.lock_epochs().truncate_from_end(to)?;
         if st.hw > to {
@@ -105,14 +102,17 @@ impl Replica {
         Ok(removed)
     }
 
-    /// Empties the log (the leader's tombstone horizon is above this follower's log end).
-    pub fn truncate_to_empty(&self, generation: u64) -> Result<u64, ReplicaError> {
+    /// Empties the log (the leader's tombstone horizon `horizon` is above this follower's log
+    /// end) and adopts the horizon, so the copy it now fetches from the start is never emptied
+    /// again for the same horizon.
+    pub fn truncate_to_empty(&self, generation: u64, horizon: u64) -> Result<u64, ReplicaError> {
         let mut st = self.lock();
         if st.generation != generation {
             return Ok(0);
         }
         let removed = self.log.truncate(0)?;
         self.lock_epochs().clear()?;
+        self.log.set_tombstone_horizon(horizon)?;
         st.hw = 0;
         self.hw_tx.send_replace(0);
         self.leo_tx.send_replace(self.log.log_end_offset());
@@ -126,14 +126,17 @@ impl Replica {
         Ok(removed)
     }
 
-    /// Appends records fetched from the leader (verbatim; their epochs extend the checkpoint),
-    /// waits until they are durable per the fsync policy, and takes the leader's HW as far as this
-    /// log reaches. Returns the new log end. Fails with `NotLeader` if the role moved on.
+    /// Appends records fetched from the leader (verbatim; their epochs are recorded in the
+    /// checkpoint first, as Kafka does, so a crash never leaves records of an unrecorded epoch),
+    /// waits until they are durable per the fsync policy, takes the leader's HW as far as this log
+    /// reaches and adopts its tombstone horizon. Returns the new log end. Fails with `NotLeader`
+    /// if the role moved on.
     pub async fn append_fetched(
         &self,
         generation: u64,
         records: &[u8],
         leader_hw: u64,
+        leader_horizon: u64,
     ) -> Result<u64, ReplicaError> {
         let leo = {
             let st = self.lock();
@@ -144,23 +147,29 @@ impl Replica {
                     leader: None,
                 });
             }
+            // The leader answered a fetch from our log end without asking us to empty it, so
+            // this log is consistent with its merges: its horizon is ours.
+            if leader_horizon > self.log.tombstone_horizon() {
+                self.log.set_tombstone_horizon(leader_horizon)?;
+            }
             if records.is_empty() {
                 self.log.log_end_offset()
             } else {
-                let leo = self.log.append_raw(records)?;
                 let max = self.log.config().max_record_bytes();
-                let mut epochs = self.lock_epochs();
-                let mut p = 0;
-                while p < records.len() {
-                    let Ok(h) = record::decode_header(&records[p..], max) else {
-                        break;
-                    };
-                    if epochs.latest().is_none_or(|e| h.leader_epoch > e.epoch) {
-                        epochs.assign(h.leader_epoch, h.offset)?;
+                {
+                    let mut epochs = self.lock_epochs();
+                    let mut p = 0;
+                    while p < records.len() {
+                        let Ok(h) = record::decode_header(&records[p..], max) else {
+                            break;
+                        };
+                        if epochs.latest().is_none_or(|e| h.leader_epoch > e.epoch) {
+                            epochs.assign(h.leader_epoch, h.offset)?;
+                        }
+                        p += h.record_len();
                     }
-                    p += h.record_len();
                 }
-                leo
+                self.log.append_raw(records)?
             }
         };
         self.leo_tx.send_replace(leo);

@@ -1,11 +1,32 @@
 //! The leader side: writes with acks, committed reads, fetches from followers, the high
 //! watermark, and the one rule that decides ISR membership.
 
+use super::rules::{self, IsrInputs};
 use super::{Acks, Progress, Replica, ReplicaError, Role, State};
 use crate::events::EventKind;
 use crate::storage::{FsyncPolicy, Lookup, Write};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// A follower's fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// The follower's broker id.
+    pub follower: u32,
+    /// Its broker epoch (which incarnation of it is fetching).
+    pub broker_epoch: i64,
+    /// Its log end: where to read from.
+    pub offset: u64,
+    /// The leader epoch it follows.
+    pub epoch: u32,
+    /// The tombstone horizon its log already reflects.
+    pub tombstone_horizon: u64,
+    /// Most bytes to return.
+    pub max_bytes: usize,
+    /// How long to wait for records.
+    pub max_wait: Duration,
+}
 
 /// What a fetch returns to a follower.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +39,11 @@ pub struct FetchReply {
     pub log_end_offset: u64,
     /// The leader's first offset.
     pub log_start_offset: u64,
+    /// The leader's tombstone horizon: the follower adopts it.
+    pub tombstone_horizon: u64,
+    /// The follower's log ends at or below a tombstone horizon it has not seen: it may hold
+    /// keys whose deletes were merged away, so it must empty itself and fetch from the start.
+    pub truncate_to_empty: bool,
 }
 
 /// An ISR change the leader wants ZooKeeper to accept (compare-and-set on the state znode).
@@ -31,6 +57,8 @@ pub struct IsrProposal {
     pub leader_epoch: u32,
     /// The ISR it wants.
     pub isr: Vec<u32>,
+    /// The broker epochs of the ISR it wants (recorded with it in ZooKeeper).
+    pub broker_epochs: BTreeMap<u32, i64>,
     /// The ISR it has.
     pub current_isr: Vec<u32>,
     /// The state znode version the change must apply to.
@@ -52,6 +80,18 @@ impl Replica {
         })
     }
 
+    /// A leader answers clients only while its lease holds (checked on the request path, after
+    /// the data was read or appended, so the answer was true at a moment it surely led).
+    fn check_lease(&self) -> Result<(), ReplicaError> {
+        if self.lease.holds(Instant::now()) {
+            return Ok(());
+        }
+        Err(ReplicaError::LeaseLapsed {
+            broker: self.cfg.broker_id,
+            partition: self.cfg.partition,
+        })
+    }
+
     /// The leader's own log end as it counts for the HW: only durable records under `always`.
     fn own_leo_for_hw(&self) -> u64 {
         if self.log.fsync_policy() == FsyncPolicy::Always {
@@ -61,18 +101,21 @@ impl Replica {
         }
     }
 
-    /// The one rule for the high watermark: min LEO over the ISR, never moving back.
+    /// The one rule for the high watermark (`rules::high_watermark` over the maximal ISR), never
+    /// moving back.
     pub(super) fn maybe_advance_hw(&self, st: &mut State) {
         if st.role != Role::Leader {
             return;
         }
-        let mut candidate = self.own_leo_for_hw();
-        for r in st.isr.iter().filter(|&&r| r != self.cfg.broker_id) {
-            match st.followers.get(r).and_then(|p| p.leo) {
-                Some(leo) => candidate = candidate.min(leo),
-                None => return,
-            }
-        }
+        let members = rules::maximal_isr(&st.isr, st.pending_isr.as_deref());
+        let Some(candidate) = rules::high_watermark(
+            self.own_leo_for_hw(),
+            self.cfg.broker_id,
+            &members,
+            &st.followers,
+        ) else {
+            return;
+        };
         if candidate > st.hw {
             st.hw = candidate;
             self.hw_tx.send_replace(candidate);
@@ -91,11 +134,12 @@ impl Replica {
     }
 
     /// Appends `write` as leader (stamped with the current epoch) and waits as `acks` asks.
-    /// Returns the record's offset.
+    /// Returns the record's offset. Refused before the append while the lease has lapsed.
     pub async fn write(&self, write: Write, acks: Acks) -> Result<u64, ReplicaError> {
         let (offset, generation) = {
             let st = self.lock();
             self.check_serving(&st)?;
+            self.check_lease()?;
             self.check_min_isr(&st, acks)?;
             let offset = self.log.append(&write.with_epoch(st.epoch))?;
             (offset, st.generation)
@@ -106,21 +150,46 @@ impl Replica {
     }
 
     /// Rewrites `key` with the absolute expiry `expire_at_ms`. `None` when the key has no live
-    /// value.
+    /// committed value. Like a read, it decides from committed data only: while the key's latest
+    /// record is above the HW it waits (up to the request timeout) for it to commit.
     pub async fn expire(
         &self,
         key: &[u8],
         expire_at_ms: u64,
         acks: Acks,
     ) -> Result<Option<u64>, ReplicaError> {
-        let (offset, generation) = {
-            let st = self.lock();
-            self.check_serving(&st)?;
-            self.check_min_isr(&st, acks)?;
-            let now = crate::storage::now_ms();
-            match self.log.expire(key, expire_at_ms, st.epoch, now)? {
-                Some(offset) => (offset, st.generation),
-                None => return Ok(None),
+        let deadline = tokio::time::Instant::now() + self.cfg.request_timeout;
+        let mut hw_rx = self.hw_tx.subscribe();
+        let mut gen_rx = self.generation_tx.subscribe();
+        let (offset, generation) = loop {
+            {
+                let st = self.lock();
+                self.check_serving(&st)?;
+                self.check_lease()?;
+                hw_rx.borrow_and_update();
+                gen_rx.borrow_and_update();
+                // Appends happen under this lock, so the record found is still the latest when
+                // the expire record is appended.
+                let latest = self.log.get(key)?.offset();
+                if latest.is_none_or(|o| o < st.hw) {
+                    if latest.is_none() {
+                        return Ok(None);
+                    }
+                    self.check_min_isr(&st, acks)?;
+                    let now = crate::storage::now_ms();
+                    match self.log.expire(key, expire_at_ms, st.epoch, now)? {
+                        Some(offset) => break (offset, st.generation),
+                        None => return Ok(None),
+                    }
+                }
+            }
+            tokio::select! {
+                _ = hw_rx.changed() => {}
+                _ = gen_rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let offset = self.log.get(key)?.offset().unwrap_or(0);
+                    return Err(ReplicaError::NotCommitted { offset });
+                }
             }
         };
         self.leo_tx.send_replace(offset + 1);
@@ -152,7 +221,9 @@ impl Replica {
             }
         }
         if acks == Acks::One {
-            if *gen_rx.borrow_and_update() != generation {
+            // A zombie leader (paused, its session expired, another leader elected) must not
+            // acknowledge: the new leader will truncate this record away.
+            if *gen_rx.borrow_and_update() != generation || self.check_lease().is_err() {
                 return Err(ReplicaError::LeadershipLost {
                     partition: self.cfg.partition,
                     offset,
@@ -207,9 +278,7 @@ impl Replica {
             gen_rx.borrow_and_update();
             let lookup = self.log.get(key)?;
             match lookup.offset() {
-                None => return Ok(lookup),
-                Some(o) if o < hw => return Ok(lookup),
-                Some(o) => {
+                Some(o) if o >= hw => {
                     if *hw_rx.borrow() > o {
                         continue;
                     }
@@ -221,48 +290,57 @@ impl Replica {
                         }
                     }
                 }
+                _ => {
+                    self.check_lease()?;
+                    return Ok(lookup);
+                }
             }
         }
     }
 
     /// Serves a follower's fetch: records its progress (which may advance the HW or qualify it
-    /// for the ISR), then returns records from `offset`, waiting up to `max_wait` for some.
-    pub async fn fetch(
-        &self,
-        follower: u32,
-        offset: u64,
-        epoch: u32,
-        max_bytes: usize,
-        max_wait: Duration,
-    ) -> Result<FetchReply, ReplicaError> {
+    /// for the ISR), then returns records from its offset, waiting up to `max_wait` for some.
+    pub async fn fetch(&self, req: FetchRequest) -> Result<FetchReply, ReplicaError> {
         let mut hw_rx = self.hw_tx.subscribe();
         let mut leo_rx = self.leo_tx.subscribe();
         let mut gen_rx = self.generation_tx.subscribe();
+        let offset = req.offset;
         {
             let mut st = self.lock();
             self.check_serving(&st)?;
-            if epoch != st.epoch {
+            if req.epoch != st.epoch {
                 return Err(ReplicaError::Fenced {
-                    requested: epoch,
+                    requested: req.epoch,
                     current: st.epoch,
                 });
             }
-            if follower == self.cfg.broker_id || !self.cfg.replicas.contains(&follower) {
-                return Err(ReplicaError::UnknownReplica(follower));
+            if req.follower == self.cfg.broker_id || !self.cfg.replicas.contains(&req.follower) {
+                return Err(ReplicaError::UnknownReplica(req.follower));
             }
             let leo = self.log.log_end_offset();
             if offset > leo {
                 return Err(ReplicaError::OffsetOutOfRange { offset, leo });
             }
             let horizon = self.log.tombstone_horizon();
-            if offset > 0 && offset <= horizon {
-                return Err(ReplicaError::TruncateToEmpty { offset, horizon });
+            if offset > 0 && offset <= horizon && req.tombstone_horizon < horizon {
+                return Ok(FetchReply {
+                    records: Bytes::new(),
+                    high_watermark: st.hw,
+                    log_end_offset: leo,
+                    log_start_offset: self.log.log_start_offset(),
+                    tombstone_horizon: horizon,
+                    truncate_to_empty: true,
+                });
             }
             let now = Instant::now();
             let p = st
                 .followers
-                .entry(follower)
-                .or_insert_with(|| Progress::new(now));
+                .entry(req.follower)
+                .or_insert_with(|| Progress::new(now, Some(req.broker_epoch)));
+            if p.broker_epoch != Some(req.broker_epoch) {
+                // A new incarnation of the follower: what its old one had proves nothing.
+                *p = Progress::new(now, Some(req.broker_epoch));
+            }
             if offset >= leo {
                 p.last_caught_up = now;
             } else if offset >= p.leader_leo_at_last_fetch {
@@ -272,16 +350,19 @@ impl Replica {
             p.last_fetch = now;
             p.leo = Some(offset);
             self.maybe_advance_hw(&mut st);
-            if !st.isr.contains(&follower) && offset >= st.hw {
+            let in_isr = st.isr.contains(&req.follower);
+            let restarted =
+                in_isr && st.member_epochs.get(&req.follower) != Some(&req.broker_epoch);
+            if (!in_isr && offset >= st.hw) || restarted {
                 self.isr_wanted.notify_one();
             }
         }
         hw_rx.borrow_and_update();
         leo_rx.borrow_and_update();
         gen_rx.borrow_and_update();
-        let deadline = tokio::time::Instant::now() + max_wait;
+        let deadline = tokio::time::Instant::now() + req.max_wait;
         let records = loop {
-            if let Some(raw) = self.log.read_from(offset, max_bytes)? {
+            if let Some(raw) = self.log.read_from(offset, req.max_bytes)? {
                 break raw.bytes;
             }
             tokio::select! {
@@ -296,20 +377,19 @@ impl Replica {
             high_watermark: self.lock().hw,
             log_end_offset: self.log.log_end_offset(),
             log_start_offset: self.log.log_start_offset(),
+            tombstone_horizon: self.log.tombstone_horizon(),
+            truncate_to_empty: false,
         })
     }
 
-    /// The one rule for ISR membership. A follower in the ISR stays while it has caught up with the
-    /// leader's log end within `replica_lag_time_max`; one outside joins once it has so caught up
-    /// and its log end reaches the HW and the start of the current epoch. Returns a proposal when the ISR should change
-    /// (and none is already in flight).
+    /// The ISR change this leader wants now (`rules::desired_isr`), if any and none is already in
+    /// flight. From here until [`Replica::isr_change_committed`] or
+    /// [`Replica::isr_change_failed`], the proposed members count in the HW (maximal ISR).
     pub fn propose_isr_change(&self) -> Option<IsrProposal> {
         let mut st = self.lock();
-        if st.role != Role::Leader || st.fenced || st.isr_change_in_flight {
+        if st.role != Role::Leader || st.fenced || st.pending_isr.is_some() {
             return None;
         }
-        let now = Instant::now();
-        let lag = self.cfg.replica_lag_time_max;
         let epoch_start = self
             .lock_epochs()
             .entries()
@@ -317,29 +397,19 @@ impl Replica {
             .find(|e| e.epoch == st.epoch)
             .map_or(0, |e| e.start_offset);
         let me = self.cfg.broker_id;
-        let desired: Vec<u32> = self
-            .cfg
-            .replicas
-            .iter()
-            .copied()
-            .filter(|r| {
-                if *r == me {
-                    return true;
-                }
-                let p = st.followers.get(r);
-                let recently_caught_up = |p: &Progress| now.duration_since(p.last_caught_up) <= lag;
-                if st.isr.contains(r) {
-                    p.is_none_or(recently_caught_up)
-                } else {
-                    // A follower's last known log end says nothing once it stops fetching (it may
-                    // be dead): it joins only if it is caught up *now*.
-                    p.is_some_and(|p| {
-                        recently_caught_up(p)
-                            && p.leo.is_some_and(|l| l >= st.hw && l >= epoch_start)
-                    })
-                }
-            })
-            .collect();
+        let desired = rules::desired_isr(
+            &IsrInputs {
+                me,
+                replicas: &self.cfg.replicas,
+                isr: &st.isr,
+                member_epochs: &st.member_epochs,
+                followers: &st.followers,
+                hw: st.hw,
+                epoch_start,
+                lag: self.cfg.replica_lag_time_max,
+            },
+            Instant::now(),
+        );
         let mut current = st.isr.clone();
         current.sort_unstable();
         let mut wanted = desired.clone();
@@ -347,12 +417,30 @@ impl Replica {
         if current == wanted {
             return None;
         }
-        st.isr_change_in_flight = true;
+        // Members keep the epoch ZooKeeper recorded; joiners bring the one they fetch with.
+        let broker_epochs: BTreeMap<u32, i64> = desired
+            .iter()
+            .filter_map(|r| {
+                let recorded = st
+                    .member_epochs
+                    .get(r)
+                    .copied()
+                    .filter(|_| st.isr.contains(r));
+                let epoch = if *r == me {
+                    recorded
+                } else {
+                    recorded.or_else(|| st.followers.get(r).and_then(|p| p.broker_epoch))
+                };
+                epoch.map(|e| (*r, e))
+            })
+            .collect();
+        st.pending_isr = Some(desired.clone());
         Some(IsrProposal {
             partition: self.cfg.partition,
             leader: me,
             leader_epoch: st.epoch,
             isr: desired,
+            broker_epochs,
             current_isr: st.isr.clone(),
             expected_version: st.state_version,
         })
@@ -361,7 +449,7 @@ impl Replica {
     /// ZooKeeper accepted `proposal` (the state znode is now at `new_version`): apply it.
     pub fn isr_change_committed(&self, proposal: &IsrProposal, new_version: i32) {
         let mut st = self.lock();
-        st.isr_change_in_flight = false;
+        st.pending_isr = None;
         if st.role != Role::Leader
             || st.epoch != proposal.leader_epoch
             || st.state_version != proposal.expected_version
@@ -369,6 +457,7 @@ impl Replica {
             return;
         }
         let old = std::mem::replace(&mut st.isr, proposal.isr.clone());
+        st.member_epochs = proposal.broker_epochs.clone();
         st.state_version = new_version;
         let removed: Vec<u32> = old
             .iter()
@@ -386,7 +475,7 @@ impl Replica {
                 EventKind::IsrShrink,
                 Some(self.cfg.partition),
                 format!(
-                    "ISR shrank {old:?} -> {:?}: {removed:?} fell behind",
+                    "ISR shrank {old:?} -> {:?}: {removed:?} fell behind or restarted",
                     st.isr
                 ),
             );
@@ -401,9 +490,10 @@ impl Replica {
         self.maybe_advance_hw(&mut st);
     }
 
-    /// ZooKeeper refused `proposal` (the state changed); the state watcher will bring the news.
+    /// ZooKeeper refused `proposal`, or its outcome is unknown (the state watcher will bring the
+    /// news). The pending members stop counting in the HW; the HW itself never moves back.
     pub fn isr_change_failed(&self) {
-        self.lock().isr_change_in_flight = false;
+        self.lock().pending_isr = None;
     }
 
     /// Resolves when a fetch suggests the ISR may grow (the ISR task also runs on a timer).

@@ -12,6 +12,8 @@
 
 mod follower;
 mod leader;
+mod lease;
+pub mod rules;
 
 use crate::events::{EventKind, EventSink};
 use crate::storage::checkpoint::{self, HIGH_WATERMARK_FILE, LeaderEpochCache};
@@ -23,7 +25,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 pub use follower::{EpochAnswer, FollowTarget};
-pub use leader::{FetchReply, IsrProposal};
+pub use leader::{FetchReply, FetchRequest, IsrProposal};
+pub use lease::{Lease, lease_end, renew_period};
 
 /// How many copies must hold a write before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -136,6 +139,17 @@ pub enum ReplicaError {
         /// How long we waited.
         waited: Duration,
     },
+    /// This leader cannot prove its ZooKeeper session alive (it may have been paused or cut off
+    /// and deposed without knowing): it serves nothing until its lease is renewed.
+    #[error(
+        "broker {broker} cannot prove it still leads partition {partition}: its ZooKeeper lease has lapsed"
+    )]
+    LeaseLapsed {
+        /// This broker.
+        broker: u32,
+        /// The partition.
+        partition: u32,
+    },
     /// Leadership changed after the write was appended.
     #[error(
         "leadership of partition {partition} changed before the write at offset {offset} was committed; the outcome is unknown"
@@ -180,16 +194,6 @@ pub enum ReplicaError {
         /// The log end.
         leo: u64,
     },
-    /// The follower's log ends below the tombstone horizon.
-    #[error(
-        "fetch offset {offset} is at or below the tombstone horizon {horizon}: start from an empty log"
-    )]
-    TruncateToEmpty {
-        /// The requested offset.
-        offset: u64,
-        /// The horizon.
-        horizon: u64,
-    },
     /// A fetch from a broker that is not a replica.
     #[error("broker {0} is not a replica of this partition")]
     UnknownReplica(u32),
@@ -200,21 +204,27 @@ pub enum ReplicaError {
 
 /// Progress of one follower, as its leader sees it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Progress {
+pub struct Progress {
     /// Its log end (the offset of its last fetch); `None` until it fetches in this epoch.
-    leo: Option<u64>,
-    last_fetch: Instant,
-    last_caught_up: Instant,
-    leader_leo_at_last_fetch: u64,
+    pub leo: Option<u64>,
+    /// When it last fetched.
+    pub last_fetch: Instant,
+    /// When it was last known to have reached the leader's log end.
+    pub last_caught_up: Instant,
+    /// The leader's log end at its previous fetch.
+    pub leader_leo_at_last_fetch: u64,
+    /// The broker epoch its fetches carry (which incarnation of the broker it is).
+    pub broker_epoch: Option<i64>,
 }
 
 impl Progress {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, broker_epoch: Option<i64>) -> Self {
         Self {
             leo: None,
             last_fetch: now,
             last_caught_up: now,
             leader_leo_at_last_fetch: 0,
+            broker_epoch,
         }
     }
 }
@@ -226,11 +236,14 @@ pub(crate) struct State {
     hw: u64,
     /// The session that set the role is gone: serve nothing until told again.
     fenced: bool,
-    /// Leader side: the ISR as ZooKeeper accepted it, and that state znode's version.
+    /// Leader side: the ISR as ZooKeeper accepted it, the broker epochs it recorded for its
+    /// members, and that state znode's version.
     isr: Vec<u32>,
+    member_epochs: BTreeMap<u32, i64>,
     state_version: i32,
     followers: BTreeMap<u32, Progress>,
-    isr_change_in_flight: bool,
+    /// The ISR of a change being written to ZooKeeper (it counts in the HW meanwhile).
+    pending_isr: Option<Vec<u32>>,
     /// Bumped on every change of role or epoch; waiters abort when it moves.
     generation: u64,
     checkpointed_hw: u64,
@@ -259,6 +272,8 @@ pub struct ReplicaSnapshot {
     pub follower_leos: Vec<(u32, Option<u64>)>,
     /// It lost the session that set its role.
     pub fenced: bool,
+    /// Its broker can prove its ZooKeeper session alive (a leader without it serves nothing).
+    pub lease_held: bool,
 }
 
 /// One partition replica.
@@ -271,6 +286,7 @@ pub struct Replica {
     leo_tx: watch::Sender<u64>,
     generation_tx: watch::Sender<u64>,
     isr_wanted: Notify,
+    lease: Arc<Lease>,
     events: EventSink,
 }
 
@@ -284,16 +300,33 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// Opens the replica's log and checkpoints in `dir`. It starts offline.
+    /// Opens the replica's log and checkpoints in `dir`. It starts offline. `lease` is its
+    /// broker's leader lease.
     pub fn open(
         dir: &Path,
         store_config: StoreConfig,
         cfg: ReplicaConfig,
+        lease: Arc<Lease>,
         events: EventSink,
     ) -> Result<Arc<Self>, StorageError> {
         let log = Store::open(dir, store_config)?;
-        let epochs = LeaderEpochCache::open(dir)?;
+        let mut epochs = LeaderEpochCache::open(dir)?;
         let leo = log.log_end_offset();
+        // The checkpoint is synced at every epoch change, the log only per its fsync policy: after
+        // a power loss the cache can name epochs whose records are gone. Trim it to the log, or
+        // elections would see an inflated last epoch and new epochs would be refused.
+        let before = epochs.latest();
+        epochs.truncate_from_end(leo)?;
+        if epochs.latest() != before {
+            events.emit(
+                EventKind::Truncation,
+                Some(cfg.partition),
+                format!(
+                    "leader-epoch cache trimmed to the recovered log end {leo} (newest epoch now {})",
+                    epochs.latest().map_or("none".into(), |e| e.epoch.to_string())
+                ),
+            );
+        }
         let hw = checkpoint::read_u64(&dir.join(HIGH_WATERMARK_FILE))?
             .unwrap_or(0)
             .min(leo);
@@ -316,9 +349,10 @@ impl Replica {
                 hw,
                 fenced: false,
                 isr: Vec::new(),
+                member_epochs: BTreeMap::new(),
                 state_version: -1,
                 followers: BTreeMap::new(),
-                isr_change_in_flight: false,
+                pending_isr: None,
                 generation: 0,
                 checkpointed_hw: hw,
             }),
@@ -327,6 +361,7 @@ impl Replica {
             leo_tx: watch::Sender::new(leo),
             generation_tx: watch::Sender::new(0),
             isr_wanted: Notify::new(),
+            lease,
             events,
             cfg,
         }))
@@ -374,6 +409,7 @@ impl Replica {
             },
             follower_leos: st.followers.iter().map(|(id, p)| (*id, p.leo)).collect(),
             fenced: st.fenced,
+            lease_held: self.lease.holds(Instant::now()),
         }
     }
 
@@ -427,13 +463,21 @@ impl Replica {
         epoch < st.epoch
     }
 
-    /// Becomes leader in `epoch` with `isr` (as read from ZooKeeper at `version`). Returns whether
-    /// anything changed.
-    pub fn become_leader(&self, epoch: u32, isr: Vec<u32>, version: i32) -> bool {
+    /// Becomes leader in `epoch` with `isr` and its members' broker epochs (as read from
+    /// ZooKeeper at `version`). Returns whether anything changed. Refuses, with a warning event,
+    /// an epoch older than one its log already holds or one it cannot record.
+    pub fn become_leader(
+        &self,
+        epoch: u32,
+        isr: Vec<u32>,
+        member_epochs: BTreeMap<u32, i64>,
+        version: i32,
+    ) -> bool {
         let mut st = self.lock();
         if st.role == Role::Leader && st.epoch == epoch && !st.fenced {
             if version > st.state_version {
                 st.isr = isr;
+                st.member_epochs = member_epochs;
                 st.state_version = version;
                 self.maybe_advance_hw(&mut st);
             }
@@ -443,26 +487,38 @@ impl Replica {
             return false;
         }
         let leo = self.log.log_end_offset();
-        if let Err(e) = self.lock_epochs().assign(epoch, leo) {
+        let refuse = |why: String| {
             self.events.emit(
                 EventKind::Warning,
                 Some(self.cfg.partition),
-                format!("cannot record leader epoch {epoch}: {e}"),
+                format!("refused to lead in epoch {epoch}: {why}"),
             );
+        };
+        {
+            let mut epochs = self.lock_epochs();
+            if let Some(latest) = epochs.latest().filter(|l| l.epoch > epoch) {
+                refuse(format!("its log already holds epoch {}", latest.epoch));
+                return false;
+            }
+            if let Err(e) = epochs.assign(epoch, leo) {
+                refuse(format!("cannot record the epoch: {e}"));
+                return false;
+            }
         }
         let now = Instant::now();
         st.role = Role::Leader;
         st.epoch = epoch;
         st.isr = isr;
+        st.member_epochs = member_epochs;
         st.state_version = version;
         st.fenced = false;
-        st.isr_change_in_flight = false;
+        st.pending_isr = None;
         st.followers = self
             .cfg
             .replicas
             .iter()
             .filter(|&&r| r != self.cfg.broker_id)
-            .map(|&r| (r, Progress::new(now)))
+            .map(|&r| (r, Progress::new(now, None)))
             .collect();
         self.bump_generation(&mut st);
         self.maybe_advance_hw(&mut st);
@@ -492,6 +548,8 @@ impl Replica {
         st.epoch = epoch;
         st.fenced = false;
         st.isr.clear();
+        st.member_epochs.clear();
+        st.pending_isr = None;
         st.followers.clear();
         self.bump_generation(&mut st);
         let what = if was_leader {
@@ -507,8 +565,8 @@ impl Replica {
         true
     }
 
-    /// The partition has no leader (or none this replica may follow).
-    pub fn become_offline(&self, epoch: u32) -> bool {
+    /// The partition has no leader, or none this replica may act for (`why` says which).
+    pub fn become_offline(&self, epoch: u32, why: &str) -> bool {
         let mut st = self.lock();
         if st.role == Role::Offline && !st.fenced {
             return false;
@@ -519,7 +577,7 @@ impl Replica {
         self.events.emit(
             EventKind::RoleChange,
             Some(self.cfg.partition),
-            "offline: the partition has no leader",
+            format!("offline: {why}"),
         );
         true
     }
@@ -528,6 +586,8 @@ impl Replica {
     fn stop_acting(&self, st: &mut State) {
         st.role = Role::Offline;
         st.isr.clear();
+        st.member_epochs.clear();
+        st.pending_isr = None;
         st.followers.clear();
         self.bump_generation(st);
     }

@@ -29,8 +29,6 @@ pub enum Reason {
     Fenced,
     /// A fetch offset beyond the leader's log end.
     OffsetOutOfRange,
-    /// The follower's log ends below the leader's tombstone horizon: start over from empty.
-    TruncateToEmpty,
 }
 
 impl Reason {
@@ -44,7 +42,6 @@ impl Reason {
             Self::NotCommitted => "NOT_COMMITTED",
             Self::Fenced => "FENCED",
             Self::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
-            Self::TruncateToEmpty => "TRUNCATE_TO_EMPTY",
         }
     }
 
@@ -58,7 +55,6 @@ impl Reason {
             Self::NotCommitted,
             Self::Fenced,
             Self::OffsetOutOfRange,
-            Self::TruncateToEmpty,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -66,9 +62,7 @@ impl Reason {
 
     fn code(self) -> tonic::Code {
         match self {
-            Self::NotLeader | Self::Fenced | Self::TruncateToEmpty => {
-                tonic::Code::FailedPrecondition
-            }
+            Self::NotLeader | Self::Fenced => tonic::Code::FailedPrecondition,
             Self::NotEnoughReplicas | Self::NotCommitted => tonic::Code::Unavailable,
             Self::Timeout => tonic::Code::DeadlineExceeded,
             Self::InvalidArgument => tonic::Code::InvalidArgument,

@@ -483,6 +483,18 @@ impl Store {
         self.shared.state.lock().horizon
     }
 
+    /// Sets the tombstone horizon (persisted): a follower adopts its leader's, so that if it leads
+    /// later it still sends followers below the horizon back to an empty log.
+    pub fn set_tombstone_horizon(&self, horizon: u64) -> Result<()> {
+        let mut st = self.shared.state.lock();
+        if st.horizon == horizon {
+            return Ok(());
+        }
+        checkpoint::write_u64(&self.shared.dir.join(TOMBSTONE_HORIZON_FILE), horizon)?;
+        st.horizon = horizon;
+        Ok(())
+    }
+
     fn check_limits(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let c = &self.shared.config;
         if key.is_empty() {

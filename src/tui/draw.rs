@@ -212,6 +212,11 @@ fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
                 continue;
             };
             let (role, role_style) = match r.role {
+                // It believes it leads but cannot prove its session alive: it serves nothing.
+                Role::Leader if !r.lease_held => (
+                    "no lease".to_string(),
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
                 Role::Leader => (
                     "leader".to_string(),
                     Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
@@ -573,6 +578,7 @@ mod tests {
             isr: Vec::new(),
             follower_leos: Vec::new(),
             fenced: false,
+            lease_held: true,
         }
     }
 

@@ -32,6 +32,7 @@ async fn controller_election_bumps_the_epoch_and_fences_a_zombie() {
         leader_epoch: 0,
         isr: vec![1, 2],
         controller_epoch: 1,
+        broker_epochs: Default::default(),
     };
     let v = a
         .write_state_fenced(0, &state, None, lease_a)
@@ -77,6 +78,56 @@ async fn controller_election_bumps_the_epoch_and_fences_a_zombie() {
 }
 
 #[tokio::test]
+async fn a_controller_whose_win_was_not_acknowledged_finds_itself_on_retry() {
+    // Issue 9 case 6: the /controller create commits but its answer is lost (a timeout); the
+    // retry gets NodeExists. It must see that the znode is its own, not wait for "the other".
+    let connect = zk_connect("ctl-retry");
+    let a = Coord::connect(&connect, SESSION).await.expect("connect a");
+    let b = Coord::connect(&connect, SESSION).await.expect("connect b");
+    a.ensure_layout().await.expect("layout");
+    let won = a
+        .try_elect_controller(1)
+        .await
+        .expect("elect")
+        .expect("a wins");
+    let again = a.try_elect_controller(1).await.expect("retry");
+    assert_eq!(again, Some(won), "the retry recognises its own win");
+    assert_eq!(b.try_elect_controller(2).await.expect("elect"), None);
+}
+
+#[tokio::test]
+async fn each_registration_of_a_broker_has_a_larger_broker_epoch() {
+    let connect = zk_connect("broker-epoch");
+    let info = simplekv::coord::BrokerInfo {
+        host: "127.0.0.1".into(),
+        kv_port: 1,
+        peer_port: 2,
+        epoch: 0,
+    };
+    let first = {
+        let a = Coord::connect(&connect, SESSION).await.expect("connect");
+        a.ensure_layout().await.expect("layout");
+        let e = a.register_broker(1, &info).await.expect("register");
+        assert_eq!(a.own_registration(1).await.expect("stat"), Some(e));
+        assert_eq!(a.brokers().await.expect("list")[&1].epoch, e);
+        e
+    };
+    // Dropping the only handle closed the first session; its ephemeral goes with it.
+    let b = Coord::connect(&connect, SESSION).await.expect("connect");
+    assert!(
+        b.wait_absent("/brokers/ids/1", SESSION * 3)
+            .await
+            .expect("wait")
+    );
+    let second = b.register_broker(1, &info).await.expect("register again");
+    assert!(second > first, "{second} > {first}");
+    assert_eq!(
+        b.broker(1).await.expect("read").map(|i| i.epoch),
+        Some(second)
+    );
+}
+
+#[tokio::test]
 async fn isr_compare_and_set_fails_on_a_stale_version() {
     let connect = zk_connect("cas");
     let c = Coord::connect(&connect, SESSION).await.expect("connect");
@@ -91,6 +142,7 @@ async fn isr_compare_and_set_fails_on_a_stale_version() {
         leader_epoch: 0,
         isr: vec![1, 2, 3],
         controller_epoch: 1,
+        broker_epochs: Default::default(),
     };
     let v = c
         .write_state_fenced(0, &state, None, lease)
