@@ -53,6 +53,8 @@ pub trait LabControl: Send + Sync {
     fn kill(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
     /// `restore B`
     fn restore(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    /// `wipe B`
+    fn wipe(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
     /// `status`
     fn status(&self) -> impl Future<Output = Result<String, String>> + Send;
     /// `wait COND [TIMEOUT]`
@@ -92,6 +94,9 @@ impl LabControl for NoLab {
     }
     async fn restore(&self, _: Target) -> Result<String, String> {
         Err(lab_only("restore"))
+    }
+    async fn wipe(&self, _: Target) -> Result<String, String> {
+        Err(lab_only("wipe"))
     }
     async fn status(&self) -> Result<String, String> {
         Err(lab_only("status"))
@@ -205,6 +210,7 @@ impl<L: LabControl> Session<L> {
             }
             Command::Kill(t) => self.lab.kill(t).await.map(Reply::Text),
             Command::Restore(t) => self.lab.restore(t).await.map(Reply::Text),
+            Command::Wipe(t) => self.lab.wipe(t).await.map(Reply::Text),
             Command::Status => self.lab.status().await.map(Reply::Text),
             Command::Wait(c, timeout) => self.lab.wait(c, timeout).await.map(Reply::Text),
             Command::Sleep(d) => {

@@ -104,6 +104,8 @@ pub enum Command {
     Kill(Target),
     /// `restore B`
     Restore(Target),
+    /// `wipe B`: B (down) loses its disk; `restore` starts it empty.
+    Wipe(Target),
     /// `status`
     Status,
     /// `wait COND [TIMEOUT]`
@@ -129,6 +131,7 @@ expire K SECONDS      make K expire SECONDS from now
 ttl K                 seconds K has left; -1 no expiry, -2 missing
 acks 0|1|all          how many copies a write needs before OK (this session)
 kill B | restore B    crash / restart broker B (an id, leader[:P], follower[:P], controller, all)
+wipe B                replace down broker B's disk: restore starts it empty
 status                brokers and partitions
 wait COND [TIMEOUT]   available | leader-change | controller-change | isr N | caught-up | load
 sleep DURATION        pause (e.g. sleep 500ms)
@@ -345,6 +348,10 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
             [b] => Command::Restore(target(b)?),
             _ => return Err(usage("restore", "BROKER", n)),
         },
+        "wipe" => match args {
+            [b] => Command::Wipe(target(b)?),
+            _ => return Err(usage("wipe", "BROKER", n)),
+        },
         "status" => match args {
             [] => Command::Status,
             _ => return Err(usage("status", "", n)),
@@ -535,6 +542,7 @@ mod tests {
             )
         );
         assert_eq!(ok("restore 3"), Command::Restore(Target::Broker(3)));
+        assert_eq!(ok("wipe 2"), Command::Wipe(Target::Broker(2)));
         assert_eq!(
             ok("wait isr 3 10s"),
             Command::Wait(WaitCondition::Isr(3), Some(Duration::from_secs(10)))

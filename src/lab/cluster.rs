@@ -299,6 +299,35 @@ impl Cluster {
         Ok(())
     }
 
+    /// Replaces broker `id`'s disk: deletes its data directory, so `restore` starts it empty. The
+    /// broker must be down (a disk is replaced with the machine off).
+    pub async fn wipe(&self, id: u32) -> Result<(), ClusterError> {
+        let slot = self.slot(id)?;
+        let _busy = slot.busy.lock().await;
+        if slot.running().is_some() {
+            return Err(ClusterError::Config(format!(
+                "broker {id} is up: kill it before wiping its disk"
+            )));
+        }
+        let dir = slot.cfg().data_dir;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ClusterError::Other(format!(
+                    "cannot wipe {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+        self.events.for_broker(id).emit(
+            EventKind::Kill,
+            None,
+            "disk replaced: its data directory is gone; restore starts it empty",
+        );
+        Ok(())
+    }
+
     /// Cuts broker `id`'s ZooKeeper connection and keeps it cut, without stopping the broker: its
     /// session expires and it must step down (a network partition from ZooKeeper).
     pub fn isolate_from_zk(&self, id: u32) -> Result<(), ClusterError> {

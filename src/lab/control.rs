@@ -488,6 +488,18 @@ impl LabControl for Arc<Lab> {
         Ok("OK".into())
     }
 
+    async fn wipe(&self, target: Target) -> Result<String, String> {
+        let ids = match target {
+            Target::Broker(_) | Target::All => self.resolve(target)?,
+            _ => return Err("wipe takes a broker id or all (kill it first)".into()),
+        };
+        for id in &ids {
+            self.cluster.wipe(*id).await.map_err(|e| e.to_string())?;
+        }
+        self.publish();
+        Ok("OK".into())
+    }
+
     async fn status(&self) -> Result<String, String> {
         Ok(super::status::render(&self.snapshot()))
     }

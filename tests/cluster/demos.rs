@@ -5,7 +5,7 @@ use crate::procs::BIN;
 use simplekv::lab::{LabConfig, LabOptions, Scenario, play};
 use std::path::{Path, PathBuf};
 
-const DEMOS: [&str; 7] = [
+const DEMOS: [&str; 8] = [
     "seed-transcript.yaml",
     "leader-failover.yaml",
     "isr-shrink-expand.yaml",
@@ -13,6 +13,7 @@ const DEMOS: [&str; 7] = [
     "unclean-election.yaml",
     "divergent-truncation.yaml",
     "controller-failover.yaml",
+    "empty-disk-return.yaml",
 ];
 
 fn demo(file: &str) -> PathBuf {
@@ -66,6 +67,10 @@ demo_test!(demo_min_insync_refuses, "min-insync.yaml");
 demo_test!(demo_unclean_election_loses_writes, "unclean-election.yaml");
 demo_test!(demo_divergent_log_is_truncated, "divergent-truncation.yaml");
 demo_test!(demo_controller_failover, "controller-failover.yaml");
+demo_test!(
+    demo_a_broker_back_on_an_empty_disk_loses_nothing,
+    "empty-disk-return.yaml"
+);
 
 #[test]
 fn every_demo_file_is_played_by_a_test() {
