@@ -305,3 +305,74 @@ async fn a_leader_whose_session_expires_steps_down_and_rejoins() {
     );
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_zookeeper_stops_serving_when_its_lease_lapses() {
+    // Issue 9 case 1b. A leader cut off from ZooKeeper (or paused) still believes it leads until
+    // its client reports the session expired, which comes after the server expired it and
+    // another leader may have committed newer values. Its lease, proven from its own clock,
+    // lapses before the session can expire: from then on it serves no read and acknowledges no
+    // acks=1 write, though it has not yet heard it was deposed.
+    let c = start_with(|d| {
+        let mut o = options("lease", spec(3, 1, 3, 2), d);
+        o.session_timeout_ms = 6000;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    client
+        .set(b"k", b"old", None, Acks::All)
+        .await
+        .expect("set");
+    let old = leader_of(&c, 0).expect("leader");
+    let r = c.broker(old).and_then(|b| b.replica(0)).expect("replica");
+    assert!(
+        r.snapshot().lease_held,
+        "a connected leader holds its lease"
+    );
+    c.isolate_from_zk(old).expect("isolate");
+    wait_for(
+        "the cut-off leader's lease to lapse while it still believes it leads",
+        Duration::from_secs(10),
+        || async {
+            let s = r.snapshot();
+            s.role == Role::Leader && !s.fenced && !s.lease_held
+        },
+    )
+    .await;
+    let err = r.read(b"k").await.expect_err("no read without a lease");
+    assert!(err.to_string().contains("lease has lapsed"), "{err}");
+    let err = r
+        .write(
+            simplekv::storage::Write::put(&b"k"[..], &b"zombie"[..]),
+            Acks::One,
+        )
+        .await
+        .expect_err("no acks=1 write without a lease");
+    assert!(err.to_string().contains("lease has lapsed"), "{err}");
+    assert_eq!(
+        r.log().get(b"k").expect("get").value().map(|v| v.to_vec()),
+        Some(b"old".to_vec()),
+        "refused before the append"
+    );
+    // The rest of the cluster elects a new leader and goes on.
+    client
+        .set(b"k", b"new", None, Acks::All)
+        .await
+        .expect("set on the new leader");
+    c.reconnect_to_zk(old).expect("reconnect");
+    wait_for(
+        "the old leader to follow",
+        Duration::from_secs(30),
+        || async {
+            leader_of(&c, 0).is_some_and(|l| l != old) && r.snapshot().role != Role::Leader
+        },
+    )
+    .await;
+    assert_eq!(
+        client.get(b"k").await.expect("get").as_deref(),
+        Some(&b"new"[..])
+    );
+    c.cluster.shutdown().await;
+}

@@ -7,6 +7,46 @@ use simplekv::replica::Acks;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_follower_leaves_the_isr_when_its_session_expires_not_after_the_lag_time() {
+    // Issue 9 case 1c: the lag time is a minute, the session 1.5 s. The controller removes a
+    // broker whose session expired from every ISR at once, so acks=all carries on.
+    let c = start_with(|d| {
+        let mut o = options("isr-expiry", spec(3, 1, 3, 2), d);
+        o.replication.replica_lag_time_max_ms = 60_000;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 3).await;
+    let leader = leader_of(&c, 0).expect("leader");
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("follower");
+    c.kill(follower).await.expect("kill");
+    wait_for(
+        "the controller to take the dead follower out of the ISR",
+        Duration::from_secs(20),
+        || async {
+            let isr = isr_of(&c, 0);
+            isr.len() == 2 && !isr.contains(&follower)
+        },
+    )
+    .await;
+    let client = client(&c).await;
+    client
+        .set(b"after", b"v", None, Acks::All)
+        .await
+        .expect("acks=all with the dead follower out of the ISR");
+    let why = c.events_of(EventKind::LeaderElected);
+    assert!(
+        why.iter().any(|e| e.message.contains("died or came back")),
+        "the controller did it: {why:?}"
+    );
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let c = start("isr", spec(3, 1, 3, 2)).await;
     wait_for_isr(&c, 3).await;
