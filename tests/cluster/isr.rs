@@ -161,3 +161,54 @@ async fn acks_all_below_min_insync_replicas_is_refused_and_appends_nothing() {
     assert_eq!(log.log_end_offset(), leo + 1);
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_acks_gets_acks_all_and_unknown_acks_are_refused() {
+    // Issue 9: the wire's unset acks used to mean acks=1, and 3, 7 or -1 were taken as acks=1.
+    let c = start("acks-default", spec(2, 1, 2, 2)).await;
+    wait_for_isr(&c, 2).await;
+    let leader = leader_of(&c, 0).expect("leader");
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("follower");
+    c.kill(follower).await.expect("kill");
+    wait_for_isr(&c, 1).await;
+    let addr = c.broker(leader).expect("up").kv_addr();
+    let mut direct = simplekv::rpc::kv_client::KvClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let set = |acks: i32| simplekv::rpc::SetRequest {
+        key: bytes::Bytes::from_static(b"k"),
+        value: bytes::Bytes::from_static(b"v"),
+        ttl_ms: 0,
+        acks,
+    };
+    let unset = direct
+        .set(simplekv::rpc::SetRequest {
+            key: bytes::Bytes::from_static(b"k"),
+            value: bytes::Bytes::from_static(b"v"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unset acks is acks=all: refused below min.insync");
+    assert_eq!(
+        simplekv::rpc::reason_of(&unset),
+        Some(simplekv::rpc::Reason::NotEnoughReplicas),
+        "{unset:?}"
+    );
+    for bad in [3, 7, -1] {
+        let err = direct.set(set(bad)).await.expect_err("undefined acks");
+        assert_eq!(
+            simplekv::rpc::reason_of(&err),
+            Some(simplekv::rpc::Reason::InvalidArgument),
+            "acks {bad}: {err:?}"
+        );
+    }
+    direct
+        .set(set(simplekv::rpc::Acks::One as i32))
+        .await
+        .expect("acks=1 is still possible when asked for");
+    c.cluster.shutdown().await;
+}

@@ -115,6 +115,10 @@ async fn a_write_no_follower_has_is_not_readable_until_it_commits() {
         .set(b"k", b"committed", None, Acks::All)
         .await
         .expect("set");
+    client
+        .set(b"gone", b"committed", None, Acks::All)
+        .await
+        .expect("set");
     wait_caught_up(&c, 0).await;
     let leader = leader_of(&c, 0).expect("leader");
     for id in c.ids().into_iter().filter(|&id| id != leader) {
@@ -140,6 +144,25 @@ async fn a_write_no_follower_has_is_not_readable_until_it_commits() {
     );
     assert_eq!(
         client.ttl(b"k").await.expect_err("ttl reads too").kind(),
+        "not_committed"
+    );
+    // expire decides from committed data too: an uncommitted delete (which a failover may
+    // truncate) is not yet "record not found", and an uncommitted value is not copied.
+    client.del(b"gone", Acks::One).await.expect("acks=1 del");
+    assert_eq!(
+        client
+            .expire(b"gone", 100, Acks::One)
+            .await
+            .expect_err("the delete is not committed")
+            .kind(),
+        "not_committed"
+    );
+    assert_eq!(
+        client
+            .expire(b"k", 100, Acks::One)
+            .await
+            .expect_err("the value is not committed")
+            .kind(),
         "not_committed"
     );
     // Once every ISR member has it, it is committed and readable: the restored followers catch up,
