@@ -262,17 +262,6 @@ fn init_file_logs(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A chroot of its own for a lab on a shared ZooKeeper.
-fn own_chroot(zk: &str) -> String {
-    let (servers, chroot) = simplekv::coord::split_connect(zk);
-    let unique = format!(
-        "/simplekv-lab-{}-{}",
-        std::process::id(),
-        simplekv::storage::now_ms()
-    );
-    format!("{servers}{}{unique}", chroot.trim_end_matches('/'))
-}
-
 /// Where the lab keeps its data: the given directory (kept), or a fresh one (deleted on exit).
 fn data_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>), String> {
     match given {
@@ -328,7 +317,12 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
     let (dir, temp) = data_dir(args.data_dir.clone())?;
     let log_file = dir.join("lab.log");
     init_file_logs(&log_file)?;
-    let cluster = cfg.cluster_options(dir.clone(), args.zk.as_deref().map(own_chroot))?;
+    let zk = args
+        .zk
+        .as_deref()
+        .map(|zk| simplekv::lab::config::lab_connect(zk, &dir, temp.is_none()))
+        .transpose()?;
+    let cluster = cfg.cluster_options(dir.clone(), zk)?;
     let nodes = cluster.spec.brokers;
     println!(
         "SimpleKV lab: starting {} and {nodes} brokers (data in {}) ...",
@@ -388,7 +382,11 @@ fn run_scenario(
     let (dir, temp) = data_dir(data)?;
     let log_file = dir.join("lab.log");
     init_file_logs(&log_file)?;
-    let cluster = cfg.cluster_options(dir.clone(), zk.as_deref().map(own_chroot))?;
+    let connect = zk
+        .as_deref()
+        .map(|zk| simplekv::lab::config::lab_connect(zk, &dir, temp.is_none()))
+        .transpose()?;
+    let cluster = cfg.cluster_options(dir.clone(), connect)?;
     println!("== {} ==", scenario.name);
     for line in scenario.description.lines() {
         println!("   {line}");

@@ -139,9 +139,69 @@ impl LabConfig {
     }
 }
 
+/// The file in a kept data directory naming the chroot its lab used on a shared ZooKeeper.
+pub const CHROOT_FILE: &str = "zk-chroot";
+
+/// The connect string of a lab on the shared ZooKeeper `zk` (`host:port[/chroot]`): a chroot of
+/// its own under the given one. A lab whose data directory is kept (`kept`) records the chroot
+/// there and reuses it when started again, because its replicas' leader epochs and broker roles
+/// only make sense against the ZooKeeper state they came from (a fresh chroot would start at
+/// epoch 0, below every replica's cached epoch, and each role would be ignored as stale).
+pub fn lab_connect(zk: &str, data_dir: &Path, kept: bool) -> Result<String, String> {
+    let (servers, base) = crate::coord::split_connect(zk);
+    let file = data_dir.join(CHROOT_FILE);
+    if kept {
+        match std::fs::read_to_string(&file) {
+            Ok(text) if text.trim().starts_with('/') => {
+                return Ok(format!("{servers}{}", text.trim()));
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "{} does not hold a ZooKeeper chroot; delete it to start this lab afresh",
+                    file.display()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        }
+    }
+    let chroot = format!(
+        "{}/simplekv-lab-{}-{}",
+        base.trim_end_matches('/'),
+        std::process::id(),
+        crate::storage::now_ms()
+    );
+    if kept {
+        std::fs::write(&file, format!("{chroot}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    Ok(format!("{servers}{chroot}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_lab_reuses_its_chroot_and_a_throwaway_one_gets_a_fresh_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = lab_connect("h:1/base", dir.path(), true).expect("first");
+        assert!(first.starts_with("h:1/base/simplekv-lab-"), "{first}");
+        let again = lab_connect("h:2/base", dir.path(), true).expect("again");
+        assert_eq!(
+            again.split_once('/').map(|(_, c)| c),
+            first.split_once('/').map(|(_, c)| c),
+            "same chroot, on the servers given now"
+        );
+        assert!(again.starts_with("h:2/"));
+        let other = tempfile::tempdir().expect("tempdir");
+        let fresh = lab_connect("h:1", other.path(), false).expect("fresh");
+        assert!(fresh.starts_with("h:1/simplekv-lab-"), "{fresh}");
+        assert!(!other.path().join(CHROOT_FILE).exists());
+        std::fs::write(dir.path().join(CHROOT_FILE), "junk").expect("write");
+        let err = lab_connect("h:1", dir.path(), true).expect_err("junk");
+        assert!(err.contains("zk-chroot"), "{err}");
+    }
 
     #[test]
     fn defaults_adapt_to_the_number_of_nodes() {

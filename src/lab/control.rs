@@ -428,10 +428,10 @@ impl Lab {
                     continue;
                 };
                 let mine = r.log().records_below(hw).map_err(|e| e.to_string())?;
-                if mine != reference {
-                    let at = first_difference(&mine, &reference);
+                let max = r.log().config().max_record_bytes();
+                if let Some(why) = super::agree::disagreement(&reference, &mine, max)? {
                     problems.push(format!(
-                        "partition {p}: broker {id}'s log differs from leader {}'s below the high watermark {hw} ({at})",
+                        "partition {p}: broker {id} disagrees with leader {} below the high watermark {hw}: {why}",
                         leader.id()
                     ));
                 }
@@ -443,15 +443,6 @@ impl Lab {
             Err(problems.join("; "))
         }
     }
-}
-
-fn first_difference(a: &[(u64, bytes::Bytes)], b: &[(u64, bytes::Bytes)]) -> String {
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return format!("first at offset {}", x.0.min(y.0));
-        }
-    }
-    format!("{} records against {}", a.len(), b.len())
 }
 
 impl LabControl for Arc<Lab> {

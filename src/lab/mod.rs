@@ -1,6 +1,7 @@
 //! The lab: N brokers and a private ZooKeeper in one process, fault control, the lab's view of
 //! ZooKeeper, the snapshots the console draws, load, the history of writes and its checker.
 
+mod agree;
 pub mod cluster;
 pub mod config;
 mod control;
