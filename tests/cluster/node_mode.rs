@@ -5,27 +5,33 @@ use crate::procs::{Nodes, cli};
 use simplekv::broker::BrokerConfig;
 use simplekv::client::{Client, ClientConfig};
 use simplekv::coord::server::free_port;
+use simplekv::replica::Acks;
 use std::time::Duration;
+
+/// Node configs from the shipped `conf/cluster3`, on the test ZooKeeper, free ports and `dir`.
+fn node_configs(zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    (1..=3)
+        .map(|i| {
+            let shipped = format!("{}/conf/cluster3/node-{i}.yaml", env!("CARGO_MANIFEST_DIR"));
+            let mut cfg =
+                BrokerConfig::load(std::path::Path::new(&shipped)).expect("shipped config loads");
+            cfg.zookeeper.connect = zk.to_string();
+            cfg.zookeeper.session_timeout_ms = 2000;
+            cfg.kv_port = free_port().expect("port");
+            cfg.peer_port = free_port().expect("port");
+            cfg.data_dir = dir.join(format!("node-{i}"));
+            let path = dir.join(format!("node-{i}.yaml"));
+            std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml")).expect("write");
+            path
+        })
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_processes_keep_the_data_through_a_sigkill() {
     let zk = simplekv::testkit::zk_connect("nodes");
     let dir = tempfile::tempdir().expect("tempdir");
-    let configs: Vec<_> = (1..=3)
-        .map(|i| {
-            let shipped = format!("{}/conf/cluster3/node-{i}.yaml", env!("CARGO_MANIFEST_DIR"));
-            let mut cfg =
-                BrokerConfig::load(std::path::Path::new(&shipped)).expect("shipped config loads");
-            cfg.zookeeper.connect = zk.clone();
-            cfg.zookeeper.session_timeout_ms = 2000;
-            cfg.kv_port = free_port().expect("port");
-            cfg.peer_port = free_port().expect("port");
-            cfg.data_dir = dir.path().join(format!("node-{i}"));
-            let path = dir.path().join(format!("node-{i}.yaml"));
-            std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml")).expect("write");
-            path
-        })
-        .collect();
+    let configs = node_configs(&zk, dir.path());
     let mut nodes = Nodes::spawn(&configs, dir.path());
     // The first broker up creates the cluster in ZooKeeper; until then the cli says there is none.
     crate::support::wait_for(
@@ -104,5 +110,95 @@ async fn three_node_processes_keep_the_data_through_a_sigkill() {
         .await
         .expect("node stops within 20s");
         assert!(status.success(), "node {} exited with {status}", i + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_sigkilled_and_restarted_at_once_on_an_empty_disk_loses_nothing() {
+    // Issue 9 case 1, with real processes: the controller, which also leads a partition, is
+    // SIGKILLed, its data directory deleted and the node started again at once. It registers as
+    // soon as its old session expires, before any controller saw it gone; it must not lead, or
+    // serve, in its old epoch with its empty log.
+    let zk = simplekv::testkit::zk_connect("nodes-wipe");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs = node_configs(&zk, dir.path());
+    let mut nodes = Nodes::spawn(&configs, dir.path());
+    crate::support::wait_for(
+        "the brokers to create the cluster",
+        Duration::from_secs(30),
+        || async {
+            Client::connect_zk(&zk, ClientConfig::default())
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let cfg = ClientConfig {
+        request_timeout: Duration::from_secs(30),
+        ..ClientConfig::default()
+    };
+    let client = Client::connect_zk(&zk, cfg).await.expect("client");
+    crate::support::wait_for(
+        "every partition to lead",
+        Duration::from_secs(30),
+        || async {
+            client
+                .cluster_view()
+                .await
+                .is_ok_and(|v| v.partitions.iter().all(|p| p.isr.len() == 3))
+        },
+    )
+    .await;
+    let keys: Vec<String> = (0..300).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        client
+            .set(k.as_bytes(), k.as_bytes(), None, Acks::All)
+            .await
+            .unwrap_or_else(|e| panic!("set {k}: {e}"));
+    }
+    let view = client.cluster_view().await.expect("view");
+    let coord = simplekv::coord::Coord::connect(&zk, Duration::from_secs(3))
+        .await
+        .expect("zk");
+    let controller = coord
+        .controller()
+        .await
+        .expect("read /controller")
+        .expect("a controller")
+        .broker_id;
+    drop(coord);
+    let p = view
+        .partitions
+        .iter()
+        .position(|p| p.leader == Some(controller))
+        .expect("the controller leads a partition (each broker prefers one)");
+    let victim = controller as usize;
+    nodes.0[victim - 1].kill().expect("SIGKILL");
+    let _ = nodes.0[victim - 1].wait();
+    std::fs::remove_dir_all(dir.path().join(format!("node-{victim}"))).expect("wipe");
+    nodes.respawn(victim - 1, &configs[victim - 1], dir.path());
+
+    // Its partition gets a new leader epoch once the old session expires; the victim comes back
+    // as a follower, copies the log and rejoins every ISR.
+    let old_epoch = view.partitions[p].leader_epoch;
+    crate::support::wait_for(
+        "a new epoch for its partition and the wiped broker back in every ISR",
+        Duration::from_secs(60),
+        || async {
+            client.cluster_view().await.is_ok_and(|v| {
+                v.partitions[p].leader_epoch > old_epoch
+                    && v.partitions
+                        .iter()
+                        .all(|p| p.isr.len() == 3 && p.leader.is_some())
+            })
+        },
+    )
+    .await;
+    for k in &keys {
+        let v = client
+            .get(k.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("get {k}: {e}"));
+        assert_eq!(v.as_deref(), Some(k.as_bytes()), "acknowledged {k} is lost");
     }
 }

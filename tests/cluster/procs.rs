@@ -36,26 +36,36 @@ pub async fn cli(args: &[&str]) -> Output {
 /// `simplekv-lab node` processes, killed when dropped.
 pub struct Nodes(pub Vec<Child>);
 
+fn spawn_node(cfg: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn node")
+}
+
 impl Nodes {
     pub fn spawn(configs: &[std::path::PathBuf], logs: &Path) -> Self {
         Self(
             configs
                 .iter()
                 .enumerate()
-                .map(|(i, cfg)| {
-                    let log = std::fs::File::create(logs.join(format!("node-{}.out", i + 1)))
-                        .expect("log");
-                    Command::new(BIN)
-                        .args(["node", "--config"])
-                        .arg(cfg)
-                        .stdin(Stdio::null())
-                        .stdout(log.try_clone().expect("log"))
-                        .stderr(log)
-                        .spawn()
-                        .expect("spawn node")
-                })
+                .map(|(i, cfg)| spawn_node(cfg, &logs.join(format!("node-{}.out", i + 1))))
                 .collect(),
         )
+    }
+
+    /// Starts node `i` (0-based) again on `cfg`, after it was killed.
+    pub fn respawn(&mut self, i: usize, cfg: &Path, logs: &Path) {
+        self.0[i] = spawn_node(cfg, &logs.join(format!("node-{}.out", i + 1)));
     }
 }
 
