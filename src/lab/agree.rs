@@ -73,7 +73,7 @@ mod tests {
 
     fn rec(offset: u64, w: Write) -> (u64, Bytes) {
         let mut buf = Vec::new();
-        record::encode_into(&mut buf, offset, &w.with_epoch(1));
+        record::encode_into(&mut buf, offset, &w.with_epoch(1).with_timestamp(1));
         (offset, Bytes::from(buf))
     }
 

@@ -14,6 +14,8 @@ mod follower;
 mod leader;
 mod lease;
 pub mod rules;
+#[cfg(test)]
+mod tests;
 
 use crate::events::{EventKind, EventSink};
 use crate::storage::checkpoint::{self, HIGH_WATERMARK_FILE, LeaderEpochCache};
@@ -500,9 +502,21 @@ impl Replica {
                 refuse(format!("its log already holds epoch {}", latest.epoch));
                 return false;
             }
-            if let Err(e) = epochs.assign(epoch, leo) {
-                refuse(format!("cannot record the epoch: {e}"));
-                return false;
+            match epochs.assign(epoch, leo) {
+                Ok(true) => {}
+                // Already recorded: leading again in the epoch it was given (same incarnation).
+                Ok(false) if epochs.latest().is_some_and(|l| l.epoch == epoch) => {}
+                Ok(false) => {
+                    refuse(format!(
+                        "its epoch cache ({:?}) does not admit epoch {epoch} at offset {leo}",
+                        epochs.latest()
+                    ));
+                    return false;
+                }
+                Err(e) => {
+                    refuse(format!("cannot record the epoch: {e}"));
+                    return false;
+                }
             }
         }
         let now = Instant::now();
