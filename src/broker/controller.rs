@@ -7,7 +7,7 @@
 //! functions in `election`; every write here is fenced by the controller epoch.
 
 use super::Inner;
-use super::election::{self, Decision, Live};
+use super::election::{self, Answer, Decision, Live, Tier};
 use super::peers::peer_addr;
 use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError};
 use crate::events::EventKind;
@@ -117,6 +117,7 @@ async fn reconcile(
         waited,
     );
     let version = current.as_ref().map(|(_, v)| *v);
+    let min_isr = inner.spec.min_insync_replicas;
     let (new, what) = match (decision, current) {
         (Decision::Nothing, _) => return Ok(()),
         (Decision::Create { isr }, _) => {
@@ -136,11 +137,20 @@ async fn reconcile(
                 .copied()
                 .filter(|r| !isr.contains(r))
                 .collect();
+            let new = election::shrunk(&old, &isr, min_isr, lease.epoch);
+            let eligible = if new.eligible.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {:?} stay eligible to lead (below min.insync no acks=all write commits without them)",
+                    new.eligible
+                )
+            };
             let what = format!(
-                "partition {p}: ISR {:?} -> {isr:?}: broker(s) {gone:?} died or came back as a new incarnation",
+                "partition {p}: ISR {:?} -> {isr:?}: broker(s) {gone:?} died or came back as a new incarnation{eligible}",
                 old.isr
             );
-            (election::shrunk(&old, &isr, lease.epoch), what)
+            (new, what)
         }
         (Decision::Offline, Some((old, _))) => {
             let what = format!(
@@ -149,23 +159,52 @@ async fn reconcile(
             );
             (election::offline(&old, lease.epoch), what)
         }
-        (
-            Decision::Elect {
-                candidates,
-                unclean,
-            },
-            Some((old, _)),
-        ) => {
-            let answers = offsets_of(inner, p, &candidates).await;
-            let Some((leader, last_epoch, leo)) = election::best_by_offsets(&answers) else {
+        (Decision::Elect { candidates, tier }, Some((old, _))) => {
+            let answers = offsets_of(inner, p, &candidates, &live).await;
+            let Some(usable) = election::eligible_answers(tier, &candidates, &answers) else {
+                tracing::debug!(
+                    partition = p,
+                    ?candidates,
+                    "waiting for every restarted candidate to answer"
+                );
                 return Ok(());
             };
-            let new = election::elected(&old, leader, &candidates, unclean, &live, lease.epoch);
-            let how = if unclean {
-                "UNCLEAN election: no ISR member alive, acknowledged writes may be lost;"
-                    .to_string()
+            let Some((leader, last_epoch, leo)) = election::best_by_offsets(&usable) else {
+                if tier != Tier::Restarted || old.leader == -1 {
+                    return Ok(());
+                }
+                let what = format!(
+                    "partition {p} is offline: its ISR and eligible members {candidates:?} came back with empty logs; none may lead without losing every committed write"
+                );
+                return write(
+                    inner,
+                    coord,
+                    lease,
+                    p,
+                    &election::offline(&old, lease.epoch),
+                    version,
+                    what,
+                )
+                .await;
+            };
+            let chosen: Vec<u32> = if tier == Tier::Restarted {
+                usable.iter().map(|a| a.0).collect()
             } else {
-                format!("chosen among {candidates:?} by (last epoch, LEO);")
+                candidates.clone()
+            };
+            let new = election::elected(&old, leader, &chosen, tier, &live, min_isr, lease.epoch);
+            let how = match tier {
+                Tier::Unclean => {
+                    "UNCLEAN election: no ISR member alive, acknowledged writes may be lost;"
+                        .to_string()
+                }
+                Tier::Isr => format!("chosen among the ISR {candidates:?} by (last epoch, LEO);"),
+                Tier::Eligible => format!(
+                    "chosen among the eligible {candidates:?}, who left the ISR below min.insync, by (last epoch, LEO);"
+                ),
+                Tier::Restarted => format!(
+                    "every ISR member came back as a new incarnation; chosen among {chosen:?}, whose logs are not empty, by (last epoch, LEO);"
+                ),
             };
             let last = last_epoch.map_or("none".to_string(), |e| e.to_string());
             let what = format!(
@@ -176,7 +215,20 @@ async fn reconcile(
         }
         (_, None) => return Ok(()),
     };
-    match coord.write_state_fenced(p, &new, version, lease).await {
+    write(inner, coord, lease, p, &new, version, what).await
+}
+
+/// Writes `new` (fenced, by compare-and-set on `version`) and tells the console `what` happened.
+async fn write(
+    inner: &Inner,
+    coord: &Coord,
+    lease: ControllerLease,
+    p: u32,
+    new: &crate::coord::PartitionState,
+    version: Option<i32>,
+    what: String,
+) -> Result<(), CoordError> {
+    match coord.write_state_fenced(p, new, version, lease).await {
         Ok(_) => {
             inner.events.emit(EventKind::LeaderElected, Some(p), what);
             Ok(())
@@ -187,8 +239,8 @@ async fn reconcile(
 }
 
 /// Asks each candidate for its (last epoch, LEO) of `p`, in the candidates' order. Candidates
-/// that do not answer are left out.
-async fn offsets_of(inner: &Inner, p: u32, candidates: &[u32]) -> Vec<(u32, Option<u32>, u64)> {
+/// that do not answer, or answer as another incarnation than the one registered, are left out.
+async fn offsets_of(inner: &Inner, p: u32, candidates: &[u32], live: &Live) -> Vec<Answer> {
     let mut answers = Vec::new();
     for &c in candidates {
         let Some(mut client) = peer_addr(inner, c).await.and_then(|a| inner.peers.get(&a)) else {
@@ -207,12 +259,11 @@ async fn offsets_of(inner: &Inner, p: u32, candidates: &[u32]) -> Vec<(u32, Opti
             );
             continue;
         };
-        if let Some(r) = resp
-            .into_inner()
-            .replicas
-            .into_iter()
-            .find(|r| r.partition == p)
-        {
+        let resp = resp.into_inner();
+        if live.get(&c) != Some(&resp.broker_epoch) {
+            continue;
+        }
+        if let Some(r) = resp.replicas.into_iter().find(|r| r.partition == p) {
             answers.push((c, r.has_epoch.then_some(r.last_epoch), r.log_end_offset));
         }
     }

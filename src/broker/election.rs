@@ -9,10 +9,26 @@
 //! leadership nor the ISR place its old incarnation had.
 
 use crate::coord::PartitionState;
+pub use crate::replica::rules::next_eligible;
 use std::collections::BTreeMap;
 
 /// Live brokers: id → broker epoch.
 pub type Live = BTreeMap<u32, i64>;
+
+/// Which replicas an election may choose from, safest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Current ISR members: each holds every committed write.
+    Isr,
+    /// Current eligible leader replicas: each holds every acks=all write.
+    Eligible,
+    /// ISR or eligible members that came back as new incarnations: their logs hold what their
+    /// fsync policy kept, or nothing (a replaced disk). Every one must answer, and an empty log
+    /// never leads, so the longest surviving log wins.
+    Restarted,
+    /// Any live replica (unclean leader election): acknowledged writes may be lost.
+    Unclean,
+}
 
 /// What the controller must do for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +45,8 @@ pub enum Decision {
     Elect {
         /// Who may lead.
         candidates: Vec<u32>,
-        /// No ISR member is alive; unclean election is enabled and data may be lost.
-        unclean: bool,
+        /// Where they come from.
+        tier: Tier,
     },
     /// The leader is current but some ISR members are dead or restarted: remove them at once
     /// (instead of after the leader's lag time, stalling acks=all meanwhile).
@@ -76,31 +92,24 @@ pub fn decide(
             .collect();
         return Decision::ShrinkIsr { isr };
     }
+    let elect = |candidates: Vec<u32>, tier| Decision::Elect { candidates, tier };
     let current_isr = in_order(&|r| s.isr.contains(&r) && current(r));
     if !current_isr.is_empty() {
-        return Decision::Elect {
-            candidates: current_isr,
-            unclean: false,
-        };
+        return elect(current_isr, Tier::Isr);
     }
-    // No ISR member survived in the incarnation that joined the ISR. Those that came back may
-    // still lead: their logs hold whatever their fsync policy kept, and refusing them would keep
-    // the partition offline for ever. (A lost disk on *every* ISR member loses data; Kafka has
-    // the same limit without KIP-966.)
-    let restarted_isr = in_order(&|r| s.isr.contains(&r) && live.contains_key(&r));
-    if !restarted_isr.is_empty() {
-        return Decision::Elect {
-            candidates: restarted_isr,
-            unclean: false,
-        };
+    let current_eligible = in_order(&|r| s.eligible.contains(&r) && current(r));
+    if !current_eligible.is_empty() {
+        return elect(current_eligible, Tier::Eligible);
+    }
+    let restarted =
+        in_order(&|r| (s.isr.contains(&r) || s.eligible.contains(&r)) && live.contains_key(&r));
+    if !restarted.is_empty() {
+        return elect(restarted, Tier::Restarted);
     }
     if unclean_allowed {
         let any = in_order(&|r| live.contains_key(&r));
         if !any.is_empty() {
-            return Decision::Elect {
-                candidates: any,
-                unclean: true,
-            };
+            return elect(any, Tier::Unclean);
         }
     }
     if s.leader != -1 {
@@ -108,6 +117,28 @@ pub fn decide(
     } else {
         Decision::Nothing
     }
+}
+
+/// A candidate's answer to ReplicaStatus: its id, newest epoch in its cache, log end.
+pub type Answer = (u32, Option<u32>, u64);
+
+/// Which answers an election of `tier` may choose from, or `None` when it must wait: in the
+/// restarted tier every candidate must have answered (the one missing may hold the longest log)
+/// and an empty log never leads (it may be a replaced disk, and every committed write would go).
+pub fn eligible_answers(tier: Tier, candidates: &[u32], answers: &[Answer]) -> Option<Vec<Answer>> {
+    if tier != Tier::Restarted {
+        return Some(answers.to_vec());
+    }
+    if answers.len() < candidates.len() {
+        return None;
+    }
+    Some(
+        answers
+            .iter()
+            .copied()
+            .filter(|&(_, epoch, leo)| epoch.is_some() || leo > 0)
+            .collect(),
+    )
 }
 
 /// The first state of a new partition: `isr[0]` leads in epoch 0.
@@ -118,42 +149,69 @@ pub fn created(isr: &[u32], live: &Live, controller_epoch: u32) -> Option<Partit
         leader_epoch: 0,
         isr: isr.to_vec(),
         controller_epoch,
+        eligible: Vec::new(),
         broker_epochs: epochs_of(isr, live),
     })
 }
 
-/// The state after `leader` won an election among `candidates`: a new leader epoch (even when
-/// the same broker wins again), the ISR of the current candidates (just the leader when the
-/// election was unclean), and their broker epochs as registered now.
+/// The state after `leader` won an election among `chosen` (the candidates that could be
+/// chosen): a new leader epoch (even when the same broker wins again), the ISR of those
+/// candidates (just the leader when the election was unclean) with their broker epochs as
+/// registered now, and the eligible members that are not in it, if the ISR is still too small.
 pub fn elected(
     old: &PartitionState,
     leader: u32,
-    candidates: &[u32],
-    unclean: bool,
+    chosen: &[u32],
+    tier: Tier,
     live: &Live,
+    min_isr: u32,
     controller_epoch: u32,
 ) -> PartitionState {
-    let isr = if unclean {
+    let isr = if tier == Tier::Unclean {
         vec![leader]
     } else {
-        candidates.to_vec()
+        chosen.to_vec()
     };
+    let eligible = if tier == Tier::Unclean || isr.len() >= min_isr as usize {
+        Vec::new()
+    } else {
+        old.eligible
+            .iter()
+            .copied()
+            .filter(|r| !isr.contains(r))
+            .collect()
+    };
+    let mut broker_epochs = epochs_of(&isr, live);
+    for r in &eligible {
+        if let Some(&e) = old.broker_epochs.get(r) {
+            broker_epochs.insert(*r, e);
+        }
+    }
     PartitionState {
         leader: leader as i32,
         leader_epoch: old.leader_epoch + 1,
-        broker_epochs: epochs_of(&isr, live),
         isr,
         controller_epoch,
+        eligible,
+        broker_epochs,
     }
 }
 
-/// The state with the ISR shrunk to `isr` (same leader, same leader epoch).
-pub fn shrunk(old: &PartitionState, isr: &[u32], controller_epoch: u32) -> PartitionState {
+/// The state with the ISR shrunk to `isr` (same leader, same leader epoch); members that left
+/// become eligible while the ISR is below `min_isr`, keeping the broker epochs they had.
+pub fn shrunk(
+    old: &PartitionState,
+    isr: &[u32],
+    min_isr: u32,
+    controller_epoch: u32,
+) -> PartitionState {
+    let eligible = next_eligible(&old.isr, &old.eligible, isr, min_isr);
     let mut broker_epochs = old.broker_epochs.clone();
-    broker_epochs.retain(|id, _| isr.contains(id));
+    broker_epochs.retain(|id, _| isr.contains(id) || eligible.contains(id));
     PartitionState {
         isr: isr.to_vec(),
         controller_epoch,
+        eligible,
         broker_epochs,
         ..old.clone()
     }
@@ -175,10 +233,9 @@ fn epochs_of(ids: &[u32], live: &Live) -> BTreeMap<u32, i64> {
 }
 
 /// Picks the election winner from candidates' answers `(id, last epoch, LEO)`, given in
-/// preferred order: the largest (last epoch, LEO), ties to the earlier candidate. Candidates that
-/// did not answer are simply absent.
-pub fn best_by_offsets(answers: &[(u32, Option<u32>, u64)]) -> Option<(u32, Option<u32>, u64)> {
-    let mut best: Option<(u32, Option<u32>, u64)> = None;
+/// preferred order: the largest (last epoch, LEO), ties to the earlier candidate.
+pub fn best_by_offsets(answers: &[Answer]) -> Option<Answer> {
+    let mut best: Option<Answer> = None;
     for &a in answers {
         if best.is_none_or(|b| (a.1, a.2) > (b.1, b.2)) {
             best = Some(a);
@@ -197,12 +254,20 @@ mod tests {
             leader_epoch: 4,
             isr: isr.to_vec(),
             controller_epoch: 1,
+            eligible: Vec::new(),
             broker_epochs: epochs.iter().copied().collect(),
         }
     }
 
     fn live(brokers: &[(u32, i64)]) -> Live {
         brokers.iter().copied().collect()
+    }
+
+    fn elect(candidates: &[u32], tier: Tier) -> Decision {
+        Decision::Elect {
+            candidates: candidates.to_vec(),
+            tier,
+        }
     }
 
     const ALL: &[(u32, i64)] = &[(1, 10), (2, 20), (3, 30)];
@@ -223,14 +288,8 @@ mod tests {
         let s = state(1, &[1, 2, 3], ALL);
         let now = live(&[(1, 11), (2, 20), (3, 30)]);
         let d = decide(Some(&s), &[1, 2, 3], &now, false, true);
-        assert_eq!(
-            d,
-            Decision::Elect {
-                candidates: vec![2, 3],
-                unclean: false
-            }
-        );
-        let new = elected(&s, 2, &[2, 3], false, &now, 7);
+        assert_eq!(d, elect(&[2, 3], Tier::Isr));
+        let new = elected(&s, 2, &[2, 3], Tier::Isr, &now, 2, 7);
         assert_eq!(new.leader, 2);
         assert_eq!(new.leader_epoch, 5, "always a new leader epoch");
         assert_eq!(
@@ -252,17 +311,11 @@ mod tests {
             false,
             true,
         );
-        assert_eq!(
-            d,
-            Decision::Elect {
-                candidates: vec![2, 3],
-                unclean: false
-            }
-        );
+        assert_eq!(d, elect(&[2, 3], Tier::Isr));
     }
 
     #[test]
-    fn dead_and_restarted_followers_leave_the_isr_at_once() {
+    fn dead_and_restarted_followers_leave_the_isr_at_once_and_stay_eligible_below_min_isr() {
         let s = state(1, &[1, 2, 3], ALL);
         // 2 is dead, 3 came back as a new incarnation.
         let d = decide(
@@ -273,39 +326,111 @@ mod tests {
             true,
         );
         assert_eq!(d, Decision::ShrinkIsr { isr: vec![1] });
-        let new = shrunk(&s, &[1], 9);
+        let new = shrunk(&s, &[1], 2, 9);
         assert_eq!(new.leader_epoch, 4, "an ISR change keeps the leader epoch");
-        assert_eq!(new.broker_epochs, live(&[(1, 10)]));
+        assert_eq!(
+            new.eligible,
+            vec![2, 3],
+            "below min.insync they hold every acks=all write"
+        );
+        assert_eq!(
+            new.broker_epochs, s.broker_epochs,
+            "with the epochs they had"
+        );
+        let plenty = shrunk(&s, &[1, 2], 2, 9);
+        assert!(
+            plenty.eligible.is_empty(),
+            "at min.insync writes commit without them"
+        );
+        assert_eq!(plenty.broker_epochs, live(&[(1, 10), (2, 20)]));
     }
 
     #[test]
-    fn a_state_without_broker_epochs_counts_as_stale() {
+    fn a_state_without_broker_epochs_counts_as_restarted() {
         let s = state(1, &[1, 2], &[]);
         let d = decide(Some(&s), &[1, 2], &live(&[(1, 10), (2, 20)]), false, true);
+        assert_eq!(d, elect(&[1, 2], Tier::Restarted));
+    }
+
+    #[test]
+    fn eligible_members_lead_before_restarted_ones() {
+        // The reviewer's F1b: 2 and 3 died (ISR shrank to {1}, so they became eligible), then 1
+        // lost its disk and every broker came back.
+        let mut s = shrunk(&state(1, &[1, 2, 3], ALL), &[1], 2, 1);
+        assert_eq!(s.eligible, vec![2, 3]);
+        // 2 alive in its old incarnation (it had only been cut off): it leads before anyone.
+        let d = decide(
+            Some(&s),
+            &[1, 2, 3],
+            &live(&[(1, 11), (2, 20), (3, 31)]),
+            false,
+            true,
+        );
+        assert_eq!(d, elect(&[2], Tier::Eligible));
+        // All restarted: everyone in the ISR or eligible is a candidate; the answers decide.
+        s.leader = 1;
+        let now = live(&[(1, 11), (2, 21), (3, 31)]);
+        let d = decide(Some(&s), &[1, 2, 3], &now, false, true);
+        assert_eq!(d, elect(&[1, 2, 3], Tier::Restarted));
+        let answers = [(1, None, 0), (2, Some(0), 300), (3, Some(0), 300)];
+        let ok = eligible_answers(Tier::Restarted, &[1, 2, 3], &answers).expect("all answered");
         assert_eq!(
-            d,
-            Decision::Elect {
-                candidates: vec![1, 2],
-                unclean: false
-            }
+            ok,
+            vec![(2, Some(0), 300), (3, Some(0), 300)],
+            "the empty log is out"
+        );
+        assert_eq!(best_by_offsets(&ok), Some((2, Some(0), 300)));
+    }
+
+    #[test]
+    fn a_restarted_election_waits_for_every_candidate_and_never_elects_an_empty_log() {
+        // The reviewer's F1a: only the wiped broker is back.
+        assert_eq!(
+            eligible_answers(Tier::Restarted, &[1], &[(1, None, 0)]),
+            Some(vec![]),
+            "nobody can lead: the partition stays offline"
+        );
+        // 2 is registered but has not answered: it may hold the longest log.
+        assert_eq!(
+            eligible_answers(Tier::Restarted, &[1, 2], &[(1, Some(3), 10)]),
+            None
+        );
+        // Outside the restarted tier every answer counts, and missing ones are passed over.
+        assert_eq!(
+            eligible_answers(Tier::Isr, &[1, 2], &[(1, None, 0)]),
+            Some(vec![(1, None, 0)])
         );
     }
 
     #[test]
-    fn restarted_isr_members_lead_only_when_no_current_one_is_left() {
-        let s = state(1, &[1, 2], &[(1, 10), (2, 20)]);
-        let now = live(&[(1, 11), (3, 30)]);
-        assert_eq!(
-            decide(Some(&s), &[1, 2, 3], &now, false, true),
-            Decision::Elect {
-                candidates: vec![1],
-                unclean: false
-            }
+    fn the_eligible_set_follows_the_isr() {
+        assert_eq!(next_eligible(&[1, 2, 3], &[], &[1], 2), vec![2, 3]);
+        assert_eq!(next_eligible(&[1], &[2, 3], &[1, 3], 2), Vec::<u32>::new());
+        assert_eq!(next_eligible(&[1, 2], &[3], &[2], 3), vec![3, 1]);
+        let s = PartitionState {
+            eligible: vec![2, 3],
+            ..state(-1, &[1], &[(1, 10), (2, 20), (3, 30)])
+        };
+        let new = elected(
+            &s,
+            2,
+            &[2],
+            Tier::Eligible,
+            &live(&[(2, 20), (3, 30)]),
+            2,
+            1,
         );
+        assert_eq!(new.isr, vec![2]);
+        assert_eq!(
+            new.eligible,
+            vec![3],
+            "still below min.insync: 3 stays eligible"
+        );
+        assert_eq!(new.broker_epochs, live(&[(2, 20), (3, 30)]));
     }
 
     #[test]
-    fn without_an_isr_member_the_partition_goes_offline_unless_unclean() {
+    fn without_any_candidate_the_partition_goes_offline_unless_unclean() {
         let s = state(1, &[1], &[(1, 10)]);
         let now = live(&[(2, 20), (3, 30)]);
         assert_eq!(
@@ -314,10 +439,7 @@ mod tests {
         );
         assert_eq!(
             decide(Some(&s), &[1, 2, 3], &now, true, true),
-            Decision::Elect {
-                candidates: vec![2, 3],
-                unclean: true
-            }
+            elect(&[2, 3], Tier::Unclean)
         );
         let off = offline(&s, 2);
         assert_eq!(off.isr, vec![1], "an offline partition keeps its ISR");
@@ -326,8 +448,9 @@ mod tests {
             Decision::Nothing,
             "already offline"
         );
-        let unclean = elected(&s, 3, &[2, 3], true, &now, 2);
+        let unclean = elected(&s, 3, &[2, 3], Tier::Unclean, &now, 2, 2);
         assert_eq!(unclean.isr, vec![3]);
+        assert!(unclean.eligible.is_empty());
     }
 
     #[test]

@@ -132,7 +132,7 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
             max_bytes: inner.cfg.replication.fetch_max_bytes,
             max_wait_ms: inner.cfg.replication.fetch_max_wait_ms,
             broker_epoch,
-            tombstone_horizon: replica.log().tombstone_horizon(),
+            horizon_generation: replica.horizon_generation(),
         };
         match tokio::time::timeout(max_wait + rpc_timeout, client.fetch(req)).await {
             Ok(Ok(resp)) => {
@@ -140,7 +140,11 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
                 let r = resp.into_inner();
                 let done = if r.truncate_to_empty {
                     replica
-                        .truncate_to_empty(target.generation, r.tombstone_horizon)
+                        .truncate_to_empty(
+                            target.generation,
+                            r.tombstone_horizon,
+                            r.horizon_generation,
+                        )
                         .map(|_| ())
                 } else {
                     replica
@@ -149,6 +153,7 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
                             &r.records,
                             r.high_watermark,
                             r.tombstone_horizon,
+                            r.horizon_generation,
                         )
                         .await
                         .map(|_| ())

@@ -6,7 +6,7 @@
 
 use super::Inner;
 use crate::coord::{Coord, CoordError, PartitionState};
-use crate::replica::{IsrProposal, Replica};
+use crate::replica::{IsrProposal, Membership, Replica};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,14 +27,33 @@ pub(super) async fn run(inner: Arc<Inner>, replica: Arc<Replica>) {
             continue;
         };
         match write(&inner, &coord, &proposal).await {
-            Some(version) => replica.isr_change_committed(&proposal, version),
-            None => replica.isr_change_failed(),
+            Outcome::Taken(version) => replica.isr_change_committed(&proposal, version),
+            Outcome::Refused => replica.isr_change_failed(),
+            Outcome::Superseded(state, version) => {
+                let members = Membership {
+                    isr: state.isr,
+                    eligible: state.eligible,
+                    broker_epochs: state.broker_epochs,
+                };
+                replica.isr_change_superseded(state.leader_epoch, members, version);
+            }
         }
     }
 }
 
-/// Writes `proposal`; returns the new znode version if ZooKeeper took it.
-async fn write(inner: &Inner, coord: &Coord, proposal: &IsrProposal) -> Option<i32> {
+/// How an ISR change ended.
+enum Outcome {
+    /// ZooKeeper took it: the new znode version.
+    Taken(i32),
+    /// ZooKeeper refused it (compare-and-set lost), or the session ended.
+    Refused,
+    /// Its answer was lost and a read-back found another state (newer, or ours under a later
+    /// write): apply it as the pending change ends.
+    Superseded(PartitionState, i32),
+}
+
+/// Writes `proposal` and learns how it ended.
+async fn write(inner: &Inner, coord: &Coord, proposal: &IsrProposal) -> Outcome {
     let p = proposal.partition;
     let controller_epoch = inner
         .metadata()
@@ -44,47 +63,53 @@ async fn write(inner: &Inner, coord: &Coord, proposal: &IsrProposal) -> Option<i
     let state = PartitionState {
         leader: proposal.leader as i32,
         leader_epoch: proposal.leader_epoch,
-        isr: proposal.isr.clone(),
+        isr: proposal.members.isr.clone(),
         controller_epoch,
-        broker_epochs: proposal.broker_epochs.clone(),
+        eligible: proposal.members.eligible.clone(),
+        broker_epochs: proposal.members.broker_epochs.clone(),
     };
-    let version = match coord
+    let outcome = match coord
         .write_state_cas(p, &state, proposal.expected_version)
         .await
     {
-        Ok(version) => version,
-        Err(CoordError::BadVersion(_)) => return None,
+        Ok(version) => Outcome::Taken(version),
+        Err(CoordError::BadVersion(_)) => Outcome::Refused,
         Err(e) => {
             tracing::debug!(broker = inner.id(), partition = p, error = %e, "ISR change outcome unknown; reading it back");
-            settle(inner, coord, proposal, &state).await?
+            settle(inner, coord, proposal, &state).await
         }
     };
-    inner.update_metadata(|m| {
-        let newer = m.states.get(&p).is_none_or(|(_, v)| *v < version);
-        if newer {
-            m.states.insert(p, (state, version));
-        }
-    });
-    Some(version)
+    if let Outcome::Taken(version) = outcome {
+        inner.update_metadata(|m| {
+            let newer = m.states.get(&p).is_none_or(|(_, v)| *v < version);
+            if newer {
+                m.states.insert(p, (state, version));
+            }
+        });
+    }
+    outcome
 }
 
 /// Learns whether a write of `state` whose answer was lost took effect: read the znode until
-/// ZooKeeper answers (or the session or broker ends). Meanwhile the proposal stays pending, so
-/// the HW keeps counting its members.
+/// ZooKeeper answers (or the session or broker ends). ZooKeeper answers a session's requests in
+/// order, so the read comes after the write. Meanwhile the proposal stays pending, so the HW
+/// keeps counting its members.
 async fn settle(
     inner: &Inner,
     coord: &Coord,
     proposal: &IsrProposal,
     state: &PartitionState,
-) -> Option<i32> {
+) -> Outcome {
     loop {
         match coord.partition_state(proposal.partition).await {
-            Ok(Some((now, version))) => {
-                let ours = version == proposal.expected_version + 1 && now == *state;
-                return ours.then_some(version);
+            Ok(Some((now, version)))
+                if version == proposal.expected_version + 1 && now == *state =>
+            {
+                return Outcome::Taken(version);
             }
-            Ok(None) | Err(CoordError::SessionExpired) => return None,
-            Err(_) if inner.shutdown.is_cancelled() => return None,
+            Ok(Some((now, version))) => return Outcome::Superseded(now, version),
+            Ok(None) | Err(CoordError::SessionExpired) => return Outcome::Refused,
+            Err(_) if inner.shutdown.is_cancelled() => return Outcome::Refused,
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }

@@ -54,7 +54,7 @@ impl Replication for PeerService {
                 broker_epoch: r.broker_epoch,
                 offset: r.fetch_offset,
                 epoch: r.leader_epoch,
-                tombstone_horizon: r.tombstone_horizon,
+                horizon_generation: r.horizon_generation,
                 max_bytes: r.max_bytes.max(1) as usize,
                 max_wait,
             })
@@ -66,6 +66,7 @@ impl Replication for PeerService {
             log_end_offset: reply.log_end_offset,
             log_start_offset: reply.log_start_offset,
             tombstone_horizon: reply.tombstone_horizon,
+            horizon_generation: reply.horizon_generation,
             truncate_to_empty: reply.truncate_to_empty,
         }))
     }
@@ -124,6 +125,7 @@ impl Replication for PeerService {
         Ok(Response::new(rpc::ReplicaStatusResponse {
             broker_id: self.inner.id(),
             replicas,
+            broker_epoch: self.inner.broker_epoch().unwrap_or(0),
         }))
     }
 }

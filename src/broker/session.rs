@@ -6,7 +6,7 @@ use crate::coord::{
     Coord, CoordError, PartitionState, SessionState, follow_brokers, follow_partition_state, layout,
 };
 use crate::events::EventKind;
-use crate::replica::{lease_end, renew_period};
+use crate::replica::{Membership, lease_end, renew_period};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -214,12 +214,12 @@ fn apply_state(inner: &Arc<Inner>, session_id: i64, p: u32, state: &PartitionSta
     match state.leader() {
         Some(l) if l == inner.id() && state.is_current(l, me.broker_epoch) => {
             fetcher::stop(inner, p);
-            replica.become_leader(
-                state.leader_epoch,
-                state.isr.clone(),
-                state.broker_epochs.clone(),
-                version,
-            );
+            let members = Membership {
+                isr: state.isr.clone(),
+                eligible: state.eligible.clone(),
+                broker_epochs: state.broker_epochs.clone(),
+            };
+            replica.become_leader(state.leader_epoch, members, version);
         }
         Some(l) if l == inner.id() => {
             fetcher::stop(inner, p);

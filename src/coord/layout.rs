@@ -166,9 +166,15 @@ pub struct PartitionState {
     pub isr: Vec<u32>,
     /// Epoch of the controller that last elected the leader.
     pub controller_epoch: u32,
-    /// The broker epoch of the leader and of each ISR member when it was elected or joined: a
-    /// member registered now with another broker epoch is a new incarnation (it may have lost its
-    /// disk) and holds neither its leadership nor its ISR place. Missing entries count as stale.
+    /// Eligible leader replicas (Kafka KIP-966): members that left the ISR while it was smaller
+    /// than `min_insync_replicas`. No acks=all write can have committed without them since, so
+    /// when no ISR member is left they may lead without losing one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eligible: Vec<u32>,
+    /// The broker epoch of the leader and of each ISR and eligible member when it was elected or
+    /// joined: a member registered now with another broker epoch is a new incarnation (it may
+    /// have lost its disk) and holds neither its leadership nor its place. Missing entries count
+    /// as stale.
     #[serde(default)]
     pub broker_epochs: BTreeMap<u32, i64>,
 }

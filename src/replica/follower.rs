@@ -80,6 +80,11 @@ impl Replica {
         let requested = requested.map_or("none".to_string(), |e| e.to_string());
         let removed = self.log.truncate(to)?;
         self.lock_epochs().truncate_from_end(to)?;
+        // The cut part may have held deletes the new leader's merges dropped: what is left is
+        // no longer known to reflect any merge at or above the cut.
+        if to <= self.log.tombstone_horizon() {
+            self.adopt_horizon_generation(&mut st, 0)?;
+        }
         if st.hw > to {
             st.hw = to;
             self.hw_tx.send_replace(to);
@@ -103,9 +108,15 @@ impl Replica {
     }
 
     /// Empties the log (the leader's tombstone horizon `horizon` is above this follower's log
-    /// end) and adopts the horizon, so the copy it now fetches from the start is never emptied
-    /// again for the same horizon.
-    pub fn truncate_to_empty(&self, generation: u64, horizon: u64) -> Result<u64, ReplicaError> {
+    /// end and its merges are newer than this log) and adopts the horizon and its generation
+    /// `horizon_generation`, so the copy it now fetches from the start is not emptied again
+    /// unless the leader drops more.
+    pub fn truncate_to_empty(
+        &self,
+        generation: u64,
+        horizon: u64,
+        horizon_generation: u64,
+    ) -> Result<u64, ReplicaError> {
         let mut st = self.lock();
         if st.generation != generation {
             return Ok(0);
@@ -113,6 +124,7 @@ impl Replica {
         let removed = self.log.truncate(0)?;
         self.lock_epochs().clear()?;
         self.log.set_tombstone_horizon(horizon)?;
+        self.adopt_horizon_generation(&mut st, horizon_generation)?;
         st.hw = 0;
         self.hw_tx.send_replace(0);
         self.leo_tx.send_replace(self.log.log_end_offset());
@@ -137,9 +149,10 @@ impl Replica {
         records: &[u8],
         leader_hw: u64,
         leader_horizon: u64,
+        leader_horizon_generation: u64,
     ) -> Result<u64, ReplicaError> {
         let leo = {
-            let st = self.lock();
+            let mut st = self.lock();
             if st.generation != generation || !matches!(st.role, Role::Follower { .. }) {
                 return Err(ReplicaError::NotLeader {
                     broker: self.cfg.broker_id,
@@ -152,6 +165,7 @@ impl Replica {
             if leader_horizon > self.log.tombstone_horizon() {
                 self.log.set_tombstone_horizon(leader_horizon)?;
             }
+            self.adopt_horizon_generation(&mut st, leader_horizon_generation)?;
             if records.is_empty() {
                 self.log.log_end_offset()
             } else {

@@ -2,7 +2,7 @@
 //! watermark, and the one rule that decides ISR membership.
 
 use super::rules::{self, IsrInputs};
-use super::{Acks, Progress, Replica, ReplicaError, Role, State};
+use super::{Acks, Membership, Progress, Replica, ReplicaError, Role, State};
 use crate::events::EventKind;
 use crate::storage::{FsyncPolicy, Lookup, Write};
 use bytes::Bytes;
@@ -20,8 +20,8 @@ pub struct FetchRequest {
     pub offset: u64,
     /// The leader epoch it follows.
     pub epoch: u32,
-    /// The tombstone horizon its log already reflects.
-    pub tombstone_horizon: u64,
+    /// The horizon generation its log already reflects.
+    pub horizon_generation: u64,
     /// Most bytes to return.
     pub max_bytes: usize,
     /// How long to wait for records.
@@ -41,6 +41,8 @@ pub struct FetchReply {
     pub log_start_offset: u64,
     /// The leader's tombstone horizon: the follower adopts it.
     pub tombstone_horizon: u64,
+    /// The leader's horizon generation as of this fetch's check: the follower adopts it.
+    pub horizon_generation: u64,
     /// The follower's log ends at or below a tombstone horizon it has not seen: it may hold
     /// keys whose deletes were merged away, so it must empty itself and fetch from the start.
     pub truncate_to_empty: bool,
@@ -55,10 +57,9 @@ pub struct IsrProposal {
     pub leader: u32,
     /// Its epoch.
     pub leader_epoch: u32,
-    /// The ISR it wants.
-    pub isr: Vec<u32>,
-    /// The broker epochs of the ISR it wants (recorded with it in ZooKeeper).
-    pub broker_epochs: BTreeMap<u32, i64>,
+    /// The ISR it wants, the eligible members that follow from it, and their broker epochs
+    /// (recorded with them in ZooKeeper).
+    pub members: Membership,
     /// The ISR it has.
     pub current_isr: Vec<u32>,
     /// The state znode version the change must apply to.
@@ -113,6 +114,8 @@ impl Replica {
             self.cfg.broker_id,
             &members,
             &st.followers,
+            st.isr.len(),
+            self.cfg.min_insync_replicas,
         ) else {
             return;
         };
@@ -305,6 +308,7 @@ impl Replica {
         let mut leo_rx = self.leo_tx.subscribe();
         let mut gen_rx = self.generation_tx.subscribe();
         let offset = req.offset;
+        let horizon;
         {
             let mut st = self.lock();
             self.check_serving(&st)?;
@@ -321,14 +325,18 @@ impl Replica {
             if offset > leo {
                 return Err(ReplicaError::OffsetOutOfRange { offset, leo });
             }
-            let horizon = self.log.tombstone_horizon();
-            if offset > 0 && offset <= horizon && req.tombstone_horizon < horizon {
+            // Taken before reading records: a merge that lands during the read shows up as a
+            // newer generation at the next fetch.
+            let (h, drops) = self.log.horizon_and_drops();
+            horizon = (h, rules::horizon_generation(st.epoch, drops));
+            if rules::must_empty(offset, horizon.0, req.horizon_generation, horizon.1) {
                 return Ok(FetchReply {
                     records: Bytes::new(),
                     high_watermark: st.hw,
                     log_end_offset: leo,
                     log_start_offset: self.log.log_start_offset(),
-                    tombstone_horizon: horizon,
+                    tombstone_horizon: horizon.0,
+                    horizon_generation: horizon.1,
                     truncate_to_empty: true,
                 });
             }
@@ -377,7 +385,8 @@ impl Replica {
             high_watermark: self.lock().hw,
             log_end_offset: self.log.log_end_offset(),
             log_start_offset: self.log.log_start_offset(),
-            tombstone_horizon: self.log.tombstone_horizon(),
+            tombstone_horizon: horizon.0,
+            horizon_generation: horizon.1,
             truncate_to_empty: false,
         })
     }
@@ -417,19 +426,25 @@ impl Replica {
         if current == wanted {
             return None;
         }
+        let eligible = rules::next_eligible(
+            &st.isr,
+            &st.eligible,
+            &desired,
+            self.cfg.min_insync_replicas,
+        );
         // Members keep the epoch ZooKeeper recorded; joiners bring the one they fetch with.
         let broker_epochs: BTreeMap<u32, i64> = desired
             .iter()
+            .chain(&eligible)
             .filter_map(|r| {
-                let recorded = st
-                    .member_epochs
-                    .get(r)
-                    .copied()
-                    .filter(|_| st.isr.contains(r));
-                let epoch = if *r == me {
-                    recorded
+                let was_member = st.isr.contains(r) || st.eligible.contains(r);
+                let recorded = st.member_epochs.get(r).copied().filter(|_| was_member);
+                let joins = !st.isr.contains(r) && desired.contains(r);
+                let epoch = if joins {
+                    // The incarnation that fetched is the one that joins.
+                    st.followers.get(r).and_then(|p| p.broker_epoch)
                 } else {
-                    recorded.or_else(|| st.followers.get(r).and_then(|p| p.broker_epoch))
+                    recorded
                 };
                 epoch.map(|e| (*r, e))
             })
@@ -439,8 +454,11 @@ impl Replica {
             partition: self.cfg.partition,
             leader: me,
             leader_epoch: st.epoch,
-            isr: desired,
-            broker_epochs,
+            members: Membership {
+                isr: desired,
+                eligible,
+                broker_epochs,
+            },
             current_isr: st.isr.clone(),
             expected_version: st.state_version,
         })
@@ -456,9 +474,8 @@ impl Replica {
         {
             return;
         }
-        let old = std::mem::replace(&mut st.isr, proposal.isr.clone());
-        st.member_epochs = proposal.broker_epochs.clone();
-        st.state_version = new_version;
+        let old = st.isr.clone();
+        self.set_membership(&mut st, proposal.members.clone(), new_version);
         let removed: Vec<u32> = old
             .iter()
             .filter(|r| !st.isr.contains(r))
@@ -490,10 +507,33 @@ impl Replica {
         self.maybe_advance_hw(&mut st);
     }
 
-    /// ZooKeeper refused `proposal`, or its outcome is unknown (the state watcher will bring the
-    /// news). The pending members stop counting in the HW; the HW itself never moves back.
+    /// ZooKeeper refused `proposal` (the state watcher will bring the news). The pending members
+    /// stop counting in the HW; the HW itself never moves back.
     pub fn isr_change_failed(&self) {
         self.lock().pending_isr = None;
+    }
+
+    /// An ISR change of unknown outcome was settled by reading the state back: ZooKeeper holds
+    /// `members` at `version` for leader epoch `epoch`. Applied in the same step as the pending
+    /// change ends, so no moment passes in which the HW counts neither (the change may have
+    /// landed under a later write).
+    pub fn isr_change_superseded(&self, epoch: u32, members: Membership, version: i32) {
+        let mut st = self.lock();
+        if epoch > st.epoch {
+            // Deposed: stop at once rather than go on with an ISR that may lack a member
+            // ZooKeeper lists (the watcher brings the new role).
+            drop(st);
+            self.fence(&format!(
+                "ZooKeeper already names a leader in epoch {epoch}"
+            ));
+            return;
+        }
+        let applies = st.role == Role::Leader && !st.fenced && st.epoch == epoch;
+        if applies && version > st.state_version {
+            self.set_membership(&mut st, members, version);
+        }
+        st.pending_isr = None;
+        self.maybe_advance_hw(&mut st);
     }
 
     /// Resolves when a fetch suggests the ISR may grow (the ISR task also runs on a timer).

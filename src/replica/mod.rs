@@ -30,6 +30,9 @@ pub use follower::{EpochAnswer, FollowTarget};
 pub use leader::{FetchReply, FetchRequest, IsrProposal};
 pub use lease::{Lease, lease_end, renew_period};
 
+/// The file holding the leader horizon generation a follower's log reflects (`rules::must_empty`).
+pub const HORIZON_GENERATION_FILE: &str = "horizon-generation";
+
 /// How many copies must hold a write before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Acks {
@@ -79,6 +82,17 @@ pub struct ReplicaConfig {
     pub replica_lag_time_max: Duration,
     /// How long acks=all writes and reads of uncommitted keys wait.
     pub request_timeout: Duration,
+}
+
+/// Who may hold the partition's committed data, as ZooKeeper records it with the leader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// In-sync replicas.
+    pub isr: Vec<u32>,
+    /// Eligible leader replicas: members that left the ISR while it was below min.insync.
+    pub eligible: Vec<u32>,
+    /// The broker epoch of each ISR and eligible member (and the leader).
+    pub broker_epochs: BTreeMap<u32, i64>,
 }
 
 /// The role a replica believes it has.
@@ -238,9 +252,10 @@ pub(crate) struct State {
     hw: u64,
     /// The session that set the role is gone: serve nothing until told again.
     fenced: bool,
-    /// Leader side: the ISR as ZooKeeper accepted it, the broker epochs it recorded for its
-    /// members, and that state znode's version.
+    /// Leader side: the ISR as ZooKeeper accepted it, the eligible leader replicas, the broker
+    /// epochs it recorded for their members, and that state znode's version.
     isr: Vec<u32>,
+    eligible: Vec<u32>,
     member_epochs: BTreeMap<u32, i64>,
     state_version: i32,
     followers: BTreeMap<u32, Progress>,
@@ -249,6 +264,8 @@ pub(crate) struct State {
     /// Bumped on every change of role or epoch; waiters abort when it moves.
     generation: u64,
     checkpointed_hw: u64,
+    /// The leader horizon generation this log reflects (persisted).
+    horizon_generation: u64,
 }
 
 /// A replica's state for the console and for elections.
@@ -332,6 +349,15 @@ impl Replica {
         let hw = checkpoint::read_u64(&dir.join(HIGH_WATERMARK_FILE))?
             .unwrap_or(0)
             .min(leo);
+        // The adopted generation says this log holds every delete up to the horizon that the
+        // leader's merges dropped. If the log now ends at or below the horizon (a power loss cut
+        // its unsynced tail), that is no longer proven: forget it, so the leader empties us.
+        let gen_path = dir.join(HORIZON_GENERATION_FILE);
+        let mut horizon_generation = checkpoint::read_u64(&gen_path)?.unwrap_or(0);
+        if horizon_generation != 0 && leo > 0 && leo <= log.tombstone_horizon() {
+            horizon_generation = 0;
+            checkpoint::write_u64(&gen_path, 0)?;
+        }
         let r = log.recovery();
         if r.torn_bytes_dropped > 0 {
             events.emit(
@@ -351,12 +377,14 @@ impl Replica {
                 hw,
                 fenced: false,
                 isr: Vec::new(),
+                eligible: Vec::new(),
                 member_epochs: BTreeMap::new(),
                 state_version: -1,
                 followers: BTreeMap::new(),
                 pending_isr: None,
                 generation: 0,
                 checkpointed_hw: hw,
+                horizon_generation,
             }),
             epochs: Mutex::new(epochs),
             hw_tx: watch::Sender::new(hw),
@@ -446,6 +474,19 @@ impl Replica {
         self.log.merge(hw)
     }
 
+    /// The leader horizon generation this log reflects.
+    pub fn horizon_generation(&self) -> u64 {
+        self.lock().horizon_generation
+    }
+
+    fn adopt_horizon_generation(&self, st: &mut State, g: u64) -> Result<(), StorageError> {
+        if st.horizon_generation != g {
+            checkpoint::write_u64(&self.log.dir().join(HORIZON_GENERATION_FILE), g)?;
+            st.horizon_generation = g;
+        }
+        Ok(())
+    }
+
     fn bump_generation(&self, st: &mut State) {
         st.generation += 1;
         // Long-polls, acks=all waiters and fetchers watch this and stop or re-check.
@@ -465,22 +506,16 @@ impl Replica {
         epoch < st.epoch
     }
 
-    /// Becomes leader in `epoch` with `isr` and its members' broker epochs (as read from
-    /// ZooKeeper at `version`). Returns whether anything changed. Refuses, with a warning event,
-    /// an epoch older than one its log already holds or one it cannot record.
-    pub fn become_leader(
-        &self,
-        epoch: u32,
-        isr: Vec<u32>,
-        member_epochs: BTreeMap<u32, i64>,
-        version: i32,
-    ) -> bool {
+    /// Becomes leader in `epoch` with `members` (as read from ZooKeeper at `version`). Returns
+    /// whether anything changed. Refuses, with a warning event, an epoch older than one its log
+    /// already holds or one it cannot record.
+    pub fn become_leader(&self, epoch: u32, members: Membership, version: i32) -> bool {
         let mut st = self.lock();
         if st.role == Role::Leader && st.epoch == epoch && !st.fenced {
             if version > st.state_version {
-                st.isr = isr;
-                st.member_epochs = member_epochs;
-                st.state_version = version;
+                self.set_membership(&mut st, members, version);
+                // A newer state settles whatever change was pending (it landed or lost).
+                st.pending_isr = None;
                 self.maybe_advance_hw(&mut st);
             }
             return false;
@@ -522,9 +557,7 @@ impl Replica {
         let now = Instant::now();
         st.role = Role::Leader;
         st.epoch = epoch;
-        st.isr = isr;
-        st.member_epochs = member_epochs;
-        st.state_version = version;
+        self.set_membership(&mut st, members, version);
         st.fenced = false;
         st.pending_isr = None;
         st.followers = self
@@ -547,6 +580,13 @@ impl Replica {
         true
     }
 
+    fn set_membership(&self, st: &mut State, m: Membership, version: i32) {
+        st.isr = m.isr;
+        st.eligible = m.eligible;
+        st.member_epochs = m.broker_epochs;
+        st.state_version = version;
+    }
+
     /// Becomes follower of `leader` in `epoch`. Returns whether anything changed (then the caller
     /// must truncate by epoch before fetching).
     pub fn become_follower(&self, leader: u32, epoch: u32) -> bool {
@@ -562,6 +602,7 @@ impl Replica {
         st.epoch = epoch;
         st.fenced = false;
         st.isr.clear();
+        st.eligible.clear();
         st.member_epochs.clear();
         st.pending_isr = None;
         st.followers.clear();
@@ -600,6 +641,7 @@ impl Replica {
     fn stop_acting(&self, st: &mut State) {
         st.role = Role::Offline;
         st.isr.clear();
+        st.eligible.clear();
         st.member_epochs.clear();
         st.pending_isr = None;
         st.followers.clear();

@@ -9,18 +9,48 @@ use std::time::{Duration, Instant};
 /// The high watermark a leader may move to: the minimum of its own log end (durable part, under
 /// `fsync: always`) and the log ends of every member of the *maximal* ISR — the ISR as ZooKeeper
 /// holds it plus members of an expansion still being written there, so the HW never passes a
-/// member ZooKeeper is about to list. `None` while a member has not fetched in this epoch.
+/// member ZooKeeper is about to list. `None` while a member has not fetched in this epoch, and
+/// while the ISR ZooKeeper holds (`isr_len`) is below `min_isr` (Kafka KIP-966): the members
+/// that left it then stay eligible to lead, which is safe only if nothing commits without them.
 pub fn high_watermark(
     own_leo: u64,
     me: u32,
     maximal_isr: &[u32],
     followers: &BTreeMap<u32, Progress>,
+    isr_len: usize,
+    min_isr: u32,
 ) -> Option<u64> {
+    if isr_len < min_isr as usize {
+        return None;
+    }
     let mut hw = own_leo;
     for r in maximal_isr.iter().filter(|&&r| r != me) {
         hw = hw.min(followers.get(r)?.leo?);
     }
     Some(hw)
+}
+
+/// The eligible leader replicas after the ISR went from `old_isr` to `new_isr`: while the new
+/// ISR is below `min_isr`, those who left it join the old eligible set (the HW does not move
+/// without them from now on); once it is back at `min_isr`, writes commit without them and the
+/// set empties. Members of the new ISR are never in it.
+pub fn next_eligible(
+    old_isr: &[u32],
+    old_eligible: &[u32],
+    new_isr: &[u32],
+    min_isr: u32,
+) -> Vec<u32> {
+    if new_isr.len() >= min_isr as usize {
+        return Vec::new();
+    }
+    let mut out: Vec<u32> = old_eligible.to_vec();
+    for r in old_isr {
+        if !out.contains(r) {
+            out.push(*r);
+        }
+    }
+    out.retain(|r| !new_isr.contains(r));
+    out
 }
 
 /// The ISR as ZooKeeper holds it plus the members of a pending change.
@@ -32,6 +62,21 @@ pub fn maximal_isr(isr: &[u32], pending: Option<&[u32]>) -> Vec<u32> {
         }
     }
     all
+}
+
+/// A leader's horizon generation: its leader epoch, then how many merges of its store dropped
+/// records. It grows with every dropping merge of one leader and with every new leader, so a
+/// follower that adopted an older one may have missed a dropped delete.
+pub fn horizon_generation(leader_epoch: u32, drops: u64) -> u64 {
+    (u64::from(leader_epoch) << 32) | (drops & 0xffff_ffff)
+}
+
+/// Whether a follower fetching at `offset`, whose log reflects the leader's merges up to
+/// `follower_generation`, must empty itself: its log ends at or below the leader's tombstone
+/// `horizon`, so it may hold a key whose delete a merge it has not seen dropped. A follower
+/// fetching from 0 holds nothing to resurrect.
+pub fn must_empty(offset: u64, horizon: u64, follower_generation: u64, generation: u64) -> bool {
+    offset > 0 && offset <= horizon && follower_generation < generation
 }
 
 /// What the ISR rule looks at.
@@ -131,15 +176,24 @@ mod tests {
             (3, progress(Some(4), Duration::ZERO, Some(30), now)),
         ]
         .into();
-        assert_eq!(high_watermark(9, 1, &[1, 2], &f), Some(7));
+        assert_eq!(high_watermark(9, 1, &[1, 2], &f, 2, 2), Some(7));
         // Issue 9 case 4: 3 is joining; until ZooKeeper lists it the HW must not pass its LEO.
         let maximal = maximal_isr(&[1, 2], Some(&[1, 2, 3]));
         assert_eq!(maximal, vec![1, 2, 3]);
-        assert_eq!(high_watermark(9, 1, &maximal, &f), Some(4));
-        assert_eq!(high_watermark(9, 1, &[1], &f), Some(9), "a lone leader");
+        assert_eq!(high_watermark(9, 1, &maximal, &f, 2, 2), Some(4));
+        assert_eq!(
+            high_watermark(9, 1, &[1], &f, 1, 1),
+            Some(9),
+            "a lone leader"
+        );
+        assert_eq!(
+            high_watermark(9, 1, &[1], &f, 1, 2),
+            None,
+            "below min.insync nothing commits: those who left stay eligible to lead"
+        );
         let unknown: BTreeMap<u32, Progress> =
             [(2, progress(None, Duration::ZERO, Some(20), now))].into();
-        assert_eq!(high_watermark(9, 1, &[1, 2], &unknown), None);
+        assert_eq!(high_watermark(9, 1, &[1, 2], &unknown, 2, 2), None);
     }
 
     fn inputs<'a>(
@@ -214,6 +268,34 @@ mod tests {
             desired_isr(&inputs(&[1, 2], &epochs, &no_progress), now),
             vec![1, 2],
             "a member that has not fetched yet in this epoch keeps its place"
+        );
+    }
+
+    #[test]
+    fn a_follower_is_emptied_once_per_merge_it_has_not_seen_while_below_the_horizon() {
+        let g1 = horizon_generation(3, 1);
+        let g2 = horizon_generation(3, 2);
+        assert!(
+            must_empty(10, 50, 0, g1),
+            "below the horizon, never adopted"
+        );
+        assert!(
+            !must_empty(10, 50, g1, g1),
+            "adopted: copying the merged log"
+        );
+        // The reviewer's case: a later merge drops an older delete below the same horizon.
+        assert!(must_empty(10, 50, g1, g2));
+        assert!(
+            !must_empty(51, 50, 0, g2),
+            "above the horizon it holds every delete"
+        );
+        assert!(
+            !must_empty(0, 50, 0, g2),
+            "an empty log has nothing to resurrect"
+        );
+        assert!(
+            horizon_generation(4, 0) > horizon_generation(3, 9),
+            "a new leader's generation is newer than any of the last one's"
         );
     }
 

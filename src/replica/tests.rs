@@ -2,6 +2,7 @@
 //! survives a reopen, which epochs it refuses, and the maximal ISR as the leader applies it.
 
 use super::*;
+use crate::replica::leader::FetchRequest;
 use crate::storage::Write;
 use crate::storage::checkpoint::LeaderEpochCache;
 use std::collections::BTreeMap;
@@ -32,6 +33,14 @@ fn epochs(pairs: &[(u32, i64)]) -> BTreeMap<u32, i64> {
     pairs.iter().copied().collect()
 }
 
+fn members(isr: &[u32], pairs: &[(u32, i64)]) -> Membership {
+    Membership {
+        isr: isr.to_vec(),
+        eligible: Vec::new(),
+        broker_epochs: epochs(pairs),
+    }
+}
+
 #[test]
 fn the_epoch_cache_is_trimmed_to_the_recovered_log() {
     // A power loss under fsync interval: the checkpoint (synced at every epoch change) names
@@ -57,7 +66,7 @@ fn the_epoch_cache_is_trimmed_to_the_recovered_log() {
         "elections must see epoch 1, not 5"
     );
     assert!(
-        r.become_leader(2, vec![1], epochs(&[(1, 7)]), 0),
+        r.become_leader(2, members(&[1], &[(1, 7)]), 0),
         "the next epoch is not refused"
     );
 }
@@ -74,7 +83,7 @@ async fn a_replica_refuses_to_lead_in_an_epoch_older_than_its_log() {
         0,
         &Write::put(&b"k"[..], &b"v"[..]).with_epoch(4),
     );
-    r.append_fetched(generation, &fetched, 0, 0)
+    r.append_fetched(generation, &fetched, 0, 0, 0)
         .await
         .expect("append");
     assert_eq!(r.snapshot().last_epoch, Some(4));
@@ -83,7 +92,7 @@ async fn a_replica_refuses_to_lead_in_an_epoch_older_than_its_log() {
         drop(r);
         open(dir.path())
     };
-    assert!(!r2.become_leader(3, vec![1], epochs(&[(1, 7)]), 0));
+    assert!(!r2.become_leader(3, members(&[1], &[(1, 7)]), 0));
     assert_eq!(r2.snapshot().role, Role::Offline);
 }
 
@@ -92,7 +101,7 @@ fn a_joining_follower_counts_in_the_hw_while_its_isr_change_is_pending() {
     let dir = tempfile::tempdir().expect("tempdir");
     let r = open(dir.path());
     // Leader in epoch 0 with ISR [1, 2]; 3 is outside.
-    assert!(r.become_leader(0, vec![1, 2], epochs(&[(1, 10), (2, 20)]), 0));
+    assert!(r.become_leader(0, members(&[1, 2], &[(1, 10), (2, 20)]), 0));
     for i in 0..10u8 {
         let st = r.lock();
         r.log
@@ -116,8 +125,11 @@ fn a_joining_follower_counts_in_the_hw_while_its_isr_change_is_pending() {
     let proposal = r
         .propose_isr_change()
         .expect("3 is caught up to the HW: it may join");
-    assert_eq!(proposal.isr, vec![1, 2, 3]);
-    assert_eq!(proposal.broker_epochs, epochs(&[(1, 10), (2, 20), (3, 30)]));
+    assert_eq!(proposal.members.isr, vec![1, 2, 3]);
+    assert_eq!(
+        proposal.members.broker_epochs,
+        epochs(&[(1, 10), (2, 20), (3, 30)])
+    );
     {
         let mut st = r.lock();
         r.maybe_advance_hw(&mut st);
@@ -129,4 +141,168 @@ fn a_joining_follower_counts_in_the_hw_while_its_isr_change_is_pending() {
     r.isr_change_committed(&proposal, 1);
     assert_eq!(r.snapshot().isr, vec![1, 2, 3]);
     assert_eq!(r.high_watermark(), 4);
+}
+
+/// Replicas driven by hand, as the fetcher drives them, with small segments so merges happen.
+mod by_hand {
+    use super::*;
+    use bytes::Bytes;
+
+    pub fn replica(dir: &Path, id: u32, retention_ms: u64) -> Arc<Replica> {
+        let lease = Arc::new(Lease::new());
+        lease.extend_to(Instant::now() + Duration::from_secs(3600));
+        let store = StoreConfig {
+            segment_bytes: 4096,
+            tombstone_retention_ms: retention_ms,
+            ..StoreConfig::default()
+        };
+        let cfg = ReplicaConfig {
+            broker_id: id,
+            replicas: vec![1, 2, 3],
+            ..config()
+        };
+        Replica::open(dir, store, cfg, lease, EventSink::log_only()).expect("open")
+    }
+
+    pub fn lead(r: &Replica, epoch: u32) {
+        let me = r.config().broker_id;
+        assert!(r.become_leader(epoch, members(&[me], &[(me, 1)]), 0));
+    }
+
+    pub async fn put(r: &Replica, k: &str, v: &str) -> u64 {
+        let w = Write::put(Bytes::from(k.to_string()), Bytes::from(v.to_string()));
+        r.write(w, Acks::One).await.expect("write")
+    }
+
+    /// One fetch of follower `f` from `leader`; true if it brought records.
+    pub async fn fetch_once(f: &Replica, leader: &Replica) -> bool {
+        let t = f.follow_target().expect("follower");
+        let reply = leader
+            .fetch(FetchRequest {
+                follower: f.config().broker_id,
+                broker_epoch: 7,
+                offset: f.log().log_end_offset(),
+                epoch: t.epoch,
+                horizon_generation: f.horizon_generation(),
+                max_bytes: 1 << 20,
+                max_wait: Duration::ZERO,
+            })
+            .await
+            .expect("fetch");
+        if reply.truncate_to_empty {
+            f.truncate_to_empty(
+                t.generation,
+                reply.tombstone_horizon,
+                reply.horizon_generation,
+            )
+            .expect("empty");
+            return true;
+        }
+        f.append_fetched(
+            t.generation,
+            &reply.records,
+            reply.high_watermark,
+            reply.tombstone_horizon,
+            reply.horizon_generation,
+        )
+        .await
+        .expect("append");
+        !reply.records.is_empty()
+    }
+
+    pub fn follow(f: &Replica, leader: &Replica, epoch: u32) {
+        assert!(f.become_follower(leader.config().broker_id, epoch));
+        let t = f.follow_target().expect("follower");
+        let requested = f.latest_epoch();
+        let answer = match requested {
+            Some(e) => leader.offset_for_epoch(e, epoch).expect("epoch answer"),
+            None => EpochAnswer::Undefined,
+        };
+        f.truncate_to_leader(requested, answer, t.generation)
+            .expect("truncate");
+    }
+
+    pub fn value(r: &Replica, k: &str) -> Option<Bytes> {
+        r.log().get(k.as_bytes()).expect("get").value().cloned()
+    }
+}
+
+#[tokio::test]
+async fn a_follower_cut_below_its_adopted_horizon_is_emptied_and_keeps_the_delete() {
+    // The reviewer's power loss: a follower adopted the horizon, then lost its unsynced tail
+    // (the horizon checkpoint had been synced). It must not keep a key the leader merged away.
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let l = replica(d1.path(), 1, 0);
+    lead(&l, 1);
+    let f = replica(d2.path(), 2, 0);
+    follow(&f, &l, 1);
+    put(&l, "k", "alive").await;
+    for i in 0..20 {
+        put(&l, &format!("a{i}"), &"x".repeat(200)).await;
+    }
+    let del = l
+        .write(Write::delete(&b"k"[..]), Acks::One)
+        .await
+        .expect("del");
+    for i in 0..60 {
+        put(&l, &format!("b{i}"), &"x".repeat(200)).await;
+    }
+    while fetch_once(&f, &l).await {}
+    fetch_once(&f, &l).await; // carries the HW
+    l.log()
+        .merge_at(l.high_watermark(), crate::storage::now_ms(), None)
+        .expect("merge");
+    assert!(l.log().tombstone_horizon() >= del);
+    fetch_once(&f, &l).await; // adopts the horizon
+    assert_eq!(f.log().tombstone_horizon(), l.log().tombstone_horizon());
+    // Power loss: the log is cut below the delete; the checkpoints survive.
+    f.log().truncate(del - 5).expect("cut");
+    drop(f);
+    let f = replica(d2.path(), 2, 0);
+    assert_eq!(
+        value(&f, "k").as_deref(),
+        Some(&b"alive"[..]),
+        "the cut log holds the put"
+    );
+    follow(&f, &l, 1);
+    while fetch_once(&f, &l).await {}
+    assert_eq!(f.log().log_end_offset(), l.log().log_end_offset());
+    assert_eq!(value(&f, "k"), None, "the delete stands on the follower");
+}
+
+#[test]
+fn an_isr_change_settled_by_a_newer_state_applies_it_as_the_pending_change_ends() {
+    // The reviewer's case 4: the change adding 3 landed (its answer lost) and the controller
+    // then shrank 2 out. The read-back finds {1, 3}: the HW must keep counting 3 throughout.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = open(dir.path());
+    assert!(r.become_leader(0, members(&[1, 2], &[(1, 10), (2, 20)]), 0));
+    for i in 0..10u8 {
+        let _st = r.lock();
+        r.log
+            .append(&Write::put(vec![i], &b"v"[..]).with_epoch(0))
+            .expect("append");
+    }
+    let now = Instant::now();
+    {
+        let mut st = r.lock();
+        for (id, leo, epoch) in [(2, 10, 20), (3, 4, 30)] {
+            let p = st.followers.get_mut(&id).expect("follower");
+            (p.leo, p.broker_epoch, p.last_caught_up) = (Some(leo), Some(epoch), now);
+        }
+        st.hw = 4;
+    }
+    let proposal = r.propose_isr_change().expect("3 may join");
+    assert_eq!(proposal.members.isr, vec![1, 2, 3]);
+    r.isr_change_superseded(0, members(&[1, 3], &[(1, 10), (3, 30)]), 2);
+    assert_eq!(r.snapshot().isr, vec![1, 3]);
+    assert_eq!(r.high_watermark(), 4, "3 (at 4) still holds the HW back");
+    // A newer leader epoch in the read-back: this leader stops at once.
+    r.isr_change_superseded(1, members(&[2], &[(2, 20)]), 3);
+    assert_eq!(r.snapshot().role, Role::Offline);
+    assert!(r.snapshot().fenced);
 }

@@ -414,6 +414,9 @@ impl Store {
             st.segments.insert(out.base, meta);
         }
         st.horizon = horizon;
+        if !dropped.is_empty() {
+            st.drops += 1;
+        }
         report.segments_out = outputs.len();
         report.tombstone_horizon = horizon;
         drop(st);

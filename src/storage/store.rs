@@ -200,6 +200,10 @@ pub(super) struct State {
     hint: HintBuf,
     enc: Vec<u8>,
     pub(super) horizon: u64,
+    /// Merges since this store opened that dropped a record (in memory only: it orders this
+    /// store's merges within one leadership, and a restarted replica never leads in the same
+    /// leader epoch again).
+    pub(super) drops: u64,
     /// Lowest truncation point since the running merge started (`u64::MAX` = none).
     pub(super) truncated_to: u64,
 }
@@ -337,6 +341,7 @@ impl Store {
             hint: HintBuf::default(),
             enc: Vec::new(),
             horizon,
+            drops: 0,
             truncated_to: u64::MAX,
         };
         let max_record = config.max_record_bytes();
@@ -481,6 +486,12 @@ impl Store {
     /// whose log ends below it may hold a stale version and must start over.
     pub fn tombstone_horizon(&self) -> u64 {
         self.shared.state.lock().horizon
+    }
+
+    /// The tombstone horizon and how many merges since opening dropped a record, read together.
+    pub fn horizon_and_drops(&self) -> (u64, u64) {
+        let st = self.shared.state.lock();
+        (st.horizon, st.drops)
     }
 
     /// Sets the tombstone horizon (persisted): a follower adopts its leader's, so that if it leads

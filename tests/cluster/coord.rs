@@ -32,6 +32,7 @@ async fn controller_election_bumps_the_epoch_and_fences_a_zombie() {
         leader_epoch: 0,
         isr: vec![1, 2],
         controller_epoch: 1,
+        eligible: Vec::new(),
         broker_epochs: Default::default(),
     };
     let v = a
@@ -142,6 +143,7 @@ async fn isr_compare_and_set_fails_on_a_stale_version() {
         leader_epoch: 0,
         isr: vec![1, 2, 3],
         controller_epoch: 1,
+        eligible: Vec::new(),
         broker_epochs: Default::default(),
     };
     let v = c

@@ -5,7 +5,7 @@ use crate::procs::BIN;
 use simplekv::lab::{LabConfig, LabOptions, Scenario, play};
 use std::path::{Path, PathBuf};
 
-const DEMOS: [&str; 8] = [
+const DEMOS: [&str; 9] = [
     "seed-transcript.yaml",
     "leader-failover.yaml",
     "isr-shrink-expand.yaml",
@@ -14,6 +14,7 @@ const DEMOS: [&str; 8] = [
     "divergent-truncation.yaml",
     "controller-failover.yaml",
     "empty-disk-return.yaml",
+    "eligible-leaders.yaml",
 ];
 
 fn demo(file: &str) -> PathBuf {
@@ -71,6 +72,7 @@ demo_test!(
     demo_a_broker_back_on_an_empty_disk_loses_nothing,
     "empty-disk-return.yaml"
 );
+demo_test!(demo_eligible_leaders_keep_the_data, "eligible-leaders.yaml");
 
 #[test]
 fn every_demo_file_is_played_by_a_test() {
