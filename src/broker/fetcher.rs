@@ -7,6 +7,7 @@ use super::peers::peer_addr;
 use crate::events::EventKind;
 use crate::replica::{EpochAnswer, FollowTarget, Replica, ReplicaError};
 use crate::rpc::{self, FetchRequest, OffsetForLeaderEpochRequest, Reason};
+use crate::storage::checkpoint::EpochEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,6 +155,7 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
                             r.high_watermark,
                             r.tombstone_horizon,
                             r.horizon_generation,
+                            &epochs_of(&r.epochs),
                         )
                         .await
                         .map(|_| ())
@@ -184,4 +186,13 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
             }
         }
     }
+}
+
+fn epochs_of(wire: &[rpc::EpochStart]) -> Vec<EpochEntry> {
+    wire.iter()
+        .map(|e| EpochEntry {
+            epoch: e.epoch,
+            start_offset: e.start_offset,
+        })
+        .collect()
 }

@@ -67,6 +67,14 @@ impl Replication for PeerService {
             log_start_offset: reply.log_start_offset,
             tombstone_horizon: reply.tombstone_horizon,
             horizon_generation: reply.horizon_generation,
+            epochs: reply
+                .epochs
+                .iter()
+                .map(|e| rpc::EpochStart {
+                    epoch: e.epoch,
+                    start_offset: e.start_offset,
+                })
+                .collect(),
             truncate_to_empty: reply.truncate_to_empty,
         }))
     }

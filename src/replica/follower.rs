@@ -3,6 +3,7 @@
 
 use super::{Replica, ReplicaError, Role, rules};
 use crate::events::EventKind;
+use crate::storage::checkpoint::EpochEntry;
 use crate::storage::{FsyncPolicy, record};
 
 /// A leader's answer to OffsetForLeaderEpoch.
@@ -150,6 +151,7 @@ impl Replica {
         leader_hw: u64,
         leader_horizon: u64,
         leader_horizon_generation: u64,
+        leader_epochs: &[EpochEntry],
     ) -> Result<u64, ReplicaError> {
         let leo = {
             let mut st = self.lock();
@@ -178,7 +180,20 @@ impl Replica {
                             break;
                         };
                         if epochs.latest().is_none_or(|e| h.leader_epoch > e.epoch) {
-                            epochs.assign(h.leader_epoch, h.offset)?;
+                            // Where the leader says the epoch began: merge may have dropped its
+                            // first records, and a later start would mislead truncation.
+                            let start = leader_epochs
+                                .iter()
+                                .find(|e| e.epoch == h.leader_epoch)
+                                .map(|e| e.start_offset)
+                                .filter(|&s| s <= h.offset);
+                            let recorded = match start {
+                                Some(s) => epochs.assign(h.leader_epoch, s)?,
+                                None => false,
+                            };
+                            if !recorded {
+                                epochs.assign(h.leader_epoch, h.offset)?;
+                            }
                         }
                         p += h.record_len();
                     }

@@ -4,6 +4,7 @@
 use super::rules::{self, IsrInputs};
 use super::{Acks, Membership, Progress, Replica, ReplicaError, Role, State};
 use crate::events::EventKind;
+use crate::storage::checkpoint::EpochEntry;
 use crate::storage::{FsyncPolicy, Lookup, Write};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub struct FetchReply {
     pub tombstone_horizon: u64,
     /// The leader's horizon generation as of this fetch's check: the follower adopts it.
     pub horizon_generation: u64,
+    /// Where each of the leader's epochs from the fetch offset on started.
+    pub epochs: Vec<EpochEntry>,
     /// The follower's log ends at or below a tombstone horizon it has not seen: it may hold
     /// keys whose deletes were merged away, so it must empty itself and fetch from the start.
     pub truncate_to_empty: bool,
@@ -337,6 +340,7 @@ impl Replica {
                     log_start_offset: self.log.log_start_offset(),
                     tombstone_horizon: horizon.0,
                     horizon_generation: horizon.1,
+                    epochs: Vec::new(),
                     truncate_to_empty: true,
                 });
             }
@@ -380,6 +384,11 @@ impl Replica {
                 _ = tokio::time::sleep_until(deadline) => break Bytes::new(),
             }
         };
+        let epochs = if records.is_empty() {
+            Vec::new()
+        } else {
+            self.lock_epochs().from_offset(offset)
+        };
         Ok(FetchReply {
             records,
             high_watermark: self.lock().hw,
@@ -387,6 +396,7 @@ impl Replica {
             log_start_offset: self.log.log_start_offset(),
             tombstone_horizon: horizon.0,
             horizon_generation: horizon.1,
+            epochs,
             truncate_to_empty: false,
         })
     }

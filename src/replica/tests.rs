@@ -83,7 +83,7 @@ async fn a_replica_refuses_to_lead_in_an_epoch_older_than_its_log() {
         0,
         &Write::put(&b"k"[..], &b"v"[..]).with_epoch(4),
     );
-    r.append_fetched(generation, &fetched, 0, 0, 0)
+    r.append_fetched(generation, &fetched, 0, 0, 0, &[])
         .await
         .expect("append");
     assert_eq!(r.snapshot().last_epoch, Some(4));
@@ -204,6 +204,7 @@ mod by_hand {
             reply.high_watermark,
             reply.tombstone_horizon,
             reply.horizon_generation,
+            &reply.epochs,
         )
         .await
         .expect("append");
@@ -305,4 +306,64 @@ fn an_isr_change_settled_by_a_newer_state_applies_it_as_the_pending_change_ends(
     r.isr_change_superseded(1, members(&[2], &[(2, 20)]), 3);
     assert_eq!(r.snapshot().role, Role::Offline);
     assert!(r.snapshot().fenced);
+}
+
+#[tokio::test]
+async fn an_epoch_cache_copied_from_a_merged_log_keeps_the_true_epoch_starts() {
+    // The reviewer's case 3. F leads epoch 1 and writes 0..33; B copies 0..29. B leads epoch 2,
+    // writes 30..33, overwrites them and merges them away. N, a replaced disk, copies B's merged
+    // log: epoch 2 must start at 30 in its cache, not at its first surviving record. N leads
+    // epoch 3; F returns and must cut its uncommitted 30..33.
+    use by_hand::*;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let f = replica(dirs[0].path(), 1, 60_000);
+    let b = replica(dirs[1].path(), 2, 60_000);
+    lead(&f, 1);
+    for i in 0..30 {
+        put(&f, &format!("base{i}"), "v").await;
+    }
+    follow(&b, &f, 1);
+    while fetch_once(&b, &f).await {}
+    for i in 0..4 {
+        put(&f, &format!("K{i}"), "uncommitted").await;
+    }
+    lead(&b, 2);
+    for round in ["first", "second"] {
+        for i in 0..4 {
+            put(&b, &format!("X{i}"), round).await;
+        }
+    }
+    for i in 0..60 {
+        put(&b, &format!("fill{i}"), &"y".repeat(200)).await;
+    }
+    let hw = b.log().log_end_offset();
+    b.lock().hw = hw;
+    b.log()
+        .merge_at(hw, crate::storage::now_ms(), None)
+        .expect("merge");
+    assert!(b.log().get(b"X0").expect("get").offset() > Some(33));
+    let n = replica(dirs[2].path(), 3, 60_000);
+    follow(&n, &b, 2);
+    while fetch_once(&n, &b).await {}
+    let epoch2 = n
+        .lock_epochs()
+        .entries()
+        .iter()
+        .find(|e| e.epoch == 2)
+        .copied();
+    assert_eq!(
+        epoch2.map(|e| e.start_offset),
+        Some(30),
+        "the true start of epoch 2"
+    );
+    lead(&n, 3);
+    follow(&f, &n, 3);
+    assert_eq!(
+        f.log().log_end_offset(),
+        30,
+        "F cut its never-committed 30..33"
+    );
+    while fetch_once(&f, &n).await {}
+    assert_eq!(value(&f, "K0"), value(&n, "K0"), "the replicas agree");
+    assert_eq!(value(&f, "K0"), None);
 }

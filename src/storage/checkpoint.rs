@@ -116,6 +116,17 @@ impl LeaderEpochCache {
         Ok(true)
     }
 
+    /// The entries from the one in force at `offset` on: where each epoch of a log read from
+    /// `offset` started.
+    pub fn from_offset(&self, offset: u64) -> Vec<EpochEntry> {
+        let first = self
+            .entries
+            .iter()
+            .rposition(|e| e.start_offset <= offset)
+            .unwrap_or(0);
+        self.entries[first..].to_vec()
+    }
+
     /// Drops the entries that start at or after `offset` (after the log was truncated to it).
     pub fn truncate_from_end(&mut self, offset: u64) -> Result<()> {
         let before = self.entries.len();
