@@ -27,11 +27,7 @@ async fn a_long_dead_follower_does_not_resurrect_a_merged_away_delete() {
         .expect("set");
     wait_caught_up(&c, 0).await;
     let leader = leader_of(&c, 0).expect("leader");
-    let sleeper = c
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("follower");
+    let sleeper = follower_of(&c, leader);
     c.kill(sleeper).await.expect("kill");
 
     // The delete lands in the middle, so the merged log keeps many live records below the

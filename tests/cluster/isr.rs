@@ -18,11 +18,7 @@ async fn a_dead_follower_leaves_the_isr_when_its_session_expires_not_after_the_l
     .await;
     wait_for_isr(&c, 3).await;
     let leader = leader_of(&c, 0).expect("leader");
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("follower");
+    let follower = follower_of(&c, leader);
     c.kill(follower).await.expect("kill");
     wait_for(
         "the controller to take the dead follower out of the ISR",
@@ -52,11 +48,7 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     wait_for_isr(&c, 3).await;
     let client = client(&c).await;
     let leader = leader_of(&c, 0).expect("leader");
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("follower");
+    let follower = follower_of(&c, leader);
     let killed_at = simplekv::storage::now_ms();
     c.kill(follower).await.expect("kill");
     wait_for("the ISR to shrink", Duration::from_secs(20), || async {
@@ -168,11 +160,7 @@ async fn a_request_without_acks_gets_acks_all_and_unknown_acks_are_refused() {
     let c = start("acks-default", spec(2, 1, 2, 2)).await;
     wait_for_isr(&c, 2).await;
     let leader = leader_of(&c, 0).expect("leader");
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("follower");
+    let follower = follower_of(&c, leader);
     c.kill(follower).await.expect("kill");
     wait_for_isr(&c, 1).await;
     let addr = c.broker(leader).expect("up").kv_addr();

@@ -27,23 +27,28 @@ fn node_configs(zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Waits until the first broker up has created the cluster in ZooKeeper (until then the cli says
+/// there is none).
+async fn wait_for_cluster(zk: &str) {
+    crate::support::wait_for(
+        "the brokers to create the cluster",
+        Duration::from_secs(30),
+        || async {
+            Client::connect_zk(zk, ClientConfig::default())
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_node_processes_keep_the_data_through_a_sigkill() {
     let zk = simplekv::testkit::zk_connect("nodes");
     let dir = tempfile::tempdir().expect("tempdir");
     let configs = node_configs(&zk, dir.path());
     let mut nodes = Nodes::spawn(&configs, dir.path());
-    // The first broker up creates the cluster in ZooKeeper; until then the cli says there is none.
-    crate::support::wait_for(
-        "the brokers to create the cluster",
-        Duration::from_secs(30),
-        || async {
-            Client::connect_zk(&zk, ClientConfig::default())
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    wait_for_cluster(&zk).await;
 
     let set = |k: String, v: String| {
         let zk = zk.clone();
@@ -123,16 +128,7 @@ async fn a_leader_sigkilled_and_restarted_at_once_on_an_empty_disk_loses_nothing
     let dir = tempfile::tempdir().expect("tempdir");
     let configs = node_configs(&zk, dir.path());
     let mut nodes = Nodes::spawn(&configs, dir.path());
-    crate::support::wait_for(
-        "the brokers to create the cluster",
-        Duration::from_secs(30),
-        || async {
-            Client::connect_zk(&zk, ClientConfig::default())
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    wait_for_cluster(&zk).await;
     let cfg = ClientConfig {
         request_timeout: Duration::from_secs(30),
         ..ClientConfig::default()

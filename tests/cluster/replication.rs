@@ -149,22 +149,17 @@ async fn a_write_no_follower_has_is_not_readable_until_it_commits() {
     // expire decides from committed data too: an uncommitted delete (which a failover may
     // truncate) is not yet "record not found", and an uncommitted value is not copied.
     client.del(b"gone", Acks::One).await.expect("acks=1 del");
-    assert_eq!(
-        client
-            .expire(b"gone", 100, Acks::One)
+    for (key, latest) in [(&b"gone"[..], "delete"), (&b"k"[..], "value")] {
+        let err = client
+            .expire(key, 100, Acks::One)
             .await
-            .expect_err("the delete is not committed")
-            .kind(),
-        "not_committed"
-    );
-    assert_eq!(
-        client
-            .expire(b"k", 100, Acks::One)
-            .await
-            .expect_err("the value is not committed")
-            .kind(),
-        "not_committed"
-    );
+            .expect_err("the latest record is not committed");
+        assert_eq!(
+            err.kind(),
+            "not_committed",
+            "an uncommitted {latest}: {err}"
+        );
+    }
     // Once every ISR member has it, it is committed and readable: the restored followers catch up,
     // or their old sessions expire and the controller takes them out of the ISR.
     for id in c.ids().into_iter().filter(|&id| id != leader) {

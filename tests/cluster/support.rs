@@ -131,6 +131,14 @@ pub fn leader_of(c: &Cluster, p: u32) -> Option<u32> {
     })
 }
 
+/// A broker other than `leader` (the first, by id).
+pub fn follower_of(c: &Cluster, leader: u32) -> u32 {
+    c.ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a broker other than the leader")
+}
+
 /// The ISR the leader of `p` believes in.
 pub fn isr_of(c: &Cluster, p: u32) -> Vec<u32> {
     let Some(l) = leader_of(c, p) else {
