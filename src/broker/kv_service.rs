@@ -252,6 +252,7 @@ impl Kv for KvService {
                         leader: state.map_or(-1, |s| s.leader),
                         leader_epoch: state.map_or(0, |s| s.leader_epoch),
                         isr: state.map(|s| s.isr.clone()).unwrap_or_default(),
+                        eligible: state.map(|s| s.eligible.clone()).unwrap_or_default(),
                         replicas: spec.replicas_of(p),
                     }
                 })

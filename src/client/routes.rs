@@ -26,6 +26,9 @@ pub struct PartitionView {
     pub leader_epoch: u32,
     /// In-sync replicas.
     pub isr: Vec<u32>,
+    /// Eligible leader replicas: they left the ISR while it was below min.insync, so they hold
+    /// every committed write and may lead when no ISR member is left.
+    pub eligible: Vec<u32>,
     /// All replicas, preferred first.
     pub replicas: Vec<u32>,
 }
@@ -105,6 +108,10 @@ impl Source {
                         partition: p,
                         leader: state.as_ref().and_then(|(s, _)| s.leader()),
                         leader_epoch: state.as_ref().map_or(0, |(s, _)| s.leader_epoch),
+                        eligible: state
+                            .as_ref()
+                            .map(|(s, _)| s.eligible.clone())
+                            .unwrap_or_default(),
                         isr: state.map(|(s, _)| s.isr).unwrap_or_default(),
                         replicas: spec.replicas_of(p),
                     });
@@ -151,6 +158,7 @@ impl Source {
                                 leader: u32::try_from(p.leader).ok().filter(|&l| l > 0),
                                 leader_epoch: p.leader_epoch,
                                 isr: p.isr,
+                                eligible: p.eligible,
                                 replicas: p.replicas,
                             })
                             .collect(),

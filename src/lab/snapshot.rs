@@ -140,6 +140,7 @@ impl LabSnapshot {
                     leader: s.and_then(|s| s.leader()),
                     leader_epoch: s.map_or(0, |s| s.leader_epoch),
                     isr: s.map(|s| s.isr.clone()).unwrap_or_default(),
+                    eligible: s.map(|s| s.eligible.clone()).unwrap_or_default(),
                     replicas: spec.replicas_of(p),
                 }
             })

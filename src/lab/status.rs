@@ -50,19 +50,20 @@ pub fn render(s: &LabSnapshot) -> String {
     let _ = writeln!(out, "partitions (ZooKeeper)");
     let _ = writeln!(
         out,
-        "  {:<3} {:<8} {:<6} {:<10} replicas",
-        "p", "leader", "epoch", "ISR"
+        "  {:<3} {:<8} {:<6} {:<10} {:<10} eligible",
+        "p", "leader", "epoch", "ISR", "replicas"
     );
     for p in &s.partitions {
         let leader = p.leader.map_or("offline".to_string(), |l| l.to_string());
         let _ = writeln!(
             out,
-            "  {:<3} {:<8} {:<6} {:<10} {}",
+            "  {:<3} {:<8} {:<6} {:<10} {:<10} {}",
             p.partition,
             leader,
             p.leader_epoch,
             ids(&p.isr),
-            ids(&p.replicas)
+            ids(&p.replicas),
+            ids(&p.eligible)
         );
     }
     let _ = writeln!(out, "replicas (as each broker believes)");

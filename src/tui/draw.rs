@@ -306,6 +306,8 @@ fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
             Cell::from(p.leader_epoch.to_string()),
             Cell::from(ids(&p.isr)).style(isr_style),
             Cell::from(ids(&p.replicas)),
+            // Eligible leaders: out of the ISR, but holding every committed write.
+            Cell::from(ids(&p.eligible)).style(Style::new().fg(Color::Cyan)),
         ])
     });
     let table = Table::new(
@@ -315,11 +317,12 @@ fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
             Constraint::Length(8),
             Constraint::Length(6),
             Constraint::Length(10),
+            Constraint::Length(9),
             Constraint::Min(8),
         ],
     )
     .header(
-        Row::new(["p", "leader", "epoch", "ISR", "replicas"])
+        Row::new(["p", "leader", "epoch", "ISR", "replicas", "eligible"])
             .style(Style::new().add_modifier(Modifier::UNDERLINED)),
     )
     .block(block("Partitions — as ZooKeeper says", false));
@@ -625,6 +628,7 @@ mod tests {
                 leader: Some(1),
                 leader_epoch: 0,
                 isr: vec![1, 2, 3],
+                eligible: Vec::new(),
                 replicas: vec![1, 2, 3],
             }],
             controller: Some(ControllerInfo {
