@@ -169,30 +169,35 @@ async fn reconcile(
                 );
                 return Ok(());
             };
-            let Some((leader, last_epoch, leo)) = election::best_by_offsets(&usable) else {
-                if tier != Tier::Restarted || old.leader == -1 {
-                    return Ok(());
+            let (tier, candidates, usable) = match election::best_by_offsets(&usable) {
+                Some(_) => (tier, candidates, usable),
+                // Every returning member lost its disk: only an unclean election can go on.
+                None if tier == Tier::Restarted && inner.spec.unclean_leader_election => {
+                    let any: Vec<u32> = replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| live.contains_key(r))
+                        .collect();
+                    let answers = offsets_of(inner, p, &any, &live).await;
+                    (Tier::Unclean, any, answers)
                 }
-                let what = format!(
-                    "partition {p} is offline: its ISR and eligible members {candidates:?} came back with empty logs; none may lead without losing every committed write"
-                );
-                return write(
-                    inner,
-                    coord,
-                    lease,
-                    p,
-                    &election::offline(&old, lease.epoch),
-                    version,
-                    what,
-                )
-                .await;
+                None => {
+                    if tier != Tier::Restarted || old.leader == -1 {
+                        return Ok(());
+                    }
+                    let what = format!(
+                        "partition {p} is offline: the ISR and eligible members back ({candidates:?}) know their logs incomplete (a replaced disk or a power loss); waiting for one that holds every committed write"
+                    );
+                    let offline = election::offline(&old, lease.epoch);
+                    return write(inner, coord, lease, p, &offline, version, what).await;
+                }
             };
-            let chosen: Vec<u32> = if tier == Tier::Restarted {
-                usable.iter().map(|a| a.0).collect()
-            } else {
-                candidates.clone()
+            let Some(winner) = election::best_by_offsets(&usable) else {
+                return Ok(());
             };
-            let new = election::elected(&old, leader, &chosen, tier, &live, min_isr, lease.epoch);
+            let chosen = election::chosen(tier, winner, &usable, &candidates);
+            let new =
+                election::elected(&old, winner.id, &chosen, tier, &live, min_isr, lease.epoch);
             let how = match tier {
                 Tier::Unclean => {
                     "UNCLEAN election: no ISR member alive, acknowledged writes may be lost;"
@@ -203,13 +208,15 @@ async fn reconcile(
                     "chosen among the eligible {candidates:?}, who left the ISR below min.insync, by (last epoch, LEO);"
                 ),
                 Tier::Restarted => format!(
-                    "every ISR member came back as a new incarnation; chosen among {chosen:?}, whose logs are not empty, by (last epoch, LEO);"
+                    "no ISR or eligible member survived in its incarnation; chosen among those back, {candidates:?}, whose logs are complete, by (last epoch, LEO);"
                 ),
             };
-            let last = last_epoch.map_or("none".to_string(), |e| e.to_string());
+            let last = winner
+                .last_epoch
+                .map_or("none".to_string(), |e| e.to_string());
             let what = format!(
-                "partition {p}: broker {leader} elected leader in epoch {} ({how} it had epoch {last}, LEO {leo}); ISR {:?}",
-                new.leader_epoch, new.isr
+                "partition {p}: broker {} elected leader in epoch {} ({how} it had epoch {last}, LEO {}); ISR {:?}, eligible {:?}",
+                winner.id, new.leader_epoch, winner.leo, new.isr, new.eligible
             );
             (new, what)
         }
@@ -264,7 +271,12 @@ async fn offsets_of(inner: &Inner, p: u32, candidates: &[u32], live: &Live) -> V
             continue;
         }
         if let Some(r) = resp.replicas.into_iter().find(|r| r.partition == p) {
-            answers.push((c, r.has_epoch.then_some(r.last_epoch), r.log_end_offset));
+            answers.push(Answer {
+                id: c,
+                last_epoch: r.has_epoch.then_some(r.last_epoch),
+                leo: r.log_end_offset,
+                incomplete: r.incomplete,
+            });
         }
     }
     answers

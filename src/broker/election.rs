@@ -22,9 +22,10 @@ pub enum Tier {
     Isr,
     /// Current eligible leader replicas: each holds every acks=all write.
     Eligible,
-    /// ISR or eligible members that came back as new incarnations: their logs hold what their
-    /// fsync policy kept, or nothing (a replaced disk). Every one must answer, and an empty log
-    /// never leads, so the longest surviving log wins.
+    /// No ISR or eligible member survived in its incarnation; some came back. Every one that is
+    /// back must answer, a replica that knows its log incomplete (a replaced disk, or a log cut
+    /// below its checkpointed high watermark, not yet copied back up) never leads, and the
+    /// longest log wins.
     Restarted,
     /// Any live replica (unclean leader election): acknowledged writes may be lost.
     Unclean,
@@ -119,12 +120,24 @@ pub fn decide(
     }
 }
 
-/// A candidate's answer to ReplicaStatus: its id, newest epoch in its cache, log end.
-pub type Answer = (u32, Option<u32>, u64);
+/// A candidate's answer to ReplicaStatus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The candidate.
+    pub id: u32,
+    /// Newest epoch in its leader-epoch cache.
+    pub last_epoch: Option<u32>,
+    /// Its log end.
+    pub leo: u64,
+    /// It knows its log may lack committed records (a replaced disk, or a log cut below its
+    /// checkpointed high watermark) and has not yet copied back up to its leader's.
+    pub incomplete: bool,
+}
 
 /// Which answers an election of `tier` may choose from, or `None` when it must wait: in the
 /// restarted tier every candidate must have answered (the one missing may hold the longest log)
-/// and an empty log never leads (it may be a replaced disk, and every committed write would go).
+/// and an incomplete log never leads (the committed writes it lacks would go). An empty log
+/// that was never written may lead.
 pub fn eligible_answers(tier: Tier, candidates: &[u32], answers: &[Answer]) -> Option<Vec<Answer>> {
     if tier != Tier::Restarted {
         return Some(answers.to_vec());
@@ -132,13 +145,22 @@ pub fn eligible_answers(tier: Tier, candidates: &[u32], answers: &[Answer]) -> O
     if answers.len() < candidates.len() {
         return None;
     }
-    Some(
-        answers
-            .iter()
-            .copied()
-            .filter(|&(_, epoch, leo)| epoch.is_some() || leo > 0)
-            .collect(),
-    )
+    Some(answers.iter().copied().filter(|a| !a.incomplete).collect())
+}
+
+/// Who joins the ISR after `winner` won an election of `tier` among `usable` answers: in the
+/// restarted tier only those whose log is exactly as long in the same epoch (the others may
+/// lack committed writes the winner has, and rejoin once they catch up); otherwise every
+/// candidate.
+pub fn chosen(tier: Tier, winner: Answer, usable: &[Answer], candidates: &[u32]) -> Vec<u32> {
+    if tier != Tier::Restarted {
+        return candidates.to_vec();
+    }
+    usable
+        .iter()
+        .filter(|a| (a.last_epoch, a.leo) == (winner.last_epoch, winner.leo))
+        .map(|a| a.id)
+        .collect()
 }
 
 /// The first state of a new partition: `isr[0]` leads in epoch 0.
@@ -154,10 +176,10 @@ pub fn created(isr: &[u32], live: &Live, controller_epoch: u32) -> Option<Partit
     })
 }
 
-/// The state after `leader` won an election among `chosen` (the candidates that could be
-/// chosen): a new leader epoch (even when the same broker wins again), the ISR of those
-/// candidates (just the leader when the election was unclean) with their broker epochs as
-/// registered now, and the eligible members that are not in it, if the ISR is still too small.
+/// The state after `leader` won an election and `chosen` join the ISR: a new leader epoch (even
+/// when the same broker wins again), that ISR (just the leader when the election was unclean)
+/// with their broker epochs as registered now, and — while the ISR is below `min_isr` — the
+/// old ISR and eligible members left out, as eligible, with the broker epochs they had.
 pub fn elected(
     old: &PartitionState,
     leader: u32,
@@ -172,14 +194,10 @@ pub fn elected(
     } else {
         chosen.to_vec()
     };
-    let eligible = if tier == Tier::Unclean || isr.len() >= min_isr as usize {
+    let eligible = if tier == Tier::Unclean {
         Vec::new()
     } else {
-        old.eligible
-            .iter()
-            .copied()
-            .filter(|r| !isr.contains(r))
-            .collect()
+        next_eligible(&old.isr, &old.eligible, &isr, min_isr)
     };
     let mut broker_epochs = epochs_of(&isr, live);
     for r in &eligible {
@@ -232,12 +250,12 @@ fn epochs_of(ids: &[u32], live: &Live) -> BTreeMap<u32, i64> {
         .collect()
 }
 
-/// Picks the election winner from candidates' answers `(id, last epoch, LEO)`, given in
-/// preferred order: the largest (last epoch, LEO), ties to the earlier candidate.
+/// Picks the election winner from candidates' answers, given in preferred order: the largest
+/// (last epoch, LEO), ties to the earlier candidate.
 pub fn best_by_offsets(answers: &[Answer]) -> Option<Answer> {
     let mut best: Option<Answer> = None;
     for &a in answers {
-        if best.is_none_or(|b| (a.1, a.2) > (b.1, b.2)) {
+        if best.is_none_or(|b| (a.last_epoch, a.leo) > (b.last_epoch, b.leo)) {
             best = Some(a);
         }
     }
@@ -271,6 +289,15 @@ mod tests {
     }
 
     const ALL: &[(u32, i64)] = &[(1, 10), (2, 20), (3, 30)];
+
+    fn ans(id: u32, last_epoch: Option<u32>, leo: u64, incomplete: bool) -> Answer {
+        Answer {
+            id,
+            last_epoch,
+            leo,
+            incomplete,
+        }
+    }
 
     #[test]
     fn a_current_leader_with_a_current_isr_needs_nothing() {
@@ -372,33 +399,85 @@ mod tests {
         let now = live(&[(1, 11), (2, 21), (3, 31)]);
         let d = decide(Some(&s), &[1, 2, 3], &now, false, true);
         assert_eq!(d, elect(&[1, 2, 3], Tier::Restarted));
-        let answers = [(1, None, 0), (2, Some(0), 300), (3, Some(0), 300)];
+        let answers = [
+            ans(1, None, 0, true),
+            ans(2, Some(0), 300, false),
+            ans(3, Some(0), 300, false),
+        ];
         let ok = eligible_answers(Tier::Restarted, &[1, 2, 3], &answers).expect("all answered");
-        assert_eq!(
-            ok,
-            vec![(2, Some(0), 300), (3, Some(0), 300)],
-            "the empty log is out"
-        );
-        assert_eq!(best_by_offsets(&ok), Some((2, Some(0), 300)));
+        assert_eq!(ok, answers[1..].to_vec(), "the replaced disk is out");
+        let winner = best_by_offsets(&ok).expect("a winner");
+        assert_eq!(winner, answers[1]);
+        assert_eq!(chosen(Tier::Restarted, winner, &ok, &[1, 2, 3]), vec![2, 3]);
     }
 
     #[test]
-    fn a_restarted_election_waits_for_every_candidate_and_never_elects_an_empty_log() {
-        // The reviewer's F1a: only the wiped broker is back.
+    fn an_incomplete_log_never_wins_a_restarted_election() {
+        // The second review's f1: 2 (eligible) lost its disk and has re-copied half the log; 1,
+        // the only ISR member, holds all of it but is down. 2 must not lead, even after a
+        // second restart: its log stays incomplete until it has copied up to a leader's HW.
+        let s = PartitionState {
+            eligible: vec![2],
+            ..state(1, &[1], &[(1, 10), (2, 20)])
+        };
+        let d = decide(Some(&s), &[1, 2], &live(&[(2, 21)]), false, true);
+        assert_eq!(d, elect(&[2], Tier::Restarted));
+        let ok = eligible_answers(Tier::Restarted, &[2], &[ans(2, Some(4), 50, true)]);
         assert_eq!(
-            eligible_answers(Tier::Restarted, &[1], &[(1, None, 0)]),
+            ok,
+            Some(vec![]),
+            "nobody may lead: the partition waits offline"
+        );
+        // Both back: the longest log wins, and only an equal log joins its ISR.
+        let answers = [ans(1, Some(4), 100, false), ans(2, Some(4), 50, false)];
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers).expect("answered");
+        let winner = best_by_offsets(&ok).expect("winner");
+        assert_eq!(winner.id, 1);
+        assert_eq!(
+            chosen(Tier::Restarted, winner, &ok, &[1, 2]),
+            vec![1],
+            "the shorter log rejoins the ISR only once it has caught up"
+        );
+    }
+
+    #[test]
+    fn a_partition_never_written_leads_again_after_a_full_restart() {
+        // The second review's f2: nothing was ever written, every replica restarted (the epoch
+        // cache trimmed to the empty log). Not a replaced disk: it may lead.
+        let answers = [ans(1, None, 0, false), ans(2, None, 0, false)];
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers).expect("answered");
+        assert_eq!(best_by_offsets(&ok).map(|a| a.id), Some(1));
+    }
+
+    #[test]
+    fn members_an_election_leaves_out_stay_eligible_below_min_isr() {
+        // The second review's f4: the leader dies, 2 is elected alone (min.insync 2): 1 holds
+        // every committed write and must stay eligible, with the broker epoch it had.
+        let s = state(1, &[1, 2], &[(1, 10), (2, 20)]);
+        let new = elected(&s, 2, &[2], Tier::Isr, &live(&[(2, 20)]), 2, 1);
+        assert_eq!(new.isr, vec![2]);
+        assert_eq!(new.eligible, vec![1]);
+        assert_eq!(new.broker_epochs, live(&[(1, 10), (2, 20)]));
+    }
+
+    #[test]
+    fn a_restarted_election_waits_for_every_answer_and_never_elects_a_replaced_disk() {
+        // The first review's F1a: only the wiped broker is back and answers.
+        assert_eq!(
+            eligible_answers(Tier::Restarted, &[1], &[ans(1, None, 0, true)]),
             Some(vec![]),
             "nobody can lead: the partition stays offline"
         );
         // 2 is registered but has not answered: it may hold the longest log.
         assert_eq!(
-            eligible_answers(Tier::Restarted, &[1, 2], &[(1, Some(3), 10)]),
+            eligible_answers(Tier::Restarted, &[1, 2], &[ans(1, Some(3), 10, false)]),
             None
         );
         // Outside the restarted tier every answer counts, and missing ones are passed over.
+        let fresh = ans(1, None, 0, true);
         assert_eq!(
-            eligible_answers(Tier::Isr, &[1, 2], &[(1, None, 0)]),
-            Some(vec![(1, None, 0)])
+            eligible_answers(Tier::Isr, &[1, 2], &[fresh]),
+            Some(vec![fresh])
         );
     }
 
@@ -423,10 +502,10 @@ mod tests {
         assert_eq!(new.isr, vec![2]);
         assert_eq!(
             new.eligible,
-            vec![3],
-            "still below min.insync: 3 stays eligible"
+            vec![3, 1],
+            "still below min.insync: 3 stays eligible, and 1 (the ISR) becomes so"
         );
-        assert_eq!(new.broker_epochs, live(&[(2, 20), (3, 30)]));
+        assert_eq!(new.broker_epochs, live(&[(1, 10), (2, 20), (3, 30)]));
     }
 
     #[test]
@@ -475,17 +554,16 @@ mod tests {
 
     #[test]
     fn the_election_takes_the_largest_epoch_then_offset_ties_to_preferred() {
+        let id = |a: &[Answer]| best_by_offsets(a).map(|w| w.id);
+        let a = |id, e, leo| ans(id, e, leo, false);
         assert_eq!(
-            best_by_offsets(&[(1, Some(3), 10), (2, Some(4), 5), (3, Some(4), 9)]),
-            Some((3, Some(4), 9))
+            id(&[a(1, Some(3), 10), a(2, Some(4), 5), a(3, Some(4), 9)]),
+            Some(3)
         );
+        assert_eq!(id(&[a(2, Some(4), 9), a(3, Some(4), 9)]), Some(2));
         assert_eq!(
-            best_by_offsets(&[(2, Some(4), 9), (3, Some(4), 9)]),
-            Some((2, Some(4), 9))
-        );
-        assert_eq!(
-            best_by_offsets(&[(1, None, 0), (2, Some(0), 0)]),
-            Some((2, Some(0), 0)),
+            id(&[a(1, None, 0), a(2, Some(0), 0)]),
+            Some(2),
             "an empty log loses to one with an epoch"
         );
         assert_eq!(best_by_offsets(&[]), None);

@@ -5,7 +5,7 @@
 use super::Inner;
 use super::peers::peer_addr;
 use crate::events::EventKind;
-use crate::replica::{EpochAnswer, FollowTarget, Replica, ReplicaError};
+use crate::replica::{EpochAnswer, FollowTarget, LeaderView, Replica, ReplicaError};
 use crate::rpc::{self, FetchRequest, OffsetForLeaderEpochRequest, Reason};
 use crate::storage::checkpoint::EpochEntry;
 use std::sync::Arc;
@@ -148,15 +148,16 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
                         )
                         .map(|_| ())
                 } else {
+                    let epochs = epochs_of(&r.epochs);
+                    let leader = LeaderView {
+                        high_watermark: r.high_watermark,
+                        log_end_offset: r.log_end_offset,
+                        tombstone_horizon: r.tombstone_horizon,
+                        horizon_generation: r.horizon_generation,
+                        epochs: &epochs,
+                    };
                     replica
-                        .append_fetched(
-                            target.generation,
-                            &r.records,
-                            r.high_watermark,
-                            r.tombstone_horizon,
-                            r.horizon_generation,
-                            &epochs_of(&r.epochs),
-                        )
+                        .append_fetched(target.generation, &r.records, &leader)
                         .await
                         .map(|_| ())
                 };

@@ -127,6 +127,7 @@ impl Replication for PeerService {
                     },
                     isr: s.isr,
                     log_start_offset: s.log_start_offset,
+                    incomplete: r.incomplete(),
                 }
             })
             .collect();

@@ -1,7 +1,7 @@
 //! The follower side: truncating by leader epoch when the leader changes, and appending fetched
 //! records verbatim.
 
-use super::{Replica, ReplicaError, Role, rules};
+use super::{FetchReply, Replica, ReplicaError, Role, rules};
 use crate::events::EventKind;
 use crate::storage::checkpoint::EpochEntry;
 use crate::storage::{FsyncPolicy, record};
@@ -19,6 +19,34 @@ pub enum EpochAnswer {
         /// Where it ended.
         end_offset: u64,
     },
+}
+
+/// What a fetch reply said about the leader, beside its records.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaderView<'a> {
+    /// Its high watermark.
+    pub high_watermark: u64,
+    /// Its log end.
+    pub log_end_offset: u64,
+    /// Its tombstone horizon.
+    pub tombstone_horizon: u64,
+    /// Its horizon generation, as of the fetch's check.
+    pub horizon_generation: u64,
+    /// Where its epochs from the fetch offset on started.
+    pub epochs: &'a [EpochEntry],
+}
+
+impl FetchReply {
+    /// What this reply says about the leader.
+    pub fn leader(&self) -> LeaderView<'_> {
+        LeaderView {
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log_end_offset,
+            tombstone_horizon: self.tombstone_horizon,
+            horizon_generation: self.horizon_generation,
+            epochs: &self.epochs,
+        }
+    }
 }
 
 /// What a fetcher needs to know to fetch for this replica.
@@ -79,6 +107,22 @@ impl Replica {
         };
         let to = rules::truncation_point(requested, answer, mine, st.hw, leo);
         let requested = requested.map_or("none".to_string(), |e| e.to_string());
+        if to < st.hw {
+            // The new leader lacks records this replica had committed: a lossy election (unclean,
+            // or logs cut by a power loss). Merge may have removed older versions of keys below
+            // the cut that a plain truncation would need to bring back: copy the leader whole.
+            let hw = st.hw;
+            let removed = self.empty_log(&mut st)?;
+            self.events.emit(
+                EventKind::Truncation,
+                Some(self.cfg.partition),
+                format!(
+                    "emptied the log ({removed} record(s)): the new leader's log ends at {to}, below \
+                     this replica's high watermark {hw}, so it copies the leader's log whole"
+                ),
+            );
+            return Ok(removed);
+        }
         let removed = self.log.truncate(to)?;
         self.lock_epochs().truncate_from_end(to)?;
         // The cut part may have held deletes the new leader's merges dropped: what is left is
@@ -108,6 +152,17 @@ impl Replica {
         Ok(removed)
     }
 
+    /// Truncates the log to nothing: no records, no epochs, no horizon generation, HW 0.
+    fn empty_log(&self, st: &mut super::State) -> Result<u64, ReplicaError> {
+        let removed = self.log.truncate(0)?;
+        self.lock_epochs().clear()?;
+        self.adopt_horizon_generation(st, 0)?;
+        st.hw = 0;
+        self.hw_tx.send_replace(0);
+        self.leo_tx.send_replace(self.log.log_end_offset());
+        Ok(removed)
+    }
+
     /// Empties the log (the leader's tombstone horizon `horizon` is above this follower's log
     /// end and its merges are newer than this log) and adopts the horizon and its generation
     /// `horizon_generation`, so the copy it now fetches from the start is not emptied again
@@ -122,13 +177,9 @@ impl Replica {
         if st.generation != generation {
             return Ok(0);
         }
-        let removed = self.log.truncate(0)?;
-        self.lock_epochs().clear()?;
+        let removed = self.empty_log(&mut st)?;
         self.log.set_tombstone_horizon(horizon)?;
         self.adopt_horizon_generation(&mut st, horizon_generation)?;
-        st.hw = 0;
-        self.hw_tx.send_replace(0);
-        self.leo_tx.send_replace(self.log.log_end_offset());
         self.events.emit(
             EventKind::Truncation,
             Some(self.cfg.partition),
@@ -139,7 +190,7 @@ impl Replica {
         Ok(removed)
     }
 
-    /// Appends records fetched from the leader (verbatim; their epochs are recorded in the
+    /// Appends `records` fetched from the leader (verbatim; their epochs are recorded in the
     /// checkpoint first, as Kafka does, so a crash never leaves records of an unrecorded epoch),
     /// waits until they are durable per the fsync policy, takes the leader's HW as far as this log
     /// reaches and adopts its tombstone horizon. Returns the new log end. Fails with `NotLeader`
@@ -148,11 +199,14 @@ impl Replica {
         &self,
         generation: u64,
         records: &[u8],
-        leader_hw: u64,
-        leader_horizon: u64,
-        leader_horizon_generation: u64,
-        leader_epochs: &[EpochEntry],
+        leader: &LeaderView<'_>,
     ) -> Result<u64, ReplicaError> {
+        let (leader_hw, leader_horizon, leader_horizon_generation, leader_epochs) = (
+            leader.high_watermark,
+            leader.tombstone_horizon,
+            leader.horizon_generation,
+            leader.epochs,
+        );
         let leo = {
             let mut st = self.lock();
             if st.generation != generation || !matches!(st.role, Role::Follower { .. }) {
@@ -210,6 +264,7 @@ impl Replica {
                 )));
             }
         }
+        self.note_caught_up(leo, leader.log_end_offset)?;
         let mut st = self.lock();
         if st.generation == generation {
             let hw = leader_hw.min(leo);

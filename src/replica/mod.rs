@@ -26,12 +26,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
-pub use follower::{EpochAnswer, FollowTarget};
+pub use follower::{EpochAnswer, FollowTarget, LeaderView};
 pub use leader::{FetchReply, FetchRequest, IsrProposal};
 pub use lease::{Lease, lease_end, renew_period};
 
 /// The file holding the leader horizon generation a follower's log reflects (`rules::must_empty`).
 pub const HORIZON_GENERATION_FILE: &str = "horizon-generation";
+
+/// The marker file of a replica whose log may lack committed records (`Replica::incomplete`).
+pub const INCOMPLETE_FILE: &str = "incomplete";
 
 /// How many copies must hold a write before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -306,6 +309,8 @@ pub struct Replica {
     generation_tx: watch::Sender<u64>,
     isr_wanted: Notify,
     lease: Arc<Lease>,
+    /// Its log may lack committed records (see [`Replica::incomplete`]); mirrored by a marker file.
+    incomplete: std::sync::atomic::AtomicBool,
     events: EventSink,
 }
 
@@ -328,6 +333,7 @@ impl Replica {
         lease: Arc<Lease>,
         events: EventSink,
     ) -> Result<Arc<Self>, StorageError> {
+        let new_dir = !dir.exists();
         let log = Store::open(dir, store_config)?;
         let mut epochs = LeaderEpochCache::open(dir)?;
         let leo = log.log_end_offset();
@@ -346,9 +352,28 @@ impl Replica {
                 ),
             );
         }
-        let hw = checkpoint::read_u64(&dir.join(HIGH_WATERMARK_FILE))?
-            .unwrap_or(0)
-            .min(leo);
+        let checkpointed_hw = checkpoint::read_u64(&dir.join(HIGH_WATERMARK_FILE))?.unwrap_or(0);
+        let hw = checkpointed_hw.min(leo);
+        // A replica that opens on a missing directory (a replaced disk) or with its log below the
+        // high watermark it had checkpointed (a power loss) may lack committed records: it must
+        // not win an election of restarted replicas until it has copied back up to a leader's HW.
+        // The marker outlives restarts until then.
+        let marker = dir.join(INCOMPLETE_FILE);
+        let lost = leo < checkpointed_hw;
+        if new_dir || lost {
+            checkpoint::write_u64(&marker, leo)?;
+        }
+        if lost {
+            events.emit(
+                EventKind::Truncation,
+                Some(cfg.partition),
+                format!(
+                    "the log ends at {leo}, below the high watermark {checkpointed_hw} it had checkpointed: \
+                     committed records were lost (a power loss?); it will not lead until it has copied them back"
+                ),
+            );
+        }
+        let incomplete = marker.exists();
         // The adopted generation says this log holds every delete up to the horizon that the
         // leader's merges dropped. If the log now ends at or below the horizon (a power loss cut
         // its unsynced tail), that is no longer proven: forget it, so the leader empties us.
@@ -392,6 +417,7 @@ impl Replica {
             generation_tx: watch::Sender::new(0),
             isr_wanted: Notify::new(),
             lease,
+            incomplete: std::sync::atomic::AtomicBool::new(incomplete),
             events,
             cfg,
         }))
@@ -474,6 +500,32 @@ impl Replica {
         self.log.merge(hw)
     }
 
+    /// Whether its log may lack committed records: it opened on a replaced disk or below its
+    /// checkpointed high watermark, and has not yet copied back up to a leader's HW. Such a
+    /// replica never wins an election of restarted replicas.
+    pub fn incomplete(&self) -> bool {
+        self.incomplete.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The log has reached `leader_leo`, a leader's log end: whatever it lacked is back.
+    fn note_caught_up(&self, leo: u64, leader_leo: u64) -> Result<(), StorageError> {
+        if leo >= leader_leo && self.incomplete() {
+            match std::fs::remove_file(self.log.dir().join(INCOMPLETE_FILE)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StorageError::Io {
+                        path: self.log.dir().join(INCOMPLETE_FILE),
+                        source: e,
+                    });
+                }
+            }
+            self.incomplete
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
     /// The leader horizon generation this log reflects.
     pub fn horizon_generation(&self) -> u64 {
         self.lock().horizon_generation
@@ -553,6 +605,11 @@ impl Replica {
                     return false;
                 }
             }
+        }
+        // Its log now defines what is committed: whatever it lacked, it lacks for everyone.
+        if let Err(e) = self.note_caught_up(leo, leo) {
+            refuse(format!("cannot clear its incomplete mark: {e}"));
+            return false;
         }
         let now = Instant::now();
         st.role = Role::Leader;

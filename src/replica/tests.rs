@@ -83,7 +83,14 @@ async fn a_replica_refuses_to_lead_in_an_epoch_older_than_its_log() {
         0,
         &Write::put(&b"k"[..], &b"v"[..]).with_epoch(4),
     );
-    r.append_fetched(generation, &fetched, 0, 0, 0, &[])
+    let leader = LeaderView {
+        high_watermark: 0,
+        log_end_offset: 1,
+        tombstone_horizon: 0,
+        horizon_generation: 0,
+        epochs: &[],
+    };
+    r.append_fetched(generation, &fetched, &leader)
         .await
         .expect("append");
     assert_eq!(r.snapshot().last_epoch, Some(4));
@@ -198,16 +205,9 @@ mod by_hand {
             .expect("empty");
             return true;
         }
-        f.append_fetched(
-            t.generation,
-            &reply.records,
-            reply.high_watermark,
-            reply.tombstone_horizon,
-            reply.horizon_generation,
-            &reply.epochs,
-        )
-        .await
-        .expect("append");
+        f.append_fetched(t.generation, &reply.records, &reply.leader())
+            .await
+            .expect("append");
         !reply.records.is_empty()
     }
 
@@ -366,4 +366,94 @@ async fn an_epoch_cache_copied_from_a_merged_log_keeps_the_true_epoch_starts() {
     while fetch_once(&f, &n).await {}
     assert_eq!(value(&f, "K0"), value(&n, "K0"), "the replicas agree");
     assert_eq!(value(&f, "K0"), None);
+}
+
+#[tokio::test]
+async fn a_replica_cut_below_its_merged_prefix_copies_the_new_leader_whole() {
+    // The second review's f3: l merged away j=a (keeping j=b); f lost its tail from j=b on (a
+    // power loss) and leads. A plain truncation of l cannot bring j=a back: l must empty itself
+    // and copy f, or the two serve different values for ever.
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let l = replica(d1.path(), 1, 60_000);
+    lead(&l, 1);
+    let f = replica(d2.path(), 2, 60_000);
+    follow(&f, &l, 1);
+    put(&l, "j", "a").await;
+    for i in 0..40 {
+        put(&l, &format!("a{i}"), &"x".repeat(200)).await;
+    }
+    let jb = put(&l, "j", "b").await;
+    for i in 0..60 {
+        put(&l, &format!("b{i}"), &"x".repeat(200)).await;
+    }
+    while fetch_once(&f, &l).await {}
+    fetch_once(&f, &l).await;
+    l.log()
+        .merge_at(l.high_watermark(), crate::storage::now_ms(), None)
+        .expect("merge");
+    f.log().truncate(jb).expect("cut");
+    lead(&f, 2);
+    follow(&l, &f, 2);
+    while fetch_once(&l, &f).await {}
+    assert_eq!(value(&f, "j").as_deref(), Some(&b"a"[..]));
+    assert_eq!(
+        value(&l, "j"),
+        value(&f, "j"),
+        "the replicas serve the same value"
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_disk_or_a_lost_committed_tail_stays_incomplete_until_copied_back() {
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let l = replica(d1.path(), 1, 60_000);
+    lead(&l, 1);
+    for i in 0..50 {
+        put(&l, &format!("k{i}"), "v").await;
+    }
+    // A replica on a directory that did not exist: a replaced disk.
+    let fdir = d2.path().join("partition-0");
+    let f = replica(&fdir, 2, 60_000);
+    assert!(f.incomplete());
+    follow(&f, &l, 1);
+    let t = f.follow_target().expect("follows");
+    let half = l
+        .fetch(FetchRequest {
+            follower: 2,
+            broker_epoch: 7,
+            offset: 0,
+            epoch: 1,
+            horizon_generation: 0,
+            max_bytes: 600,
+            max_wait: Duration::ZERO,
+        })
+        .await
+        .expect("fetch");
+    f.append_fetched(t.generation, &half.records, &half.leader())
+        .await
+        .expect("append");
+    assert!(f.log().log_end_offset() < 50);
+    drop(f);
+    // Restarted half-way (the second review's double fault): still incomplete.
+    let f = replica(&fdir, 2, 60_000);
+    assert!(f.incomplete(), "the marker outlives a restart");
+    follow(&f, &l, 1);
+    while fetch_once(&f, &l).await {}
+    assert!(!f.incomplete(), "caught up with the leader's log end");
+    f.checkpoint_hw().expect("checkpoint");
+    let hw = f.high_watermark();
+    assert!(hw > 10);
+    // A power loss below the checkpointed HW: incomplete again.
+    f.log().truncate(10).expect("cut");
+    drop(f);
+    let f = replica(&fdir, 2, 60_000);
+    assert!(f.incomplete(), "it lost committed records");
 }

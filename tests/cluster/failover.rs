@@ -376,3 +376,39 @@ async fn a_leader_cut_off_from_zookeeper_stops_serving_when_its_lease_lapses() {
     );
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_restart_brings_back_every_partition_written_or_not() {
+    // Every ISR member comes back as a new incarnation. A partition nobody wrote to has empty
+    // logs everywhere; that is not a replaced disk, and it must lead again (the second review).
+    let c = start("full-restart", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    client
+        .set(b"only", b"one", None, Acks::All)
+        .await
+        .expect("set");
+    for id in c.ids() {
+        c.kill(id).await.expect("kill");
+    }
+    for id in c.ids() {
+        c.restore(id).await.expect("restore");
+    }
+    let before: Vec<u32> = (0..3).map(|p| epoch_of(&c, p).unwrap_or(0)).collect();
+    wait_for(
+        "every partition to lead in a new epoch",
+        Duration::from_secs(30),
+        || async {
+            (0..3).all(|p| {
+                leader_of(&c, p).is_some()
+                    && epoch_of(&c, p).is_some_and(|e| e > before[p as usize])
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        client.get(b"only").await.expect("get").as_deref(),
+        Some(&b"one"[..])
+    );
+    c.cluster.shutdown().await;
+}
