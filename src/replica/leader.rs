@@ -84,6 +84,21 @@ impl Replica {
         })
     }
 
+    /// The record at `offset` did not commit in time; says why when the HW stands still because
+    /// the ISR is below min.insync (Kafka KIP-966: nothing commits without the eligible members).
+    fn not_committed(&self, offset: u64) -> ReplicaError {
+        let isr = self.lock().isr.len();
+        let min = self.cfg.min_insync_replicas;
+        let why = if isr < min as usize {
+            format!(
+                ": the ISR has {isr} member(s), below min_insync_replicas {min}, and nothing commits until another replica rejoins it"
+            )
+        } else {
+            "; try again".to_string()
+        };
+        ReplicaError::NotCommitted { offset, why }
+    }
+
     /// A leader answers clients only while its lease holds (checked on the request path, after
     /// the data was read or appended, so the answer was true at a moment it surely led).
     fn check_lease(&self) -> Result<(), ReplicaError> {
@@ -194,7 +209,7 @@ impl Replica {
                 _ = gen_rx.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     let offset = self.log.get(key)?.offset().unwrap_or(0);
-                    return Err(ReplicaError::NotCommitted { offset });
+                    return Err(self.not_committed(offset));
                 }
             }
         };
@@ -292,7 +307,7 @@ impl Replica {
                         _ = hw_rx.changed() => {}
                         _ = gen_rx.changed() => {}
                         _ = tokio::time::sleep_until(deadline) => {
-                            return Err(ReplicaError::NotCommitted { offset: o });
+                            return Err(self.not_committed(o));
                         }
                     }
                 }

@@ -192,10 +192,12 @@ pub enum ReplicaError {
         min: u32,
     },
     /// The key's latest record did not become committed in time.
-    #[error("the latest write to this key (offset {offset}) is not committed yet; try again")]
+    #[error("the latest write to this key (offset {offset}) is not committed yet{why}")]
     NotCommitted {
         /// Its offset.
         offset: u64,
+        /// "; try again", or why nothing commits now.
+        why: String,
     },
     /// A fetch or epoch request carried another leader epoch.
     #[error("leader epoch {requested} does not match the current epoch {current}")]
