@@ -72,6 +72,8 @@ pub struct ZkServer {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
+    /// Stopped and reaped: its process group id may belong to someone else now.
+    stopped: bool,
 }
 
 /// The Java classpath of the installed ZooKeeper.
@@ -199,6 +201,7 @@ impl ZkServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir: dir.to_path_buf(),
+            stopped: false,
         };
         let deadline = Instant::now() + options.start_timeout;
         loop {
@@ -243,8 +246,13 @@ impl ZkServer {
         &self.dir
     }
 
-    /// Stops the server and waits for it to exit.
+    /// Stops the server and waits for it to exit. Idempotent: once stopped (explicitly, then
+    /// again from `Drop`), its reaped process group is never signalled again.
     pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
         let pgid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) with a negative pid signals our own child's process group.
         unsafe {
