@@ -161,7 +161,9 @@ async fn reconcile(
         }
         (Decision::Elect { candidates, tier }, Some((old, _))) => {
             let answers = offsets_of(inner, p, &candidates, &live).await;
-            let Some(usable) = election::eligible_answers(tier, &candidates, &answers) else {
+            let members = election::members(&old);
+            let Some(usable) = election::eligible_answers(tier, &candidates, &answers, &members)
+            else {
                 tracing::debug!(
                     partition = p,
                     ?candidates,
@@ -169,31 +171,15 @@ async fn reconcile(
                 );
                 return Ok(());
             };
-            let (tier, candidates, usable) = match election::best_by_offsets(&usable) {
-                Some(_) => (tier, candidates, usable),
-                // Every returning member lost its disk: only an unclean election can go on.
-                None if tier == Tier::Restarted && inner.spec.unclean_leader_election => {
-                    let any: Vec<u32> = replicas
-                        .iter()
-                        .copied()
-                        .filter(|r| live.contains_key(r))
-                        .collect();
-                    let answers = offsets_of(inner, p, &any, &live).await;
-                    (Tier::Unclean, any, answers)
-                }
-                None => {
-                    if tier != Tier::Restarted || old.leader == -1 {
-                        return Ok(());
-                    }
-                    let what = format!(
-                        "partition {p} is offline: the ISR and eligible members back ({candidates:?}) know their logs incomplete (a replaced disk or a power loss); waiting for one that holds every committed write"
-                    );
-                    let offline = election::offline(&old, lease.epoch);
-                    return write(inner, coord, lease, p, &offline, version, what).await;
-                }
-            };
             let Some(winner) = election::best_by_offsets(&usable) else {
-                return Ok(());
+                if tier != Tier::Restarted || old.leader == -1 {
+                    return Ok(());
+                }
+                let what = format!(
+                    "partition {p} is offline: the members back ({candidates:?}) know their logs incomplete (a replaced disk or a power loss); waiting for the others of {members:?}, who may hold every committed write"
+                );
+                let offline = election::offline(&old, lease.epoch);
+                return write(inner, coord, lease, p, &offline, version, what).await;
             };
             let chosen = election::chosen(tier, winner, &usable, &candidates);
             let new =

@@ -136,16 +136,35 @@ pub struct Answer {
 
 /// Which answers an election of `tier` may choose from, or `None` when it must wait: in the
 /// restarted tier every candidate must have answered (the one missing may hold the longest log)
-/// and an incomplete log never leads (the committed writes it lacks would go). An empty log
-/// that was never written may lead.
-pub fn eligible_answers(tier: Tier, candidates: &[u32], answers: &[Answer]) -> Option<Vec<Answer>> {
+/// and an incomplete log does not lead while a member that may hold more is still away. Once
+/// every ISR and eligible member (`members`) has answered and all are incomplete, nothing
+/// better will come: the longest of them may lead (what none of them kept is lost). An empty
+/// log that was never written may lead.
+pub fn eligible_answers(
+    tier: Tier,
+    candidates: &[u32],
+    answers: &[Answer],
+    members: &[u32],
+) -> Option<Vec<Answer>> {
     if tier != Tier::Restarted {
         return Some(answers.to_vec());
     }
     if answers.len() < candidates.len() {
         return None;
     }
-    Some(answers.iter().copied().filter(|a| !a.incomplete).collect())
+    let complete: Vec<Answer> = answers.iter().copied().filter(|a| !a.incomplete).collect();
+    let everyone = members.iter().all(|m| answers.iter().any(|a| a.id == *m));
+    if complete.is_empty() && everyone {
+        return Some(answers.to_vec());
+    }
+    Some(complete)
+}
+
+/// The members an election of restarted replicas waits for: the ISR and the eligible ones.
+pub fn members(state: &PartitionState) -> Vec<u32> {
+    let mut all = state.isr.clone();
+    all.extend(state.eligible.iter().filter(|r| !state.isr.contains(r)));
+    all
 }
 
 /// Who joins the ISR after `winner` won an election of `tier` among `usable` answers: in the
@@ -404,7 +423,8 @@ mod tests {
             ans(2, Some(0), 300, false),
             ans(3, Some(0), 300, false),
         ];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2, 3], &answers).expect("all answered");
+        let ok = eligible_answers(Tier::Restarted, &[1, 2, 3], &answers, &[1, 2, 3])
+            .expect("all answered");
         assert_eq!(ok, answers[1..].to_vec(), "the replaced disk is out");
         let winner = best_by_offsets(&ok).expect("a winner");
         assert_eq!(winner, answers[1]);
@@ -422,7 +442,7 @@ mod tests {
         };
         let d = decide(Some(&s), &[1, 2], &live(&[(2, 21)]), false, true);
         assert_eq!(d, elect(&[2], Tier::Restarted));
-        let ok = eligible_answers(Tier::Restarted, &[2], &[ans(2, Some(4), 50, true)]);
+        let ok = eligible_answers(Tier::Restarted, &[2], &[ans(2, Some(4), 50, true)], &[1, 2]);
         assert_eq!(
             ok,
             Some(vec![]),
@@ -430,7 +450,7 @@ mod tests {
         );
         // Both back: the longest log wins, and only an equal log joins its ISR.
         let answers = [ans(1, Some(4), 100, false), ans(2, Some(4), 50, false)];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers).expect("answered");
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2]).expect("answered");
         let winner = best_by_offsets(&ok).expect("winner");
         assert_eq!(winner.id, 1);
         assert_eq!(
@@ -441,11 +461,30 @@ mod tests {
     }
 
     #[test]
+    fn when_every_member_is_back_and_incomplete_the_longest_leads() {
+        // The third review's F2: RF 1 after a power loss, or a whole cluster powered off under
+        // fsync never. Nothing better will come back; keeping the partition offline for ever
+        // helps nobody.
+        let answers = [ans(1, Some(2), 40, true), ans(2, Some(2), 55, true)];
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2]).expect("answered");
+        assert_eq!(best_by_offsets(&ok).map(|a| a.id), Some(2));
+        // With 3 still away, wait for it: it may hold more.
+        let ok =
+            eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2, 3]).expect("answered");
+        assert!(ok.is_empty());
+        let s = PartitionState {
+            eligible: vec![3, 2],
+            ..state(1, &[1, 2], &[])
+        };
+        assert_eq!(members(&s), vec![1, 2, 3]);
+    }
+
+    #[test]
     fn a_partition_never_written_leads_again_after_a_full_restart() {
         // The second review's f2: nothing was ever written, every replica restarted (the epoch
         // cache trimmed to the empty log). Not a replaced disk: it may lead.
         let answers = [ans(1, None, 0, false), ans(2, None, 0, false)];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers).expect("answered");
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2]).expect("answered");
         assert_eq!(best_by_offsets(&ok).map(|a| a.id), Some(1));
     }
 
@@ -464,19 +503,24 @@ mod tests {
     fn a_restarted_election_waits_for_every_answer_and_never_elects_a_replaced_disk() {
         // The first review's F1a: only the wiped broker is back and answers.
         assert_eq!(
-            eligible_answers(Tier::Restarted, &[1], &[ans(1, None, 0, true)]),
+            eligible_answers(Tier::Restarted, &[1], &[ans(1, None, 0, true)], &[1, 2]),
             Some(vec![]),
             "nobody can lead: the partition stays offline"
         );
         // 2 is registered but has not answered: it may hold the longest log.
         assert_eq!(
-            eligible_answers(Tier::Restarted, &[1, 2], &[ans(1, Some(3), 10, false)]),
+            eligible_answers(
+                Tier::Restarted,
+                &[1, 2],
+                &[ans(1, Some(3), 10, false)],
+                &[1, 2]
+            ),
             None
         );
         // Outside the restarted tier every answer counts, and missing ones are passed over.
         let fresh = ans(1, None, 0, true);
         assert_eq!(
-            eligible_answers(Tier::Isr, &[1, 2], &[fresh]),
+            eligible_answers(Tier::Isr, &[1, 2], &[fresh], &[1, 2]),
             Some(vec![fresh])
         );
     }

@@ -154,6 +154,9 @@ impl Replica {
 
     /// Truncates the log to nothing: no records, no epochs, no horizon generation, HW 0.
     fn empty_log(&self, st: &mut super::State) -> Result<u64, ReplicaError> {
+        // Until it has copied the leader back, it must not win an election of restarted
+        // replicas (it would lead with whatever part it has).
+        self.mark_incomplete()?;
         let removed = self.log.truncate(0)?;
         self.lock_epochs().clear()?;
         self.adopt_horizon_generation(st, 0)?;
@@ -264,9 +267,9 @@ impl Replica {
                 )));
             }
         }
-        self.note_caught_up(leo, leader.log_end_offset)?;
         let mut st = self.lock();
         if st.generation == generation {
+            self.note_caught_up(leo, leader.log_end_offset)?;
             let hw = leader_hw.min(leo);
             if hw > st.hw {
                 st.hw = hw;

@@ -20,7 +20,7 @@ mod tests;
 
 use crate::events::{EventKind, EventSink};
 use crate::storage::checkpoint::{self, HIGH_WATERMARK_FILE, LeaderEpochCache};
-use crate::storage::{StorageError, Store, StoreConfig};
+use crate::storage::{FsyncPolicy, StorageError, Store, StoreConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +37,18 @@ pub const HORIZON_GENERATION_FILE: &str = "horizon-generation";
 
 /// The marker file of a replica whose log may lack committed records (`Replica::incomplete`).
 pub const INCOMPLETE_FILE: &str = "incomplete";
+
+/// Present while the replica is open: it holds the machine's boot id, and a clean close removes
+/// it. Found at open with another boot id, the machine lost power (or rebooted) with the log
+/// open, and under `fsync: interval | never` its unsynced tail may be gone.
+pub const RUNNING_FILE: &str = "running";
+
+/// This boot of the machine, if the system says (Linux).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
 
 /// How many copies must hold a write before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -264,8 +276,21 @@ impl Replica {
         // The marker outlives restarts until then.
         let marker = dir.join(INCOMPLETE_FILE);
         let lost = leo < checkpointed_hw;
-        if new_dir || lost {
+        let running = dir.join(RUNNING_FILE);
+        let boot = boot_id().unwrap_or_default();
+        let power_lost = log.fsync_policy() != FsyncPolicy::Always
+            && std::fs::read_to_string(&running).is_ok_and(|before| before.trim() != boot);
+        if new_dir || lost || power_lost {
             checkpoint::write_u64(&marker, leo)?;
+        }
+        checkpoint::write_file_atomic(&running, format!("{boot}\n").as_bytes(), true)?;
+        if power_lost && !lost {
+            events.emit(
+                EventKind::Truncation,
+                Some(cfg.partition),
+                "the machine restarted with this log open and fsync not `always`: its unsynced tail \
+                 may be lost; it will not lead a restarted election until it has copied a leader's log",
+            );
         }
         if lost {
             events.emit(
@@ -412,8 +437,11 @@ impl Replica {
     }
 
     /// The log has reached `leader_leo`, a leader's log end: whatever it lacked is back.
+    /// The caller holds the state lock (so a concurrent emptying cannot be undone by it).
     fn note_caught_up(&self, leo: u64, leader_leo: u64) -> Result<(), StorageError> {
         if leo >= leader_leo && self.incomplete() {
+            // What it copied must be durable before it stops saying it may lack it.
+            self.log.sync()?;
             match std::fs::remove_file(self.log.dir().join(INCOMPLETE_FILE)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -424,9 +452,19 @@ impl Replica {
                     });
                 }
             }
+            checkpoint::sync_dir(self.log.dir())?;
             self.incomplete
                 .store(false, std::sync::atomic::Ordering::SeqCst);
         }
+        Ok(())
+    }
+
+    /// Marks the log as possibly lacking committed records, durably, before it loses any.
+    fn mark_incomplete(&self) -> Result<(), StorageError> {
+        let leo = self.log.log_end_offset();
+        checkpoint::write_u64(&self.log.dir().join(INCOMPLETE_FILE), leo)?;
+        self.incomplete
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -631,6 +669,14 @@ impl Replica {
     /// Syncs the log and writes the HW checkpoint (clean shutdown).
     pub fn close(&self) -> Result<(), StorageError> {
         self.log.sync()?;
-        self.checkpoint_hw()
+        self.checkpoint_hw()?;
+        match std::fs::remove_file(self.log.dir().join(RUNNING_FILE)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StorageError::Io {
+                path: self.log.dir().join(RUNNING_FILE),
+                source,
+            }),
+        }
     }
 }

@@ -457,3 +457,55 @@ async fn a_replaced_disk_or_a_lost_committed_tail_stays_incomplete_until_copied_
     let f = replica(&fdir, 2, 60_000);
     assert!(f.incomplete(), "it lost committed records");
 }
+
+#[test]
+fn a_log_open_when_the_machine_lost_power_is_incomplete_but_a_crash_is_not() {
+    // The third review's F1: a power loss can cut records synced after the last HW checkpoint,
+    // which the checkpoint cannot reveal. The running file's boot id can.
+    let dir = tempfile::tempdir().expect("dir");
+    let pdir = dir.path().join("partition-0");
+    let r = by_hand::replica(&pdir, 1, 60_000);
+    r.close().expect("close");
+    drop(r);
+    let r = by_hand::replica(&pdir, 1, 60_000);
+    by_hand::lead(&r, 0);
+    assert!(!r.incomplete(), "it became leader");
+    drop(r); // a crash: no close, same boot
+    let r = by_hand::replica(&pdir, 1, 60_000);
+    assert!(!r.incomplete(), "a process crash keeps the page cache");
+    drop(r);
+    std::fs::write(pdir.join(RUNNING_FILE), "another-boot\n").expect("write");
+    let r = by_hand::replica(&pdir, 1, 60_000);
+    assert!(
+        r.incomplete(),
+        "opened by an earlier boot: the machine lost power"
+    );
+}
+
+#[tokio::test]
+async fn an_emptied_follower_is_incomplete_until_it_has_copied_the_leader_back() {
+    // The third review's F3: emptied and half re-copied, it must not look complete.
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let l = replica(d1.path(), 1, 60_000);
+    lead(&l, 1);
+    for i in 0..30 {
+        put(&l, &format!("k{i}"), "v").await;
+    }
+    let f = replica(d2.path(), 2, 60_000);
+    follow(&f, &l, 1);
+    while fetch_once(&f, &l).await {}
+    assert!(!f.incomplete());
+    let t = f.follow_target().expect("follows");
+    f.truncate_to_empty(t.generation, 10, 1).expect("empty");
+    assert!(f.incomplete(), "emptied: marked before the records went");
+    drop(f);
+    let f = replica(d2.path(), 2, 60_000);
+    assert!(f.incomplete(), "and the mark is durable");
+    follow(&f, &l, 1);
+    while fetch_once(&f, &l).await {}
+    assert!(!f.incomplete(), "copied back");
+}
