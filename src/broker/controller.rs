@@ -161,9 +161,7 @@ async fn reconcile(
         }
         (Decision::Elect { candidates, tier }, Some((old, _))) => {
             let answers = offsets_of(inner, p, &candidates, &live).await;
-            let members = election::members(&old);
-            let Some(usable) = election::eligible_answers(tier, &candidates, &answers, &members)
-            else {
+            let Some(usable) = election::eligible_answers(tier, &candidates, &answers) else {
                 tracing::debug!(
                     partition = p,
                     ?candidates,
@@ -171,15 +169,45 @@ async fn reconcile(
                 );
                 return Ok(());
             };
-            let Some(winner) = election::best_by_offsets(&usable) else {
-                if tier != Tier::Restarted || old.leader == -1 {
-                    return Ok(());
+            let (tier, candidates, usable) = if usable.is_empty() && tier == Tier::Restarted {
+                // No complete log among the members back. With unclean election on, any live
+                // replica may lead; once every member is back (all incomplete), every replica is
+                // asked and the longest log anywhere leads; else wait for the members away.
+                let members = election::members(&old);
+                let unclean = inner.spec.unclean_leader_election;
+                if !unclean && !election::may_recover(&members, &answers) {
+                    if old.leader == -1 {
+                        return Ok(());
+                    }
+                    let what = format!(
+                        "partition {p} is offline: the members back ({candidates:?}) know their logs incomplete (a replaced disk or a power loss); waiting for the others of {members:?}, who may hold every committed write"
+                    );
+                    let offline = election::offline(&old, lease.epoch);
+                    return write(inner, coord, lease, p, &offline, version, what).await;
                 }
-                let what = format!(
-                    "partition {p} is offline: the members back ({candidates:?}) know their logs incomplete (a replaced disk or a power loss); waiting for the others of {members:?}, who may hold every committed write"
-                );
-                let offline = election::offline(&old, lease.epoch);
-                return write(inner, coord, lease, p, &offline, version, what).await;
+                let tier = if unclean {
+                    Tier::Unclean
+                } else {
+                    Tier::Recovery
+                };
+                let all: Vec<u32> = replicas.clone();
+                let live_all: Vec<u32> = all
+                    .iter()
+                    .copied()
+                    .filter(|r| live.contains_key(r))
+                    .collect();
+                let asked = if unclean { live_all } else { all };
+                let answers = offsets_of(inner, p, &asked, &live).await;
+                let Some(usable) = election::eligible_answers(tier, &asked, &answers) else {
+                    tracing::debug!(partition = p, "recovery waits for every replica to answer");
+                    return Ok(());
+                };
+                (tier, asked, usable)
+            } else {
+                (tier, candidates, usable)
+            };
+            let Some(winner) = election::best_by_offsets(&usable) else {
+                return Ok(());
             };
             let chosen = election::chosen(tier, winner, &usable, &candidates);
             let new =
@@ -192,6 +220,9 @@ async fn reconcile(
                 Tier::Isr => format!("chosen among the ISR {candidates:?} by (last epoch, LEO);"),
                 Tier::Eligible => format!(
                     "chosen among the eligible {candidates:?}, who left the ISR below min.insync, by (last epoch, LEO);"
+                ),
+                Tier::Recovery => format!(
+                    "every ISR and eligible member came back with an incomplete log; the longest of all replicas {candidates:?} leads, and writes none of them kept are lost;"
                 ),
                 Tier::Restarted => format!(
                     "no ISR or eligible member survived in its incarnation; chosen among those back, {candidates:?}, whose logs are complete, by (last epoch, LEO);"

@@ -27,6 +27,10 @@ pub enum Tier {
     /// below its checkpointed high watermark, not yet copied back up) never leads, and the
     /// longest log wins.
     Restarted,
+    /// Every ISR and eligible member is back and knows its log incomplete: nothing better will
+    /// come from them, so once every replica of the partition has answered, the longest log
+    /// among all of them leads (Kafka KIP-966's recovery); what none kept is lost.
+    Recovery,
     /// Any live replica (unclean leader election): acknowledged writes may be lost.
     Unclean,
 }
@@ -136,28 +140,26 @@ pub struct Answer {
 
 /// Which answers an election of `tier` may choose from, or `None` when it must wait: in the
 /// restarted tier every candidate must have answered (the one missing may hold the longest log)
-/// and an incomplete log does not lead while a member that may hold more is still away. Once
-/// every ISR and eligible member (`members`) has answered and all are incomplete, nothing
-/// better will come: the longest of them may lead (what none of them kept is lost). An empty
-/// log that was never written may lead.
-pub fn eligible_answers(
-    tier: Tier,
-    candidates: &[u32],
-    answers: &[Answer],
-    members: &[u32],
-) -> Option<Vec<Answer>> {
-    if tier != Tier::Restarted {
-        return Some(answers.to_vec());
+/// and an incomplete log never leads. An empty log that was never written may lead. In the
+/// recovery tier every replica must have answered, and any may lead.
+pub fn eligible_answers(tier: Tier, candidates: &[u32], answers: &[Answer]) -> Option<Vec<Answer>> {
+    match tier {
+        Tier::Restarted => {
+            if answers.len() < candidates.len() {
+                return None;
+            }
+            Some(answers.iter().copied().filter(|a| !a.incomplete).collect())
+        }
+        Tier::Recovery if answers.len() < candidates.len() => None,
+        _ => Some(answers.to_vec()),
     }
-    if answers.len() < candidates.len() {
-        return None;
-    }
-    let complete: Vec<Answer> = answers.iter().copied().filter(|a| !a.incomplete).collect();
-    let everyone = members.iter().all(|m| answers.iter().any(|a| a.id == *m));
-    if complete.is_empty() && everyone {
-        return Some(answers.to_vec());
-    }
-    Some(complete)
+}
+
+/// Whether a restarted election that found no complete log may go on to recovery: only once
+/// every ISR and eligible member (`members`) is back and has answered — all incomplete, so
+/// nothing better will come from them.
+pub fn may_recover(members: &[u32], answers: &[Answer]) -> bool {
+    members.iter().all(|m| answers.iter().any(|a| a.id == *m))
 }
 
 /// The members an election of restarted replicas waits for: the ISR and the eligible ones.
@@ -172,7 +174,7 @@ pub fn members(state: &PartitionState) -> Vec<u32> {
 /// lack committed writes the winner has, and rejoin once they catch up); otherwise every
 /// candidate.
 pub fn chosen(tier: Tier, winner: Answer, usable: &[Answer], candidates: &[u32]) -> Vec<u32> {
-    if tier != Tier::Restarted {
+    if !matches!(tier, Tier::Restarted | Tier::Recovery) {
         return candidates.to_vec();
     }
     usable
@@ -423,8 +425,7 @@ mod tests {
             ans(2, Some(0), 300, false),
             ans(3, Some(0), 300, false),
         ];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2, 3], &answers, &[1, 2, 3])
-            .expect("all answered");
+        let ok = eligible_answers(Tier::Restarted, &[1, 2, 3], &answers).expect("all answered");
         assert_eq!(ok, answers[1..].to_vec(), "the replaced disk is out");
         let winner = best_by_offsets(&ok).expect("a winner");
         assert_eq!(winner, answers[1]);
@@ -442,7 +443,7 @@ mod tests {
         };
         let d = decide(Some(&s), &[1, 2], &live(&[(2, 21)]), false, true);
         assert_eq!(d, elect(&[2], Tier::Restarted));
-        let ok = eligible_answers(Tier::Restarted, &[2], &[ans(2, Some(4), 50, true)], &[1, 2]);
+        let ok = eligible_answers(Tier::Restarted, &[2], &[ans(2, Some(4), 50, true)]);
         assert_eq!(
             ok,
             Some(vec![]),
@@ -450,7 +451,7 @@ mod tests {
         );
         // Both back: the longest log wins, and only an equal log joins its ISR.
         let answers = [ans(1, Some(4), 100, false), ans(2, Some(4), 50, false)];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2]).expect("answered");
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers).expect("answered");
         let winner = best_by_offsets(&ok).expect("winner");
         assert_eq!(winner.id, 1);
         assert_eq!(
@@ -461,17 +462,31 @@ mod tests {
     }
 
     #[test]
-    fn when_every_member_is_back_and_incomplete_the_longest_leads() {
-        // The third review's F2: RF 1 after a power loss, or a whole cluster powered off under
-        // fsync never. Nothing better will come back; keeping the partition offline for ever
-        // helps nobody.
-        let answers = [ans(1, Some(2), 40, true), ans(2, Some(2), 55, true)];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2]).expect("answered");
-        assert_eq!(best_by_offsets(&ok).map(|a| a.id), Some(2));
-        // With 3 still away, wait for it: it may hold more.
-        let ok =
-            eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2, 3]).expect("answered");
-        assert!(ok.is_empty());
+    fn when_every_member_is_back_and_incomplete_the_longest_replica_anywhere_leads() {
+        // The third review's F2 (all members incomplete: offline for ever) and the fourth's F1
+        // (min.insync 1: the ISR shrank to [1], 1 lost its disk, and 2 and 3 hold the data
+        // outside the ISR): recovery asks every replica and the longest log leads.
+        let back = [ans(1, None, 0, true)];
+        assert!(
+            eligible_answers(Tier::Restarted, &[1], &back)
+                .expect("answered")
+                .is_empty()
+        );
+        assert!(may_recover(&[1], &back), "every member is back");
+        assert!(!may_recover(&[1, 3], &back), "3 is away: wait for it");
+        let all = [
+            ans(1, None, 0, true),
+            ans(2, Some(0), 20, false),
+            ans(3, Some(0), 20, false),
+        ];
+        assert_eq!(
+            eligible_answers(Tier::Recovery, &[1, 2, 3], &all[..2]),
+            None
+        );
+        let ok = eligible_answers(Tier::Recovery, &[1, 2, 3], &all).expect("all answered");
+        let winner = best_by_offsets(&ok).expect("a winner");
+        assert_eq!(winner.id, 2);
+        assert_eq!(chosen(Tier::Recovery, winner, &ok, &[1, 2, 3]), vec![2, 3]);
         let s = PartitionState {
             eligible: vec![3, 2],
             ..state(1, &[1, 2], &[])
@@ -484,7 +499,7 @@ mod tests {
         // The second review's f2: nothing was ever written, every replica restarted (the epoch
         // cache trimmed to the empty log). Not a replaced disk: it may lead.
         let answers = [ans(1, None, 0, false), ans(2, None, 0, false)];
-        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers, &[1, 2]).expect("answered");
+        let ok = eligible_answers(Tier::Restarted, &[1, 2], &answers).expect("answered");
         assert_eq!(best_by_offsets(&ok).map(|a| a.id), Some(1));
     }
 
@@ -503,24 +518,19 @@ mod tests {
     fn a_restarted_election_waits_for_every_answer_and_never_elects_a_replaced_disk() {
         // The first review's F1a: only the wiped broker is back and answers.
         assert_eq!(
-            eligible_answers(Tier::Restarted, &[1], &[ans(1, None, 0, true)], &[1, 2]),
+            eligible_answers(Tier::Restarted, &[1], &[ans(1, None, 0, true)]),
             Some(vec![]),
             "nobody can lead: the partition stays offline"
         );
         // 2 is registered but has not answered: it may hold the longest log.
         assert_eq!(
-            eligible_answers(
-                Tier::Restarted,
-                &[1, 2],
-                &[ans(1, Some(3), 10, false)],
-                &[1, 2]
-            ),
+            eligible_answers(Tier::Restarted, &[1, 2], &[ans(1, Some(3), 10, false)]),
             None
         );
         // Outside the restarted tier every answer counts, and missing ones are passed over.
         let fresh = ans(1, None, 0, true);
         assert_eq!(
-            eligible_answers(Tier::Isr, &[1, 2], &[fresh], &[1, 2]),
+            eligible_answers(Tier::Isr, &[1, 2], &[fresh]),
             Some(vec![fresh])
         );
     }

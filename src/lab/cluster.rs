@@ -238,6 +238,18 @@ impl Cluster {
                 Ok(Ok(b)) => break b,
                 Ok(Err(e)) if attempt < 50 && retryable(&e) => {
                     attempt += 1;
+                    // After 2 s, a port still taken belongs to someone else (an outgoing
+                    // connection may have been given it): take new ones. Peers and clients find
+                    // the broker through its registration in ZooKeeper.
+                    if attempt == 20 && matches!(e, crate::broker::BrokerError::Bind { .. }) {
+                        let mut cfg = slot.cfg.lock().unwrap_or_else(|p| p.into_inner());
+                        (cfg.kv_port, cfg.peer_port) = (0, 0);
+                        self.events.for_broker(id).emit(
+                            EventKind::Warning,
+                            None,
+                            format!("{e}: its old port is taken by another process; restoring it on new ports"),
+                        );
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Ok(Err(source)) => {

@@ -188,22 +188,24 @@ fn a_person_runs_the_seed_transcript_kills_the_leader_and_quits() {
         "the console is gone from the screen:\n{screen}"
     );
     // The terminal is back in its normal (cooked, echoing) mode.
-    tmux.type_line("stty -a > /dev/null && stty -a | grep -o -- '-\\?icanon\\|-\\?echo ' | tr '\\n' ' '; echo END");
+    // The marker is quoted apart in the command, so only stty's output line holds it whole.
+    tmux.type_line("stty -a > /dev/null && stty -a | grep -o -- '-\\?icanon\\|-\\?echo ' | tr '\\n' ' '; echo STTY''-DONE");
     let screen = tmux.wait("stty's answer", Duration::from_secs(10), |s| {
-        s.contains("END") && s.contains("icanon")
+        s.contains("STTY-DONE")
     });
     let answer = screen
         .lines()
-        .rev()
-        .find(|l| l.contains("icanon"))
+        .find(|l| l.contains("STTY-DONE"))
         .expect("stty line")
         .to_string();
+    // Words, not substrings: tmux trims the trailing space of a line.
+    let words: Vec<&str> = answer.split_whitespace().collect();
     assert!(
-        answer.contains("icanon") && !answer.contains("-icanon"),
+        words.contains(&"icanon") && !words.contains(&"-icanon"),
         "{answer}"
     );
     assert!(
-        answer.contains("echo ") && !answer.contains("-echo "),
+        words.contains(&"echo") && !words.contains(&"-echo"),
         "{answer}"
     );
     // Nothing is left running: no lab, no ZooKeeper on its data directory.

@@ -412,3 +412,83 @@ async fn a_full_restart_brings_back_every_partition_written_or_not() {
     );
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_isr_member_back_on_a_replaced_disk_does_not_erase_what_others_hold() {
+    // The fourth review's F1: min.insync 1, so when 2 and 3 die the ISR shrinks to [1] and
+    // nobody is eligible. 1 then loses its disk. Every member is back and incomplete: every
+    // replica is asked, and the longest log anywhere leads (not the empty one).
+    let c = start("recovery", spec(3, 1, 3, 1)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    for i in 0..20 {
+        let k = format!("k{i}");
+        client
+            .set(k.as_bytes(), b"v", None, Acks::All)
+            .await
+            .expect("set");
+    }
+    wait_caught_up(&c, 0).await;
+    let l = leader_of(&c, 0).expect("leader");
+    let others: Vec<u32> = c.ids().into_iter().filter(|&id| id != l).collect();
+    for &o in &others {
+        c.kill(o).await.expect("kill");
+    }
+    wait_for(
+        "the ISR to shrink to the leader",
+        Duration::from_secs(20),
+        || async { isr_of(&c, 0) == vec![l] },
+    )
+    .await;
+    c.kill(l).await.expect("kill");
+    c.wipe(l).await.expect("wipe");
+    for id in c.ids() {
+        c.restore(id).await.expect("restore");
+    }
+    wait_for(
+        "another broker to lead",
+        Duration::from_secs(30),
+        || async { leader_of(&c, 0).is_some_and(|x| x != l) },
+    )
+    .await;
+    for i in 0..20 {
+        let k = format!("k{i}");
+        assert_eq!(
+            client.get(k.as_bytes()).await.expect("get").as_deref(),
+            Some(&b"v"[..]),
+            "acknowledged {k} is lost"
+        );
+    }
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_unclean_election_a_partition_never_stays_offline_for_a_member_gone_for_good() {
+    // The fourth review's F2: the ISR is [1, 3]; 1 comes back on a replaced disk, 3 never
+    // comes back. With unclean election enabled the partition must not wait for 3 for ever.
+    let mut s = spec(3, 1, 3, 2);
+    s.unclean_leader_election = true;
+    let c = start("unclean-fallback", s).await;
+    wait_for_isr(&c, 3).await;
+    let l = leader_of(&c, 0).expect("leader");
+    let others: Vec<u32> = c.ids().into_iter().filter(|&id| id != l).collect();
+    let (f, gone) = (others[0], others[1]);
+    c.kill(f).await.expect("kill");
+    wait_for("the ISR to shrink", Duration::from_secs(20), || async {
+        isr_of(&c, 0).len() == 2
+    })
+    .await;
+    let epoch = epoch_of(&c, 0).expect("epoch");
+    c.kill(l).await.expect("kill");
+    c.kill(gone).await.expect("kill");
+    c.wipe(l).await.expect("wipe");
+    c.restore(l).await.expect("restore");
+    c.restore(f).await.expect("restore");
+    wait_for(
+        "a leader in a new epoch",
+        Duration::from_secs(30),
+        || async { epoch_of(&c, 0).is_some_and(|e| e > epoch) },
+    )
+    .await;
+    c.cluster.shutdown().await;
+}
