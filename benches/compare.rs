@@ -8,6 +8,9 @@
 //! crash loses them), the closest setting it has. "fsync per op": ours `fsync: always` with one
 //! writer; redb `Durability::Immediate`; fjall `persist(SyncAll)` after each write.
 
+// criterion's `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use redb::{ReadableDatabase, TableDefinition};
 use simplekv::storage::{FsyncPolicy, Store, StoreConfig, Write};

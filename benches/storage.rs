@@ -3,6 +3,11 @@
 //! Run with `cargo bench --bench storage`. Besides criterion's timings this prints the keydir's
 //! memory per key, measured with a counting allocator.
 
+// criterion's `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+// The counting allocator implements `GlobalAlloc`, an unsafe trait, by delegating to `System`.
+#![allow(unsafe_code)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use simplekv::storage::{FsyncPolicy, Store, StoreConfig, Write};
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -254,10 +254,7 @@ impl ZkServer {
         }
         self.stopped = true;
         let pgid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) with a negative pid signals our own child's process group.
-        unsafe {
-            libc::kill(-pgid, libc::SIGTERM);
-        }
+        signal_group(pgid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -265,11 +262,18 @@ impl ZkServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
+        signal_group(pgid, libc::SIGKILL);
         let _ = self.child.wait();
+    }
+}
+
+/// Signals the process group `pgid` of our own child (the JVM and its watchdog), not yet reaped.
+#[allow(unsafe_code)]
+fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) takes no pointers; a negative pid names a process group, here the one our
+    // unreaped child leads, so the id cannot have been reused.
+    unsafe {
+        libc::kill(-pgid, signal);
     }
 }
 

@@ -102,8 +102,11 @@ async fn three_node_processes_keep_the_data_through_a_sigkill() {
         if i as u32 + 1 == victim {
             continue;
         }
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIGTERM sent");
         let status = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 if let Some(s) = child.try_wait().expect("wait") {
