@@ -277,7 +277,14 @@ impl Replica {
         let marker = dir.join(INCOMPLETE_FILE);
         let lost = leo < checkpointed_hw;
         let running = dir.join(RUNNING_FILE);
-        let boot = boot_id().unwrap_or_default();
+        let boot = boot_id().unwrap_or_else(|| {
+            events.emit(
+                EventKind::Warning,
+                Some(cfg.partition),
+                "cannot read this machine's boot id: a power loss with the log open will go undetected",
+            );
+            String::new()
+        });
         let power_lost = log.fsync_policy() != FsyncPolicy::Always
             && std::fs::read_to_string(&running).is_ok_and(|before| before.trim() != boot);
         if new_dir || lost || power_lost {
