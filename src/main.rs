@@ -342,7 +342,6 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
-        let script = script.map(|s| Box::new(s) as Box<dyn simplekv::tui::Script>);
         let ui = simplekv::tui::run(lab.clone(), script).await;
         println!("SimpleKV lab: stopping brokers and ZooKeeper ...");
         lab.shutdown().await;

@@ -1,7 +1,7 @@
 //! Scenarios (`demo/*.yaml`): a name, a description for the class, cluster settings, and steps —
 //! each a command line with an optional expected reply, or a note. `simplekv-lab run` plays them
-//! headless through [`run_headless`]; the console plays them step by step through [`Scenario`]'s
-//! [`Script`](crate::tui::Script) implementation. Both judge replies with [`Scenario::verdict`].
+//! headless through [`run_headless`]; the console (which takes a [`Scenario`]) plays them step by
+//! step. Both judge replies with [`Scenario::verdict`]. Nothing here knows the console.
 //!
 //! ```yaml
 //! name: Leader failover with acks=all
@@ -201,31 +201,6 @@ impl Scenario {
                 Step::Run { line, .. } => line.clone(),
             })
             .collect()
-    }
-}
-
-impl crate::tui::Script for Scenario {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn intro(&self) -> String {
-        format!("Scenario: {}\n{}", self.name, self.description)
-    }
-
-    fn steps(&self) -> Vec<String> {
-        self.step_lines()
-    }
-
-    fn step(&self, i: usize) -> Option<crate::tui::ScriptStep> {
-        Some(match self.steps.get(i)? {
-            Step::Note(n) => crate::tui::ScriptStep::Note(n.clone()),
-            Step::Run { line, .. } => crate::tui::ScriptStep::Run(line.clone()),
-        })
-    }
-
-    fn verdict(&self, i: usize, reply: &Result<Reply, String>) -> Result<(), String> {
-        Scenario::verdict(self, i, reply)
     }
 }
 

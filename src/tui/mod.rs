@@ -8,7 +8,8 @@ pub mod app;
 pub mod draw;
 
 use crate::command::{Reply, Session};
-use crate::lab::Lab;
+use crate::lab::scenario::Step;
+use crate::lab::{Lab, Scenario};
 use crate::replica::Acks;
 use app::{Action, App, LineKind};
 use crossterm::event::{Event, KeyEventKind};
@@ -22,31 +23,9 @@ const FRAME: Duration = Duration::from_millis(200);
 /// The pause between steps when a scenario plays automatically.
 const AUTOPLAY_PAUSE: Duration = Duration::from_millis(800);
 
-/// Something that feeds the console lines to run: a scenario being played.
-pub trait Script: Send {
-    /// The scenario's name.
-    fn name(&self) -> String;
-    /// Text shown before the first step.
-    fn intro(&self) -> String;
-    /// Steps as shown in the script panel.
-    fn steps(&self) -> Vec<String>;
-    /// Step `i`: a note to show, or a command line to run.
-    fn step(&self, i: usize) -> Option<ScriptStep>;
-    /// Whether `reply` to step `i` meets its expectation (a failure sentence if not).
-    fn verdict(&self, i: usize, reply: &Result<Reply, String>) -> Result<(), String>;
-}
-
-/// One step of a script.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScriptStep {
-    /// Text for the class.
-    Note(String),
-    /// A command line.
-    Run(String),
-}
-
-/// Runs the console until the user quits. Returns an error line if the terminal cannot be used.
-pub async fn run(lab: Arc<Lab>, script: Option<Box<dyn Script>>) -> Result<(), String> {
+/// Runs the console until the user quits, playing `script` step by step if given. Returns an
+/// error line if the terminal cannot be used.
+pub async fn run(lab: Arc<Lab>, script: Option<Scenario>) -> Result<(), String> {
     let mut terminal = ratatui::try_init().map_err(|e| format!("cannot use this terminal: {e}"))?;
     let result = event_loop(&mut terminal, lab, script).await;
     ratatui::restore();
@@ -56,7 +35,7 @@ pub async fn run(lab: Arc<Lab>, script: Option<Box<dyn Script>>) -> Result<(), S
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     lab: Arc<Lab>,
-    script: Option<Box<dyn Script>>,
+    script: Option<Scenario>,
 ) -> Result<(), String> {
     let (key_tx, mut keys) = mpsc::unbounded_channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -111,12 +90,15 @@ async fn event_loop(
     );
     if let Some(s) = &script {
         app.script = Some(app::ScriptView {
-            name: s.name(),
-            steps: s.steps(),
+            name: s.name.clone(),
+            steps: s.step_lines(),
             ..Default::default()
         });
         app.focus = app::Focus::Script;
-        app.push(LineKind::Note, &s.intro());
+        app.push(
+            LineKind::Note,
+            &format!("Scenario: {}\n{}", s.name, s.description),
+        );
         app.push(
             LineKind::Info,
             "space plays the next step, a autoplays (F5 anywhere); Tab moves to the shell",
@@ -167,7 +149,7 @@ async fn event_loop(
                     }
                     Action::Step => {
                         if app.busy.is_none() {
-                            running_step = play_step(&mut app, script.as_deref(), &line_tx);
+                            running_step = play_step(&mut app, script.as_ref(), &line_tx);
                         }
                     }
                     Action::ToggleAutoplay => {
@@ -186,7 +168,7 @@ async fn event_loop(
                     Ok(Reply::Quit) => app.quit = true,
                     Err(e) => app.push(LineKind::Error, &format!("error: {e}")),
                 }
-                if let (Some(i), Some(s)) = (running_step.take(), script.as_deref()) {
+                if let (Some(i), Some(s)) = (running_step.take(), script.as_ref()) {
                     match s.verdict(i, &reply) {
                         Ok(()) => app.push(LineKind::Info, "PASS"),
                         Err(why) => {
@@ -201,7 +183,7 @@ async fn event_loop(
             }
             _ = tokio::time::sleep_until(autoplay_deadline), if autoplay_ready => {
                 autoplay_at = None;
-                running_step = play_step(&mut app, script.as_deref(), &line_tx);
+                running_step = play_step(&mut app, script.as_ref(), &line_tx);
             }
             _ = snapshots.changed() => {}
             _ = ticker.tick() => {}
@@ -212,20 +194,21 @@ async fn event_loop(
 /// Plays the next step of the script; returns its index when it started a command.
 fn play_step(
     app: &mut App,
-    script: Option<&dyn Script>,
+    script: Option<&Scenario>,
     line_tx: &mpsc::UnboundedSender<String>,
 ) -> Option<usize> {
     let script = script?;
     let view = app.script.as_mut()?;
     let i = view.next;
-    let step = script.step(i)?;
+    let step = script.steps.get(i)?;
     view.next += 1;
     match step {
-        ScriptStep::Note(text) => {
-            app.push(LineKind::Note, &text);
+        Step::Note(text) => {
+            app.push(LineKind::Note, text);
             None
         }
-        ScriptStep::Run(line) => {
+        Step::Run { line, .. } => {
+            let line = line.clone();
             app.push(LineKind::Input, &format!("simplekv> {line}"));
             app.busy = Some(line.clone());
             let _ = line_tx.send(line);
