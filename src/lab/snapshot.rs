@@ -3,11 +3,13 @@
 //! console only draws these; it never waits on the network.
 
 use super::observer::ZkView;
-use crate::broker::{BrokerSnapshot, SessionStatus};
+pub use crate::broker::{BrokerSnapshot, SessionStatus};
 pub use crate::client::PartitionView;
 use crate::coord::{ClusterSpec, ControllerInfo};
 use crate::events::Event;
-use crate::replica::{ReplicaSnapshot, Role};
+/// The console draws replicas from these types: they come with the snapshot, so it needs no
+/// import from the layers below the lab.
+pub use crate::replica::{Acks, ReplicaSnapshot, Role};
 use std::path::PathBuf;
 use std::sync::Arc;
 

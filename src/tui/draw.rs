@@ -3,9 +3,9 @@
 
 use super::app::{App, Focus, LineKind};
 use crate::events::{Event, EventKind};
+use crate::lab::snapshot::Role;
 use crate::lab::status::broker_state;
 use crate::lab::{BrokerState, LabSnapshot};
-use crate::replica::Role;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -561,10 +561,10 @@ fn draw_help(frame: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{BrokerSnapshot, SessionStatus};
     use crate::coord::ControllerInfo;
+    use crate::lab::snapshot::ReplicaSnapshot;
+    use crate::lab::snapshot::{BrokerSnapshot, SessionStatus};
     use crate::lab::{BrokerView, LabInfo, PartitionView};
-    use crate::replica::ReplicaSnapshot;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use std::sync::Arc;

@@ -9,8 +9,8 @@ pub mod draw;
 
 use crate::command::{Reply, Session};
 use crate::lab::scenario::Step;
+use crate::lab::snapshot::Acks;
 use crate::lab::{Lab, Scenario};
-use crate::replica::Acks;
 use app::{Action, App, LineKind};
 use crossterm::event::{Event, KeyEventKind};
 use std::sync::Arc;
