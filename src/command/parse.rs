@@ -285,148 +285,33 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
         return Ok(None);
     };
     let n = args.len();
-    let cmd = match name.to_ascii_lowercase().as_str() {
-        "set" => match args {
-            [k, v] => Command::Set {
-                key: key(k)?,
-                value: Bytes::copy_from_slice(v.as_bytes()),
-                ttl_ms: None,
-            },
-            [k, v, t, ms] if t.eq_ignore_ascii_case("ttl") => {
-                let ms: i64 = ms
-                    .parse()
-                    .map_err(|_| format!("ttl takes milliseconds as a whole number, not '{ms}'"))?;
-                if ms <= 0 {
-                    return Err(format!(
-                        "ttl must be a positive number of milliseconds, not {ms}"
-                    ));
-                }
-                Command::Set {
-                    key: key(k)?,
-                    value: Bytes::copy_from_slice(v.as_bytes()),
-                    ttl_ms: Some(ms as u64),
-                }
-            }
-            _ => return Err(usage("set", "KEY VALUE [ttl MS]", n)),
+    let name = name.to_ascii_lowercase();
+    let one = |usage_args: &str| match args {
+        [a] => Ok(a),
+        _ => Err(usage(&name, usage_args, n)),
+    };
+    let cmd = match name.as_str() {
+        "set" => parse_set(args)?,
+        "get" => Command::Get {
+            key: key(one("KEY")?)?,
         },
-        "get" => match args {
-            [k] => Command::Get { key: key(k)? },
-            _ => return Err(usage("get", "KEY", n)),
+        "del" => Command::Del {
+            key: key(one("KEY")?)?,
         },
-        "del" => match args {
-            [k] => Command::Del { key: key(k)? },
-            _ => return Err(usage("del", "KEY", n)),
+        "expire" => parse_expire(args)?,
+        "ttl" => Command::Ttl {
+            key: key(one("KEY")?)?,
         },
-        "expire" => match args {
-            [k, s] => {
-                let seconds: i64 = s
-                    .parse()
-                    .map_err(|_| format!("expire takes whole seconds, not '{s}'"))?;
-                if seconds < 0 {
-                    return Err(format!("expire takes 0 or more seconds, not {seconds}"));
-                }
-                Command::Expire {
-                    key: key(k)?,
-                    seconds,
-                }
-            }
-            _ => return Err(usage("expire", "KEY SECONDS", n)),
-        },
-        "ttl" => match args {
-            [k] => Command::Ttl { key: key(k)? },
-            _ => return Err(usage("ttl", "KEY", n)),
-        },
-        "acks" => match args {
-            [a] => Command::Acks(a.parse()?),
-            _ => return Err(usage("acks", "0|1|all", n)),
-        },
-        "kill" => match args {
-            [b] => Command::Kill(target(b)?),
-            _ => return Err(usage("kill", "BROKER", n)),
-        },
-        "restore" => match args {
-            [b] => Command::Restore(target(b)?),
-            _ => return Err(usage("restore", "BROKER", n)),
-        },
-        "wipe" => match args {
-            [b] => Command::Wipe(target(b)?),
-            _ => return Err(usage("wipe", "BROKER", n)),
-        },
-        "status" => match args {
-            [] => Command::Status,
-            _ => return Err(usage("status", "", n)),
-        },
-        "sleep" => match args {
-            [d] => Command::Sleep(parse_duration(d)?),
-            _ => return Err(usage("sleep", "DURATION", n)),
-        },
-        "wait" => {
-            let (cond, rest) = match args {
-                [c, rest @ ..] if c == "leader-change" => (WaitCondition::LeaderChange, rest),
-                [c, rest @ ..] if c == "controller-change" => {
-                    (WaitCondition::ControllerChange, rest)
-                }
-                [c, rest @ ..] if c == "caught-up" => (WaitCondition::CaughtUp, rest),
-                [c, rest @ ..] if c == "available" => (WaitCondition::Available, rest),
-                [c, rest @ ..] if c == "load" => (WaitCondition::Load, rest),
-                [c, k, rest @ ..] if c == "isr" => {
-                    (WaitCondition::Isr(count(k, "the ISR size")? as u32), rest)
-                }
-                _ => {
-                    return Err(
-                        "usage: wait available|leader-change|controller-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
-                    );
-                }
-            };
-            let timeout = match rest {
-                [] => None,
-                [t] => Some(parse_duration(t)?),
-                _ => return Err("usage: wait COND [TIMEOUT]".into()),
-            };
-            Command::Wait(cond, timeout)
-        }
-        "load" => {
-            let [ops, rest @ ..] = args else {
-                return Err(usage(
-                    "load",
-                    "OPS [clients C] [acks A] [keys K] [background]",
-                    n,
-                ));
-            };
-            let mut spec = LoadSpec {
-                ops: count(ops, "OPS")?,
-                clients: 4,
-                acks: None,
-                keys: None,
-                background: false,
-            };
-            let mut it = rest.iter();
-            while let Some(w) = it.next() {
-                let mut value = |what: &str| {
-                    it.next()
-                        .ok_or_else(|| format!("load: '{what}' needs a value"))
-                };
-                match w.as_str() {
-                    "clients" => {
-                        spec.clients = count(value("clients")?, "clients")?.min(1024) as u32
-                    }
-                    "acks" => spec.acks = Some(value("acks")?.parse()?),
-                    "keys" => spec.keys = Some(count(value("keys")?, "keys")?),
-                    "background" => spec.background = true,
-                    other => {
-                        return Err(format!(
-                            "load: unknown option '{other}'; options are clients C, acks A, keys K, background"
-                        ));
-                    }
-                }
-            }
-            Command::Load(spec)
-        }
-        "check" => match args {
-            [w] if w == "lost-writes" => Command::Check(Check::LostWrites),
-            [w] if w == "replicas-agree" => Command::Check(Check::ReplicasAgree),
-            _ => return Err("usage: check lost-writes | check replicas-agree".into()),
-        },
+        "acks" => Command::Acks(one("0|1|all")?.parse()?),
+        "kill" => Command::Kill(target(one("BROKER")?)?),
+        "restore" => Command::Restore(target(one("BROKER")?)?),
+        "wipe" => Command::Wipe(target(one("BROKER")?)?),
+        "status" if args.is_empty() => Command::Status,
+        "status" => return Err(usage("status", "", n)),
+        "sleep" => Command::Sleep(parse_duration(one("DURATION")?)?),
+        "wait" => parse_wait(args)?,
+        "load" => parse_load(args)?,
+        "check" => parse_check(args)?,
         "help" | "?" => Command::Help,
         "quit" | "exit" => Command::Quit,
         other => {
@@ -436,6 +321,125 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
         }
     };
     Ok(Some(cmd))
+}
+
+/// Clients a `load` uses unless told otherwise.
+const LOAD_DEFAULT_CLIENTS: u32 = 4;
+/// The most clients one `load` may start.
+const LOAD_MAX_CLIENTS: u64 = 1024;
+
+/// `set K V [ttl MS]`
+fn parse_set(args: &[String]) -> Result<Command, String> {
+    let ttl_ms = match args {
+        [_, _] => None,
+        [_, _, t, ms] if t.eq_ignore_ascii_case("ttl") => {
+            let ms: i64 = ms
+                .parse()
+                .map_err(|_| format!("ttl takes milliseconds as a whole number, not '{ms}'"))?;
+            if ms <= 0 {
+                return Err(format!(
+                    "ttl must be a positive number of milliseconds, not {ms}"
+                ));
+            }
+            Some(ms as u64)
+        }
+        _ => return Err(usage("set", "KEY VALUE [ttl MS]", args.len())),
+    };
+    Ok(Command::Set {
+        key: key(&args[0])?,
+        value: Bytes::copy_from_slice(args[1].as_bytes()),
+        ttl_ms,
+    })
+}
+
+/// `expire K SECONDS`
+fn parse_expire(args: &[String]) -> Result<Command, String> {
+    let [k, s] = args else {
+        return Err(usage("expire", "KEY SECONDS", args.len()));
+    };
+    let seconds: i64 = s
+        .parse()
+        .map_err(|_| format!("expire takes whole seconds, not '{s}'"))?;
+    if seconds < 0 {
+        return Err(format!("expire takes 0 or more seconds, not {seconds}"));
+    }
+    Ok(Command::Expire {
+        key: key(k)?,
+        seconds,
+    })
+}
+
+/// `wait COND [TIMEOUT]`
+fn parse_wait(args: &[String]) -> Result<Command, String> {
+    let (cond, rest) = match args {
+        [c, rest @ ..] if c == "leader-change" => (WaitCondition::LeaderChange, rest),
+        [c, rest @ ..] if c == "controller-change" => (WaitCondition::ControllerChange, rest),
+        [c, rest @ ..] if c == "caught-up" => (WaitCondition::CaughtUp, rest),
+        [c, rest @ ..] if c == "available" => (WaitCondition::Available, rest),
+        [c, rest @ ..] if c == "load" => (WaitCondition::Load, rest),
+        [c, k, rest @ ..] if c == "isr" => {
+            (WaitCondition::Isr(count(k, "the ISR size")? as u32), rest)
+        }
+        _ => {
+            return Err(
+                "usage: wait available|leader-change|controller-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
+            );
+        }
+    };
+    let timeout = match rest {
+        [] => None,
+        [t] => Some(parse_duration(t)?),
+        _ => return Err("usage: wait COND [TIMEOUT]".into()),
+    };
+    Ok(Command::Wait(cond, timeout))
+}
+
+/// `load OPS [clients C] [acks A] [keys K] [background]`
+fn parse_load(args: &[String]) -> Result<Command, String> {
+    let [ops, rest @ ..] = args else {
+        return Err(usage(
+            "load",
+            "OPS [clients C] [acks A] [keys K] [background]",
+            args.len(),
+        ));
+    };
+    let mut spec = LoadSpec {
+        ops: count(ops, "OPS")?,
+        clients: LOAD_DEFAULT_CLIENTS,
+        acks: None,
+        keys: None,
+        background: false,
+    };
+    let mut it = rest.iter();
+    while let Some(w) = it.next() {
+        let mut value = |what: &str| {
+            it.next()
+                .ok_or_else(|| format!("load: '{what}' needs a value"))
+        };
+        match w.as_str() {
+            "clients" => {
+                spec.clients = count(value("clients")?, "clients")?.min(LOAD_MAX_CLIENTS) as u32
+            }
+            "acks" => spec.acks = Some(value("acks")?.parse()?),
+            "keys" => spec.keys = Some(count(value("keys")?, "keys")?),
+            "background" => spec.background = true,
+            other => {
+                return Err(format!(
+                    "load: unknown option '{other}'; options are clients C, acks A, keys K, background"
+                ));
+            }
+        }
+    }
+    Ok(Command::Load(spec))
+}
+
+/// `check lost-writes | replicas-agree`
+fn parse_check(args: &[String]) -> Result<Command, String> {
+    match args {
+        [w] if w == "lost-writes" => Ok(Command::Check(Check::LostWrites)),
+        [w] if w == "replicas-agree" => Ok(Command::Check(Check::ReplicasAgree)),
+        _ => Err("usage: check lost-writes | check replicas-agree".into()),
+    }
 }
 
 #[cfg(test)]
