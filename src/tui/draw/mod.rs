@@ -1,16 +1,18 @@
 //! Drawing the console from an [`App`] and a [`LabSnapshot`]. Nothing here blocks or talks to the
 //! network: it only reads what the lab last published.
 
-use super::app::{App, Focus, LineKind};
-use crate::events::{Event, EventKind};
-use crate::lab::snapshot::Role;
-use crate::lab::status::broker_state;
-use crate::lab::{BrokerState, LabSnapshot};
+mod activity;
+mod cluster;
+mod shell;
+mod theme;
+
+use super::app::{App, Focus};
+use crate::lab::LabSnapshot;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 /// Smallest terminal the console draws into.
 pub const MIN_WIDTH: u16 = 80;
@@ -18,7 +20,7 @@ pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 20;
 
 /// Background of a row where a broker's belief disagrees with ZooKeeper.
-pub const DISAGREE_BG: Color = Color::Yellow;
+pub use theme::DISAGREE_BG;
 
 fn ids(v: &[u32]) -> String {
     if v.is_empty() {
@@ -29,9 +31,9 @@ fn ids(v: &[u32]) -> String {
 
 fn block(title: &str, focused: bool) -> Block<'_> {
     let style = if focused {
-        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        Style::new().fg(theme::ACCENT).add_modifier(Modifier::BOLD)
     } else {
-        Style::new().fg(Color::DarkGray)
+        Style::new().fg(theme::MUTED)
     };
     Block::new()
         .borders(Borders::ALL)
@@ -74,8 +76,8 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
     let brokers_h = (snap.brokers.len() as u16 + 3).min(left.height / 2);
     let [brokers, replicas] =
         Layout::vertical([Constraint::Length(brokers_h), Constraint::Min(3)]).areas(left);
-    draw_brokers(frame, brokers, app, snap);
-    draw_replicas(frame, replicas, snap);
+    cluster::draw_brokers(frame, brokers, app, snap);
+    cluster::draw_replicas(frame, replicas, snap);
     let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 3);
     let [parts, throughput, events] = Layout::vertical([
         Constraint::Length(parts_h),
@@ -83,17 +85,17 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
         Constraint::Min(3),
     ])
     .areas(right);
-    draw_partitions(frame, parts, snap);
-    draw_throughput(frame, throughput, snap);
-    draw_events(frame, events, snap);
+    cluster::draw_partitions(frame, parts, snap);
+    activity::draw_throughput(frame, throughput, snap);
+    activity::draw_events(frame, events, snap);
     if app.script.is_some() {
         let [script, sh] =
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                 .areas(shell);
-        draw_script(frame, script, app, app.focus == Focus::Script);
-        draw_shell(frame, sh, app);
+        shell::draw_script(frame, script, app, app.focus == Focus::Script);
+        shell::draw_shell(frame, sh, app);
     } else {
-        draw_shell(frame, shell, app);
+        shell::draw_shell(frame, shell, app);
     }
     draw_footer(frame, footer, app);
     if app.show_help {
@@ -122,386 +124,7 @@ fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
         i.zk
     );
     frame.render_widget(
-        Paragraph::new(text).style(Style::new().fg(Color::Black).bg(Color::Cyan)),
-        area,
-    );
-}
-
-fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
-    let rows = snap.brokers.iter().enumerate().map(|(i, b)| {
-        let state_style = match b.state {
-            BrokerState::Up => Style::new().fg(Color::Green),
-            BrokerState::DownSessionLingering => {
-                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
-            }
-            BrokerState::Down => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        };
-        let ctrl = match (
-            b.snapshot.as_ref().and_then(|s| s.controller_epoch),
-            snap.controller,
-        ) {
-            (Some(e), _) => format!("★ epoch {e}"),
-            (None, Some(c)) if c.broker_id == b.id => format!("(ZK) epoch {}", c.controller_epoch),
-            _ => String::new(),
-        };
-        let session = b.session().map_or("-", |s| s.name());
-        let addr = b
-            .snapshot
-            .as_ref()
-            .map_or(String::new(), |s| s.kv_addr.to_string());
-        let mut row = Row::new(vec![
-            Cell::from(b.id.to_string()),
-            Cell::from(broker_state(b.state)).style(state_style),
-            Cell::from(session),
-            Cell::from(ctrl),
-            Cell::from(addr),
-        ]);
-        if app.focus == Focus::Brokers && i == app.selected {
-            row = row.style(Style::new().add_modifier(Modifier::REVERSED));
-        }
-        row
-    });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(25),
-            Constraint::Length(24),
-            Constraint::Length(12),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new([
-            "id",
-            "state",
-            "ZooKeeper session",
-            "controller",
-            "kv address",
-        ])
-        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
-    )
-    .block(block(
-        "Brokers  (Tab: focus · k kill · r restore)",
-        app.focus == Focus::Brokers,
-    ));
-    frame.render_widget(table, area);
-}
-
-fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
-    let mut rows = Vec::new();
-    for p in &snap.partitions {
-        let leader_leo = snap.leader_leo(p.partition);
-        for b in &snap.brokers {
-            if !p.replicas.contains(&b.id) {
-                continue;
-            }
-            let Some(r) = b.replica(p.partition) else {
-                let note = match b.state {
-                    BrokerState::DownSessionLingering => "its session lingers in ZooKeeper",
-                    _ => "",
-                };
-                let mut cells = vec![
-                    Cell::from(p.partition.to_string()),
-                    Cell::from(b.id.to_string()),
-                    Cell::from("down"),
-                ];
-                cells.extend((0..5).map(|_| Cell::from("")));
-                cells.push(Cell::from(note));
-                rows.push(Row::new(cells).style(Style::new().fg(Color::DarkGray)));
-                continue;
-            };
-            let (role, role_style) = match r.role {
-                // It believes it leads but cannot prove its session alive: it serves nothing.
-                Role::Leader if !r.lease_held => (
-                    "no lease".to_string(),
-                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                ),
-                Role::Leader => (
-                    "leader".to_string(),
-                    Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
-                ),
-                Role::Follower { leader } => (format!("follow {leader}"), Style::new()),
-                Role::Offline if r.fenced => ("fenced".to_string(), Style::new().fg(Color::Red)),
-                Role::Offline => ("offline".to_string(), Style::new().fg(Color::Red)),
-            };
-            let lag = leader_leo.map_or("-".into(), |l| {
-                l.saturating_sub(r.log_end_offset).to_string()
-            });
-            let in_isr = p.isr.contains(&b.id);
-            let note = snap.disagreement(b.id, p.partition);
-            let mut row = Row::new(vec![
-                Cell::from(p.partition.to_string()),
-                Cell::from(b.id.to_string()),
-                Cell::from(role).style(role_style),
-                Cell::from(r.leader_epoch.to_string()),
-                Cell::from(r.log_end_offset.to_string()),
-                Cell::from(r.high_watermark.to_string()),
-                Cell::from(lag),
-                Cell::from(if in_isr { "yes" } else { "no" }).style(if in_isr {
-                    Style::new()
-                } else {
-                    Style::new().fg(Color::Yellow)
-                }),
-                Cell::from(note.clone().unwrap_or_default()),
-            ]);
-            if note.is_some() {
-                row = row.style(Style::new().fg(Color::Black).bg(DISAGREE_BG));
-            }
-            rows.push(row);
-        }
-    }
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(4),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new([
-            "p",
-            "broker",
-            "role",
-            "epoch",
-            "LEO",
-            "HW",
-            "lag",
-            "ISR",
-            "differs from ZooKeeper",
-        ])
-        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
-    )
-    .block(block("Replicas — as each broker believes", false));
-    frame.render_widget(table, area);
-}
-
-fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
-    let i = &snap.info;
-    let rows = snap.partitions.iter().map(|p| {
-        let (leader, style) = match p.leader {
-            Some(l) => (l.to_string(), Style::new().fg(Color::Green)),
-            None => (
-                "OFFLINE".to_string(),
-                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            ),
-        };
-        let isr_style = if p.isr.len() < i.spec.min_insync_replicas as usize {
-            Style::new().fg(Color::Red)
-        } else if p.isr.len() < p.replicas.len() {
-            Style::new().fg(Color::Yellow)
-        } else {
-            Style::new()
-        };
-        Row::new(vec![
-            Cell::from(p.partition.to_string()),
-            Cell::from(leader).style(style),
-            Cell::from(p.leader_epoch.to_string()),
-            Cell::from(ids(&p.isr)).style(isr_style),
-            Cell::from(ids(&p.replicas)),
-            // Eligible leaders: out of the ISR, but holding every committed write.
-            Cell::from(ids(&p.eligible)).style(Style::new().fg(Color::Cyan)),
-        ])
-    });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(8),
-            Constraint::Length(6),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Min(8),
-        ],
-    )
-    .header(
-        Row::new(["p", "leader", "epoch", "ISR", "replicas", "eligible"])
-            .style(Style::new().add_modifier(Modifier::UNDERLINED)),
-    )
-    .block(block("Partitions — as ZooKeeper says", false));
-    frame.render_widget(table, area);
-}
-
-fn draw_throughput(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
-    let now = snap.throughput.last().copied().unwrap_or(0);
-    let mut title = format!("Writes/s: {now}");
-    if let Some(l) = snap.load {
-        title.push_str(&format!(
-            " · load {}/{} ok {} err {} unknown {}{}",
-            l.done,
-            l.total,
-            l.ok,
-            l.errors,
-            l.unknown,
-            if l.running { "" } else { " (done)" }
-        ));
-    }
-    let width = area.width.saturating_sub(2) as usize;
-    let data: Vec<u64> = snap
-        .throughput
-        .iter()
-        .rev()
-        .take(width)
-        .rev()
-        .copied()
-        .collect();
-    let spark = Sparkline::default()
-        .block(block(&title, false))
-        .data(&data)
-        .style(Style::new().fg(Color::Green));
-    frame.render_widget(spark, area);
-}
-
-fn event_style(kind: EventKind) -> Style {
-    match kind {
-        EventKind::Kill | EventKind::Warning => Style::new().fg(Color::Red),
-        EventKind::Restore | EventKind::IsrExpand => Style::new().fg(Color::Green),
-        EventKind::LeaderElected | EventKind::ControllerElected => {
-            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
-        }
-        EventKind::IsrShrink => Style::new().fg(Color::Yellow),
-        EventKind::Truncation => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
-        EventKind::Session => Style::new().fg(Color::Blue),
-        EventKind::RoleChange => Style::new(),
-        EventKind::Info => Style::new().fg(Color::DarkGray),
-    }
-}
-
-fn event_line(e: &Event, started_ms: u64) -> Line<'static> {
-    let t = e.at_ms.saturating_sub(started_ms) / 100;
-    let when = format!("+{:02}:{:02}.{} ", t / 600, (t / 10) % 60, t % 10);
-    let who = match (e.broker, e.partition) {
-        (Some(b), Some(p)) => format!("b{b} p{p} "),
-        (Some(b), None) => format!("b{b} "),
-        (None, Some(p)) => format!("p{p} "),
-        (None, None) => String::new(),
-    };
-    Line::from(vec![
-        Span::styled(when, Style::new().fg(Color::DarkGray)),
-        Span::styled(who, Style::new().add_modifier(Modifier::BOLD)),
-        Span::styled(e.message.clone(), event_style(e.kind)),
-    ])
-}
-
-fn draw_events(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
-    let rows = area.height.saturating_sub(2) as usize;
-    let width = area.width.saturating_sub(2).max(1) as usize;
-    // Newest last; long events wrap, so pick from the end until the panel is full.
-    let mut lines: Vec<Line> = Vec::new();
-    let mut used = 0;
-    for e in snap.events.iter().rev() {
-        let line = event_line(e, snap.info.started_at_ms);
-        let height = line.width().div_ceil(width).max(1);
-        if used + height > rows {
-            break;
-        }
-        used += height;
-        lines.push(line);
-    }
-    lines.reverse();
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block(
-                &format!("Events (log: {})", snap.info.log_file.display()),
-                false,
-            )),
-        area,
-    );
-}
-
-fn draw_shell(frame: &mut Frame, area: Rect, app: &App) {
-    let inner_h = area.height.saturating_sub(3) as usize;
-    let mut lines: Vec<Line> = app
-        .lines
-        .iter()
-        .rev()
-        .take(inner_h)
-        .rev()
-        .map(|l| {
-            let style = match l.kind {
-                LineKind::Input => Style::new().fg(Color::Cyan),
-                LineKind::Reply => Style::new(),
-                LineKind::Error => Style::new().fg(Color::Red),
-                LineKind::Note => Style::new()
-                    .fg(Color::Magenta)
-                    .add_modifier(Modifier::ITALIC),
-                LineKind::Info => Style::new().fg(Color::DarkGray),
-            };
-            Line::styled(l.text.clone(), style)
-        })
-        .collect();
-    while lines.len() < inner_h {
-        lines.insert(0, Line::from(""));
-    }
-    let prompt = match &app.busy {
-        Some(cmd) => Line::styled(format!("… running: {cmd}"), Style::new().fg(Color::Yellow)),
-        None => Line::from(vec![
-            Span::styled(
-                "simplekv> ",
-                Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(app.input.clone()),
-        ]),
-    };
-    lines.push(prompt);
-    let focused = app.focus == Focus::Shell;
-    frame.render_widget(
-        Paragraph::new(lines).block(block("Shell  (help for commands · ↑/↓ history)", focused)),
-        area,
-    );
-    if focused && app.busy.is_none() && !app.show_help {
-        let x = area.x + 1 + "simplekv> ".len() as u16 + app.cursor as u16;
-        let y = area.y + area.height.saturating_sub(2);
-        frame.set_cursor_position((x.min(area.right().saturating_sub(2)), y));
-    }
-}
-
-fn draw_script(frame: &mut Frame, area: Rect, app: &App, focused: bool) {
-    let Some(s) = &app.script else { return };
-    let rows = area.height.saturating_sub(2) as usize;
-    let first = s
-        .next
-        .saturating_sub(rows / 2)
-        .min(s.steps.len().saturating_sub(rows));
-    let lines: Vec<Line> = s
-        .steps
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(rows)
-        .map(|(i, step)| {
-            let (mark, style) = if s.failed.contains(&i) {
-                ("✗ ", Style::new().fg(Color::Red))
-            } else if i < s.next {
-                ("✓ ", Style::new().fg(Color::DarkGray))
-            } else if i == s.next {
-                (
-                    "▶ ",
-                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-                )
-            } else {
-                ("  ", Style::new())
-            };
-            Line::styled(format!("{mark}{step}"), style)
-        })
-        .collect();
-    let state = if s.next >= s.steps.len() {
-        "finished"
-    } else if s.autoplay {
-        "autoplay (a: pause)"
-    } else {
-        "space: step · a: autoplay"
-    };
-    frame.render_widget(
-        Paragraph::new(lines).block(block(&format!("Scenario: {} — {state}", s.name), focused)),
+        Paragraph::new(text).style(Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT)),
         area,
     );
 }
@@ -515,7 +138,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
         Focus::Script => " space next step · a autoplay · Tab shell · ? help · q quit ",
     };
     frame.render_widget(
-        Paragraph::new(keys).style(Style::new().fg(Color::DarkGray)),
+        Paragraph::new(keys).style(Style::new().fg(theme::MUTED)),
         area,
     );
 }
@@ -547,7 +170,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     lines.push(Line::from(""));
     lines.push(Line::styled(
         "any key closes this help",
-        Style::new().fg(Color::DarkGray),
+        Style::new().fg(theme::MUTED),
     ));
     frame.render_widget(Clear, popup);
     frame.render_widget(
@@ -562,11 +185,14 @@ fn draw_help(frame: &mut Frame, area: Rect) {
 mod tests {
     use super::*;
     use crate::coord::ControllerInfo;
+    use crate::lab::BrokerState;
     use crate::lab::snapshot::ReplicaSnapshot;
+    use crate::lab::snapshot::Role;
     use crate::lab::snapshot::{BrokerSnapshot, SessionStatus};
     use crate::lab::{BrokerView, LabInfo, PartitionView};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
     use std::sync::Arc;
 
     fn replica(p: u32, role: Role, epoch: u32, leo: u64) -> ReplicaSnapshot {

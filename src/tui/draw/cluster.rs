@@ -1,0 +1,214 @@
+//! The cluster panels: brokers, replicas as each broker believes, partitions as ZooKeeper says.
+
+use super::theme;
+use super::{block, ids};
+use crate::lab::snapshot::Role;
+use crate::lab::status::broker_state;
+use crate::lab::{BrokerState, LabSnapshot};
+use crate::tui::app::{App, Focus};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::widgets::{Cell, Row, Table};
+
+pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
+    let rows = snap.brokers.iter().enumerate().map(|(i, b)| {
+        let state_style = match b.state {
+            BrokerState::Up => Style::new().fg(theme::GOOD),
+            BrokerState::DownSessionLingering => {
+                Style::new().fg(theme::WARN).add_modifier(Modifier::BOLD)
+            }
+            BrokerState::Down => Style::new().fg(theme::BAD).add_modifier(Modifier::BOLD),
+        };
+        let ctrl = match (
+            b.snapshot.as_ref().and_then(|s| s.controller_epoch),
+            snap.controller,
+        ) {
+            (Some(e), _) => format!("★ epoch {e}"),
+            (None, Some(c)) if c.broker_id == b.id => format!("(ZK) epoch {}", c.controller_epoch),
+            _ => String::new(),
+        };
+        let session = b.session().map_or("-", |s| s.name());
+        let addr = b
+            .snapshot
+            .as_ref()
+            .map_or(String::new(), |s| s.kv_addr.to_string());
+        let mut row = Row::new(vec![
+            Cell::from(b.id.to_string()),
+            Cell::from(broker_state(b.state)).style(state_style),
+            Cell::from(session),
+            Cell::from(ctrl),
+            Cell::from(addr),
+        ]);
+        if app.focus == Focus::Brokers && i == app.selected {
+            row = row.style(Style::new().add_modifier(Modifier::REVERSED));
+        }
+        row
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(25),
+            Constraint::Length(24),
+            Constraint::Length(12),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new([
+            "id",
+            "state",
+            "ZooKeeper session",
+            "controller",
+            "kv address",
+        ])
+        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
+    )
+    .block(block(
+        "Brokers  (Tab: focus · k kill · r restore)",
+        app.focus == Focus::Brokers,
+    ));
+    frame.render_widget(table, area);
+}
+
+pub(super) fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let mut rows = Vec::new();
+    for p in &snap.partitions {
+        let leader_leo = snap.leader_leo(p.partition);
+        for b in &snap.brokers {
+            if !p.replicas.contains(&b.id) {
+                continue;
+            }
+            let Some(r) = b.replica(p.partition) else {
+                let note = match b.state {
+                    BrokerState::DownSessionLingering => "its session lingers in ZooKeeper",
+                    _ => "",
+                };
+                let mut cells = vec![
+                    Cell::from(p.partition.to_string()),
+                    Cell::from(b.id.to_string()),
+                    Cell::from("down"),
+                ];
+                cells.extend((0..5).map(|_| Cell::from("")));
+                cells.push(Cell::from(note));
+                rows.push(Row::new(cells).style(Style::new().fg(theme::MUTED)));
+                continue;
+            };
+            let (role, role_style) = match r.role {
+                // It believes it leads but cannot prove its session alive: it serves nothing.
+                Role::Leader if !r.lease_held => (
+                    "no lease".to_string(),
+                    Style::new().fg(theme::BAD).add_modifier(Modifier::BOLD),
+                ),
+                Role::Leader => (
+                    "leader".to_string(),
+                    Style::new().fg(theme::GOOD).add_modifier(Modifier::BOLD),
+                ),
+                Role::Follower { leader } => (format!("follow {leader}"), Style::new()),
+                Role::Offline if r.fenced => ("fenced".to_string(), Style::new().fg(theme::BAD)),
+                Role::Offline => ("offline".to_string(), Style::new().fg(theme::BAD)),
+            };
+            let lag = leader_leo.map_or("-".into(), |l| {
+                l.saturating_sub(r.log_end_offset).to_string()
+            });
+            let in_isr = p.isr.contains(&b.id);
+            let note = snap.disagreement(b.id, p.partition);
+            let mut row = Row::new(vec![
+                Cell::from(p.partition.to_string()),
+                Cell::from(b.id.to_string()),
+                Cell::from(role).style(role_style),
+                Cell::from(r.leader_epoch.to_string()),
+                Cell::from(r.log_end_offset.to_string()),
+                Cell::from(r.high_watermark.to_string()),
+                Cell::from(lag),
+                Cell::from(if in_isr { "yes" } else { "no" }).style(if in_isr {
+                    Style::new()
+                } else {
+                    Style::new().fg(theme::WARN)
+                }),
+                Cell::from(note.clone().unwrap_or_default()),
+            ]);
+            if note.is_some() {
+                row = row.style(Style::new().fg(theme::ON_ACCENT).bg(theme::DISAGREE_BG));
+            }
+            rows.push(row);
+        }
+    }
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(4),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new([
+            "p",
+            "broker",
+            "role",
+            "epoch",
+            "LEO",
+            "HW",
+            "lag",
+            "ISR",
+            "differs from ZooKeeper",
+        ])
+        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
+    )
+    .block(block("Replicas — as each broker believes", false));
+    frame.render_widget(table, area);
+}
+
+pub(super) fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let i = &snap.info;
+    let rows = snap.partitions.iter().map(|p| {
+        let (leader, style) = match p.leader {
+            Some(l) => (l.to_string(), Style::new().fg(theme::GOOD)),
+            None => (
+                "OFFLINE".to_string(),
+                Style::new().fg(theme::BAD).add_modifier(Modifier::BOLD),
+            ),
+        };
+        let isr_style = if p.isr.len() < i.spec.min_insync_replicas as usize {
+            Style::new().fg(theme::BAD)
+        } else if p.isr.len() < p.replicas.len() {
+            Style::new().fg(theme::WARN)
+        } else {
+            Style::new()
+        };
+        Row::new(vec![
+            Cell::from(p.partition.to_string()),
+            Cell::from(leader).style(style),
+            Cell::from(p.leader_epoch.to_string()),
+            Cell::from(ids(&p.isr)).style(isr_style),
+            Cell::from(ids(&p.replicas)),
+            // Eligible leaders: out of the ISR, but holding every committed write.
+            Cell::from(ids(&p.eligible)).style(Style::new().fg(theme::ACCENT)),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(10),
+            Constraint::Length(9),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new(["p", "leader", "epoch", "ISR", "replicas", "eligible"])
+            .style(Style::new().add_modifier(Modifier::UNDERLINED)),
+    )
+    .block(block("Partitions — as ZooKeeper says", false));
+    frame.render_widget(table, area);
+}
