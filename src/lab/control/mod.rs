@@ -3,7 +3,7 @@
 //! commands ([`LabControl`]).
 
 use super::cluster::{Cluster, ClusterError, ClusterOptions};
-use super::history::{self, History, Op};
+use super::history::{History, Op};
 use super::load::{self, LoadPlan, LoadReport};
 use super::observer::{ZkObserver, ZkView};
 use super::snapshot::{BrokerState, LabInfo, LabSnapshot};
@@ -16,6 +16,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+mod checks;
+mod faults;
 
 /// Events kept for the console.
 const EVENT_RING: usize = 500;
@@ -247,54 +250,6 @@ impl Lab {
         self.cluster.shutdown().await;
     }
 
-    fn resolve(&self, target: Target) -> Result<Vec<u32>, String> {
-        let ids = self.cluster.ids();
-        match target {
-            Target::Broker(id) if ids.contains(&id) => Ok(vec![id]),
-            Target::Broker(id) => Err(format!(
-                "there is no broker {id}; brokers are 1..{}",
-                ids.len()
-            )),
-            Target::All => Ok(ids),
-            Target::Leader(p) => {
-                if p >= self.info.spec.partitions {
-                    return Err(format!(
-                        "there is no partition {p}; partitions are 0..{}",
-                        self.info.spec.partitions - 1
-                    ));
-                }
-                self.zk()
-                    .states
-                    .get(&p)
-                    .and_then(|s| s.leader())
-                    .map(|l| vec![l])
-                    .ok_or_else(|| format!("partition {p} has no leader right now"))
-            }
-            Target::Follower(p) => {
-                if p >= self.info.spec.partitions {
-                    return Err(format!(
-                        "there is no partition {p}; partitions are 0..{}",
-                        self.info.spec.partitions - 1
-                    ));
-                }
-                let zk = self.zk();
-                let leader = zk.states.get(&p).and_then(|s| s.leader());
-                self.info
-                    .spec
-                    .replicas_of(p)
-                    .into_iter()
-                    .find(|&r| Some(r) != leader && self.cluster.is_up(r))
-                    .map(|r| vec![r])
-                    .ok_or_else(|| format!("partition {p} has no live follower right now"))
-            }
-            Target::Controller => self
-                .zk()
-                .controller
-                .map(|c| vec![c.broker_id])
-                .ok_or_else(|| "there is no controller right now".to_string()),
-        }
-    }
-
     fn leaders(&self) -> BTreeMap<u32, (Option<u32>, u32)> {
         self.zk()
             .states
@@ -379,116 +334,19 @@ impl Lab {
         let report = task.await.map_err(|e| format!("the load failed: {e}"))?;
         Ok(format!("load: {}", report.summary()))
     }
-
-    async fn check_lost_writes(&self) -> Result<String, String> {
-        let ops: Vec<Op> = self.history.ops();
-        let keys = history::keys_to_read(&ops);
-        let mut read = BTreeMap::new();
-        let mut pending = tokio::task::JoinSet::new();
-        let mut it = keys.into_iter();
-        loop {
-            while pending.len() < 16 {
-                let Some(k) = it.next() else { break };
-                let client = self.client.clone();
-                pending.spawn(async move {
-                    let v = client.get(&k).await;
-                    (k, v)
-                });
-            }
-            let Some(done) = pending.join_next().await else {
-                break;
-            };
-            let (k, v) = done.map_err(|e| format!("a read failed: {e}"))?;
-            let v =
-                v.map_err(|e| format!("cannot read {} back: {e}", String::from_utf8_lossy(&k)))?;
-            read.insert(k, v);
-        }
-        Ok(history::check(&ops, &read).summary())
-    }
-
-    fn check_replicas_agree(&self) -> Result<String, String> {
-        let zk = self.zk();
-        let mut problems = Vec::new();
-        for p in 0..self.info.spec.partitions {
-            let Some(state) = zk.states.get(&p) else {
-                problems.push(format!("partition {p} has no state yet"));
-                continue;
-            };
-            let Some(leader) = state.leader().and_then(|l| self.cluster.broker(l)) else {
-                problems.push(format!("partition {p} has no live leader"));
-                continue;
-            };
-            let Some(lr) = leader.replica(p) else {
-                continue;
-            };
-            let hw = lr.high_watermark();
-            let reference = lr.log().records_below(hw).map_err(|e| e.to_string())?;
-            for &id in state.isr.iter().filter(|&&id| id != leader.id()) {
-                let Some(r) = self.cluster.broker(id).and_then(|b| b.replica(p)) else {
-                    continue;
-                };
-                let mine = r.log().records_below(hw).map_err(|e| e.to_string())?;
-                let max = r.log().config().max_record_bytes();
-                if let Some(why) = super::agree::disagreement(&reference, &mine, max)? {
-                    problems.push(format!(
-                        "partition {p}: broker {id} disagrees with leader {} below the high watermark {hw}: {why}",
-                        leader.id()
-                    ));
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok("OK".into())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
 }
 
 impl LabControl for Arc<Lab> {
     async fn kill(&self, target: Target) -> Result<String, String> {
-        let ids = self.resolve(target)?;
-        for id in &ids {
-            if !self.cluster.is_up(*id) {
-                if ids.len() == 1 {
-                    return Err(format!("broker {id} is already down"));
-                }
-                continue;
-            }
-            self.cluster.kill(*id).await.map_err(|e| e.to_string())?;
-        }
-        self.publish();
-        Ok("OK".into())
+        self.kill_brokers(target).await
     }
 
     async fn restore(&self, target: Target) -> Result<String, String> {
-        let ids = match target {
-            Target::Broker(_) | Target::All => self.resolve(target)?,
-            _ => return Err("restore takes a broker id or all".into()),
-        };
-        for id in &ids {
-            if self.cluster.is_up(*id) {
-                if ids.len() == 1 {
-                    return Err(format!("broker {id} is already up"));
-                }
-                continue;
-            }
-            self.cluster.restore(*id).await.map_err(|e| e.to_string())?;
-        }
-        self.publish();
-        Ok("OK".into())
+        self.restore_brokers(target).await
     }
 
     async fn wipe(&self, target: Target) -> Result<String, String> {
-        let ids = match target {
-            Target::Broker(_) | Target::All => self.resolve(target)?,
-            _ => return Err("wipe takes a broker id or all (kill it first)".into()),
-        };
-        for id in &ids {
-            self.cluster.wipe(*id).await.map_err(|e| e.to_string())?;
-        }
-        self.publish();
-        Ok("OK".into())
+        self.wipe_brokers(target).await
     }
 
     async fn status(&self) -> Result<String, String> {
