@@ -42,8 +42,11 @@ mod hint;
 mod keydir;
 mod merge;
 pub mod record;
+mod recovery;
 mod segment;
+mod state;
 mod store;
+mod truncate;
 
 pub use config::{FsyncPolicy, StoreConfig};
 pub use error::{Result, StorageError};

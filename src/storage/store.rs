@@ -1,4 +1,6 @@
-//! The store: one Bitcask log per partition replica.
+//! The store: one Bitcask log per partition replica — its public API, the write path and the
+//! read path. Opening and recovery live in `recovery`, truncation in `truncate`, merge in `merge`,
+//! and the state they all share in `state`.
 //!
 //! All mutable state sits behind one `parking_lot::Mutex` that is held for memory updates and the
 //! `write` of appended bytes, never for an fsync of the active segment or for reading values (except
@@ -6,26 +8,21 @@
 //! the lock and do their positioned read outside it; a read that races with a truncation notices it
 //! (offset, key and CRC are checked) and retries.
 
-use super::cache::{Cached, ValueCache};
+use super::cache::Cached;
 use super::checkpoint::{self, TOMBSTONE_HORIZON_FILE};
 use super::config::{FsyncPolicy, StoreConfig};
 use super::error::{IoContext, Result, StorageError};
-use super::flusher::Durability;
-use super::hint::{self, HintBuf, HintEntry};
-use super::keydir::{Keydir, Location};
+use super::hint::HintEntry;
+use super::keydir::Location;
 use super::record::{self, HEADER_LEN, RecordKind, Write};
 use super::segment::{self, SegFile};
+use super::state::{SegMeta, Shared, State};
 use bytes::Bytes;
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// One sample of a segment's sparse offset index is taken every this many bytes.
-const INDEX_INTERVAL: u64 = 4096;
 /// Chunk size for sequential reads of segment data.
 const READ_CHUNK: usize = 64 << 10;
 /// The active segment grows in chunks of this size (zero-filled by the file system), so that an
@@ -139,139 +136,6 @@ pub struct StoreStats {
     pub flusher_syncs: u64,
 }
 
-/// In-memory facts about one segment.
-pub(super) struct SegMeta {
-    pub(super) file: Arc<SegFile>,
-    pub(super) len: u64,
-    /// Bytes the file holds (≥ `len` for the active segment: preallocated zeros follow).
-    pub(super) allocated: u64,
-    pub(super) records: u64,
-    pub(super) last_offset: Option<u64>,
-    /// Sparse (offset, position) samples, ascending.
-    pub(super) index: Vec<(u64, u32)>,
-}
-
-impl SegMeta {
-    pub(super) fn new(file: Arc<SegFile>) -> Self {
-        Self {
-            file,
-            len: 0,
-            allocated: 0,
-            records: 0,
-            last_offset: None,
-            index: Vec::new(),
-        }
-    }
-
-    /// Notes a record at `pos` (records arrive in order).
-    pub(super) fn note(&mut self, offset: u64, pos: u64, len: u64) {
-        let sample = match self.index.last() {
-            None => true,
-            Some(&(_, p)) => pos - u64::from(p) >= INDEX_INTERVAL,
-        };
-        if sample {
-            self.index.push((offset, pos as u32));
-        }
-        self.records += 1;
-        self.last_offset = Some(offset);
-        self.len = self.len.max(pos + len);
-    }
-
-    /// Position of the last index sample at or before `offset`.
-    fn index_pos(&self, offset: u64) -> u64 {
-        let i = self.index.partition_point(|&(o, _)| o <= offset);
-        if i == 0 {
-            0
-        } else {
-            u64::from(self.index[i - 1].1)
-        }
-    }
-}
-
-pub(super) struct State {
-    pub(super) keydir: Keydir,
-    pub(super) cache: ValueCache,
-    /// Segments by base offset; the last one is the active segment.
-    pub(super) segments: BTreeMap<u64, SegMeta>,
-    pub(super) by_id: HashMap<u32, Arc<SegFile>>,
-    next_id: u32,
-    pub(super) leo: u64,
-    /// Hint entries of the active segment.
-    hint: HintBuf,
-    enc: Vec<u8>,
-    pub(super) horizon: u64,
-    /// Merges since this store opened that dropped a record (in memory only: it orders this
-    /// store's merges within one leadership, and a restarted replica never leads in the same
-    /// leader epoch again).
-    pub(super) drops: u64,
-    /// Lowest truncation point since the running merge started (`u64::MAX` = none).
-    pub(super) truncated_to: u64,
-}
-
-impl State {
-    pub(super) fn alloc_id(&mut self) -> u32 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn active(&self) -> &SegMeta {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a store always has an active segment")
-    }
-
-    fn active_mut(&mut self) -> &mut SegMeta {
-        self.segments
-            .values_mut()
-            .next_back()
-            .expect("a store always has an active segment")
-    }
-
-    /// Points `key` at a record (or removes nothing: tombstones stay as entries).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn apply(
-        &mut self,
-        segment: u32,
-        pos: u64,
-        offset: u64,
-        expire_at_ms: u64,
-        value_len: u32,
-        kind: RecordKind,
-        key: &[u8],
-    ) {
-        self.keydir.insert(
-            key,
-            Location {
-                offset,
-                expire_at_ms,
-                segment,
-                pos: pos as u32,
-                value_len,
-                tombstone: kind == RecordKind::Delete,
-            },
-        );
-        self.cache.invalidate(key);
-    }
-}
-
-pub(super) struct Shared {
-    pub(super) dir: PathBuf,
-    pub(super) config: StoreConfig,
-    pub(super) state: Mutex<State>,
-    pub(super) durability: Arc<Durability>,
-    pub(super) merge_lock: Mutex<()>,
-    recovery: RecoveryReport,
-    _lock_file: File,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // No flush here: dropping a store is what a crash does. `close` is the clean path.
-        self.durability.stop();
-    }
-}
-
 /// A Bitcask store over one directory. Cloning is cheap and shares the store.
 #[derive(Clone)]
 pub struct Store {
@@ -291,171 +155,6 @@ fn expired(expire_at_ms: u64, now_ms: u64) -> bool {
 }
 
 impl Store {
-    /// Opens the store in `dir` (creating it), finishing or rolling back an interrupted merge,
-    /// loading hints for sealed segments, and scanning the active segment, whose torn or corrupt
-    /// tail is cut off. Corruption in a sealed segment without a usable hint is an error that names
-    /// the file and byte position.
-    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
-        config.validate().map_err(StorageError::Config)?;
-        let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).at(&dir)?;
-        let lock_path = dir.join(".lock");
-        let lock_file = File::create(&lock_path).at(&lock_path)?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StorageError::Locked(dir)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&lock_path),
-        }
-
-        let mut report = RecoveryReport::default();
-        match super::merge::recover(&dir)? {
-            super::merge::Recovered::Nothing => {}
-            super::merge::Recovered::Completed => report.merge_completed = true,
-            super::merge::Recovered::RolledBack => report.merge_rolled_back = true,
-        }
-
-        let mut bases = Vec::new();
-        for entry in std::fs::read_dir(&dir).at(&dir)? {
-            let entry = entry.at(&dir)?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(entry.path());
-            } else if let Some(base) = segment::parse_log_name(&name) {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-        if bases.is_empty() {
-            bases.push(0);
-        }
-
-        let horizon = checkpoint::read_u64(&dir.join(TOMBSTONE_HORIZON_FILE))?.unwrap_or(0);
-        let mut st = State {
-            keydir: Keydir::default(),
-            cache: ValueCache::new(config.cache_bytes),
-            segments: BTreeMap::new(),
-            by_id: HashMap::new(),
-            next_id: 0,
-            leo: 0,
-            hint: HintBuf::default(),
-            enc: Vec::new(),
-            horizon,
-            drops: 0,
-            truncated_to: u64::MAX,
-        };
-        let max_record = config.max_record_bytes();
-        let sync_hints = config.fsync != FsyncPolicy::Never;
-        let last = bases.len() - 1;
-        for (i, &base) in bases.iter().enumerate() {
-            let id = st.alloc_id();
-            let path = segment::log_path(&dir, base);
-            let file = Arc::new(SegFile::open(id, base, path.clone(), true)?);
-            let file_len = file.file.metadata().at(&path)?.len();
-            let mut meta = SegMeta::new(Arc::clone(&file));
-            let mut hints = HintBuf::default();
-            if i < last {
-                let used = hint::load(&segment::hint_path(&dir, base), file_len, |e| {
-                    let len = (HEADER_LEN + e.key.len()) as u64 + u64::from(e.value_len);
-                    st.apply(
-                        id,
-                        u64::from(e.pos),
-                        e.offset,
-                        e.expire_at_ms,
-                        e.value_len,
-                        e.kind,
-                        e.key,
-                    );
-                    meta.note(e.offset, u64::from(e.pos), len);
-                })?;
-                if used {
-                    report.hints_used += 1;
-                    meta.len = file_len;
-                    st.segments.insert(base, meta);
-                    st.by_id.insert(id, file);
-                    continue;
-                }
-            }
-            report.segments_scanned += 1;
-            let end = segment::scan(&file.file, &path, max_record, |pos, r| {
-                let h = &r.header;
-                st.apply(
-                    id,
-                    pos,
-                    h.offset,
-                    h.expire_at_ms,
-                    h.value_len,
-                    h.kind,
-                    r.key,
-                );
-                meta.note(h.offset, pos, h.record_len() as u64);
-                hints.push(&HintEntry {
-                    offset: h.offset,
-                    expire_at_ms: h.expire_at_ms,
-                    pos: pos as u32,
-                    value_len: h.value_len,
-                    kind: h.kind,
-                    key: r.key,
-                });
-                Ok(())
-            })?;
-            if let Some(why) = end.error {
-                if i < last {
-                    return Err(file.corrupt(end.valid_len, format!("{why} in a sealed segment")));
-                }
-                // Zeros after the last record are preallocated space, not damage.
-                let dropped = nonzero_tail(&file, end.valid_len, end.file_len)?;
-                if dropped > 0 {
-                    tracing::warn!(
-                        segment = %path.display(),
-                        at = end.valid_len,
-                        dropped_bytes = dropped,
-                        "cut a torn or corrupt tail off the active segment ({why})"
-                    );
-                    report.torn_bytes_dropped = dropped;
-                }
-                file.file.set_len(end.valid_len).at(&path)?;
-                file.file.sync_all().at(&path)?;
-            }
-            meta.len = end.valid_len;
-            if i < last {
-                // Regenerate the missing hint so the next start-up need not scan again.
-                hints.write(&segment::hint_path(&dir, base), meta.len, sync_hints)?;
-            } else {
-                st.hint = hints;
-            }
-            st.segments.insert(base, meta);
-            st.by_id.insert(id, file);
-        }
-        let active = st.active();
-        st.leo = active.last_offset.map_or(active.file.base, |o| o + 1);
-        report.segments = st.segments.len();
-
-        let durability = Durability::new(config.fsync, config.fsync_interval(), st.leo);
-        let shared = Arc::new(Shared {
-            dir: dir.clone(),
-            config,
-            state: Mutex::new(st),
-            durability: Arc::clone(&durability),
-            merge_lock: Mutex::new(()),
-            recovery: report,
-            _lock_file: lock_file,
-        });
-        let weak = Arc::downgrade(&shared);
-        durability
-            .spawn(format!("fsync {}", dir.display()), move || {
-                let shared = weak.upgrade()?;
-                let (file, leo) = {
-                    let st = shared.state.lock();
-                    let active = st.segments.values().next_back()?;
-                    (Arc::clone(&active.file), st.leo)
-                };
-                Some(file.file.sync_data().at(&file.path).map(|()| leo))
-            })
-            .at(&dir)?;
-        Ok(Self { shared })
-    }
-
     /// What start-up found and repaired.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.shared.recovery
@@ -526,7 +225,7 @@ impl Store {
         Ok(())
     }
 
-    fn check_failed(&self) -> Result<()> {
+    pub(super) fn check_failed(&self) -> Result<()> {
         match self.shared.durability.failure() {
             Some(f) => Err(StorageError::Failed(f)),
             None => Ok(()),
@@ -948,187 +647,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes every record at or above `to_offset`, repairs the keydir for the keys they touched
-    /// (older versions come back) and sets the log end to `to_offset`. Returns how many records
-    /// were removed.
-    pub fn truncate(&self, to_offset: u64) -> Result<u64> {
-        let dir = self.shared.dir.clone();
-        let sync = self.shared.config.fsync != FsyncPolicy::Never;
-        self.check_failed()?;
-        let mut st = self.shared.state.lock();
-        if to_offset >= st.leo {
-            return Ok(0);
-        }
-        st.truncated_to = st.truncated_to.min(to_offset);
-        let first_base = st.segments.keys().next().copied().unwrap_or(0);
-        let (removed, cut_is_last) = if to_offset <= first_base {
-            let removed = st.segments.values().map(|m| m.records).sum();
-            for (base, meta) in std::mem::take(&mut st.segments) {
-                remove_if_exists(&meta.file.path)?;
-                remove_if_exists(&segment::hint_path(&dir, base))?;
-            }
-            st.by_id.clear();
-            st.keydir = Keydir::default();
-            st.cache.clear();
-            st.hint.clear();
-            (removed, false)
-        } else {
-            self.truncate_tail(&mut st, to_offset)?
-        };
-        // The active segment is named by the log end: start a fresh one unless the segment that
-        // was cut is last and ends exactly at `to_offset` (merge can leave a gap below it).
-        let fits = cut_is_last && {
-            let m = st.active();
-            m.last_offset.map_or(m.file.base, |o| o + 1) == to_offset
-        };
-        if !fits {
-            if cut_is_last {
-                let m = st.active();
-                let (base, len) = (m.file.base, m.len);
-                st.hint.write(&segment::hint_path(&dir, base), len, sync)?;
-            }
-            st.hint.clear();
-            if let Err(e) = self.add_active(&mut st, to_offset) {
-                // Without an active segment the store cannot go on: refuse everything after.
-                self.shared.durability.fail(e.to_string());
-                return Err(e);
-            }
-        }
-        st.leo = to_offset;
-        if sync {
-            checkpoint::sync_dir(&dir)?;
-        }
-        drop(st);
-        self.shared.durability.note_truncated(to_offset);
-        tracing::debug!(dir = %dir.display(), to_offset, removed, "truncated log");
-        Ok(removed)
-    }
-
-    /// Truncation that keeps at least the first segment: drop whole segments at or above
-    /// `to_offset`, cut the one it falls in (which is then the last), and re-derive the keys the
-    /// removed records touched. Returns how many records went and whether a segment was cut.
-    fn truncate_tail(&self, st: &mut State, to_offset: u64) -> Result<(u64, bool)> {
-        let dir = self.shared.dir.clone();
-        let max = self.shared.config.max_record_bytes();
-        let sync = self.shared.config.fsync != FsyncPolicy::Never;
-        let doomed: Vec<u64> = st.segments.range(to_offset..).map(|(b, _)| *b).collect();
-        let cut_base = st
-            .segments
-            .range(..to_offset)
-            .next_back()
-            .filter(|(_, m)| m.last_offset.is_some_and(|l| l >= to_offset))
-            .map(|(b, _)| *b);
-
-        let mut touched: HashSet<Box<[u8]>> = HashSet::new();
-        let mut removed = 0;
-        let mut cut_pos = None;
-        for base in cut_base.iter().chain(&doomed) {
-            let file = Arc::clone(&st.segments[base].file);
-            segment::scan(&file.file, &file.path, max, |pos, r| {
-                if r.header.offset >= to_offset {
-                    removed += 1;
-                    touched.insert(r.key.into());
-                    if Some(*base) == cut_base && cut_pos.is_none() {
-                        cut_pos = Some(pos);
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        for base in &doomed {
-            if let Some(meta) = st.segments.remove(base) {
-                st.by_id.remove(&meta.file.id);
-                remove_if_exists(&meta.file.path)?;
-                remove_if_exists(&segment::hint_path(&dir, *base))?;
-            }
-        }
-        if let (Some(base), Some(pos)) = (cut_base, cut_pos) {
-            let file = &st.segments[&base].file;
-            file.file.set_len(pos).at(&file.path)?;
-            if sync {
-                file.file.sync_data().at(&file.path)?;
-            }
-            remove_if_exists(&segment::hint_path(&dir, base))?;
-        }
-        for key in &touched {
-            st.keydir.remove(key);
-            st.cache.invalidate(key);
-        }
-
-        // Re-derive the touched keys from what remains, oldest first; rebuild the cut segment.
-        st.hint.clear();
-        let bases: Vec<u64> = st.segments.keys().copied().collect();
-        for base in bases {
-            let file = Arc::clone(&st.segments[&base].file);
-            if Some(base) != cut_base {
-                let len = st.segments[&base].len;
-                let loaded = hint::load(&segment::hint_path(&dir, base), len, |e| {
-                    if touched.contains(e.key) {
-                        st.apply(
-                            file.id,
-                            u64::from(e.pos),
-                            e.offset,
-                            e.expire_at_ms,
-                            e.value_len,
-                            e.kind,
-                            e.key,
-                        );
-                    }
-                })?;
-                if loaded {
-                    continue;
-                }
-            }
-            let mut meta = SegMeta::new(Arc::clone(&file));
-            let mut hints = HintBuf::default();
-            let end = segment::scan(&file.file, &file.path, max, |pos, r| {
-                let h = &r.header;
-                if touched.contains(r.key) {
-                    st.apply(
-                        file.id,
-                        pos,
-                        h.offset,
-                        h.expire_at_ms,
-                        h.value_len,
-                        h.kind,
-                        r.key,
-                    );
-                }
-                meta.note(h.offset, pos, h.record_len() as u64);
-                hints.push(&HintEntry {
-                    offset: h.offset,
-                    expire_at_ms: h.expire_at_ms,
-                    pos: pos as u32,
-                    value_len: h.value_len,
-                    kind: h.kind,
-                    key: r.key,
-                });
-                Ok(())
-            })?;
-            if let Some(why) = end.error {
-                return Err(file.corrupt(end.valid_len, why.to_string()));
-            }
-            meta.len = end.valid_len;
-            if Some(base) == cut_base {
-                st.hint = hints;
-            } else {
-                hints.write(&segment::hint_path(&dir, base), meta.len, sync)?;
-            }
-            st.segments.insert(base, meta);
-        }
-        Ok((removed, cut_pos.is_some()))
-    }
-
-    fn add_active(&self, st: &mut State, base: u64) -> Result<()> {
-        let id = st.alloc_id();
-        let path = segment::log_path(&self.shared.dir, base);
-        let file = Arc::new(SegFile::open(id, base, path, true)?);
-        file.file.set_len(0).at(&file.path)?;
-        st.by_id.insert(id, Arc::clone(&file));
-        st.segments.insert(base, SegMeta::new(file));
-        Ok(())
-    }
-
     /// Makes everything written so far durable (a clean shutdown calls this).
     pub fn sync(&self) -> Result<()> {
         self.check_failed()?;
@@ -1180,7 +698,7 @@ fn read_value(file: &SegFile, loc: &Location, key: &[u8], max: usize) -> Result<
 
 /// How many bytes of `[from, to)` in `file` lie before and at its last non-zero byte: the damage in
 /// a tail that is otherwise preallocated zeros.
-fn nonzero_tail(file: &SegFile, from: u64, to: u64) -> Result<u64> {
+pub(super) fn nonzero_tail(file: &SegFile, from: u64, to: u64) -> Result<u64> {
     let mut last_nonzero = None;
     let mut pos = from;
     let mut buf = vec![0u8; READ_CHUNK];
