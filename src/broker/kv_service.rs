@@ -58,15 +58,8 @@ impl KvService {
         let msg = e.to_string();
         match e {
             // A leader without a lease may have been deposed: the client looks again.
-            ReplicaError::LeaseLapsed { partition, .. } => rpc::status(
-                Reason::NotLeader,
-                msg,
-                self.inner
-                    .leader_kv_addr(partition)
-                    .filter(|a| *a != self.inner.kv_addr.to_string())
-                    .as_deref(),
-            ),
-            ReplicaError::NotLeader { partition, .. } => {
+            ReplicaError::NotLeader { partition, .. }
+            | ReplicaError::LeaseLapsed { partition, .. } => {
                 let leader = self
                     .inner
                     .leader_kv_addr(partition)

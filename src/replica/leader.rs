@@ -126,13 +126,12 @@ impl Replica {
         if st.role != Role::Leader {
             return;
         }
-        let members = rules::maximal_isr(&st.isr, st.pending_isr.as_deref());
         let Some(candidate) = rules::high_watermark(
             self.own_leo_for_hw(),
             self.cfg.broker_id,
-            &members,
+            &st.isr,
+            st.pending_isr.as_deref().unwrap_or_default(),
             &st.followers,
-            st.isr.len(),
             self.cfg.min_insync_replicas,
         ) else {
             return;

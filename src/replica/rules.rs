@@ -9,22 +9,23 @@ use std::time::{Duration, Instant};
 /// The high watermark a leader may move to: the minimum of its own log end (durable part, under
 /// `fsync: always`) and the log ends of every member of the *maximal* ISR — the ISR as ZooKeeper
 /// holds it plus members of an expansion still being written there, so the HW never passes a
-/// member ZooKeeper is about to list. `None` while a member has not fetched in this epoch, and
-/// while the ISR ZooKeeper holds (`isr_len`) is below `min_isr` (Kafka KIP-966): the members
-/// that left it then stay eligible to lead, which is safe only if nothing commits without them.
+/// member ZooKeeper is about to list. `isr` is the ISR ZooKeeper holds, `pending` the ISR of a
+/// change being written (empty when none). `None` while a member has not fetched in this epoch,
+/// and while `isr` is below `min_isr` (Kafka KIP-966): the members that left it then stay
+/// eligible to lead, which is safe only if nothing commits without them.
 pub fn high_watermark(
     own_leo: u64,
     me: u32,
-    maximal_isr: &[u32],
+    isr: &[u32],
+    pending: &[u32],
     followers: &BTreeMap<u32, Progress>,
-    isr_len: usize,
     min_isr: u32,
 ) -> Option<u64> {
-    if isr_len < min_isr as usize {
+    if isr.len() < min_isr as usize {
         return None;
     }
     let mut hw = own_leo;
-    for r in maximal_isr.iter().filter(|&&r| r != me) {
+    for r in isr.iter().chain(pending).filter(|&&r| r != me) {
         hw = hw.min(followers.get(r)?.leo?);
     }
     Some(hw)
@@ -51,17 +52,6 @@ pub fn next_eligible(
     }
     out.retain(|r| !new_isr.contains(r));
     out
-}
-
-/// The ISR as ZooKeeper holds it plus the members of a pending change.
-pub fn maximal_isr(isr: &[u32], pending: Option<&[u32]>) -> Vec<u32> {
-    let mut all = isr.to_vec();
-    for r in pending.unwrap_or_default() {
-        if !all.contains(r) {
-            all.push(*r);
-        }
-    }
-    all
 }
 
 /// A leader's horizon generation: its leader epoch, then how many merges of its store dropped
@@ -176,24 +166,22 @@ mod tests {
             (3, progress(Some(4), Duration::ZERO, Some(30), now)),
         ]
         .into();
-        assert_eq!(high_watermark(9, 1, &[1, 2], &f, 2, 2), Some(7));
+        assert_eq!(high_watermark(9, 1, &[1, 2], &[], &f, 2), Some(7));
         // Issue 9 case 4: 3 is joining; until ZooKeeper lists it the HW must not pass its LEO.
-        let maximal = maximal_isr(&[1, 2], Some(&[1, 2, 3]));
-        assert_eq!(maximal, vec![1, 2, 3]);
-        assert_eq!(high_watermark(9, 1, &maximal, &f, 2, 2), Some(4));
+        assert_eq!(high_watermark(9, 1, &[1, 2], &[1, 2, 3], &f, 2), Some(4));
         assert_eq!(
-            high_watermark(9, 1, &[1], &f, 1, 1),
+            high_watermark(9, 1, &[1], &[], &f, 1),
             Some(9),
             "a lone leader"
         );
         assert_eq!(
-            high_watermark(9, 1, &[1], &f, 1, 2),
+            high_watermark(9, 1, &[1], &[], &f, 2),
             None,
             "below min.insync nothing commits: those who left stay eligible to lead"
         );
         let unknown: BTreeMap<u32, Progress> =
             [(2, progress(None, Duration::ZERO, Some(20), now))].into();
-        assert_eq!(high_watermark(9, 1, &[1, 2], &unknown, 2, 2), None);
+        assert_eq!(high_watermark(9, 1, &[1, 2], &[], &unknown, 2), None);
     }
 
     fn inputs<'a>(
