@@ -60,6 +60,9 @@ pub struct StoreConfig {
     pub max_value_bytes: usize,
     /// How long merge keeps tombstones, so that lagging followers still see deletes.
     pub tombstone_retention_ms: u64,
+    /// What a power loss would leave (the lab's; off otherwise).
+    #[serde(skip)]
+    pub disk: super::DiskModel,
 }
 
 impl Default for StoreConfig {
@@ -72,6 +75,7 @@ impl Default for StoreConfig {
             max_key_bytes: 64 << 10,
             max_value_bytes: 16 << 20,
             tombstone_retention_ms: 24 * 3600 * 1000,
+            disk: super::DiskModel::default(),
         }
     }
 }

@@ -60,7 +60,13 @@ impl HintBuf {
 
     /// Writes the hint for a segment of `segment_len` bytes to `path` (via a temporary name, so a
     /// crash never leaves half a hint under the real name). `sync` fsyncs it first.
-    pub fn write(&self, path: &Path, segment_len: u64, sync: bool) -> Result<()> {
+    pub fn write(
+        &self,
+        path: &Path,
+        segment_len: u64,
+        sync: bool,
+        disk: &super::DiskModel,
+    ) -> Result<()> {
         let mut out = Vec::with_capacity(PREFIX + self.bytes.len() + 4);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&segment_len.to_le_bytes());
@@ -68,7 +74,13 @@ impl HintBuf {
         out.extend_from_slice(&self.bytes);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
-        super::checkpoint::write_file_atomic(path, &out, sync)
+        super::checkpoint::write_file_atomic(path, &out, sync)?;
+        if sync {
+            disk.durable_now(path);
+        } else {
+            disk.created(path);
+        }
+        Ok(())
     }
 }
 
@@ -174,7 +186,8 @@ mod tests {
         let mut h = HintBuf::default();
         h.push(&entry(1, b"a"));
         h.push(&entry(2, b"bb"));
-        h.write(&path, 100, false).expect("write");
+        h.write(&path, 100, false, &super::super::DiskModel::default())
+            .expect("write");
 
         let mut seen = Vec::new();
         assert!(load(&path, 100, |e| seen.push((e.offset, e.key.to_vec()))).expect("load"));

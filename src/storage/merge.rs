@@ -338,8 +338,10 @@ impl Store {
         for out in &mut outputs {
             out.writer.flush().at(&out.path)?;
             out.writer.get_ref().sync_all().at(&out.path)?;
+            shared.config.disk.synced(&out.path, out.len);
             let hint_m = merge_name(segment::hint_path(&dir, out.base));
-            out.hint.write(&hint_m, out.len, true)?;
+            out.hint
+                .write(&hint_m, out.len, true, &shared.config.disk)?;
             steps.step()?;
             report.bytes_out += out.len;
         }
@@ -372,6 +374,17 @@ impl Store {
         checkpoint::write_file_atomic(&dir.join(MARKER), &marker_bytes, true)?;
         steps.step()?;
         finish(&dir, &marker, &mut steps)?;
+        for out in &outputs {
+            // Renamed into place after their fsync, and the directory fsynced: durable.
+            shared
+                .config
+                .disk
+                .synced(&segment::log_path(&dir, out.base), out.len);
+            shared
+                .config
+                .disk
+                .durable_now(&segment::hint_path(&dir, out.base));
+        }
 
         // The swap in memory.
         let input_ids: HashSet<u32> = inputs.iter().map(|(f, _)| f.id).collect();

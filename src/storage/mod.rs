@@ -36,6 +36,7 @@
 mod cache;
 pub mod checkpoint;
 mod config;
+mod disk;
 mod error;
 mod flusher;
 mod hint;
@@ -49,6 +50,7 @@ mod store;
 mod truncate;
 
 pub use config::{FsyncPolicy, StoreConfig};
+pub use disk::{DiskModel, PowerLossReport};
 pub use error::{Result, StorageError};
 pub use merge::MergeReport;
 pub use record::{RecordKind, Write};

@@ -78,6 +78,9 @@ impl Store {
         for (i, &base) in bases.iter().enumerate() {
             let id = st.alloc_id();
             let path = segment::log_path(&dir, base);
+            if !path.exists() {
+                config.disk.created(&path);
+            }
             let file = Arc::new(SegFile::open(id, base, path.clone(), true)?);
             let file_len = file.file.metadata().at(&path)?.len();
             let mut meta = SegMeta::new(Arc::clone(&file));
@@ -144,11 +147,17 @@ impl Store {
                 }
                 file.file.set_len(end.valid_len).at(&path)?;
                 file.file.sync_all().at(&path)?;
+                config.disk.synced(&path, end.valid_len);
             }
             meta.len = end.valid_len;
             if i < last {
                 // Regenerate the missing hint so the next start-up need not scan again.
-                hints.write(&segment::hint_path(&dir, base), meta.len, sync_hints)?;
+                hints.write(
+                    &segment::hint_path(&dir, base),
+                    meta.len,
+                    sync_hints,
+                    &config.disk,
+                )?;
             } else {
                 st.hint = hints;
             }
@@ -173,12 +182,16 @@ impl Store {
         durability
             .spawn(format!("fsync {}", dir.display()), move || {
                 let shared = weak.upgrade()?;
-                let (file, leo) = {
+                let (file, leo, len) = {
                     let st = shared.state.lock();
                     let active = st.segments.values().next_back()?;
-                    (Arc::clone(&active.file), st.leo)
+                    (Arc::clone(&active.file), st.leo, active.len)
                 };
-                Some(file.file.sync_data().at(&file.path).map(|()| leo))
+                let synced = file.file.sync_data().at(&file.path);
+                if synced.is_ok() {
+                    shared.config.disk.synced(&file.path, len);
+                }
+                Some(synced.map(|()| leo))
             })
             .at(&dir)?;
         Ok(Self { shared })

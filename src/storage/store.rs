@@ -469,13 +469,23 @@ impl Store {
         // A sealed segment ends at its last record: drop the preallocated zeros.
         file.file.set_len(len).at(&file.path)?;
         active.allocated = len;
+        let disk = &self.shared.config.disk;
         if sync {
             file.file.sync_data().at(&file.path)?;
+            disk.synced(&file.path, len);
+        } else {
+            disk.cut(&file.path, len);
         }
-        st.hint.write(&segment::hint_path(dir, base), len, sync)?;
+        st.hint.write(
+            &segment::hint_path(dir, base),
+            len,
+            sync,
+            &self.shared.config.disk,
+        )?;
         st.hint.clear();
         let id = st.alloc_id();
         let path = segment::log_path(dir, next_offset);
+        disk.created(&path);
         let new = Arc::new(SegFile::open(id, next_offset, path, true)?);
         if sync {
             checkpoint::sync_dir(dir)?;
@@ -650,11 +660,12 @@ impl Store {
     /// Makes everything written so far durable (a clean shutdown calls this).
     pub fn sync(&self) -> Result<()> {
         self.check_failed()?;
-        let (file, leo) = {
+        let (file, leo, len) = {
             let st = self.shared.state.lock();
-            (Arc::clone(&st.active().file), st.leo)
+            (Arc::clone(&st.active().file), st.leo, st.active().len)
         };
         file.file.sync_data().at(&file.path)?;
+        self.shared.config.disk.synced(&file.path, len);
         self.shared.durability.note_synced(leo);
         Ok(())
     }

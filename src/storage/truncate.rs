@@ -50,7 +50,12 @@ impl Store {
             if cut_is_last {
                 let m = st.active();
                 let (base, len) = (m.file.base, m.len);
-                st.hint.write(&segment::hint_path(&dir, base), len, sync)?;
+                st.hint.write(
+                    &segment::hint_path(&dir, base),
+                    len,
+                    sync,
+                    &self.shared.config.disk,
+                )?;
             }
             st.hint.clear();
             if let Err(e) = self.add_active(&mut st, to_offset) {
@@ -110,8 +115,10 @@ impl Store {
         if let (Some(base), Some(pos)) = (cut_base, cut_pos) {
             let file = &st.segments[&base].file;
             file.file.set_len(pos).at(&file.path)?;
+            self.shared.config.disk.cut(&file.path, pos);
             if sync {
                 file.file.sync_data().at(&file.path)?;
+                self.shared.config.disk.synced(&file.path, pos);
             }
             remove_if_exists(&segment::hint_path(&dir, base))?;
         }
@@ -177,7 +184,12 @@ impl Store {
             if Some(base) == cut_base {
                 st.hint = hints;
             } else {
-                hints.write(&segment::hint_path(&dir, base), meta.len, sync)?;
+                hints.write(
+                    &segment::hint_path(&dir, base),
+                    meta.len,
+                    sync,
+                    &self.shared.config.disk,
+                )?;
             }
             st.segments.insert(base, meta);
         }
@@ -187,6 +199,7 @@ impl Store {
     fn add_active(&self, st: &mut State, base: u64) -> Result<()> {
         let id = st.alloc_id();
         let path = segment::log_path(&self.shared.dir, base);
+        self.shared.config.disk.created(&path);
         let file = Arc::new(SegFile::open(id, base, path, true)?);
         file.file.set_len(0).at(&file.path)?;
         st.by_id.insert(id, Arc::clone(&file));

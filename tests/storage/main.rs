@@ -2,6 +2,7 @@
 //! replication bytes, durability and limits.
 
 mod model;
+mod power_loss;
 mod recovery;
 mod replication;
 mod support;
