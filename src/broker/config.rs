@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     /// Storage settings of every replica.
     #[serde(default)]
     pub storage: StoreConfig,
+    /// Where to dial other brokers' advertised addresses (the lab routes them through its proxies).
+    #[serde(skip)]
+    pub dialer: crate::rpc::Dialer,
 }
 
 fn default_host() -> String {

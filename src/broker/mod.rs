@@ -343,7 +343,7 @@ impl Broker {
             metadata: RwLock::new(Metadata::default()),
             controller: Mutex::new(None),
             fetchers: Mutex::new(HashMap::new()),
-            peers: peers::PeerClients::default(),
+            peers: peers::PeerClients::new(cfg.dialer.clone()),
             shutdown: CancellationToken::new(),
             accepting: AtomicBool::new(true),
             cfg,

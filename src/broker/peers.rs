@@ -10,19 +10,29 @@ use tonic::transport::Channel;
 /// A replication client.
 pub(super) type PeerClient = ReplicationClient<Channel>;
 
-#[derive(Default)]
 pub(super) struct PeerClients {
     by_addr: Mutex<HashMap<String, PeerClient>>,
+    dialer: crate::rpc::Dialer,
 }
 
 impl PeerClients {
+    /// Clients that dial through `dialer`.
+    pub(super) fn new(dialer: crate::rpc::Dialer) -> Self {
+        Self {
+            by_addr: Mutex::new(HashMap::new()),
+            dialer,
+        }
+    }
+
     /// A client for `addr` (`host:port`).
     pub(super) fn get(&self, addr: &str) -> Option<PeerClient> {
+        // Per address dialed, asked anew each time (see `Client::channel`).
+        let dialed = self.dialer.dial(addr);
         let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(addr) {
+        if let Some(c) = map.get(&dialed) {
             return Some(c.clone());
         }
-        let channel = Channel::from_shared(format!("http://{addr}"))
+        let channel = Channel::from_shared(format!("http://{dialed}"))
             .ok()?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
@@ -30,7 +40,7 @@ impl PeerClients {
         let client = ReplicationClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(addr.to_string(), client.clone());
+        map.insert(dialed, client.clone());
         Some(client)
     }
 }

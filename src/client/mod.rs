@@ -32,6 +32,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// ZooKeeper session timeout (ZooKeeper discovery only).
     pub zk_session_timeout: Duration,
+    /// Where to dial brokers' advertised addresses (the lab routes them through its proxies).
+    pub dialer: crate::rpc::Dialer,
 }
 
 impl Default for ClientConfig {
@@ -39,6 +41,7 @@ impl Default for ClientConfig {
         Self {
             request_timeout: Duration::from_secs(10),
             zk_session_timeout: Duration::from_secs(6),
+            dialer: crate::rpc::Dialer::default(),
         }
     }
 }
@@ -213,15 +216,19 @@ impl Client {
     }
 
     fn channel(&self, addr: &str) -> Result<KvClient<Channel>, ClientError> {
+        // Channels are kept per address dialed, asked anew for every request: in the lab a link
+        // proxy stands for a broker only while it is up, and a channel held to the proxy of a
+        // dead broker would turn its refused connections into failures mid-request.
+        let dialed = self.inner.cfg.dialer.dial(addr);
         let mut map = self
             .inner
             .channels
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(addr) {
+        if let Some(c) = map.get(&dialed) {
             return Ok(c.clone());
         }
-        let channel = Channel::from_shared(format!("http://{addr}"))
+        let channel = Channel::from_shared(format!("http://{dialed}"))
             .map_err(|e| ClientError::InvalidArgument(format!("bad broker address {addr}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
@@ -229,7 +236,7 @@ impl Client {
         let client = KvClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(addr.to_string(), client.clone());
+        map.insert(dialed, client.clone());
         Ok(client)
     }
 

@@ -5,6 +5,9 @@
 
 tonic::include_proto!("simplekv");
 
+mod dial;
+pub use dial::Dialer;
+
 use tonic::metadata::MetadataValue;
 
 /// Metadata key holding the machine-readable reason of an error status.
