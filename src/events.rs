@@ -24,6 +24,8 @@ pub enum EventKind {
     Kill,
     /// A broker was started again on its data.
     Restore,
+    /// The lab injected a fault (a cut link, a pause, a power loss) or healed one.
+    Fault,
     /// Anything else worth a line.
     Info,
     /// Something went wrong.

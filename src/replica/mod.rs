@@ -43,11 +43,14 @@ pub const INCOMPLETE_FILE: &str = "incomplete";
 /// open, and under `fsync: interval | never` its unsynced tail may be gone.
 pub const RUNNING_FILE: &str = "running";
 
-/// This boot of the machine, if the system says (Linux).
-fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
+/// This boot of the machine, if the system says (Linux). A lab machine that lost power (see
+/// [`crate::storage::DiskModel`]) adds its power losses, as a reboot would change the id.
+fn boot_id(disk: &crate::storage::DiskModel) -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(match disk.boots() {
+        0 => id.trim().to_string(),
+        n => format!("{}+power-loss-{n}", id.trim()),
+    })
 }
 
 /// How many copies must hold a write before it is acknowledged.
@@ -277,7 +280,7 @@ impl Replica {
         let marker = dir.join(INCOMPLETE_FILE);
         let lost = leo < checkpointed_hw;
         let running = dir.join(RUNNING_FILE);
-        let boot = boot_id().unwrap_or_else(|| {
+        let boot = boot_id(&log.config().disk).unwrap_or_else(|| {
             events.emit(
                 EventKind::Warning,
                 Some(cfg.partition),

@@ -1,13 +1,17 @@
-//! N brokers in one process, each in a tokio runtime of its own and behind a ZooKeeper proxy of
-//! its own, so that `kill` is a real crash: the proxy cuts the session without a close, the
-//! runtime is shut down (every task and socket of the broker gone at once, no flush beyond what
-//! its fsync policy did), and `restore` starts it again on the same data and ports.
+//! N brokers in one process, each on a machine of its own (a thread driving its runtime, see
+//! [`super::host`]) and behind a ZooKeeper proxy of its own, so that `kill` is a real crash: the
+//! proxy cuts the session without a close, the runtime is dropped (every task and socket of the
+//! broker gone at once, no flush beyond what its fsync policy did), and `restore` starts it again
+//! on the same data and ports. `pause` freezes the machine without killing it.
 
-use super::proxy::ZkProxy;
+mod faults;
+
+use super::host::Host;
+use super::network::{Network, Node};
 use crate::broker::{Broker, BrokerConfig, BrokerSnapshot, ReplicationConfig, ZkConfig};
 use crate::coord::{ClusterSpec, ServerOptions, ZkServer, split_connect};
 use crate::events::{EventKind, EventSink};
-use crate::storage::StoreConfig;
+use crate::storage::{DiskModel, StoreConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,8 +42,6 @@ pub struct ClusterOptions {
     pub replication: ReplicationConfig,
     /// Storage settings of each replica.
     pub storage: StoreConfig,
-    /// Worker threads per broker runtime.
-    pub worker_threads: usize,
 }
 
 impl ClusterOptions {
@@ -58,7 +60,6 @@ impl ClusterOptions {
                 ..ReplicationConfig::default()
             },
             storage: StoreConfig::default(),
-            worker_threads: 2,
         }
     }
 }
@@ -90,13 +91,24 @@ pub enum ClusterError {
 }
 
 struct Running {
-    runtime: tokio::runtime::Runtime,
+    host: Host,
     broker: Broker,
+}
+
+impl Running {
+    /// Stops the machine at once and waits for its thread to end.
+    async fn crash(self) {
+        drop(self.broker);
+        if let Some(thread) = self.host.stop() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
 }
 
 struct Slot {
     cfg: std::sync::Mutex<BrokerConfig>,
-    proxy: ZkProxy,
+    /// Its machine's disk, as a power loss would leave it.
+    disk: DiskModel,
     running: std::sync::Mutex<Option<Running>>,
     /// Serialises kill and restore of this broker (held across their awaits).
     busy: tokio::sync::Mutex<()>,
@@ -114,6 +126,7 @@ impl Slot {
 
 /// The brokers and their ZooKeeper.
 pub struct Cluster {
+    network: Network,
     options: ClusterOptions,
     zk_server: std::sync::Mutex<Option<ZkServer>>,
     zk_connect: String,
@@ -166,11 +179,16 @@ impl Cluster {
                 ClusterError::Config(format!("cannot resolve ZooKeeper address '{first}'"))
             })?;
         let zk_connect = format!("{servers}{chroot}");
+        let ids: Vec<u32> = (1..=options.spec.brokers).collect();
+        let network = Network::start(&ids, zk_addr).await.map_err(|e| {
+            ClusterError::Other(format!("cannot start the lab's link proxies: {e}"))
+        })?;
         let mut slots = Vec::new();
         for id in 1..=options.spec.brokers {
-            let proxy = ZkProxy::start(zk_addr)
-                .await
-                .map_err(|e| ClusterError::Other(format!("cannot start a ZooKeeper proxy: {e}")))?;
+            let zk_link = network
+                .zk_addr(id)
+                .ok_or_else(|| ClusterError::Other(format!("broker {id} has no ZooKeeper link")))?;
+            let disk = DiskModel::tracking();
             let cfg = BrokerConfig {
                 id,
                 host: "127.0.0.1".into(),
@@ -178,21 +196,26 @@ impl Cluster {
                 peer_port: 0,
                 data_dir: options.data_dir.join(format!("broker-{id}")),
                 zookeeper: ZkConfig {
-                    connect: format!("{}{chroot}", proxy.addr()),
+                    connect: format!("{zk_link}{chroot}"),
                     session_timeout_ms: options.session_timeout_ms,
                 },
                 cluster: options.spec.clone(),
                 replication: options.replication.clone(),
-                storage: options.storage.clone(),
+                storage: StoreConfig {
+                    disk: disk.clone(),
+                    ..options.storage.clone()
+                },
+                dialer: network.broker_dialer(id),
             };
             slots.push(Slot {
                 cfg: std::sync::Mutex::new(cfg),
-                proxy,
+                disk,
                 running: std::sync::Mutex::new(None),
                 busy: tokio::sync::Mutex::new(()),
             });
         }
         let cluster = Self {
+            network,
             options,
             zk_server: std::sync::Mutex::new(zk_server),
             zk_connect,
@@ -214,24 +237,19 @@ impl Cluster {
             .ok_or(ClusterError::NoSuchBroker(id))
     }
 
-    /// Starts broker `id` in a new runtime (the caller holds its `busy` lock).
+    /// Starts broker `id` on a new machine (the caller holds its `busy` lock).
     async fn launch(&self, id: u32) -> Result<(), ClusterError> {
-        let threads = self.options.worker_threads.max(1);
         let slot = self.slot(id)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name(format!("broker-{id}"))
-            .enable_all()
-            .build()
-            .map_err(|e| ClusterError::Other(format!("cannot start broker {id}'s runtime: {e}")))?;
-        slot.proxy.resume();
+        let host = Host::start(format!("broker-{id}"))
+            .map_err(|e| ClusterError::Other(format!("cannot start broker {id}'s thread: {e}")))?;
         // A restored broker may find its old ports or data lock still held for a moment while the
         // killed runtime's last threads wind down: retry briefly.
         let mut attempt = 0;
         let broker = loop {
             let cfg = slot.cfg();
             let ev = self.events.clone();
-            let started = runtime
+            let started = host
+                .handle()
                 .spawn(async move { Broker::start(cfg, ev).await })
                 .await;
             match started {
@@ -253,11 +271,11 @@ impl Cluster {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Ok(Err(source)) => {
-                    runtime.shutdown_background();
+                    drop(host);
                     return Err(ClusterError::Broker { id, source });
                 }
                 Err(e) => {
-                    runtime.shutdown_background();
+                    drop(host);
                     return Err(ClusterError::Other(format!(
                         "broker {id} start panicked: {e}"
                     )));
@@ -269,7 +287,9 @@ impl Cluster {
             cfg.kv_port = broker.kv_addr().port();
             cfg.peer_port = broker.peer_addr().port();
         }
-        *slot.running() = Some(Running { runtime, broker });
+        self.network
+            .broker_up(id, broker.kv_addr(), broker.peer_addr());
+        *slot.running() = Some(Running { host, broker });
         Ok(())
     }
 
@@ -278,15 +298,14 @@ impl Cluster {
     pub async fn kill(&self, id: u32) -> Result<(), ClusterError> {
         let slot = self.slot(id)?;
         let _busy = slot.busy.lock().await;
-        slot.proxy.cut();
+        if slot.running().is_none() {
+            return Err(ClusterError::Config(format!("broker {id} is already down")));
+        }
+        self.network.broker_down(id);
         let Some(running) = slot.running().take() else {
             return Err(ClusterError::Config(format!("broker {id} is already down")));
         };
-        drop(running.broker);
-        let rt = running.runtime;
-        tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(2)))
-            .await
-            .map_err(|e| ClusterError::Other(e.to_string()))?;
+        running.crash().await;
         self.events.for_broker(id).emit(
             EventKind::Kill,
             None,
@@ -340,17 +359,37 @@ impl Cluster {
         Ok(())
     }
 
-    /// Cuts broker `id`'s ZooKeeper connection and keeps it cut, without stopping the broker: its
+    /// Cuts broker `id`'s ZooKeeper link and keeps it cut, without stopping the broker: its
     /// session expires and it must step down (a network partition from ZooKeeper).
     pub fn isolate_from_zk(&self, id: u32) -> Result<(), ClusterError> {
-        self.slot(id)?.proxy.cut();
+        self.slot(id)?;
+        self.network
+            .change(|f, all| f.isolate(id, all, true, false, false));
         Ok(())
     }
 
     /// Lets broker `id` reach ZooKeeper again.
     pub fn reconnect_to_zk(&self, id: u32) -> Result<(), ClusterError> {
-        self.slot(id)?.proxy.resume();
+        self.slot(id)?;
+        self.network.change(|f, _| {
+            f.cuts.remove(&(Node::Broker(id), Node::Zk));
+        });
         Ok(())
+    }
+
+    /// Where the cluster's events go.
+    pub fn events(&self) -> &EventSink {
+        &self.events
+    }
+
+    /// The brokers' ZooKeeper session timeout.
+    pub fn session_timeout_ms(&self) -> u64 {
+        self.options.session_timeout_ms
+    }
+
+    /// The lab's links and the faults in force on them.
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
     /// Broker `id`, if it is up.
@@ -405,15 +444,13 @@ impl Cluster {
             let running = slot.running().take();
             if let Some(running) = running {
                 let b = running.broker.clone();
+                running.host.resume();
                 let _ = running
-                    .runtime
+                    .host
+                    .handle()
                     .spawn(async move { b.shutdown().await })
                     .await;
-                let rt = running.runtime;
-                let _ = tokio::task::spawn_blocking(move || {
-                    rt.shutdown_timeout(Duration::from_secs(2))
-                })
-                .await;
+                running.crash().await;
             }
         }
         let server = self
@@ -441,10 +478,7 @@ fn retryable(e: &crate::broker::BrokerError) -> bool {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for slot in &self.slots {
-            slot.proxy.cut();
-            if let Some(running) = slot.running().take() {
-                running.runtime.shutdown_background();
-            }
+            drop(slot.running().take());
         }
     }
 }

@@ -1,0 +1,1247 @@
+//! A fault-injecting TCP proxy for one directed link of the lab.
+//!
+//! # Why this exists
+//!
+//! The lab runs several brokers, their clients and ZooKeeper in one process
+//! on loopback, where the real network never fails. To teach what partitions,
+//! latency and crashed peers do to a replicated store, every directed link
+//! ("broker 1 → broker 2's peer port", "clients → broker 3",
+//! "broker 2 → ZooKeeper") goes through a [`LinkProxy`]: whoever opens
+//! connections on the link dials the proxy's loopback address, the proxy dials
+//! the real target, and the lab changes the link's [`LinkState`] to inject
+//! faults. The proxy must behave like a real network path, so the semantics
+//! below are deliberate.
+//!
+//! # Semantics
+//!
+//! * **Forwarding.** Bytes are copied both ways with one reused buffer per
+//!   direction and `TCP_NODELAY` on both sockets, so a healthy link adds one
+//!   read and one write per chunk and no allocation.
+//! * **Half-close.** End of stream on one side becomes a write shutdown (FIN)
+//!   on the other; the other direction keeps flowing. A connection ends when
+//!   both directions have ended, or as soon as either side errors (a reset,
+//!   a write to a closed peer): errors close both sockets at once, and bytes
+//!   still in flight on that connection are dropped, as a reset would drop
+//!   them.
+//! * **Cut (a blackhole, i.e. a partition).** Neither side is told anything;
+//!   they find out through their own timeouts.
+//!   - Existing connections stop forwarding in both directions. Bytes the
+//!     proxy already read are held, and it stops reading, so backpressure
+//!     builds up in the kernel buffers as on a dead path. One caveat: a read
+//!     that was already waiting when the cut began may still take in one
+//!     chunk (at most 64 KiB); that chunk is held like the rest. Checking the
+//!     state on every read instead would make every idle connection register
+//!     with the state channel on every round trip, which costs more than this
+//!     slack is worth.
+//!   - A connection opened during a cut is accepted (the kernel completes the
+//!     handshake anyway) but not dialled upstream, and nothing crosses.
+//!   - When the cut heals, held connections resume where they stopped and
+//!     deliver their held bytes in order, as TCP retransmission would after a
+//!     short partition, and held new connections are dialled then (asking the
+//!     upstream function where to dial at that moment).
+//!   - A FIN cannot cross a cut either: a side that closed or reset during
+//!     the cut is seen to close by the other side only once the cut heals.
+//! * **Delay and jitter** model latency, not bandwidth. The proxy keeps
+//!   reading while earlier chunks are in flight (up to 4 MiB per direction,
+//!   then it stops reading, for backpressure). Each chunk gets a due time of
+//!   `max(previous due, read time + delay + uniform(0..=jitter))` and is
+//!   written at that time, so bytes are never reordered within a connection;
+//!   the end of stream is delayed the same way. A new state applies to chunks
+//!   read after it was set. Delays are capped at one day. While a delay or
+//!   jitter is set, each chunk is copied into its own allocation.
+//! * **Reset** closes every open connection at once, both sides see the close,
+//!   as when the process at one end dies; the proxy keeps accepting. It
+//!   ignores a cut: to model a process dying behind a partition, keep the
+//!   link cut and reset it only when the partition heals.
+//! * **Drop** resets and stops accepting; no task or socket is left behind.
+//!
+//! # Cost
+//!
+//! One tokio task per connection (both directions and their delay timers run
+//! inside it), plus one accept task per proxy. Finished connection tasks are
+//! pruned at each accept. Each connection holds two 64 KiB buffers, plus up
+//! to 4 MiB per direction of chunks in flight while a delay is set. The
+//! upstream function is called once per new connection (it must not block),
+//! and the dial has no timeout of its own, which is fine for loopback targets
+//! (refused at once when down).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, warn};
+
+/// Size of the read buffer of each direction of a connection.
+const READ_BUF: usize = 64 * 1024;
+/// Most bytes a direction holds in flight under delay before it stops reading.
+const MAX_IN_FLIGHT: usize = 4 * 1024 * 1024;
+/// Longest latency a chunk can be given, so due times can never overflow.
+const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+/// First pause after a failed accept; doubled on each further failure.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest pause after failed accepts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Tells a [`LinkProxy`] where to dial for each new connection.
+///
+/// It is a function rather than an address because the target may come back
+/// on another port after a restart; `None` means the target is down.
+pub type UpstreamFn = Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync>;
+
+/// The faults currently applied to a link; the default is a healthy link.
+///
+/// The lab sets it with [`LinkProxy::set`] to simulate partitions and
+/// latency; see the module documentation for the exact semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkState {
+    /// Nothing crosses, in either direction, on existing or new connections.
+    pub cut: bool,
+    /// Every chunk is delivered no earlier than `delay` (+ a uniform random
+    /// extra in `0..=jitter`) after it was read.
+    pub delay: Duration,
+    /// Upper bound of the uniform random extra latency added to each chunk.
+    pub jitter: Duration,
+}
+
+impl LinkState {
+    /// Whether chunks read in this state may be written straight away.
+    fn immediate(&self) -> bool {
+        self.delay.is_zero() && self.jitter.is_zero()
+    }
+}
+
+/// A TCP proxy for one directed link of the lab, whose state injects faults.
+///
+/// Connections to [`LinkProxy::addr`] are forwarded to the address returned
+/// by the upstream function at connect time, subject to the current
+/// [`LinkState`]. Dropping the proxy closes every connection and stops it.
+pub struct LinkProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Tasks>>,
+    accept: JoinHandle<()>,
+}
+
+/// What the connection tasks of a proxy share with it.
+struct Shared {
+    name: String,
+    state: watch::Sender<LinkState>,
+    upstream: UpstreamFn,
+    open: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+/// The connection tasks of a proxy, so that reset and drop can abort them.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<()>,
+    /// Set when the proxy is dropped: connections accepted late are closed.
+    closed: bool,
+}
+
+/// Locks a mutex, ignoring poisoning: the data it guards stays consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl LinkProxy {
+    /// Starts a proxy listening on `127.0.0.1:0` for the link called `name`.
+    ///
+    /// `upstream` is asked at each new connection where to dial (the target
+    /// may move to new ports after a restart); `None` means the target is
+    /// down, and the inbound connection is then closed at once, as a refused
+    /// connect would be. Must be called within a tokio runtime.
+    pub async fn start(name: impl Into<String>, upstream: UpstreamFn) -> io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let (state, _) = watch::channel(LinkState::default());
+        let shared = Arc::new(Shared {
+            name: name.into(),
+            state,
+            upstream,
+            open: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+        });
+        let tasks = Arc::new(Mutex::new(Tasks::default()));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&shared),
+            Arc::clone(&tasks),
+        ));
+        debug!(link = %shared.name, %addr, "link proxy listening");
+        Ok(Self {
+            addr,
+            shared,
+            tasks,
+            accept,
+        })
+    }
+
+    /// The loopback address to dial instead of the real target.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The link's name, as given to [`LinkProxy::start`] (for logs and consoles).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Applies a new state to the link: at once for `cut`, and for chunks read
+    /// from now on for `delay` and `jitter`.
+    pub fn set(&self, state: LinkState) {
+        let changed = self.shared.state.send_if_modified(|current| {
+            if *current == state {
+                false
+            } else {
+                *current = state;
+                true
+            }
+        });
+        if changed {
+            debug!(link = %self.shared.name, ?state, "link state changed");
+        }
+    }
+
+    /// The state last set on the link.
+    pub fn state(&self) -> LinkState {
+        *self.shared.state.borrow()
+    }
+
+    /// Closes every open connection at once (both sides see the close), as
+    /// when the process at one end dies. New connections are still accepted.
+    ///
+    /// The sockets are closed as the runtime tears the aborted tasks down,
+    /// which happens right away but not within this call.
+    pub fn reset(&self) {
+        let old = std::mem::take(&mut lock(&self.tasks).set);
+        debug!(link = %self.shared.name, connections = old.len(), "link reset");
+        // Dropping a JoinSet aborts all its tasks; each task owns its sockets.
+        drop(old);
+    }
+
+    /// Number of connections open now (accepted and not yet finished,
+    /// including those held by a cut), for a console.
+    pub fn connections(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+
+    /// Bytes delivered so far, in both directions and over all connections,
+    /// for a console.
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LinkProxy {
+    /// Stops accepting and closes every connection; no task is left behind.
+    fn drop(&mut self) {
+        self.accept.abort();
+        let old = {
+            let mut tasks = lock(&self.tasks);
+            tasks.closed = true;
+            std::mem::take(&mut tasks.set)
+        };
+        drop(old);
+    }
+}
+
+impl std::fmt::Debug for LinkProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkProxy")
+            .field("name", &self.shared.name)
+            .field("addr", &self.addr)
+            .field("state", &self.state())
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+/// Accepts connections forever, backing off on errors such as `EMFILE`.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: Arc<Mutex<Tasks>>) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut next_id: u64 = 0;
+    loop {
+        match listener.accept().await {
+            Ok((inbound, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                next_id = next_id.wrapping_add(1);
+                spawn_connection(&shared, &tasks, inbound, peer, next_id);
+            }
+            Err(error) => {
+                warn!(link = %shared.name, %error, ?backoff, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Counts a connection as open for as long as its task exists.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts the task of an accepted connection, tracked for reset and drop.
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    tasks: &Mutex<Tasks>,
+    inbound: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+) {
+    let mut tasks = lock(tasks);
+    while let Some(done) = tasks.set.try_join_next() {
+        if let Err(error) = done
+            && error.is_panic()
+        {
+            warn!(link = %shared.name, %error, "link connection task panicked");
+        }
+    }
+    if tasks.closed {
+        return; // The proxy is being dropped: `inbound` closes here.
+    }
+    shared.open.fetch_add(1, Ordering::Relaxed);
+    let guard = OpenGuard(Arc::clone(shared));
+    let shared = Arc::clone(shared);
+    tasks.set.spawn(async move {
+        let _guard = guard;
+        run_connection(&shared, inbound, peer, id).await;
+    });
+}
+
+/// Runs one connection: waits out a cut, dials upstream, then forwards both
+/// ways until the connection ends. Its sockets close when this returns.
+async fn run_connection(shared: &Shared, inbound: TcpStream, peer: SocketAddr, id: u64) {
+    let link = shared.name.as_str();
+    if let Err(error) = inbound.set_nodelay(true) {
+        debug!(link, id, %error, "cannot set TCP_NODELAY on inbound socket");
+    }
+    let mut gate = Gate::new(shared.state.subscribe());
+    // A connection opened during a cut is dialled only once the cut heals.
+    if gate.open().await.is_err() {
+        return;
+    }
+    let Some(target) = (shared.upstream)() else {
+        debug!(link, id, %peer, "upstream down; closing inbound connection");
+        return;
+    };
+    let outbound = match TcpStream::connect(target).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            debug!(link, id, %peer, %target, %error, "cannot dial upstream; closing inbound connection");
+            return;
+        }
+    };
+    if let Err(error) = outbound.set_nodelay(true) {
+        debug!(link, id, %error, "cannot set TCP_NODELAY on outbound socket");
+    }
+    debug!(link, id, %peer, %target, "connection open");
+    let mut inbound = inbound;
+    let mut outbound = outbound;
+    let (in_read, in_write) = inbound.split();
+    let (out_read, out_write) = outbound.split();
+    let result = tokio::try_join!(
+        pump(
+            in_read,
+            out_write,
+            gate.clone(),
+            Rng::seeded(),
+            &shared.bytes
+        ),
+        pump(out_read, in_write, gate, Rng::seeded(), &shared.bytes),
+    );
+    match result {
+        Ok(_) => debug!(link, id, "connection closed"),
+        Err(error) => debug!(link, id, %error, "connection closed on error"),
+    }
+}
+
+/// A view of the link state that is cheap to check on every chunk.
+#[derive(Clone)]
+struct Gate {
+    rx: watch::Receiver<LinkState>,
+    state: LinkState,
+}
+
+impl Gate {
+    fn new(mut rx: watch::Receiver<LinkState>) -> Self {
+        let state = *rx.borrow_and_update();
+        Self { rx, state }
+    }
+
+    /// The current state; an atomic load unless the state has changed.
+    fn current(&mut self) -> LinkState {
+        if self.rx.has_changed().unwrap_or(false) {
+            self.state = *self.rx.borrow_and_update();
+        }
+        self.state
+    }
+
+    /// Waits for the next state change.
+    async fn changed(&mut self) -> io::Result<()> {
+        if self.rx.changed().await.is_err() {
+            return Err(io::Error::other("link proxy stopped"));
+        }
+        self.state = *self.rx.borrow_and_update();
+        Ok(())
+    }
+
+    /// Waits until the link is not cut.
+    async fn open(&mut self) -> io::Result<LinkState> {
+        loop {
+            let state = self.current();
+            if !state.cut {
+                return Ok(state);
+            }
+            self.changed().await?;
+        }
+    }
+}
+
+/// A chunk read but not yet fully written; empty data stands for end of stream.
+struct Chunk {
+    due: Instant,
+    data: Vec<u8>,
+    written: usize,
+}
+
+/// What woke a direction that has chunks in flight.
+enum Event {
+    StateChanged(io::Result<()>),
+    Delivered(io::Result<usize>),
+    Read(io::Result<usize>),
+}
+
+/// Forwards one direction of a connection until end of stream has been
+/// delivered (`Ok`) or either side failed (`Err`).
+async fn pump<R, W>(
+    mut src: R,
+    mut dst: W,
+    mut gate: Gate,
+    mut rng: Rng,
+    bytes: &AtomicU64,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; READ_BUF];
+    let mut queue: VecDeque<Chunk> = VecDeque::new();
+    let mut queued = 0usize;
+    let mut last_due = Instant::now();
+    let mut ended = false;
+    let timer = tokio::time::sleep_until(last_due);
+    tokio::pin!(timer);
+
+    loop {
+        if queue.is_empty() {
+            if ended {
+                return Ok(()); // Not reached: delivering the end returns.
+            }
+            // Nothing in flight: wait for bytes. This read does not watch the
+            // state (see the module doc); what it reads is checked below.
+            let n = match src.read(&mut buf).await {
+                Ok(n) => n,
+                Err(error) => {
+                    gate.open().await?;
+                    return Err(error);
+                }
+            };
+            let state = gate.current();
+            if state.immediate() {
+                if n == 0 {
+                    gate.open().await?;
+                    dst.shutdown().await?;
+                    return Ok(());
+                }
+                write_gated(&mut dst, &buf[..n], &mut gate, bytes).await?;
+                continue;
+            }
+            let due = next_due(&state, &mut rng, &mut last_due);
+            ended = n == 0;
+            queued += n;
+            queue.push_back(Chunk {
+                due,
+                data: buf[..n].to_vec(),
+                written: 0,
+            });
+            continue;
+        }
+
+        if gate.current().cut {
+            gate.changed().await?;
+            continue;
+        }
+        let can_read = !ended && queued < MAX_IN_FLIGHT;
+        let event = {
+            let Some(head) = queue.front() else { continue };
+            if timer.deadline() != head.due {
+                timer.as_mut().reset(head.due);
+            }
+            tokio::select! {
+                biased;
+                r = gate.changed() => Event::StateChanged(r),
+                r = deliver(&mut dst, head, timer.as_mut()) => Event::Delivered(r),
+                r = src.read(&mut buf), if can_read => Event::Read(r),
+            }
+        };
+        match event {
+            Event::StateChanged(result) => result?,
+            Event::Delivered(result) => {
+                let n = result?;
+                let Some(head) = queue.front_mut() else {
+                    continue;
+                };
+                if head.data.is_empty() {
+                    return Ok(()); // End of stream delivered; nothing follows it.
+                }
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                head.written += n;
+                if head.written >= head.data.len() {
+                    queued -= head.data.len();
+                    queue.pop_front();
+                }
+            }
+            Event::Read(Ok(n)) => {
+                let state = gate.current();
+                let due = next_due(&state, &mut rng, &mut last_due);
+                ended = n == 0;
+                queued += n;
+                queue.push_back(Chunk {
+                    due,
+                    data: buf[..n].to_vec(),
+                    written: 0,
+                });
+            }
+            Event::Read(Err(error)) => {
+                gate.open().await?;
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Writes all of `data` now, pausing while the link is cut (also in the middle
+/// of a write the peer is slow to accept).
+async fn write_gated<W>(
+    dst: &mut W,
+    mut data: &[u8],
+    gate: &mut Gate,
+    bytes: &AtomicU64,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    while !data.is_empty() {
+        if gate.current().cut {
+            gate.open().await?;
+        }
+        // Biased: when the write completes at once, the state future is
+        // dropped without ever being polled, so the common case costs nothing.
+        let n = tokio::select! {
+            biased;
+            r = dst.write(data) => r?,
+            r = gate.changed() => {
+                r?;
+                continue;
+            }
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Waits until `chunk` is due, then writes (part of) it or, for the end of
+/// stream, shuts the write side down. Cancel-safe: nothing is written unless
+/// it returns.
+async fn deliver<W>(dst: &mut W, chunk: &Chunk, timer: Pin<&mut Sleep>) -> io::Result<usize>
+where
+    W: AsyncWrite + Unpin,
+{
+    timer.await;
+    if chunk.data.is_empty() {
+        dst.shutdown().await?;
+        Ok(0)
+    } else {
+        dst.write(&chunk.data[chunk.written..]).await
+    }
+}
+
+/// Due time of a chunk read now: never earlier than the previous chunk's, so
+/// that the queue stays in due order.
+fn next_due(state: &LinkState, rng: &mut Rng, last_due: &mut Instant) -> Instant {
+    let now = Instant::now();
+    let jitter = u64::try_from(state.jitter.as_nanos()).unwrap_or(u64::MAX);
+    let extra = Duration::from_nanos(rng.up_to(jitter));
+    let latency = state.delay.saturating_add(extra).min(MAX_DELAY);
+    let due = now.checked_add(latency).unwrap_or(now).max(*last_due);
+    *last_due = due;
+    due
+}
+
+/// A tiny xorshift64* generator for jitter; good enough and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from a process-wide counter and the clock, so that
+    /// every direction of every connection draws a different sequence.
+    fn seeded() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        // splitmix64 finaliser, to spread close seeds apart.
+        let mut z = nanos ^ count.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Self(z | 1) // xorshift must not start at zero.
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..=max`, uniform up to a negligible modulo bias.
+    fn up_to(&mut self, max: u64) -> u64 {
+        match max {
+            0 => 0,
+            u64::MAX => self.next(),
+            _ => self.next() % (max + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+    use tokio::time::timeout;
+
+    /// Guard against hangs only: no condition awaited here takes nearly this long.
+    const LIMIT: Duration = Duration::from_secs(60);
+    /// The one kind of fixed wait: how long a cut link must be seen to stay silent.
+    const QUIET: Duration = Duration::from_millis(200);
+    const CUT: LinkState = LinkState {
+        cut: true,
+        delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+    };
+    const HEALTHY: LinkState = LinkState {
+        cut: false,
+        delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+    };
+
+    fn fixed(addr: SocketAddr) -> UpstreamFn {
+        Arc::new(move || Some(addr))
+    }
+
+    async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+        match timeout(LIMIT, fut).await {
+            Ok(value) => value,
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+
+    /// Polls `cond` until it holds (a condition wait, not a fixed one).
+    async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        within(what, async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+
+    async fn connect(addr: SocketAddr) -> TcpStream {
+        let stream = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+    }
+
+    async fn start(target: SocketAddr) -> LinkProxy {
+        LinkProxy::start("test", fixed(target))
+            .await
+            .expect("start proxy")
+    }
+
+    /// An upstream that echoes every byte and echoes end of stream too.
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind echo");
+        let addr = listener.local_addr().expect("echo addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let (mut r, mut w) = stream.split();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if w.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = w.shutdown().await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A "sink" upstream that hands every accepted connection to the test,
+    /// which can then watch what arrives and when it closes.
+    struct Target {
+        addr: SocketAddr,
+        accepted: mpsc::UnboundedReceiver<TcpStream>,
+    }
+
+    impl Target {
+        async fn new() -> Self {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .expect("bind target");
+            let addr = listener.local_addr().expect("target addr");
+            let (tx, accepted) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    if tx.send(stream).is_err() {
+                        return;
+                    }
+                }
+            });
+            Self { addr, accepted }
+        }
+
+        async fn next(&mut self) -> TcpStream {
+            within("upstream connection", self.accepted.recv())
+                .await
+                .expect("target stopped")
+        }
+    }
+
+    async fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        within("bytes", stream.read_exact(&mut buf))
+            .await
+            .expect("read_exact");
+        buf
+    }
+
+    async fn expect_eof(stream: &mut TcpStream) {
+        let mut buf = [0u8; 16];
+        let n = within("end of stream", stream.read(&mut buf))
+            .await
+            .expect("read at end of stream");
+        assert_eq!(n, 0, "expected end of stream, got {n} bytes");
+    }
+
+    /// The connection was closed, by FIN or by reset.
+    async fn expect_closed(stream: &mut TcpStream) {
+        let mut buf = [0u8; 16];
+        if let Ok(n) = within("close", stream.read(&mut buf)).await {
+            assert_eq!(n, 0, "expected a closed connection, got {n} bytes");
+        }
+    }
+
+    /// Nothing arrives on `stream` (not even a close) for [`QUIET`].
+    async fn expect_quiet(stream: &mut TcpStream) {
+        let mut buf = [0u8; 16];
+        if let Ok(result) = timeout(QUIET, stream.read(&mut buf)).await {
+            panic!("expected silence across the cut, got {result:?}");
+        }
+    }
+
+    /// Deterministic pseudo-random data, so corruption cannot go unnoticed.
+    fn payload(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng(seed | 1);
+        let mut data = Vec::with_capacity(len + 8);
+        while data.len() < len {
+            data.extend_from_slice(&rng.next().to_le_bytes());
+        }
+        data.truncate(len);
+        data
+    }
+
+    /// Reads to end of stream, checking every byte against `expected`.
+    async fn receive_exactly(mut src: impl AsyncRead + Unpin, expected: &[u8]) {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut at = 0;
+        loop {
+            let n = src.read(&mut buf).await.expect("read transfer");
+            if n == 0 {
+                break;
+            }
+            assert!(at + n <= expected.len(), "more bytes than were sent");
+            assert!(buf[..n] == expected[at..at + n], "corrupt bytes at {at}");
+            at += n;
+        }
+        assert_eq!(at, expected.len(), "transfer truncated");
+    }
+
+    async fn send_and_close(mut dst: impl AsyncWrite + Unpin, data: &[u8]) {
+        dst.write_all(data).await.expect("write transfer");
+        dst.shutdown().await.expect("shutdown transfer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwards_both_ways() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"to upstream").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 11).await, b"to upstream");
+        upstream.write_all(b"to client").await.expect("write");
+        assert_eq!(read_n(&mut client, 9).await, b"to client");
+        assert_eq!(proxy.connections(), 1);
+        // Counted just after each write returns, so possibly after the read.
+        eventually("20 bytes counted", || proxy.bytes() == 20).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_round_trips() {
+        let proxy = start(echo_server().await).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut sent = 0u64;
+        for i in 0..3000usize {
+            let msg = payload(1 + i % 300, i as u64);
+            client.write_all(&msg).await.expect("write");
+            assert_eq!(read_n(&mut client, msg.len()).await, msg, "round trip {i}");
+            sent += msg.len() as u64;
+        }
+        // Every byte is counted once per crossing.
+        eventually("bytes counted", || proxy.bytes() == 2 * sent).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn half_close_propagates() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"request").await.expect("write");
+        client.shutdown().await.expect("client shutdown");
+        assert_eq!(read_n(&mut upstream, 7).await, b"request");
+        expect_eof(&mut upstream).await;
+        // The other direction still flows after the client's half-close.
+        upstream.write_all(b"response").await.expect("write");
+        assert_eq!(read_n(&mut client, 8).await, b"response");
+        upstream.shutdown().await.expect("upstream shutdown");
+        expect_eof(&mut client).await;
+        eventually("connection to end", || proxy.connections() == 0).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upstream_down_closes_inbound_at_once() {
+        let proxy = LinkProxy::start("down", Arc::new(|| None))
+            .await
+            .expect("start proxy");
+        let mut client = connect(proxy.addr()).await;
+        expect_closed(&mut client).await;
+        eventually("connection to end", || proxy.connections() == 0).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cut_holds_existing_connections_and_heal_delivers_in_order() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"before").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 6).await, b"before");
+
+        proxy.set(CUT);
+        assert_eq!(proxy.state(), CUT);
+        for part in [&b"held-1 "[..], b"held-2 ", b"held-3"] {
+            client.write_all(part).await.expect("write");
+        }
+        upstream.write_all(b"reply-1 ").await.expect("write");
+        upstream.write_all(b"reply-2").await.expect("write");
+        tokio::join!(expect_quiet(&mut upstream), expect_quiet(&mut client));
+
+        proxy.set(HEALTHY);
+        assert_eq!(read_n(&mut upstream, 20).await, b"held-1 held-2 held-3");
+        assert_eq!(read_n(&mut client, 15).await, b"reply-1 reply-2");
+        client.write_all(b"after").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 5).await, b"after");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cut_holds_chunks_already_in_flight_under_delay() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        let slow = LinkState {
+            delay: Duration::from_millis(50),
+            ..HEALTHY
+        };
+        proxy.set(slow);
+        client.write_all(b"first").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 5).await, b"first");
+        // Read at once, due 50 ms later: the cut must hold it past its due time.
+        client.write_all(b"in flight").await.expect("write");
+        proxy.set(LinkState { cut: true, ..slow });
+        expect_quiet(&mut upstream).await;
+
+        proxy.set(slow);
+        assert_eq!(read_n(&mut upstream, 9).await, b"in flight");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cut_stops_reading_so_backpressure_builds() {
+        // Far more than the kernel buffers on both sides of the proxy hold.
+        const LEN: usize = 64 * 1024 * 1024;
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        proxy.set(CUT);
+        let data = Arc::new(payload(LEN, 7));
+        let (_client_read, client_write) = client.into_split();
+        let writer = tokio::spawn({
+            let data = Arc::clone(&data);
+            async move { send_and_close(client_write, &data).await }
+        });
+        expect_quiet(&mut upstream).await;
+        assert!(!writer.is_finished(), "the cut link swallowed the writes");
+
+        proxy.set(HEALTHY);
+        within("held bytes", receive_exactly(&mut upstream, &data)).await;
+        within("writer", writer).await.expect("writer task");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connection_made_during_cut_waits_for_heal() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        proxy.set(CUT);
+        let mut client = connect(proxy.addr()).await;
+        client.write_all(b"early").await.expect("write");
+        eventually("accept during the cut", || proxy.connections() == 1).await;
+        expect_quiet(&mut client).await;
+        assert!(
+            target.accepted.try_recv().is_err(),
+            "dialled upstream during the cut"
+        );
+
+        proxy.set(HEALTHY);
+        let mut upstream = target.next().await;
+        assert_eq!(read_n(&mut upstream, 5).await, b"early");
+        upstream.write_all(b"late").await.expect("write");
+        assert_eq!(read_n(&mut client, 4).await, b"late");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_during_cut_crosses_only_after_heal() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"x").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 1).await, b"x");
+
+        proxy.set(CUT);
+        // One direction closes behind held bytes, the other with nothing held.
+        client.write_all(b"last words").await.expect("write");
+        client.shutdown().await.expect("client shutdown");
+        upstream.shutdown().await.expect("upstream shutdown");
+        tokio::join!(expect_quiet(&mut upstream), expect_quiet(&mut client));
+
+        proxy.set(HEALTHY);
+        assert_eq!(read_n(&mut upstream, 10).await, b"last words");
+        expect_eof(&mut upstream).await;
+        expect_eof(&mut client).await;
+        eventually("connection to end", || proxy.connections() == 0).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reset_by_one_side_closes_the_other() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"x").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 1).await, b"x");
+        client.set_zero_linger().expect("linger");
+        drop(client); // Sends a reset, not a FIN.
+        expect_closed(&mut upstream).await;
+        eventually("connection to end", || proxy.connections() == 0).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delay_slows_every_round_trip() {
+        const DELAY: Duration = Duration::from_millis(50);
+        let proxy = start(echo_server().await).await;
+        let mut client = connect(proxy.addr()).await;
+        proxy.set(LinkState {
+            delay: DELAY,
+            ..HEALTHY
+        });
+        for i in 0..5u8 {
+            let started = Instant::now();
+            client.write_all(&[i; 100]).await.expect("write");
+            assert_eq!(read_n(&mut client, 100).await, [i; 100]);
+            let took = started.elapsed();
+            assert!(took >= 2 * DELAY, "round trip {i} took only {took:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jitter_never_reorders() {
+        const COUNT: u32 = 10_000;
+        let proxy = start(echo_server().await).await;
+        proxy.set(LinkState {
+            cut: false,
+            delay: Duration::from_millis(1),
+            jitter: Duration::from_millis(20),
+        });
+        let client = connect(proxy.addr()).await;
+        let (mut r, mut w) = client.into_split();
+        let writer = tokio::spawn(async move {
+            for i in 0..COUNT {
+                w.write_all(&i.to_be_bytes()).await?;
+                tokio::task::yield_now().await;
+            }
+            w.shutdown().await
+        });
+        let mut buf = [0u8; 4];
+        for i in 0..COUNT {
+            within("numbered chunk", r.read_exact(&mut buf))
+                .await
+                .expect("read chunk");
+            assert_eq!(u32::from_be_bytes(buf), i, "chunk out of order");
+        }
+        within("writer", writer)
+            .await
+            .expect("writer task")
+            .expect("writer io");
+        let n = within("end of stream", r.read(&mut buf))
+            .await
+            .expect("read");
+        assert_eq!(n, 0, "end of stream is delivered after the data");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reset_closes_both_sides_and_keeps_accepting() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"ping").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 4).await, b"ping");
+
+        proxy.reset();
+        expect_eof(&mut client).await;
+        expect_eof(&mut upstream).await;
+        eventually("connections to drop", || proxy.connections() == 0).await;
+
+        let mut client = connect(proxy.addr()).await;
+        let mut upstream = target.next().await;
+        client.write_all(b"again").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 5).await, b"again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drop_closes_connections_and_stops_listening() {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let addr = proxy.addr();
+        let mut client = connect(addr).await;
+        let mut upstream = target.next().await;
+        // One connection held by a cut too: drop must not wait for the heal.
+        let mut held = connect(addr).await;
+        client.write_all(b"ping").await.expect("write");
+        assert_eq!(read_n(&mut upstream, 4).await, b"ping");
+        proxy.set(CUT);
+        eventually("second accept", || proxy.connections() == 2).await;
+
+        drop(proxy);
+        expect_eof(&mut upstream).await;
+        expect_eof(&mut client).await;
+        expect_eof(&mut held).await;
+        within("listener to close", async {
+            while let Ok(stream) = TcpStream::connect(addr).await {
+                drop(stream);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+
+    async fn large_transfer(state: LinkState) {
+        const LEN: usize = 50 * 1024 * 1024;
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        proxy.set(state);
+        let client = connect(proxy.addr()).await;
+        let upstream = target.next().await;
+        let up_data = Arc::new(payload(LEN, 1));
+        let down_data = Arc::new(payload(LEN, 2));
+        let (client_r, client_w) = client.into_split();
+        let (upstream_r, upstream_w) = upstream.into_split();
+        let tasks = [
+            tokio::spawn({
+                let d = Arc::clone(&up_data);
+                async move { send_and_close(client_w, &d).await }
+            }),
+            tokio::spawn({
+                let d = Arc::clone(&up_data);
+                async move { receive_exactly(upstream_r, &d).await }
+            }),
+            tokio::spawn({
+                let d = Arc::clone(&down_data);
+                async move { send_and_close(upstream_w, &d).await }
+            }),
+            tokio::spawn({
+                let d = Arc::clone(&down_data);
+                async move { receive_exactly(client_r, &d).await }
+            }),
+        ];
+        for task in tasks {
+            within("transfer", task).await.expect("transfer task");
+        }
+        eventually("bytes counted", || proxy.bytes() == 2 * LEN as u64).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_transfer_intact_without_delay() {
+        large_transfer(HEALTHY).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_transfer_intact_with_delay() {
+        large_transfer(LinkState {
+            cut: false,
+            delay: Duration::from_millis(2),
+            jitter: Duration::from_millis(3),
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follows_a_moving_target() {
+        let mut first = Target::new().await;
+        let mut second = Target::new().await;
+        let current = Arc::new(Mutex::new(Some(first.addr)));
+        let upstream: UpstreamFn = {
+            let current = Arc::clone(&current);
+            Arc::new(move || *lock(&current))
+        };
+        let proxy = LinkProxy::start("moving", upstream)
+            .await
+            .expect("start proxy");
+
+        let mut old_client = connect(proxy.addr()).await;
+        let mut old_upstream = first.next().await;
+        old_client.write_all(b"one").await.expect("write");
+        assert_eq!(read_n(&mut old_upstream, 3).await, b"one");
+
+        *lock(&current) = None; // Target restarting.
+        let mut refused = connect(proxy.addr()).await;
+        expect_closed(&mut refused).await;
+
+        *lock(&current) = Some(second.addr); // Back on a new port.
+        let mut new_client = connect(proxy.addr()).await;
+        let mut new_upstream = second.next().await;
+        new_client.write_all(b"two").await.expect("write");
+        assert_eq!(read_n(&mut new_upstream, 3).await, b"two");
+
+        // The connection made before the move still goes to the old target.
+        old_client.write_all(b"still").await.expect("write");
+        assert_eq!(read_n(&mut old_upstream, 5).await, b"still");
+        assert!(first.accepted.try_recv().is_err());
+    }
+
+    /// Round trips per second of `conns` connections doing `size`-byte
+    /// ping-pong against an echo server at `addr` for `run`.
+    async fn ping_pong(addr: SocketAddr, conns: usize, size: usize, run: Duration) -> f64 {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let mut clients = Vec::new();
+        for _ in 0..conns {
+            clients.push(connect(addr).await);
+        }
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        for mut client in clients {
+            let stop = Arc::clone(&stop);
+            let count = Arc::clone(&count);
+            tasks.spawn(async move {
+                let msg = vec![7u8; size];
+                let mut buf = vec![0u8; size];
+                while !stop.load(Ordering::Relaxed) {
+                    if client.write_all(&msg).await.is_err()
+                        || client.read_exact(&mut buf).await.is_err()
+                    {
+                        return;
+                    }
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        tokio::time::sleep(run).await;
+        stop.store(true, Ordering::Relaxed);
+        while tasks.join_next().await.is_some() {}
+        count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: cargo test --release -- --ignored --nocapture throughput"]
+    async fn throughput_proxy_vs_direct() {
+        const RUN: Duration = Duration::from_secs(3);
+        let echo = echo_server().await;
+        let proxy = start(echo).await;
+        let (mut direct, mut proxied) = (0.0, 0.0);
+        for round in 1..=3 {
+            let d = ping_pong(echo, 64, 100, RUN).await;
+            let p = ping_pong(proxy.addr(), 64, 100, RUN).await;
+            println!(
+                "round {round}: direct {d:.0} rt/s, proxy {p:.0} rt/s, ratio {:.2}",
+                p / d
+            );
+            direct += d;
+            proxied += p;
+        }
+        println!("overall ratio proxy/direct: {:.2}", proxied / direct);
+    }
+}

@@ -1,0 +1,351 @@
+//! The lab's network: every connection between the lab's parties — clients → broker, broker →
+//! broker, broker → ZooKeeper — runs through a [`LinkProxy`] the lab owns, one per directed
+//! (from, to) pair, so any link can be cut, held or slowed (DESIGN §13). Brokers and clients find
+//! each other through addresses advertised in ZooKeeper; the [`Dialer`]s made here send each
+//! advertised address through the proxy of its link instead.
+//!
+//! Which links are cut or slow is decided by pure functions of the active faults
+//! ([`link_state`]), so `partition`, `isolate`, `slow` and `heal` compose predictably.
+
+use super::link::{LinkProxy, LinkState};
+use crate::rpc::Dialer;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A party of the lab's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Node {
+    /// The lab's clients (shell, load, checks).
+    Clients,
+    /// A broker.
+    Broker(u32),
+    /// The ZooKeeper server.
+    Zk,
+}
+
+impl std::fmt::Display for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Clients => f.write_str("clients"),
+            Self::Broker(b) => write!(f, "{b}"),
+            Self::Zk => f.write_str("zk"),
+        }
+    }
+}
+
+/// The link faults in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Cut pairs, each as (smaller, larger): nothing crosses in either direction.
+    pub cuts: BTreeSet<(Node, Node)>,
+    /// Slowed parties: every link touching one gets its delay and jitter.
+    pub slow: BTreeMap<Node, (Duration, Duration)>,
+}
+
+fn pair(a: Node, b: Node) -> (Node, Node) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+impl Faults {
+    /// Cuts every link between members of different groups.
+    pub fn partition(&mut self, groups: &[Vec<Node>]) {
+        for (i, g) in groups.iter().enumerate() {
+            for h in &groups[i + 1..] {
+                for &a in g {
+                    for &b in h {
+                        if a != b {
+                            self.cuts.insert(pair(a, b));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cuts broker `b`'s links to ZooKeeper, to the other brokers (of `brokers`) and from clients,
+    /// as asked.
+    pub fn isolate(&mut self, b: u32, brokers: &[u32], zk: bool, peers: bool, clients: bool) {
+        let me = Node::Broker(b);
+        if zk {
+            self.cuts.insert(pair(me, Node::Zk));
+        }
+        if clients {
+            self.cuts.insert(pair(Node::Clients, me));
+        }
+        if peers {
+            for &o in brokers.iter().filter(|&&o| o != b) {
+                self.cuts.insert(pair(me, Node::Broker(o)));
+            }
+        }
+    }
+
+    /// Whether anything is in force.
+    pub fn is_empty(&self) -> bool {
+        self.cuts.is_empty() && self.slow.is_empty()
+    }
+
+    /// One line per fault, for events and the console: `cut 1↔2`, `slow 3 +100ms ±20ms`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .cuts
+            .iter()
+            .map(|(a, b)| format!("cut {a}↔{b}"))
+            .collect();
+        for (n, (d, j)) in &self.slow {
+            let jitter = if j.is_zero() {
+                String::new()
+            } else {
+                format!(" ±{}ms", j.as_millis())
+            };
+            out.push(format!("slow {n} +{}ms{jitter}", d.as_millis()));
+        }
+        out
+    }
+
+    /// The parties `n` cannot reach now.
+    pub fn cut_from(&self, n: Node) -> Vec<Node> {
+        self.cuts
+            .iter()
+            .filter_map(|&(a, b)| {
+                if a == n {
+                    Some(b)
+                } else if b == n {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// The state of the directed link `from → to` under `faults`.
+pub fn link_state(faults: &Faults, from: Node, to: Node) -> LinkState {
+    let slow = |n: Node| faults.slow.get(&n).copied().unwrap_or_default();
+    let (d1, j1) = slow(from);
+    let (d2, j2) = slow(to);
+    LinkState {
+        cut: faults.cuts.contains(&pair(from, to)),
+        delay: d1 + d2,
+        jitter: j1 + j2,
+    }
+}
+
+/// Where each broker listens now (`None` while it is down).
+#[derive(Default)]
+struct Addresses {
+    /// Guarded by a std mutex, never held across an `.await`.
+    by_broker: Mutex<HashMap<u32, (SocketAddr, SocketAddr)>>,
+}
+
+impl Addresses {
+    fn kv(&self, b: u32) -> Option<SocketAddr> {
+        self.lock().get(&b).map(|a| a.0)
+    }
+
+    fn peer(&self, b: u32) -> Option<SocketAddr> {
+        self.lock().get(&b).map(|a| a.1)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (SocketAddr, SocketAddr)>> {
+        self.by_broker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The broker advertising `addr` as its kv (`kv`) or peer address.
+    fn owner(&self, addr: &str, kv: bool) -> Option<u32> {
+        let addr: SocketAddr = addr.parse().ok()?;
+        self.lock()
+            .iter()
+            .find(|(_, a)| if kv { a.0 == addr } else { a.1 == addr })
+            .map(|(b, _)| *b)
+    }
+}
+
+/// Every link of the lab and the faults in force.
+pub struct Network {
+    brokers: Vec<u32>,
+    links: BTreeMap<(Node, Node), LinkProxy>,
+    /// Proxy address per link (fixed at start), shared with the dialers.
+    routes: Arc<HashMap<(Node, Node), SocketAddr>>,
+    addresses: Arc<Addresses>,
+    /// Guarded by a std mutex, never held across an `.await`.
+    faults: Mutex<Faults>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("links", &self.links.len())
+            .finish()
+    }
+}
+
+impl Network {
+    /// Starts a proxy for every link between `brokers`, the clients and ZooKeeper at `zk`.
+    pub async fn start(brokers: &[u32], zk: SocketAddr) -> std::io::Result<Self> {
+        let addresses = Arc::new(Addresses::default());
+        let mut links = BTreeMap::new();
+        for &b in brokers {
+            let mut wanted = vec![
+                (Node::Broker(b), Node::Zk),
+                (Node::Clients, Node::Broker(b)),
+            ];
+            wanted.extend(
+                brokers
+                    .iter()
+                    .filter(|&&o| o != b)
+                    .map(|&o| (Node::Broker(b), Node::Broker(o))),
+            );
+            for (from, to) in wanted {
+                let a = Arc::clone(&addresses);
+                let upstream: Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync> = match to {
+                    Node::Zk => Arc::new(move || Some(zk)),
+                    Node::Broker(t) if from == Node::Clients => Arc::new(move || a.kv(t)),
+                    Node::Broker(t) => Arc::new(move || a.peer(t)),
+                    Node::Clients => continue,
+                };
+                let proxy = LinkProxy::start(format!("{from}→{to}"), upstream).await?;
+                links.insert((from, to), proxy);
+            }
+        }
+        let routes = Arc::new(links.iter().map(|(k, p)| (*k, p.addr())).collect());
+        Ok(Self {
+            brokers: brokers.to_vec(),
+            links,
+            routes,
+            addresses,
+            faults: Mutex::new(Faults::default()),
+        })
+    }
+
+    /// Where broker `b` reaches ZooKeeper.
+    pub fn zk_addr(&self, b: u32) -> Option<SocketAddr> {
+        self.routes.get(&(Node::Broker(b), Node::Zk)).copied()
+    }
+
+    /// How broker `from` dials the peer addresses other brokers advertise.
+    pub fn broker_dialer(&self, from: u32) -> Dialer {
+        let (routes, addresses) = (Arc::clone(&self.routes), Arc::clone(&self.addresses));
+        Dialer::new(move |adv| {
+            addresses
+                .owner(adv, false)
+                .and_then(|to| routes.get(&(Node::Broker(from), Node::Broker(to))))
+                .map_or_else(|| adv.to_string(), |a| a.to_string())
+        })
+    }
+
+    /// How the lab's clients dial the kv addresses brokers advertise.
+    pub fn client_dialer(&self) -> Dialer {
+        let (routes, addresses) = (Arc::clone(&self.routes), Arc::clone(&self.addresses));
+        Dialer::new(move |adv| {
+            addresses
+                .owner(adv, true)
+                .and_then(|to| routes.get(&(Node::Clients, Node::Broker(to))))
+                .map_or_else(|| adv.to_string(), |a| a.to_string())
+        })
+    }
+
+    /// Broker `b` listens on `kv` and `peer` now.
+    pub fn broker_up(&self, b: u32, kv: SocketAddr, peer: SocketAddr) {
+        self.addresses.lock().insert(b, (kv, peer));
+    }
+
+    /// Broker `b` died: every connection it had closes (as its process's sockets would), and new
+    /// connections to it are refused.
+    pub fn broker_down(&self, b: u32) {
+        self.addresses.lock().remove(&b);
+        let me = Node::Broker(b);
+        for ((from, to), proxy) in &self.links {
+            if *from == me || *to == me {
+                proxy.reset();
+            }
+        }
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the faults and applies them to every link.
+    pub fn change(&self, f: impl FnOnce(&mut Faults, &[u32])) -> Faults {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut faults, &self.brokers);
+        for ((from, to), proxy) in &self.links {
+            proxy.set(link_state(&faults, *from, *to));
+        }
+        faults.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_cuts_across_groups_both_ways_and_nothing_else() {
+        let mut f = Faults::default();
+        f.partition(&[
+            vec![Node::Broker(1)],
+            vec![Node::Broker(2), Node::Broker(3), Node::Zk],
+        ]);
+        for (a, b) in [(1, 2), (2, 1), (1, 3)] {
+            assert!(
+                link_state(&f, Node::Broker(a), Node::Broker(b)).cut,
+                "{a}-{b}"
+            );
+        }
+        assert!(link_state(&f, Node::Broker(1), Node::Zk).cut);
+        assert!(!link_state(&f, Node::Broker(2), Node::Broker(3)).cut);
+        assert!(!link_state(&f, Node::Broker(2), Node::Zk).cut);
+        assert!(
+            !link_state(&f, Node::Clients, Node::Broker(1)).cut,
+            "unnamed: connected"
+        );
+        assert_eq!(f.cut_from(Node::Broker(1)).len(), 3);
+    }
+
+    #[test]
+    fn isolation_picks_sides_and_slowness_adds_up_along_a_link() {
+        let mut f = Faults::default();
+        f.isolate(2, &[1, 2, 3], true, false, false);
+        assert!(link_state(&f, Node::Broker(2), Node::Zk).cut);
+        assert!(!link_state(&f, Node::Broker(2), Node::Broker(1)).cut);
+        f.isolate(2, &[1, 2, 3], false, true, true);
+        assert!(link_state(&f, Node::Broker(1), Node::Broker(2)).cut);
+        assert!(link_state(&f, Node::Clients, Node::Broker(2)).cut);
+        f.slow.insert(
+            Node::Broker(1),
+            (Duration::from_millis(100), Duration::ZERO),
+        );
+        f.slow.insert(
+            Node::Broker(3),
+            (Duration::from_millis(20), Duration::from_millis(5)),
+        );
+        let s = link_state(&f, Node::Broker(1), Node::Broker(3));
+        assert_eq!(
+            (s.delay, s.jitter),
+            (Duration::from_millis(120), Duration::from_millis(5))
+        );
+        assert_eq!(
+            link_state(&f, Node::Clients, Node::Broker(3)).delay,
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            f.describe(),
+            vec![
+                "cut clients↔2",
+                "cut 1↔2",
+                "cut 2↔3",
+                "cut 2↔zk",
+                "slow 1 +100ms",
+                "slow 3 +20ms ±5ms"
+            ]
+        );
+    }
+}
