@@ -73,6 +73,9 @@ enum Mode {
         #[arg(long)]
         keep_going: bool,
     },
+    /// Rounds of a fresh lab under load and the nemesis, each healed and checked for lost
+    /// writes, linearizability and replicas agreeing; exit 1 on any loss or violation.
+    Soak(SoakArgs),
     /// Run one broker for a real deployment.
     Node {
         /// Its configuration file.
@@ -100,6 +103,142 @@ enum Mode {
 }
 
 const DEFAULT_ZK: &str = "127.0.0.1:2181/simplekv";
+
+#[derive(Args, Debug)]
+struct SoakArgs {
+    /// Rounds to run.
+    #[arg(long, default_value_t = 10)]
+    rounds: u32,
+    /// Seed of round 0 (round r uses seed + r); random when not given.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Fault kinds, one per round in turn: kill, pause, partition, power-loss, wipe, slow, all.
+    #[arg(long, default_value = "kill,pause,partition,power-loss,wipe", value_parser = simplekv::command::fault_kinds)]
+    faults: std::vec::Vec<simplekv::command::FaultKind>,
+    /// always | interval | never
+    #[arg(long, default_value = "always")]
+    fsync: simplekv::storage::FsyncPolicy,
+    /// Acks of the load's writes: 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: Acks,
+    /// Load and nemesis time per round (e.g. 20s).
+    #[arg(long, default_value = "15s", value_parser = simplekv::command::parse_duration)]
+    duration: Duration,
+    /// Time between faults within a round.
+    #[arg(long, default_value = "5s", value_parser = simplekv::command::parse_duration)]
+    every: Duration,
+    /// Brokers.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// Partitions.
+    #[arg(long, default_value_t = 2)]
+    partitions: u32,
+    /// Concurrent clients of the load.
+    #[arg(long, default_value_t = 8)]
+    clients: u32,
+    /// Keys the load spreads over.
+    #[arg(long, default_value_t = 100)]
+    keys: u64,
+    /// Percent of reads in the load.
+    #[arg(long, default_value_t = 30)]
+    reads: u8,
+    /// Use this ZooKeeper (host:port[/chroot]) instead of a private one.
+    #[arg(long)]
+    zk: Option<String>,
+    /// Where the histories of failing rounds are saved.
+    #[arg(long, default_value = ".")]
+    save_dir: PathBuf,
+}
+
+fn run_soak(a: SoakArgs) -> Result<bool, String> {
+    use simplekv::lab::soak::{self, SoakOptions};
+    let work = tempfile::Builder::new()
+        .prefix("simplekv-soak-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a work directory: {e}"))?;
+    init_file_logs(&work.path().join("soak.log"))?;
+    let seed = a.seed.unwrap_or_else(simplekv::lab::nemesis::fresh_seed);
+    let opts = SoakOptions {
+        rounds: a.rounds,
+        seed,
+        kinds: a.faults.clone(),
+        config: LabConfig {
+            nodes: Some(a.nodes),
+            partitions: Some(a.partitions),
+            fsync: Some(a.fsync),
+            ..LabConfig::default()
+        },
+        acks: a.acks,
+        duration: a.duration,
+        every: a.every,
+        clients: a.clients,
+        keys: a.keys,
+        reads: a.reads,
+        zk: a.zk.clone(),
+        work_dir: work.path().to_path_buf(),
+        save_dir: a.save_dir.clone(),
+    };
+    let kinds: Vec<&str> = a.faults.iter().map(|k| k.name()).collect();
+    println!(
+        "soak: {} rounds of {:?} (faults {}, fsync {}, acks {}), seed {seed}",
+        a.rounds,
+        a.duration,
+        kinds.join(","),
+        a.fsync,
+        a.acks
+    );
+    let bar = indicatif::ProgressBar::new(u64::from(a.rounds));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rounds · {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = |round: u32, phase: &str| bar.set_message(format!("round {round}: {phase}"));
+    let say = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let mut done = |r: &soak::RoundResult| {
+        bar.inc(1);
+        let verdict = if r.failed() { "FAILED" } else { "ok" };
+        say(format!(
+            "round {:>3} seed {:<8} {:<10} ops {:>6} acknowledged {:>6} unknown {:>4} lost {} violations {}  {verdict}",
+            r.round,
+            r.seed,
+            r.kind.name(),
+            r.ops,
+            r.acknowledged,
+            r.unknown,
+            r.lost,
+            r.violations + r.gave_up
+        ));
+        for p in &r.problems {
+            say(format!("    {}", p.replace('\n', "\n    ")));
+        }
+        if r.failed() {
+            say(format!(
+                "    reproduce: simplekv-lab soak --rounds 1 --seed {} --faults {} --fsync {} --acks {} --duration {}s{}",
+                r.seed,
+                r.kind.name(),
+                a.fsync,
+                a.acks,
+                a.duration.as_secs(),
+                r.history
+                    .as_ref()
+                    .map_or(String::new(), |h| format!("  (history: {})", h.display()))
+            ));
+        }
+    };
+    let rt = runtime()?;
+    let report = rt.block_on(soak::run(&opts, &progress, &mut done));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    bar.finish_and_clear();
+    let report = report?;
+    println!("{}", report.table());
+    Ok(!report.failed())
+}
 
 #[derive(Args, Debug)]
 struct BenchArgs {
@@ -436,6 +575,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("simplekv-lab bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Mode::Soak(args)) => match run_soak(args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("simplekv-lab soak: {e}");
                 ExitCode::FAILURE
             }
         },

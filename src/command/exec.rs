@@ -2,6 +2,7 @@
 //! commands through [`LabControl`], which the lab implements (so this module never depends on
 //! the lab, and `cli` runs it with [`NoLab`]).
 
+use super::faults::Fault;
 use super::parse::{Check, Command, HELP, LoadSpec, Target, WaitCondition};
 use crate::client::{Client, ClientError};
 use crate::replica::Acks;
@@ -31,19 +32,34 @@ impl Outcome {
     }
 }
 
-/// One client write, as the history records it.
+/// What a recorded client operation was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// `set`
+    Set,
+    /// `get`
+    Get,
+    /// `del`
+    Del,
+    /// `expire`
+    Expire,
+}
+
+/// One client operation, as the history records it (DESIGN §14).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteRecord {
+pub struct OpRecord {
+    /// What it was.
+    pub kind: OpKind,
     /// The key.
     pub key: Bytes,
-    /// The value written (`None` for a delete).
+    /// The value written (`set`) or read (`get`; `None`: not found).
     pub value: Option<Bytes>,
+    /// The expiry a `set` gave the key.
+    pub ttl_ms: Option<u64>,
     /// How it ended.
     pub outcome: Outcome,
-    /// Acks it was sent with.
+    /// Acks it was sent with (writes).
     pub acks: Acks,
-    /// It gave the key an expiry (its value may vanish by design).
-    pub expiring: bool,
 }
 
 /// What the lab offers the command language beyond key-value commands. Each method returns the
@@ -71,8 +87,15 @@ pub trait LabControl: Send + Sync {
     ) -> impl Future<Output = Result<String, String>> + Send;
     /// `check ...`
     fn check(&self, check: Check) -> impl Future<Output = Result<String, String>> + Send;
-    /// Notes a client write issued by a shell or scenario (`started` is when it was sent).
-    fn record(&self, write: WriteRecord, started: std::time::Instant);
+    /// A link, machine or nemesis fault.
+    fn fault(&self, fault: Fault) -> impl Future<Output = Result<String, String>> + Send;
+    /// `history save FILE`
+    fn save_history(
+        &self,
+        path: std::path::PathBuf,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+    /// Notes a client operation issued by a shell or scenario (`started` is when it was sent).
+    fn record(&self, op: OpRecord, started: std::time::Instant);
     /// Called before every command but `wait` and `sleep`, so that `wait leader-change` and
     /// `wait controller-change` compare against the state before the command that caused it.
     fn before_command(&self) {}
@@ -110,7 +133,13 @@ impl LabControl for NoLab {
     async fn check(&self, _: Check) -> Result<String, String> {
         Err(lab_only("check"))
     }
-    fn record(&self, _: WriteRecord, _: std::time::Instant) {}
+    async fn fault(&self, _: Fault) -> Result<String, String> {
+        Err(lab_only("fault commands"))
+    }
+    async fn save_history(&self, _: std::path::PathBuf) -> Result<String, String> {
+        Err(lab_only("history"))
+    }
+    fn record(&self, _: OpRecord, _: std::time::Instant) {}
 }
 
 /// What a command produced.
@@ -163,38 +192,66 @@ impl<L: LabControl> Session<L> {
                     .set(&key, &value, ttl_ms.map(Duration::from_millis), self.acks)
                     .await;
                 self.lab.record(
-                    WriteRecord {
+                    OpRecord {
+                        kind: OpKind::Set,
                         key,
                         value: Some(value),
+                        ttl_ms,
                         outcome: Outcome::of(&r),
                         acks: self.acks,
-                        expiring: ttl_ms.is_some(),
                     },
                     started,
                 );
                 r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
             }
-            Command::Get { key } => match self.client.get(&key).await {
-                Ok(Some(v)) => text(&String::from_utf8_lossy(&v)),
-                Ok(None) => text("record not found"),
-                Err(e) => Err(e.to_string()),
-            },
+            Command::Get { key } => {
+                let r = self.client.get(&key).await;
+                self.lab.record(
+                    OpRecord {
+                        kind: OpKind::Get,
+                        key,
+                        value: r.as_ref().ok().cloned().flatten(),
+                        ttl_ms: None,
+                        outcome: Outcome::of(&r),
+                        acks: self.acks,
+                    },
+                    started,
+                );
+                match r {
+                    Ok(Some(v)) => text(&String::from_utf8_lossy(&v)),
+                    Ok(None) => text("record not found"),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Command::Del { key } => {
                 let r = self.client.del(&key, self.acks).await;
                 self.lab.record(
-                    WriteRecord {
+                    OpRecord {
+                        kind: OpKind::Del,
                         key,
                         value: None,
+                        ttl_ms: None,
                         outcome: Outcome::of(&r),
                         acks: self.acks,
-                        expiring: false,
                     },
                     started,
                 );
                 r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
             }
             Command::Expire { key, seconds } => {
-                match self.client.expire(&key, seconds, self.acks).await {
+                let r = self.client.expire(&key, seconds, self.acks).await;
+                self.lab.record(
+                    OpRecord {
+                        kind: OpKind::Expire,
+                        key,
+                        value: None,
+                        ttl_ms: None,
+                        outcome: Outcome::of(&r),
+                        acks: self.acks,
+                    },
+                    started,
+                );
+                match r {
                     Ok(true) => text("OK"),
                     Ok(false) => text("record not found"),
                     Err(e) => Err(e.to_string()),
@@ -211,6 +268,8 @@ impl<L: LabControl> Session<L> {
             Command::Kill(t) => self.lab.kill(t).await.map(Reply::Text),
             Command::Restore(t) => self.lab.restore(t).await.map(Reply::Text),
             Command::Wipe(t) => self.lab.wipe(t).await.map(Reply::Text),
+            Command::Fault(f) => self.lab.fault(f).await.map(Reply::Text),
+            Command::SaveHistory(path) => self.lab.save_history(path).await.map(Reply::Text),
             Command::Status => self.lab.status().await.map(Reply::Text),
             Command::Wait(c, timeout) => self.lab.wait(c, timeout).await.map(Reply::Text),
             Command::Sleep(d) => {

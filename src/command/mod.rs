@@ -2,9 +2,13 @@
 //! scenarios.
 
 mod exec;
+mod faults;
 mod parse;
 
-pub use exec::{LabControl, NoLab, Outcome, Reply, Session, WriteRecord};
+pub use exec::{LabControl, NoLab, OpKind, OpRecord, Outcome, Reply, Session};
+pub use faults::{
+    Fault, FaultKind, Member, NEMESIS_DEFAULT_EVERY, NemesisSpec, Sides, fault_kinds,
+};
 pub use parse::{
     Check, Command, HELP, LoadSpec, MAX_KEY_BYTES, Target, WaitCondition, parse, parse_duration,
     parse_words, tokenize,

@@ -1,6 +1,7 @@
 //! The command language's parser: one line in, one [`Command`] or one clear error out. The shell,
 //! `cli` and scenarios all use it.
 
+use super::faults::{self, Fault};
 use crate::replica::Acks;
 use bytes::Bytes;
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub struct LoadSpec {
     pub keys: Option<u64>,
     /// Return at once and run in the background.
     pub background: bool,
+    /// Percent of operations that are reads of keys already written (the rest are writes).
+    pub reads: u8,
 }
 
 /// What `check` checks.
@@ -62,6 +65,8 @@ pub enum Check {
     LostWrites,
     /// ISR members' logs are identical up to the high watermark.
     ReplicasAgree,
+    /// The recorded history is linearizable, key by key, after a final read of every key.
+    Linearizable,
 }
 
 /// One parsed command.
@@ -106,6 +111,10 @@ pub enum Command {
     Restore(Target),
     /// `wipe B`: B (down) loses its disk; `restore` starts it empty.
     Wipe(Target),
+    /// A link, machine or nemesis fault (`partition`, `pause`, `power-loss`, ...).
+    Fault(Fault),
+    /// `history save FILE`
+    SaveHistory(std::path::PathBuf),
     /// `status`
     Status,
     /// `wait COND [TIMEOUT]`
@@ -132,12 +141,20 @@ ttl K                 seconds K has left; -1 no expiry, -2 missing
 acks 0|1|all          how many copies a write needs before OK (this session)
 kill B | restore B    crash / restart broker B (an id, leader[:P], follower[:P], controller, all)
 wipe B                replace down broker B's disk: restore starts it empty
+pause B [DURATION]    freeze broker B whole (a zombie when it resumes) | resume B
+power-loss B          crash B and drop every byte it had not fsynced
+partition A,B | C     cut every link across the groups (ids, zk, clients) | heal
+isolate B [zk|peers|clients]   cut B's links (all of them by default)
+slow B MS [jitter MS] delay every byte on B's links
+nemesis KINDS [every D] [for D] [seed N]   random faults in the background | nemesis stop
 status                brokers and partitions
 wait COND [TIMEOUT]   available | leader-change | controller-change | isr N | caught-up | load
 sleep DURATION        pause (e.g. sleep 500ms)
-load OPS [clients C] [acks A] [keys K] [background]   concurrent writes, all recorded
+load OPS [clients C] [acks A] [keys K] [reads PCT] [background]   concurrent ops, all recorded
 check lost-writes     read back every acknowledged write
+check linearizable    check every recorded operation against a register, key by key
 check replicas-agree  compare the ISR members' logs up to the high watermark
+history save FILE     write every recorded operation as JSON Lines
 help | quit";
 
 /// Splits a line into words: double quotes group (with `\"`, `\\`, `\n`, `\t` escapes), single
@@ -233,7 +250,7 @@ fn usage(cmd: &str, form: &str, got: usize) -> String {
     format!("usage: {cmd} {form} (got {got} argument(s))")
 }
 
-fn target(word: &str) -> Result<Target, String> {
+pub(super) fn target(word: &str) -> Result<Target, String> {
     match word {
         "leader" => Ok(Target::Leader(0)),
         "follower" => Ok(Target::Follower(0)),
@@ -306,6 +323,19 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
         "kill" => Command::Kill(target(one("BROKER")?)?),
         "restore" => Command::Restore(target(one("BROKER")?)?),
         "wipe" => Command::Wipe(target(one("BROKER")?)?),
+        "pause" => Command::Fault(faults::parse_pause(args)?),
+        "resume" => Command::Fault(Fault::Resume(target(one("BROKER")?)?)),
+        "power-loss" => Command::Fault(Fault::PowerLoss(target(one("BROKER")?)?)),
+        "partition" => Command::Fault(faults::parse_partition(args)?),
+        "isolate" => Command::Fault(faults::parse_isolate(args)?),
+        "slow" => Command::Fault(faults::parse_slow(args)?),
+        "heal" if args.is_empty() => Command::Fault(Fault::Heal),
+        "heal" => return Err(usage("heal", "", n)),
+        "nemesis" => Command::Fault(faults::parse_nemesis(args)?),
+        "history" => match args {
+            [w, file] if w == "save" => Command::SaveHistory(file.into()),
+            _ => return Err("usage: history save FILE".into()),
+        },
         "status" if args.is_empty() => Command::Status,
         "status" => return Err(usage("status", "", n)),
         "sleep" => Command::Sleep(parse_duration(one("DURATION")?)?),
@@ -409,6 +439,7 @@ fn parse_load(args: &[String]) -> Result<Command, String> {
         acks: None,
         keys: None,
         background: false,
+        reads: 0,
     };
     let mut it = rest.iter();
     while let Some(w) = it.next() {
@@ -423,9 +454,18 @@ fn parse_load(args: &[String]) -> Result<Command, String> {
             "acks" => spec.acks = Some(value("acks")?.parse()?),
             "keys" => spec.keys = Some(count(value("keys")?, "keys")?),
             "background" => spec.background = true,
+            "reads" => {
+                let pct = value("reads")?;
+                spec.reads = pct
+                    .trim_end_matches('%')
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|&p| p <= 100)
+                    .ok_or_else(|| format!("reads is a percentage from 0 to 100, not '{pct}'"))?
+            }
             other => {
                 return Err(format!(
-                    "load: unknown option '{other}'; options are clients C, acks A, keys K, background"
+                    "load: unknown option '{other}'; options are clients C, acks A, keys K, reads PCT, background"
                 ));
             }
         }
@@ -438,7 +478,8 @@ fn parse_check(args: &[String]) -> Result<Command, String> {
     match args {
         [w] if w == "lost-writes" => Ok(Command::Check(Check::LostWrites)),
         [w] if w == "replicas-agree" => Ok(Command::Check(Check::ReplicasAgree)),
-        _ => Err("usage: check lost-writes | check replicas-agree".into()),
+        [w] if w == "linearizable" => Ok(Command::Check(Check::Linearizable)),
+        _ => Err("usage: check lost-writes | linearizable | replicas-agree".into()),
     }
 }
 
@@ -560,15 +601,30 @@ mod tests {
             Command::Sleep(Duration::from_millis(500))
         );
         assert_eq!(
-            ok("load 100 clients 8 acks all keys 10 background"),
+            ok("load 100 clients 8 acks all keys 10 reads 30% background"),
             Command::Load(LoadSpec {
                 ops: 100,
                 clients: 8,
                 acks: Some(Acks::All),
                 keys: Some(10),
-                background: true
+                background: true,
+                reads: 30,
             })
         );
+        assert!(err("load 100 reads 101").contains("percentage"));
+        assert_eq!(
+            ok("history save run.jsonl"),
+            Command::SaveHistory("run.jsonl".into())
+        );
+        assert_eq!(
+            ok("check linearizable"),
+            Command::Check(Check::Linearizable)
+        );
+        assert_eq!(ok("heal"), Command::Fault(Fault::Heal));
+        assert!(matches!(
+            ok("nemesis kill,pause"),
+            Command::Fault(Fault::Nemesis(_))
+        ));
         assert_eq!(ok("check lost-writes"), Command::Check(Check::LostWrites));
         assert_eq!(parse("  # a comment").expect("ok"), None);
         assert_eq!(parse("   ").expect("ok"), None);

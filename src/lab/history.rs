@@ -1,82 +1,120 @@
-//! The history of client writes the lab issued, and the checker that says which acknowledged
-//! writes are gone.
+//! The history of client operations the lab issued (DESIGN §14), and the checker that says which
+//! acknowledged writes are gone.
 //!
 //! A write is *lost* when it was acknowledged and the value read back afterwards cannot have come
 //! from it or from any write that may legitimately have replaced it: a write (acknowledged or of
 //! unknown outcome) that did not finish before it started. Keys that were given an expiry are not
 //! checked (their value may vanish by design).
 
-use crate::command::{Outcome, WriteRecord};
+use super::linearizable::{Kind, Operation, Outcome};
+use crate::command::{OpKind, OpRecord};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-/// What a write did to its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Set the value.
-    Set(Bytes),
-    /// Deleted the key.
-    Delete,
-    /// Set an expiry (the key is not checked).
-    Expiring,
-}
-
-/// One write with its timing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Op {
-    /// The key.
-    pub key: Bytes,
-    /// What it did.
-    pub effect: Effect,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// When it was issued.
-    pub started: Instant,
-    /// When its answer came.
-    pub finished: Instant,
-}
-
-impl Op {
-    /// From a command-layer record issued at `started`.
-    pub fn from_record(w: WriteRecord, started: Instant, finished: Instant) -> Self {
-        Self {
-            key: w.key,
-            effect: match w.value {
-                _ if w.expiring => Effect::Expiring,
-                Some(v) => Effect::Set(v),
-                None => Effect::Delete,
-            },
-            outcome: w.outcome,
-            started,
-            finished,
-        }
-    }
-
-    fn value(&self) -> Option<&Bytes> {
-        match &self.effect {
-            Effect::Set(v) => Some(v),
-            _ => None,
-        }
+/// The history's operation outcome for a command-layer outcome.
+pub fn outcome(o: crate::command::Outcome) -> Outcome {
+    match o {
+        crate::command::Outcome::Ok => Outcome::Ok,
+        crate::command::Outcome::Error => Outcome::Fail,
+        crate::command::Outcome::Unknown => Outcome::Unknown,
     }
 }
 
-/// Every recorded write.
-#[derive(Debug, Default)]
+/// Every recorded operation (DESIGN §14), with times in nanoseconds since the history began.
+#[derive(Debug)]
 pub struct History {
-    ops: Mutex<Vec<Op>>,
+    origin: Instant,
+    ops: Mutex<Vec<Operation>>,
+    clients: AtomicU32,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            ops: Mutex::new(Vec::new()),
+            clients: AtomicU32::new(0),
+        }
+    }
 }
 
 impl History {
-    /// Records a write.
-    pub fn record(&self, op: Op) {
+    /// A number for a new client (a shell session, one worker of a load, the checker).
+    pub fn new_client(&self) -> u32 {
+        self.clients.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Nanoseconds from the start of the history to `t`.
+    pub fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    /// Records an operation.
+    pub fn record(&self, op: Operation) {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).push(op);
     }
 
-    /// All writes so far.
-    pub fn ops(&self) -> Vec<Op> {
+    /// Records many operations at once.
+    pub fn record_all(&self, ops: impl IntoIterator<Item = Operation>) {
+        self.ops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ops);
+    }
+
+    /// Records a command-layer operation by `client`, sent at `started`, answered at `finished`.
+    pub fn record_command(&self, client: u32, r: OpRecord, started: Instant, finished: Instant) {
+        self.record(Operation {
+            client,
+            kind: match r.kind {
+                OpKind::Set => Kind::Set,
+                OpKind::Get => Kind::Get,
+                OpKind::Del => Kind::Del,
+                OpKind::Expire => Kind::Expire,
+            },
+            key: r.key,
+            value: r.value,
+            ttl_ms: r.ttl_ms,
+            call_ns: self.ns(started),
+            return_ns: self.ns(finished),
+            outcome: outcome(r.outcome),
+        });
+    }
+
+    /// All operations so far, in the order they were recorded.
+    pub fn ops(&self) -> Vec<Operation> {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many operations are recorded.
+    pub fn len(&self) -> usize {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `op` may change its key: a write that did not certainly fail.
+fn may_write(op: &Operation) -> bool {
+    matches!(op.kind, Kind::Set | Kind::Del) && op.outcome != Outcome::Fail
+}
+
+/// Whether `op` makes its key's value free to vanish (an expiry).
+fn expiring(op: &Operation) -> bool {
+    op.kind == Kind::Expire || op.ttl_ms.is_some()
+}
+
+/// The value a write leaves (`None` for a delete).
+fn written(op: &Operation) -> Option<&Bytes> {
+    match op.kind {
+        Kind::Set => op.value.as_ref(),
+        _ => None,
     }
 }
 
@@ -126,26 +164,22 @@ impl LostWrites {
     }
 }
 
-/// Keys the checker needs read back (every key with an acknowledged write and no expiry).
-pub fn keys_to_read(ops: &[Op]) -> Vec<Bytes> {
+/// Keys the checkers read back: every key written (or possibly written) without an expiry.
+pub fn keys_to_read(ops: &[Operation]) -> Vec<Bytes> {
     let mut keys: BTreeMap<&Bytes, bool> = BTreeMap::new();
-    for op in ops {
-        let expiring = op.effect == Effect::Expiring;
-        let e = keys.entry(&op.key).or_insert(false);
-        *e |= expiring;
+    for op in ops.iter().filter(|o| may_write(o) || expiring(o)) {
+        *keys.entry(&op.key).or_insert(false) |= expiring(op);
     }
     keys.into_iter()
-        .filter(|(k, expiring)| {
-            !expiring && ops.iter().any(|o| o.key == **k && o.outcome == Outcome::Ok)
-        })
+        .filter(|(_, expiring)| !expiring)
         .map(|(k, _)| k.clone())
         .collect()
 }
 
 /// Decides which acknowledged writes are lost, given what each key reads now.
-pub fn check(ops: &[Op], read: &BTreeMap<Bytes, Option<Bytes>>) -> LostWrites {
-    let mut by_key: BTreeMap<&Bytes, Vec<&Op>> = BTreeMap::new();
-    for op in ops {
+pub fn check(ops: &[Operation], read: &BTreeMap<Bytes, Option<Bytes>>) -> LostWrites {
+    let mut by_key: BTreeMap<&Bytes, Vec<&Operation>> = BTreeMap::new();
+    for op in ops.iter().filter(|o| may_write(o) || expiring(o)) {
         by_key.entry(&op.key).or_default().push(op);
     }
     let mut result = LostWrites {
@@ -154,22 +188,24 @@ pub fn check(ops: &[Op], read: &BTreeMap<Bytes, Option<Bytes>>) -> LostWrites {
         unchecked_keys: 0,
     };
     for (key, ops) in by_key {
-        if ops.iter().any(|o| o.effect == Effect::Expiring) {
+        if ops.iter().any(|o| expiring(o)) {
             result.unchecked_keys += 1;
             continue;
         }
         let Some(now) = read.get(key) else { continue };
         for a in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
             result.acknowledged += 1;
-            // Writes that may stand in place of `a`: itself, and any that did not finish before
-            // it started, acknowledged or of unknown outcome.
+            // Writes that may stand in place of `a`: itself, any acknowledged write that did not
+            // finish before it started, and any write of unknown outcome (it may land at any time
+            // after its call, even after its client gave up: a held link delivers it late).
             let explained = ops.iter().any(|w| {
-                w.outcome != Outcome::Error && w.finished >= a.started && w.value() == now.as_ref()
+                (w.outcome == Outcome::Unknown || w.return_ns >= a.call_ns)
+                    && written(w) == now.as_ref()
             });
             if !explained {
                 result
                     .lost
-                    .push((key.clone(), a.value().cloned(), now.clone()));
+                    .push((key.clone(), written(a).cloned(), now.clone()));
             }
         }
     }
@@ -179,27 +215,41 @@ pub fn check(ops: &[Op], read: &BTreeMap<Bytes, Option<Bytes>>) -> LostWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    struct Clock(Instant);
+    struct Clock;
     impl Clock {
-        fn at(&self, ms: u64) -> Instant {
-            self.0 + Duration::from_millis(ms)
+        fn now() -> Self {
+            Self
         }
     }
 
-    fn op(c: &Clock, key: &str, effect: Effect, outcome: Outcome, from: u64, to: u64) -> Op {
-        Op {
+    #[derive(Clone)]
+    enum Effect {
+        Set(&'static str),
+        Delete,
+        Expiring,
+    }
+
+    fn op(_: &Clock, key: &str, effect: Effect, outcome: Outcome, from: u64, to: u64) -> Operation {
+        let (kind, value, ttl_ms) = match effect {
+            Effect::Set(v) => (Kind::Set, Some(Bytes::copy_from_slice(v.as_bytes())), None),
+            Effect::Delete => (Kind::Del, None, None),
+            Effect::Expiring => (Kind::Set, Some(Bytes::from_static(b"t")), Some(1000)),
+        };
+        Operation {
+            client: 1,
+            kind,
             key: Bytes::copy_from_slice(key.as_bytes()),
-            effect,
+            value,
+            ttl_ms,
+            call_ns: from * 1_000_000,
+            return_ns: to * 1_000_000,
             outcome,
-            started: c.at(from),
-            finished: c.at(to),
         }
     }
 
-    fn set(v: &str) -> Effect {
-        Effect::Set(Bytes::copy_from_slice(v.as_bytes()))
+    fn set(v: &'static str) -> Effect {
+        Effect::Set(v)
     }
 
     fn reads(pairs: &[(&str, Option<&str>)]) -> BTreeMap<Bytes, Option<Bytes>> {
@@ -216,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_lost_write_is_counted() {
-        let c = Clock(Instant::now());
+        let c = Clock::now();
         let ops = vec![
             op(&c, "a", set("1"), Outcome::Ok, 0, 1),
             op(&c, "b", set("2"), Outcome::Ok, 0, 1),
@@ -232,7 +282,7 @@ mod tests {
 
     #[test]
     fn an_unknown_outcome_write_that_landed_explains_the_value() {
-        let c = Clock(Instant::now());
+        let c = Clock::now();
         let ops = vec![
             op(&c, "k", set("1"), Outcome::Ok, 0, 1),
             op(&c, "k", set("2"), Outcome::Unknown, 2, 3),
@@ -243,7 +293,7 @@ mod tests {
 
     #[test]
     fn an_unknown_outcome_write_that_did_not_land_loses_nothing() {
-        let c = Clock(Instant::now());
+        let c = Clock::now();
         let ops = vec![
             op(&c, "k", set("1"), Outcome::Ok, 0, 1),
             op(&c, "k", set("2"), Outcome::Unknown, 2, 3),
@@ -257,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_key_overwritten_later_is_not_lost_but_its_last_write_must_stand() {
-        let c = Clock(Instant::now());
+        let c = Clock::now();
         let ops = vec![
             op(&c, "k", set("1"), Outcome::Ok, 0, 1),
             op(&c, "k", set("2"), Outcome::Ok, 2, 3),
@@ -274,7 +324,7 @@ mod tests {
 
     #[test]
     fn concurrent_writes_may_land_in_either_order() {
-        let c = Clock(Instant::now());
+        let c = Clock::now();
         let ops = vec![
             op(&c, "k", set("1"), Outcome::Ok, 0, 5),
             op(&c, "k", set("2"), Outcome::Ok, 1, 4),
@@ -285,10 +335,10 @@ mod tests {
 
     #[test]
     fn refused_writes_explain_nothing_and_expiring_keys_are_skipped() {
-        let c = Clock(Instant::now());
+        let c = Clock::now();
         let ops = vec![
             op(&c, "k", set("1"), Outcome::Ok, 0, 1),
-            op(&c, "k", set("2"), Outcome::Error, 2, 3),
+            op(&c, "k", set("2"), Outcome::Fail, 2, 3),
             op(&c, "t", set("1"), Outcome::Ok, 0, 1),
             op(&c, "t", Effect::Expiring, Outcome::Ok, 2, 3),
         ];

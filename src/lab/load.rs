@@ -4,7 +4,8 @@
 //! Only operations that completed count towards latency; failures are counted by kind, and an
 //! operation is counted exactly once whatever its outcome.
 
-use super::history::{Effect, History, Op};
+use super::history::History;
+use super::linearizable::{Kind, Operation};
 use crate::client::{Client, ClientError};
 use crate::command::Outcome;
 use crate::replica::Acks;
@@ -273,6 +274,7 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut recorded = Vec::new();
+            let me = history.as_ref().map_or(0, |h| h.new_client());
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if plan.ops.is_some_and(|n| i >= n) || deadline.is_some_and(|d| Instant::now() >= d)
@@ -287,7 +289,20 @@ pub async fn run(
                 let sent = Instant::now();
                 let outcome = if plan.is_read(i) {
                     let r = client.get(&key).await;
-                    tally.record(&r, sent.elapsed())
+                    let outcome = tally.record(&r, sent.elapsed());
+                    if let Some(h) = &history {
+                        recorded.push(Operation {
+                            client: me,
+                            kind: Kind::Get,
+                            key,
+                            value: r.ok().flatten(),
+                            ttl_ms: None,
+                            call_ns: h.ns(sent),
+                            return_ns: h.ns(Instant::now()),
+                            outcome: super::history::outcome(outcome),
+                        });
+                    }
+                    outcome
                 } else {
                     let value = if plan.value_size == 0 {
                         Bytes::from(format!("{}-v{i}", plan.tag))
@@ -296,13 +311,16 @@ pub async fn run(
                     };
                     let r = client.set(&key, &value, None, plan.acks).await;
                     let outcome = tally.record(&r, sent.elapsed());
-                    if history.is_some() {
-                        recorded.push(Op {
+                    if let Some(h) = &history {
+                        recorded.push(Operation {
+                            client: me,
+                            kind: Kind::Set,
                             key,
-                            effect: Effect::Set(value),
-                            outcome,
-                            started: sent,
-                            finished: Instant::now(),
+                            value: Some(value),
+                            ttl_ms: None,
+                            call_ns: h.ns(sent),
+                            return_ns: h.ns(Instant::now()),
+                            outcome: super::history::outcome(outcome),
                         });
                     }
                     outcome
@@ -316,9 +334,7 @@ pub async fn run(
                 counter.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(h) = &history {
-                for op in recorded {
-                    h.record(op);
-                }
+                h.record_all(recorded);
             }
             tally
         }));

@@ -30,11 +30,13 @@ pub struct LabInfo {
     pub started_at_ms: u64,
 }
 
-/// Up, or down (and whether ZooKeeper still holds its session).
+/// Up, paused, or down (and whether ZooKeeper still holds its session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerState {
     /// Running.
     Up,
+    /// Frozen whole by `pause`: it will resume a zombie, believing what it believed.
+    Paused,
     /// Killed; ZooKeeper still lists it until its session times out.
     DownSessionLingering,
     /// Killed, and ZooKeeper has noticed.
@@ -50,8 +52,10 @@ pub struct BrokerView {
     pub state: BrokerState,
     /// Whether ZooKeeper lists it.
     pub registered: bool,
-    /// What it believes (when up).
+    /// What it believes (when up; a paused broker's is what it believed when it froze).
     pub snapshot: Option<BrokerSnapshot>,
+    /// Link faults on it: `cut zk,2`, `slow +100ms` (empty when none).
+    pub faults: Vec<String>,
 }
 
 impl BrokerView {
@@ -104,6 +108,9 @@ pub struct LabSnapshot {
     pub throughput: Vec<u64>,
     /// The background load, if any.
     pub load: Option<LoadProgress>,
+    /// Every fault in force, one short phrase each (cut links, slow links, paused brokers, the
+    /// nemesis).
+    pub faults: Vec<String>,
 }
 
 impl LabSnapshot {
@@ -130,6 +137,7 @@ impl LabSnapshot {
                     state,
                     registered,
                     snapshot,
+                    faults: Vec::new(),
                 }
             })
             .collect();
@@ -155,6 +163,7 @@ impl LabSnapshot {
             events,
             throughput,
             load,
+            faults: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ fn ids(v: &[u32]) -> String {
 pub fn broker_state(state: BrokerState) -> &'static str {
     match state {
         BrokerState::Up => "up",
+        BrokerState::Paused => "PAUSED (frozen)",
         BrokerState::DownSessionLingering => "down (session lingering)",
         BrokerState::Down => "down",
     }

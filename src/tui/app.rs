@@ -295,6 +295,12 @@ impl App {
             }
             KeyCode::Char('k') => Action::Run(format!("kill {id}")),
             KeyCode::Char('r') => Action::Run(format!("restore {id}")),
+            KeyCode::Char('p') => Action::Run(format!("pause {id}")),
+            KeyCode::Char('u') => Action::Run(format!("resume {id}")),
+            KeyCode::Char('x') => Action::Run(format!("power-loss {id}")),
+            KeyCode::Char('w') => Action::Run(format!("wipe {id}")),
+            KeyCode::Char('i') => Action::Run(format!("isolate {id}")),
+            KeyCode::Char('h') => Action::Run("heal".into()),
             KeyCode::Char('?') => {
                 self.show_help = true;
                 Action::None
@@ -369,6 +375,16 @@ mod tests {
             press(&mut app, KeyCode::Char('r')),
             Action::Run("restore 3".into())
         );
+        for (key, cmd) in [
+            ('p', "pause 3"),
+            ('u', "resume 3"),
+            ('x', "power-loss 3"),
+            ('w', "wipe 3"),
+            ('i', "isolate 3"),
+            ('h', "heal"),
+        ] {
+            assert_eq!(press(&mut app, KeyCode::Char(key)), Action::Run(cmd.into()));
+        }
         assert_eq!(press(&mut app, KeyCode::Char('q')), Action::Quit);
     }
 

@@ -5,7 +5,7 @@ use crate::procs::BIN;
 use simplekv::lab::{LabConfig, LabOptions, Scenario, play};
 use std::path::{Path, PathBuf};
 
-const DEMOS: [&str; 9] = [
+const DEMOS: [&str; 14] = [
     "seed-transcript.yaml",
     "leader-failover.yaml",
     "isr-shrink-expand.yaml",
@@ -15,6 +15,11 @@ const DEMOS: [&str; 9] = [
     "controller-failover.yaml",
     "empty-disk-return.yaml",
     "eligible-leaders.yaml",
+    "zombie-leader.yaml",
+    "zombie-acks1.yaml",
+    "leader-cut-from-zookeeper.yaml",
+    "power-loss-fsync-never.yaml",
+    "power-loss-fsync-always.yaml",
 ];
 
 fn demo(file: &str) -> PathBuf {
@@ -68,6 +73,23 @@ demo_test!(demo_min_insync_refuses, "min-insync.yaml");
 demo_test!(demo_unclean_election_loses_writes, "unclean-election.yaml");
 demo_test!(demo_divergent_log_is_truncated, "divergent-truncation.yaml");
 demo_test!(demo_controller_failover, "controller-failover.yaml");
+demo_test!(demo_a_zombie_leader_loses_nothing, "zombie-leader.yaml");
+demo_test!(
+    demo_a_zombie_leader_under_acks_1_loses_writes,
+    "zombie-acks1.yaml"
+);
+demo_test!(
+    demo_a_leader_cut_from_zookeeper_serves_nothing_without_a_lease,
+    "leader-cut-from-zookeeper.yaml"
+);
+demo_test!(
+    demo_power_loss_under_fsync_never_loses_acknowledged_writes,
+    "power-loss-fsync-never.yaml"
+);
+demo_test!(
+    demo_power_loss_under_fsync_always_loses_nothing,
+    "power-loss-fsync-always.yaml"
+);
 demo_test!(
     demo_a_broker_back_on_an_empty_disk_loses_nothing,
     "empty-disk-return.yaml"

@@ -14,4 +14,5 @@ mod node_mode;
 mod procs;
 mod replication;
 mod smoke;
+mod soak;
 mod support;

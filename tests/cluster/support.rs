@@ -64,7 +64,6 @@ pub fn options(name: &str, spec: ClusterSpec, dir: &std::path::Path) -> ClusterO
             merge_interval_ms: 0,
             ..ReplicationConfig::default()
         },
-        worker_threads: 1,
         ..ClusterOptions::lab(dir.to_path_buf(), spec)
     }
 }
@@ -96,6 +95,7 @@ pub async fn client(c: &Cluster) -> Client {
         ClientConfig {
             request_timeout: Duration::from_secs(15),
             zk_session_timeout: Duration::from_secs(3),
+            ..ClientConfig::default()
         },
     )
     .await

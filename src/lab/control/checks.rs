@@ -1,23 +1,76 @@
-//! The checks: `check lost-writes` (the history against what the cluster serves) and
+//! The checks: `check lost-writes` (the history against what the cluster serves),
+//! `check linearizable` (the history against a register, key by key, DESIGN §14) and
 //! `check replicas-agree` (every ISR member against its leader, below the high watermark).
 
 use super::Lab;
-use crate::lab::history::{self, Op};
+use crate::lab::history;
+use crate::lab::linearizable::{self, Kind, Operation, Outcome};
+use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 impl Lab {
     pub(super) async fn check_lost_writes(&self) -> Result<String, String> {
-        let ops: Vec<Op> = self.history.ops();
-        let keys = history::keys_to_read(&ops);
+        Ok(self.lost_writes().await?.summary())
+    }
+
+    /// Reads back every key written and says which acknowledged writes are gone.
+    pub async fn lost_writes(&self) -> Result<history::LostWrites, String> {
+        let ops = self.history.ops();
+        let read = self.final_reads(&history::keys_to_read(&ops)).await?;
+        Ok(history::check(&ops, &read))
+    }
+
+    /// Like Jepsen, reads every key written once more and adds those reads to the history (so a
+    /// lost write shows up as a read no order explains), then checks the whole history.
+    pub async fn linearizability(&self) -> Result<linearizable::Report, String> {
+        let keys = history::keys_to_read(&self.history.ops());
+        self.final_reads(&keys).await?;
+        let ops = self.history.ops();
+        tokio::task::spawn_blocking(move || {
+            linearizable::check(&ops, &linearizable::Limits::default())
+        })
+        .await
+        .map_err(|e| format!("the checker failed: {e}"))
+    }
+
+    pub(super) async fn check_linearizable(&self) -> Result<String, String> {
+        let report = self.linearizability().await?;
+        if report.is_linearizable() {
+            Ok(report.to_string())
+        } else {
+            Err(report.to_string())
+        }
+    }
+
+    /// Reads `keys` now, each as one recorded operation of a client of its own.
+    async fn final_reads(&self, keys: &[Bytes]) -> Result<BTreeMap<Bytes, Option<Bytes>>, String> {
         let mut read = BTreeMap::new();
         let mut pending = tokio::task::JoinSet::new();
-        let mut it = keys.into_iter();
+        let mut it = keys.iter().cloned();
         loop {
             while pending.len() < 16 {
                 let Some(k) = it.next() else { break };
                 let client = self.client.clone();
+                let history = std::sync::Arc::clone(&self.history);
+                let me = history.new_client();
                 pending.spawn(async move {
+                    let started = Instant::now();
                     let v = client.get(&k).await;
+                    history.record(Operation {
+                        client: me,
+                        kind: Kind::Get,
+                        key: k.clone(),
+                        value: v.as_ref().ok().cloned().flatten(),
+                        ttl_ms: None,
+                        call_ns: history.ns(started),
+                        return_ns: history.ns(Instant::now()),
+                        outcome: if v.is_ok() {
+                            Outcome::Ok
+                        } else {
+                            Outcome::Unknown
+                        },
+                    });
                     (k, v)
                 });
             }
@@ -29,10 +82,11 @@ impl Lab {
                 v.map_err(|e| format!("cannot read {} back: {e}", String::from_utf8_lossy(&k)))?;
             read.insert(k, v);
         }
-        Ok(history::check(&ops, &read).summary())
+        Ok(read)
     }
 
-    pub(super) fn check_replicas_agree(&self) -> Result<String, String> {
+    /// ISR members' logs are identical up to the high watermark: `OK`, or what differs.
+    pub fn check_replicas_agree(&self) -> Result<String, String> {
         let zk = self.zk();
         let mut problems = Vec::new();
         for p in 0..self.info.spec.partitions {

@@ -3,12 +3,12 @@
 //! commands ([`LabControl`]).
 
 use super::cluster::{Cluster, ClusterError, ClusterOptions};
-use super::history::{History, Op};
+use super::history::History;
 use super::load::{self, LoadPlan, LoadReport};
 use super::observer::{ZkObserver, ZkView};
 use super::snapshot::{BrokerState, LabInfo, LabSnapshot};
 use crate::client::{Client, ClientConfig};
-use crate::command::{Check, LabControl, LoadSpec, Target, WaitCondition, WriteRecord};
+use crate::command::{Check, Fault, LabControl, LoadSpec, OpRecord, Target, WaitCondition};
 use crate::events::{Event, EventSink};
 use crate::replica::Acks;
 use std::collections::{BTreeMap, VecDeque};
@@ -19,6 +19,8 @@ use tokio::sync::watch;
 
 mod checks;
 mod faults;
+mod inject;
+mod nemesis;
 
 /// Events kept for the console.
 const EVENT_RING: usize = 500;
@@ -77,6 +79,8 @@ pub struct Lab {
     observer: ZkObserver,
     client: Client,
     history: Arc<History>,
+    /// The history's client number of the shell or scenario session.
+    shell_client: u32,
     info: Arc<LabInfo>,
     events: Arc<Mutex<VecDeque<Event>>>,
     throughput: Mutex<Throughput>,
@@ -84,6 +88,7 @@ pub struct Lab {
     reference: Mutex<Reference>,
     load: Mutex<Option<LoadState>>,
     load_runs: std::sync::atomic::AtomicU64,
+    nemesis: Mutex<Option<nemesis::NemesisRun>>,
     snapshot_tx: watch::Sender<Arc<LabSnapshot>>,
 }
 
@@ -113,6 +118,7 @@ impl Lab {
             ClientConfig {
                 request_timeout: Duration::from_secs(15),
                 zk_session_timeout: Duration::from_secs(10),
+                dialer: cluster.network().client_dialer(),
             },
         )
         .await
@@ -125,11 +131,13 @@ impl Lab {
             log_file: options.log_file,
             started_at_ms: crate::storage::now_ms(),
         });
+        let history = Arc::new(History::default());
         let lab = Arc::new(Self {
             cluster,
             observer,
             client,
-            history: Arc::new(History::default()),
+            shell_client: history.new_client(),
+            history,
             info,
             events,
             throughput: Mutex::new(Throughput {
@@ -140,6 +148,7 @@ impl Lab {
             reference: Mutex::new(Reference::default()),
             load: Mutex::new(None),
             load_runs: std::sync::atomic::AtomicU64::new(0),
+            nemesis: Mutex::new(None),
             snapshot_tx: watch::Sender::new(Arc::new(LabSnapshot::default())),
         });
         lab.publish();
@@ -152,6 +161,11 @@ impl Lab {
             }
         });
         Ok(lab)
+    }
+
+    /// Every operation recorded so far.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// The cluster.
@@ -222,14 +236,16 @@ impl Lab {
                     l.task.as_ref().is_some_and(|t| !t.is_finished()),
                 )
             });
-        LabSnapshot::build(
+        let mut snap = LabSnapshot::build(
             Arc::clone(&self.info),
             brokers,
             &zk,
             events,
             throughput,
             load,
-        )
+        );
+        self.add_faults(&mut snap);
+        snap
     }
 
     fn publish(&self) {
@@ -242,6 +258,7 @@ impl Lab {
 
     /// Stops the brokers cleanly and the private ZooKeeper.
     pub async fn shutdown(&self) {
+        self.abort_nemesis();
         if let Some(l) = self.load.lock().unwrap_or_else(|p| p.into_inner()).take()
             && let Some(t) = l.task
         {
@@ -298,8 +315,21 @@ impl Lab {
             + 1;
         let plan = LoadPlan {
             keys: spec.keys,
+            read_ratio: f64::from(spec.reads) / 100.0,
             ..LoadPlan::writes(spec.ops, spec.clients, acks, format!("load{run}"))
         };
+        self.start_plan(plan, spec.ops);
+        if spec.background {
+            return Ok(format!(
+                "load started in the background: {} ops ({}% reads), {} clients, acks {acks}",
+                spec.ops, spec.reads, spec.clients
+            ));
+        }
+        self.finish_load().await
+    }
+
+    /// Starts `plan` in the background, every operation recorded (`total`: for progress).
+    pub fn start_plan(&self, plan: LoadPlan, total: u64) {
         let counters = load::counters();
         let task = tokio::spawn(load::run(
             self.client.clone(),
@@ -308,20 +338,14 @@ impl Lab {
             Arc::clone(&counters),
         ));
         *self.load.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoadState {
-            total: spec.ops,
+            total,
             counters,
             task: Some(task),
         });
-        if spec.background {
-            return Ok(format!(
-                "load started in the background: {} writes, {} clients, acks {acks}",
-                spec.ops, spec.clients
-            ));
-        }
-        self.finish_load().await
     }
 
-    async fn finish_load(&self) -> Result<String, String> {
+    /// Waits for the running load and reports it.
+    pub async fn finish_load(&self) -> Result<String, String> {
         let task = self
             .load
             .lock()
@@ -445,12 +469,21 @@ impl LabControl for Arc<Lab> {
         match check {
             Check::LostWrites => self.check_lost_writes().await,
             Check::ReplicasAgree => self.check_replicas_agree(),
+            Check::Linearizable => self.check_linearizable().await,
         }
     }
 
-    fn record(&self, write: WriteRecord, started: Instant) {
+    async fn fault(&self, fault: Fault) -> Result<String, String> {
+        self.inject(fault).await
+    }
+
+    async fn save_history(&self, path: std::path::PathBuf) -> Result<String, String> {
+        self.write_history(&path)
+    }
+
+    fn record(&self, op: OpRecord, started: Instant) {
         self.history
-            .record(Op::from_record(write, started, Instant::now()));
+            .record_command(self.shell_client, op, started, Instant::now());
     }
 
     fn before_command(&self) {

@@ -43,6 +43,7 @@ pub(super) fn draw_throughput(frame: &mut Frame, area: Rect, snap: &LabSnapshot)
 fn event_style(kind: EventKind) -> Style {
     match kind {
         EventKind::Kill | EventKind::Warning => Style::new().fg(theme::BAD),
+        EventKind::Fault => Style::new().fg(theme::WARN).add_modifier(Modifier::BOLD),
         EventKind::Restore | EventKind::IsrExpand => Style::new().fg(theme::GOOD),
         EventKind::LeaderElected | EventKind::ControllerElected => {
             Style::new().fg(theme::ACCENT).add_modifier(Modifier::BOLD)

@@ -14,7 +14,9 @@ use ratatui::widgets::{Cell, Row, Table};
 pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
     let rows = snap.brokers.iter().enumerate().map(|(i, b)| {
         let state_style = match b.state {
-            BrokerState::Up => Style::new().fg(theme::GOOD),
+            BrokerState::Up if b.faults.is_empty() => Style::new().fg(theme::GOOD),
+            BrokerState::Up => Style::new().fg(theme::WARN),
+            BrokerState::Paused => Style::new().fg(theme::WARN).add_modifier(Modifier::BOLD),
             BrokerState::DownSessionLingering => {
                 Style::new().fg(theme::WARN).add_modifier(Modifier::BOLD)
             }
@@ -33,9 +35,14 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
             .snapshot
             .as_ref()
             .map_or(String::new(), |s| s.kv_addr.to_string());
+        let state = if b.faults.is_empty() {
+            broker_state(b.state).to_string()
+        } else {
+            format!("{} · {}", broker_state(b.state), b.faults.join(" · "))
+        };
         let mut row = Row::new(vec![
             Cell::from(b.id.to_string()),
-            Cell::from(broker_state(b.state)).style(state_style),
+            Cell::from(state).style(state_style),
             Cell::from(session),
             Cell::from(ctrl),
             Cell::from(addr),
@@ -49,7 +56,7 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
         rows,
         [
             Constraint::Length(3),
-            Constraint::Length(25),
+            Constraint::Length(34),
             Constraint::Length(24),
             Constraint::Length(12),
             Constraint::Min(10),
@@ -66,7 +73,7 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
         .style(Style::new().add_modifier(Modifier::UNDERLINED)),
     )
     .block(block(
-        "Brokers  (Tab: focus · k kill · r restore)",
+        "Brokers  (Tab: focus · k kill · r restore · p pause · x power-loss · i isolate · h heal)",
         app.focus == Focus::Brokers,
     ));
     frame.render_widget(table, area);

@@ -123,8 +123,26 @@ fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
         },
         i.zk
     );
+    if snap.faults.is_empty() {
+        frame.render_widget(
+            Paragraph::new(text).style(Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT)),
+            area,
+        );
+        return;
+    }
+    // Faults in force take the bar first: nobody should miss that the network is cut.
+    let faults = format!(" FAULTS: {} ", snap.faults.join(" · "));
     frame.render_widget(
-        Paragraph::new(text).style(Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT)),
+        Paragraph::new(Line::from(vec![
+            Span::styled(
+                faults,
+                Style::new()
+                    .fg(theme::ON_ACCENT)
+                    .bg(theme::WARN)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(text, Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT)),
+        ])),
         area,
     );
 }
@@ -134,7 +152,9 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
         Focus::Shell => {
             " Enter run · ↑/↓ history · Tab brokers · F1 help · quit or Ctrl-C to leave "
         }
-        Focus::Brokers => " ↑/↓ select · k kill · r restore · Tab next panel · ? help · q quit ",
+        Focus::Brokers => {
+            " ↑/↓ select · k kill · r restore · p/u pause/resume · x power-loss · w wipe · i isolate · h heal · ? help · q quit "
+        }
         Focus::Script => " space next step · a autoplay · Tab shell · ? help · q quit ",
     };
     frame.render_widget(
@@ -145,7 +165,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
 
 fn draw_help(frame: &mut Frame, area: Rect) {
     let w = area.width.min(96);
-    let h = area.height.min(28);
+    let h = area.height.min(44);
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -156,6 +176,8 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Line::styled("Keys", Style::new().add_modifier(Modifier::BOLD)),
         Line::from("  Tab            switch between the shell and the brokers table"),
         Line::from("  k / r          (brokers table) kill / restore the selected broker"),
+        Line::from("  p / u · x · w  (brokers table) pause / resume · power-loss · wipe it"),
+        Line::from("  i / h          (brokers table) isolate it · heal every link"),
         Line::from("  ↑ / ↓          shell history, or select a broker"),
         Line::from("  space, a       (scenario panel) next step, autoplay on/off; F5 anywhere"),
         Line::from("  F1 or ?        this help · q (brokers table), quit or Ctrl-C to leave"),
@@ -216,6 +238,7 @@ mod tests {
             id,
             state: BrokerState::Up,
             registered: true,
+            faults: Vec::new(),
             snapshot: Some(BrokerSnapshot {
                 id,
                 kv_addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
@@ -436,10 +459,24 @@ mod tests {
     }
 
     #[test]
+    fn faults_in_force_are_seen_at_a_glance() {
+        let mut snap = healthy();
+        let buf = render(&App::new(), &snap, 160, 40);
+        assert!(find(&buf, "FAULTS:").is_none());
+        snap.brokers[0].state = BrokerState::Paused;
+        snap.brokers[1].faults = vec!["cut zk,3".into()];
+        snap.faults = vec!["cut 2↔zk".into(), "paused 1".into()];
+        let buf = render(&App::new(), &snap, 160, 40);
+        assert!(find(&buf, "FAULTS: cut 2↔zk · paused 1").is_some());
+        assert!(find(&buf, "PAUSED (frozen)").is_some());
+        assert!(find(&buf, "up · cut zk,3").is_some());
+    }
+
+    #[test]
     fn the_help_overlay_lists_keys_and_commands() {
         let mut app = App::new();
         app.show_help = true;
-        let buf = render(&app, &healthy(), 160, 48);
+        let buf = render(&app, &healthy(), 160, 50);
         assert!(
             find(
                 &buf,
@@ -448,5 +485,6 @@ mod tests {
             .is_some()
         );
         assert!(find(&buf, "check replicas-agree").is_some());
+        assert!(find(&buf, "pause / resume · power-loss · wipe it").is_some());
     }
 }

@@ -1,0 +1,235 @@
+//! The nemesis in the background (DESIGN §13): one fault at a time from a seeded plan, each
+//! healed before the next, every fault and heal an event.
+
+use super::Lab;
+use crate::command::{FaultKind, NemesisSpec};
+use crate::events::EventKind;
+use crate::lab::nemesis::{Rng, Step, fresh_seed, next_step};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A running nemesis.
+pub(super) struct NemesisRun {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<BTreeMap<FaultKind, u64>>,
+    seed: u64,
+}
+
+/// Share of each period a fault stays in force before it is healed (the rest lets the cluster
+/// recover before the next one).
+const FAULT_SHARE: f64 = 0.6;
+
+impl Lab {
+    /// `nemesis KINDS [every D] [for D] [seed N]`
+    pub(super) fn start_nemesis(self: &Arc<Self>, spec: NemesisSpec) -> Result<String, String> {
+        let mut slot = self.nemesis.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|n| !n.task.is_finished()) {
+            return Err("a nemesis is already running; 'nemesis stop' first".into());
+        }
+        let seed = spec.seed.unwrap_or_else(fresh_seed);
+        let stop = CancellationToken::new();
+        let weak = Arc::downgrade(self);
+        let token = stop.clone();
+        let kinds = spec.kinds.clone();
+        let (every, duration) = (spec.every, spec.duration);
+        let task = tokio::spawn(async move {
+            let mut rng = Rng::new(seed);
+            let mut done: BTreeMap<FaultKind, u64> = BTreeMap::new();
+            let started = Instant::now();
+            while !token.is_cancelled() && duration.is_none_or(|d| started.elapsed() < d) {
+                let Some(lab) = weak.upgrade() else { break };
+                let up: Vec<u32> = lab
+                    .cluster
+                    .ids()
+                    .into_iter()
+                    .filter(|&b| lab.cluster.is_up(b) && !lab.cluster.is_paused(b))
+                    .collect();
+                let leaders: Vec<u32> = lab
+                    .leaders()
+                    .values()
+                    .filter_map(|(l, _)| *l)
+                    .filter(|l| up.contains(l))
+                    .collect();
+                let step = next_step(&mut rng, &kinds, &up, &leaders);
+                if let Some(step) = &step {
+                    lab.nemesis_event(
+                        seed,
+                        &format!("{} (heals with '{}')", step.command(), step.heal_command()),
+                    );
+                    if let Err(e) = lab.apply_step(step).await {
+                        lab.nemesis_event(seed, &format!("{} failed: {e}", step.command()));
+                    }
+                    *done.entry(step.kind()).or_default() += 1;
+                    lab.publish();
+                }
+                drop(lab);
+                let on = every.mul_f64(FAULT_SHARE);
+                tokio::select! {
+                    () = tokio::time::sleep(on) => {}
+                    () = token.cancelled() => {}
+                }
+                let Some(lab) = weak.upgrade() else { break };
+                if let Some(step) = &step {
+                    lab.nemesis_event(seed, &step.heal_command());
+                    if let Err(e) = lab.heal_step(step).await {
+                        lab.nemesis_event(seed, &format!("{} failed: {e}", step.heal_command()));
+                    }
+                    lab.publish();
+                }
+                drop(lab);
+                tokio::select! {
+                    () = tokio::time::sleep(every.saturating_sub(on)) => {}
+                    () = token.cancelled() => {}
+                }
+            }
+            done
+        });
+        *slot = Some(NemesisRun { stop, task, seed });
+        let kinds: Vec<&str> = spec.kinds.iter().map(|k| k.name()).collect();
+        Ok(format!(
+            "nemesis started: {} every {:?}{} (seed {seed}; 'nemesis stop' ends it)",
+            kinds.join(","),
+            spec.every,
+            spec.duration
+                .map_or(String::new(), |d| format!(" for {d:?}"))
+        ))
+    }
+
+    /// `nemesis stop`: heals the fault in force and reports what was injected.
+    pub(super) async fn stop_nemesis(&self) -> Result<String, String> {
+        let run = self
+            .nemesis
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(run) = run else {
+            return Err("no nemesis is running".into());
+        };
+        run.stop.cancel();
+        let done = run
+            .task
+            .await
+            .map_err(|e| format!("the nemesis failed: {e}"))?;
+        let counts: Vec<String> = done
+            .iter()
+            .map(|(k, n)| format!("{} {n}", k.name()))
+            .collect();
+        Ok(format!(
+            "nemesis stopped (seed {}): {}",
+            run.seed,
+            if counts.is_empty() {
+                "no faults injected".into()
+            } else {
+                counts.join(", ")
+            }
+        ))
+    }
+
+    /// Stops the nemesis at once, healing nothing (the lab is going away).
+    pub(super) fn abort_nemesis(&self) {
+        if let Some(run) = self
+            .nemesis
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            run.stop.cancel();
+            run.task.abort();
+        }
+    }
+
+    /// The running nemesis's seed.
+    pub(super) fn nemesis_seed(&self) -> Option<u64> {
+        self.nemesis
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|n| !n.task.is_finished())
+            .map(|n| n.seed)
+    }
+
+    fn nemesis_event(&self, seed: u64, what: &str) {
+        self.cluster.events().emit(
+            EventKind::Fault,
+            None,
+            format!("nemesis (seed {seed}): {what}"),
+        );
+    }
+
+    async fn apply_step(&self, step: &Step) -> Result<(), String> {
+        let c = &self.cluster;
+        let e = |e: crate::lab::ClusterError| e.to_string();
+        match step {
+            Step::Kill(b) => c.kill(*b).await.map_err(e),
+            Step::Pause(b) => c.pause(*b).await.map_err(e),
+            Step::PowerLoss(b) => c.power_loss(*b).await.map(|_| ()).map_err(e),
+            Step::Wipe(b) => {
+                c.kill(*b).await.map_err(e)?;
+                c.wipe(*b).await.map_err(e)
+            }
+            Step::Slow(b, d, j) => {
+                let node = crate::lab::network::Node::Broker(*b);
+                c.change_links(&step.command(), |f, _| {
+                    f.slow.insert(node, (*d, *j));
+                });
+                Ok(())
+            }
+            Step::Partition(groups) => {
+                c.change_links(&step.command(), |f, _| f.partition(groups));
+                Ok(())
+            }
+        }
+    }
+
+    async fn heal_step(&self, step: &Step) -> Result<(), String> {
+        let c = &self.cluster;
+        match step {
+            Step::Kill(b) | Step::PowerLoss(b) | Step::Wipe(b) if !c.is_up(*b) => {
+                c.restore(*b).await.map_err(|e| e.to_string())
+            }
+            Step::Pause(b) if c.is_paused(*b) => c.resume(*b).await.map_err(|e| e.to_string()),
+            Step::Partition(_) | Step::Slow(..) => {
+                c.change_links("heal", |f, _| *f = Default::default());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends every fault: stops the nemesis, heals every link, resumes paused brokers and
+    /// restores down ones. Returns what it did.
+    pub async fn heal_everything(self: &Arc<Self>) -> Result<String, String> {
+        let mut done = Vec::new();
+        if self
+            .nemesis
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            done.push(self.stop_nemesis().await?);
+        }
+        if !self.cluster.network().faults().is_empty() {
+            self.cluster
+                .change_links("heal", |f, _| *f = Default::default());
+            done.push("links healed".into());
+        }
+        for b in self.cluster.ids() {
+            if self.cluster.is_paused(b) {
+                self.cluster.resume(b).await.map_err(|e| e.to_string())?;
+                done.push(format!("resumed {b}"));
+            }
+            if !self.cluster.is_up(b) {
+                self.cluster.restore(b).await.map_err(|e| e.to_string())?;
+                done.push(format!("restored {b}"));
+            }
+        }
+        self.publish();
+        Ok(if done.is_empty() {
+            "nothing to heal".into()
+        } else {
+            done.join("; ")
+        })
+    }
+}
