@@ -113,6 +113,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
                 unclean_leader_election: false,
             };
             let mut o = ClusterOptions::lab(dir.path().to_path_buf(), spec);
+            o.proxied_links = false;
             o.storage.fsync = options.fsync;
             let c = Cluster::start(o, EventSink::log_only())
                 .await

@@ -166,6 +166,10 @@ impl Addresses {
 /// Every link of the lab and the faults in force.
 pub struct Network {
     brokers: Vec<u32>,
+    /// ZooKeeper's own address (dialed directly when links are not proxied).
+    zk: SocketAddr,
+    /// Whether links run through proxies (the bench measures the brokers without them).
+    proxied: bool,
     links: BTreeMap<(Node, Node), LinkProxy>,
     /// Proxy address per link (fixed at start), shared with the dialers.
     routes: Arc<HashMap<(Node, Node), SocketAddr>>,
@@ -183,11 +187,13 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    /// Starts a proxy for every link between `brokers`, the clients and ZooKeeper at `zk`.
-    pub async fn start(brokers: &[u32], zk: SocketAddr) -> std::io::Result<Self> {
+    /// Starts a proxy for every link between `brokers`, the clients and ZooKeeper at `zk` (none
+    /// when `proxied` is false: every party then dials every other directly, and no link fault
+    /// can be injected).
+    pub async fn start(brokers: &[u32], zk: SocketAddr, proxied: bool) -> std::io::Result<Self> {
         let addresses = Arc::new(Addresses::default());
         let mut links = BTreeMap::new();
-        for &b in brokers {
+        for &b in brokers.iter().filter(|_| proxied) {
             let mut wanted = vec![
                 (Node::Broker(b), Node::Zk),
                 (Node::Clients, Node::Broker(b)),
@@ -213,6 +219,8 @@ impl Network {
         let routes = Arc::new(links.iter().map(|(k, p)| (*k, p.addr())).collect());
         Ok(Self {
             brokers: brokers.to_vec(),
+            zk,
+            proxied,
             links,
             routes,
             addresses,
@@ -222,11 +230,17 @@ impl Network {
 
     /// Where broker `b` reaches ZooKeeper.
     pub fn zk_addr(&self, b: u32) -> Option<SocketAddr> {
+        if !self.proxied {
+            return Some(self.zk);
+        }
         self.routes.get(&(Node::Broker(b), Node::Zk)).copied()
     }
 
     /// How broker `from` dials the peer addresses other brokers advertise.
     pub fn broker_dialer(&self, from: u32) -> Dialer {
+        if !self.proxied {
+            return Dialer::default();
+        }
         let (routes, addresses) = (Arc::clone(&self.routes), Arc::clone(&self.addresses));
         Dialer::new(move |adv| {
             addresses
@@ -238,6 +252,9 @@ impl Network {
 
     /// How the lab's clients dial the kv addresses brokers advertise.
     pub fn client_dialer(&self) -> Dialer {
+        if !self.proxied {
+            return Dialer::default();
+        }
         let (routes, addresses) = (Arc::clone(&self.routes), Arc::clone(&self.addresses));
         Dialer::new(move |adv| {
             addresses
@@ -273,13 +290,16 @@ impl Network {
     }
 
     /// Changes the faults and applies them to every link.
-    pub fn change(&self, f: impl FnOnce(&mut Faults, &[u32])) -> Faults {
+    pub fn change(&self, f: impl FnOnce(&mut Faults, &[u32])) -> Result<Faults, String> {
+        if !self.proxied {
+            return Err("this cluster's links are not proxied (a bench cluster): no link fault can act on them".into());
+        }
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut faults, &self.brokers);
         for ((from, to), proxy) in &self.links {
             proxy.set(link_state(&faults, *from, *to));
         }
-        faults.clone()
+        Ok(faults.clone())
     }
 }
 
@@ -308,6 +328,33 @@ mod tests {
             "unnamed: connected"
         );
         assert_eq!(f.cut_from(Node::Broker(1)).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn without_proxies_everyone_dials_directly_and_link_faults_are_refused() {
+        let zk: SocketAddr = ([127, 0, 0, 1], 2181).into();
+        let net = Network::start(&[1, 2], zk, false).await.expect("network");
+        assert_eq!(net.zk_addr(1), Some(zk));
+        assert_eq!(net.broker_dialer(1).dial("127.0.0.1:9"), "127.0.0.1:9");
+        assert!(net.change(|f, _| f.cuts.clear()).is_err());
+        let proxied = Network::start(&[1, 2], zk, true).await.expect("network");
+        assert_ne!(proxied.zk_addr(1), Some(zk));
+        proxied.broker_up(
+            2,
+            ([127, 0, 0, 1], 7002).into(),
+            ([127, 0, 0, 1], 7102).into(),
+        );
+        let via = proxied.broker_dialer(1).dial("127.0.0.1:7102");
+        assert_ne!(
+            via, "127.0.0.1:7102",
+            "a live peer is dialed through its link's proxy"
+        );
+        proxied.broker_down(2);
+        assert_eq!(
+            proxied.broker_dialer(1).dial("127.0.0.1:7102"),
+            "127.0.0.1:7102",
+            "a dead peer is dialed directly, so the connection is refused"
+        );
     }
 
     #[test]

@@ -96,14 +96,14 @@ impl Cluster {
         &self,
         what: &str,
         f: impl FnOnce(&mut crate::lab::network::Faults, &[u32]),
-    ) -> crate::lab::network::Faults {
-        let now = self.network.change(f);
+    ) -> Result<crate::lab::network::Faults, ClusterError> {
+        let now = self.network.change(f).map_err(ClusterError::Config)?;
         let state = match now.describe() {
             d if d.is_empty() => "every link is whole".to_string(),
             d => format!("in force: {}", d.join(", ")),
         };
         self.events
             .emit(EventKind::Fault, None, format!("network: {what}; {state}"));
-        now
+        Ok(now)
     }
 }

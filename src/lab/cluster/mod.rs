@@ -42,6 +42,9 @@ pub struct ClusterOptions {
     pub replication: ReplicationConfig,
     /// Storage settings of each replica.
     pub storage: StoreConfig,
+    /// Route every link through a proxy of the lab's, so link faults can act on it. The bench
+    /// turns it off, to measure the brokers rather than the proxies.
+    pub proxied_links: bool,
 }
 
 impl ClusterOptions {
@@ -60,6 +63,7 @@ impl ClusterOptions {
                 ..ReplicationConfig::default()
             },
             storage: StoreConfig::default(),
+            proxied_links: true,
         }
     }
 }
@@ -180,9 +184,11 @@ impl Cluster {
             })?;
         let zk_connect = format!("{servers}{chroot}");
         let ids: Vec<u32> = (1..=options.spec.brokers).collect();
-        let network = Network::start(&ids, zk_addr).await.map_err(|e| {
-            ClusterError::Other(format!("cannot start the lab's link proxies: {e}"))
-        })?;
+        let network = Network::start(&ids, zk_addr, options.proxied_links)
+            .await
+            .map_err(|e| {
+                ClusterError::Other(format!("cannot start the lab's link proxies: {e}"))
+            })?;
         let mut slots = Vec::new();
         for id in 1..=options.spec.brokers {
             let zk_link = network
@@ -364,16 +370,19 @@ impl Cluster {
     pub fn isolate_from_zk(&self, id: u32) -> Result<(), ClusterError> {
         self.slot(id)?;
         self.network
-            .change(|f, all| f.isolate(id, all, true, false, false));
+            .change(|f, all| f.isolate(id, all, true, false, false))
+            .map_err(ClusterError::Config)?;
         Ok(())
     }
 
     /// Lets broker `id` reach ZooKeeper again.
     pub fn reconnect_to_zk(&self, id: u32) -> Result<(), ClusterError> {
         self.slot(id)?;
-        self.network.change(|f, _| {
-            f.cuts.remove(&(Node::Broker(id), Node::Zk));
-        });
+        self.network
+            .change(|f, _| {
+                f.cuts.remove(&(Node::Broker(id), Node::Zk));
+            })
+            .map_err(ClusterError::Config)?;
         Ok(())
     }
 

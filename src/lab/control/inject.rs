@@ -61,40 +61,48 @@ impl Lab {
                     .join(" | ");
                 let f = self
                     .cluster
-                    .change_links(&format!("partition {what}"), |f, _| f.partition(&nodes));
+                    .change_links(&format!("partition {what}"), |f, _| f.partition(&nodes))
+                    .map_err(|e| e.to_string())?;
                 format!("OK: {}", f.describe().join(", "))
             }
             Fault::Isolate(target, sides) => {
                 let ids = self.resolve(target)?;
-                let f = self.cluster.change_links(
-                    &format!(
-                        "isolate {}",
-                        ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-                    ),
-                    |f, all| {
-                        for &id in &ids {
-                            f.isolate(id, all, sides.zk, sides.peers, sides.clients);
-                        }
-                    },
-                );
+                let f = self
+                    .cluster
+                    .change_links(
+                        &format!(
+                            "isolate {}",
+                            ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                        ),
+                        |f, all| {
+                            for &id in &ids {
+                                f.isolate(id, all, sides.zk, sides.peers, sides.clients);
+                            }
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
                 format!("OK: {}", f.describe().join(", "))
             }
             Fault::Slow(target, delay, jitter) => {
                 let ids = self.resolve(target)?;
-                let f = self.cluster.change_links("slow", |f, _| {
-                    for &id in &ids {
-                        if delay.is_zero() && jitter.is_zero() {
-                            f.slow.remove(&Node::Broker(id));
-                        } else {
-                            f.slow.insert(Node::Broker(id), (delay, jitter));
+                let f = self
+                    .cluster
+                    .change_links("slow", |f, _| {
+                        for &id in &ids {
+                            if delay.is_zero() && jitter.is_zero() {
+                                f.slow.remove(&Node::Broker(id));
+                            } else {
+                                f.slow.insert(Node::Broker(id), (delay, jitter));
+                            }
                         }
-                    }
-                });
+                    })
+                    .map_err(|e| e.to_string())?;
                 format!("OK: {}", f.describe().join(", "))
             }
             Fault::Heal => {
                 self.cluster
-                    .change_links("heal", |f, _| *f = Default::default());
+                    .change_links("heal", |f, _| *f = Default::default())
+                    .map_err(|e| e.to_string())?;
                 "OK: every link is whole".into()
             }
             Fault::Nemesis(spec) => self.start_nemesis(spec)?,

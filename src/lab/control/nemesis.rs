@@ -173,13 +173,14 @@ impl Lab {
                 let node = crate::lab::network::Node::Broker(*b);
                 c.change_links(&step.command(), |f, _| {
                     f.slow.insert(node, (*d, *j));
-                });
-                Ok(())
+                })
+                .map(|_| ())
+                .map_err(e)
             }
-            Step::Partition(groups) => {
-                c.change_links(&step.command(), |f, _| f.partition(groups));
-                Ok(())
-            }
+            Step::Partition(groups) => c
+                .change_links(&step.command(), |f, _| f.partition(groups))
+                .map(|_| ())
+                .map_err(e),
         }
     }
 
@@ -190,10 +191,10 @@ impl Lab {
                 c.restore(*b).await.map_err(|e| e.to_string())
             }
             Step::Pause(b) if c.is_paused(*b) => c.resume(*b).await.map_err(|e| e.to_string()),
-            Step::Partition(_) | Step::Slow(..) => {
-                c.change_links("heal", |f, _| *f = Default::default());
-                Ok(())
-            }
+            Step::Partition(_) | Step::Slow(..) => c
+                .change_links("heal", |f, _| *f = Default::default())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             _ => Ok(()),
         }
     }
@@ -212,7 +213,8 @@ impl Lab {
         }
         if !self.cluster.network().faults().is_empty() {
             self.cluster
-                .change_links("heal", |f, _| *f = Default::default());
+                .change_links("heal", |f, _| *f = Default::default())
+                .map_err(|e| e.to_string())?;
             done.push("links healed".into());
         }
         for b in self.cluster.ids() {
