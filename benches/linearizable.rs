@@ -19,18 +19,7 @@ use simplekv::lab::{jsonl, linearizable};
 
 use linearizable::{Kind, Limits, Operation, Outcome, check};
 
-/// splitmix64: a seeded generator, so every run benchmarks the same history.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
+use simplekv::lab::rng::Rng;
 
 /// A history of `total` operations by `clients` sequential clients against a
 /// simulated atomic store: each operation takes effect at one instant inside
@@ -40,7 +29,7 @@ impl Rng {
 /// overlap several others. With `hot` > 0, a fifth of the operations go to the
 /// first `hot` keys.
 fn simulate(seed: u64, total: usize, clients: u64, keys: u64, hot: u64) -> Vec<Operation> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut planned = Vec::with_capacity(total);
     let mut clocks: Vec<u64> = (0..clients).map(|_| rng.below(100_000)).collect();
     for n in 0..total {

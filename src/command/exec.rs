@@ -178,6 +178,27 @@ impl<L: LabControl> Session<L> {
         }
     }
 
+    /// Records a key-value operation with the lab's history.
+    fn note<T>(
+        &self,
+        kind: OpKind,
+        key: Bytes,
+        value: Option<Bytes>,
+        ttl_ms: Option<u64>,
+        r: &Result<T, ClientError>,
+        started: std::time::Instant,
+    ) {
+        let op = OpRecord {
+            kind,
+            key,
+            value,
+            ttl_ms,
+            outcome: Outcome::of(r),
+            acks: self.acks,
+        };
+        self.lab.record(op, started);
+    }
+
     /// Runs one command.
     pub async fn execute(&mut self, cmd: Command) -> Result<Reply, String> {
         let text = |s: &str| Ok(Reply::Text(s.to_string()));
@@ -206,15 +227,12 @@ impl<L: LabControl> Session<L> {
             }
             Command::Get { key } => {
                 let r = self.client.get(&key).await;
-                self.lab.record(
-                    OpRecord {
-                        kind: OpKind::Get,
-                        key,
-                        value: r.as_ref().ok().cloned().flatten(),
-                        ttl_ms: None,
-                        outcome: Outcome::of(&r),
-                        acks: self.acks,
-                    },
+                self.note(
+                    OpKind::Get,
+                    key,
+                    r.as_ref().ok().cloned().flatten(),
+                    None,
+                    &r,
                     started,
                 );
                 match r {
@@ -225,32 +243,12 @@ impl<L: LabControl> Session<L> {
             }
             Command::Del { key } => {
                 let r = self.client.del(&key, self.acks).await;
-                self.lab.record(
-                    OpRecord {
-                        kind: OpKind::Del,
-                        key,
-                        value: None,
-                        ttl_ms: None,
-                        outcome: Outcome::of(&r),
-                        acks: self.acks,
-                    },
-                    started,
-                );
+                self.note(OpKind::Del, key, None, None, &r, started);
                 r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
             }
             Command::Expire { key, seconds } => {
                 let r = self.client.expire(&key, seconds, self.acks).await;
-                self.lab.record(
-                    OpRecord {
-                        kind: OpKind::Expire,
-                        key,
-                        value: None,
-                        ttl_ms: None,
-                        outcome: Outcome::of(&r),
-                        acks: self.acks,
-                    },
-                    started,
-                );
+                self.note(OpKind::Expire, key, None, None, &r, started);
                 match r {
                     Ok(true) => text("OK"),
                     Ok(false) => text("record not found"),

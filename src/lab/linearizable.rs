@@ -608,17 +608,7 @@ pub(super) mod tests {
         assert!(text.ends_with(end), "{text}");
     }
 
-    /// splitmix64: enough randomness for simulated histories without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) % n
-        }
-    }
+    use crate::lab::rng::Rng;
 
     /// Clients run against a simulated atomic register: each operation takes effect at one
     /// instant inside its interval (or, when unknown, maybe never, maybe after the client gave up).
@@ -628,7 +618,7 @@ pub(super) mod tests {
         per_client: usize,
         keys: u64,
     ) -> Vec<Operation> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut planned = Vec::new();
         let mut written = 0;
         for client in 0..clients {
@@ -700,7 +690,7 @@ pub(super) mod tests {
             let reads: Vec<usize> = (0..ops.len())
                 .filter(|&i| ops[i].kind == Kind::Get && ops[i].outcome == Outcome::Ok)
                 .collect();
-            let target = reads[Rng(seed).below(reads.len() as u64) as usize];
+            let target = reads[Rng::new(seed).below(reads.len() as u64) as usize];
             ops[target].value = Some(Bytes::from_static(b"never written"));
             let report = run(&ops);
             assert_eq!(report.verdicts.len(), 1, "seed {seed}: {report}");

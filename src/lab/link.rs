@@ -65,13 +65,14 @@
 //! and the dial has no timeout of its own, which is fine for loopback targets
 //! (refused at once when down).
 
+use super::rng::Rng;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -602,46 +603,6 @@ fn next_due(state: &LinkState, rng: &mut Rng, last_due: &mut Instant) -> Instant
     due
 }
 
-/// A tiny xorshift64* generator for jitter; good enough and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded from a process-wide counter and the clock, so that
-    /// every direction of every connection draws a different sequence.
-    fn seeded() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        // splitmix64 finaliser, to spread close seeds apart.
-        let mut z = nanos ^ count.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        Self(z | 1) // xorshift must not start at zero.
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A value in `0..=max`, uniform up to a negligible modulo bias.
-    fn up_to(&mut self, max: u64) -> u64 {
-        match max {
-            0 => 0,
-            u64::MAX => self.next(),
-            _ => self.next() % (max + 1),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,10 +753,10 @@ mod tests {
 
     /// Deterministic pseudo-random data, so corruption cannot go unnoticed.
     fn payload(len: usize, seed: u64) -> Vec<u8> {
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let mut data = Vec::with_capacity(len + 8);
         while data.len() < len {
-            data.extend_from_slice(&rng.next().to_le_bytes());
+            data.extend_from_slice(&rng.next_u64().to_le_bytes());
         }
         data.truncate(len);
         data

@@ -15,6 +15,7 @@ pub mod load;
 pub mod nemesis;
 pub mod network;
 pub mod observer;
+pub mod rng;
 pub mod scenario;
 pub mod snapshot;
 pub mod soak;

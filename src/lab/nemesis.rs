@@ -3,41 +3,9 @@
 //! (see `control/nemesis.rs`).
 
 use super::network::Node;
+pub use super::rng::Rng;
 use crate::command::FaultKind;
 use std::time::Duration;
-
-/// A small seeded generator (SplitMix64): the same seed gives the same choices.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// One of `items` (which must not be empty).
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
-        if items.is_empty() {
-            return None;
-        }
-        Some(items[self.below(items.len() as u64) as usize])
-    }
-}
 
 /// A random seed for runs not given one (printed, so the run can be replayed).
 pub fn fresh_seed() -> u64 {
