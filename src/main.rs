@@ -124,9 +124,13 @@ struct SoakArgs {
     /// Load and nemesis time per round (e.g. 20s).
     #[arg(long, default_value = "15s", value_parser = simplekv::command::parse_duration)]
     duration: Duration,
-    /// Time between faults within a round.
+    /// Time between faults within a round (each lasts 60 % of it).
     #[arg(long, default_value = "5s", value_parser = simplekv::command::parse_duration)]
     every: Duration,
+    /// Brokers' ZooKeeper session timeout and ISR lag limit: shorter than a fault, so pauses and
+    /// partitions depose leaders.
+    #[arg(long, default_value = "2s", value_parser = simplekv::command::parse_duration)]
+    session_timeout: Duration,
     /// Brokers.
     #[arg(long, default_value_t = 3)]
     nodes: u32,
@@ -166,6 +170,8 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
             nodes: Some(a.nodes),
             partitions: Some(a.partitions),
             fsync: Some(a.fsync),
+            session_timeout_ms: Some(a.session_timeout.as_millis() as u64),
+            replica_lag_time_max_ms: Some(a.session_timeout.as_millis() as u64),
             ..LabConfig::default()
         },
         acks: a.acks,
@@ -204,13 +210,14 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
         bar.inc(1);
         let verdict = if r.failed() { "FAILED" } else { "ok" };
         say(format!(
-            "round {:>3} seed {:<8} {:<10} ops {:>6} acknowledged {:>6} unknown {:>4} lost {} violations {}  {verdict}",
+            "round {:>3} seed {:<8} {:<10} ops {:>6} acknowledged {:>6} unknown {:>4} elections {:>2} lost {} violations {}  {verdict}",
             r.round,
             r.seed,
             r.kind.name(),
             r.ops,
             r.acknowledged,
             r.unknown,
+            r.elections,
             r.lost,
             r.violations + r.gave_up
         ));

@@ -248,7 +248,15 @@ impl<L: LabControl> Session<L> {
             }
             Command::Expire { key, seconds } => {
                 let r = self.client.expire(&key, seconds, self.acks).await;
-                self.note(OpKind::Expire, key, None, None, &r, started);
+                // "record not found" changed nothing: it is a failed expire, not an expiry.
+                let took = r.clone().and_then(|found| {
+                    if found {
+                        Ok(())
+                    } else {
+                        Err(ClientError::InvalidArgument("record not found".into()))
+                    }
+                });
+                self.note(OpKind::Expire, key, None, None, &took, started);
                 match r {
                     Ok(true) => text("OK"),
                     Ok(false) => text("record not found"),

@@ -105,9 +105,10 @@ fn may_write(op: &Operation) -> bool {
     matches!(op.kind, Kind::Set | Kind::Del) && op.outcome != Outcome::Fail
 }
 
-/// Whether `op` makes its key's value free to vanish (an expiry).
+/// Whether `op` may make its key's value vanish by design (an expiry that did not certainly
+/// fail: an `expire` answered "record not found" is recorded as failed, it changed nothing).
 fn expiring(op: &Operation) -> bool {
-    op.kind == Kind::Expire || op.ttl_ms.is_some()
+    (op.kind == Kind::Expire || op.ttl_ms.is_some()) && op.outcome != Outcome::Fail
 }
 
 /// The value a write leaves (`None` for a delete).
@@ -346,5 +347,17 @@ mod tests {
         assert_eq!(r.lost.len(), 1, "a refused write cannot explain its value");
         assert_eq!(r.unchecked_keys, 1);
         assert_eq!(keys_to_read(&ops), vec![Bytes::from_static(b"k")]);
+    }
+
+    #[test]
+    fn an_expiry_that_certainly_failed_does_not_hide_the_key() {
+        let c = Clock::now();
+        let ops = vec![
+            op(&c, "h", Effect::Expiring, Outcome::Fail, 0, 1),
+            op(&c, "h", set("1"), Outcome::Ok, 2, 3),
+        ];
+        let r = check(&ops, &reads(&[("h", None)]));
+        assert_eq!((r.unchecked_keys, r.lost.len()), (0, 1));
+        assert_eq!(keys_to_read(&ops), vec![Bytes::from_static(b"h")]);
     }
 }

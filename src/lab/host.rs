@@ -111,8 +111,10 @@ impl Host {
         self.gate.is_set()
     }
 
-    /// Stops the runtime, dropping every task and socket (a paused machine is let go first, so
-    /// its thread can end; the caller cuts its links before, so nothing it does then escapes).
+    /// Stops the runtime, dropping every task and socket. A paused machine is let go first, so its
+    /// thread can end: it may run the tasks already queued before the stop is seen, so the caller
+    /// resets its links before (nothing it sends then reaches anyone). Its fsync thread and any
+    /// blocking work (a merge) are not frozen by a pause either; they wind down with the runtime.
     /// Returns the thread to join.
     pub(super) fn stop(mut self) -> Option<std::thread::JoinHandle<()>> {
         if let Some(stop) = self.stop.take() {

@@ -133,33 +133,72 @@ pub fn link_state(faults: &Faults, from: Node, to: Node) -> LinkState {
     }
 }
 
-/// Where each broker listens now (`None` while it is down).
+/// Where each broker listens (its last addresses, and whether it is up).
 #[derive(Default)]
 struct Addresses {
     /// Guarded by a std mutex, never held across an `.await`.
-    by_broker: Mutex<HashMap<u32, (SocketAddr, SocketAddr)>>,
+    by_broker: Mutex<HashMap<u32, Listening>>,
+}
+
+#[derive(Clone, Copy)]
+struct Listening {
+    kv: SocketAddr,
+    peer: SocketAddr,
+    up: bool,
 }
 
 impl Addresses {
     fn kv(&self, b: u32) -> Option<SocketAddr> {
-        self.lock().get(&b).map(|a| a.0)
+        self.lock().get(&b).filter(|a| a.up).map(|a| a.kv)
     }
 
     fn peer(&self, b: u32) -> Option<SocketAddr> {
-        self.lock().get(&b).map(|a| a.1)
+        self.lock().get(&b).filter(|a| a.up).map(|a| a.peer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (SocketAddr, SocketAddr)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Listening>> {
         self.by_broker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The broker advertising `addr` as its kv (`kv`) or peer address.
-    fn owner(&self, addr: &str, kv: bool) -> Option<u32> {
+    /// The broker advertising (or last advertising) `addr` as its kv (`kv`) or peer address,
+    /// and whether it is up.
+    fn owner(&self, addr: &str, kv: bool) -> Option<(u32, bool)> {
         let addr: SocketAddr = addr.parse().ok()?;
         self.lock()
             .iter()
-            .find(|(_, a)| if kv { a.0 == addr } else { a.1 == addr })
-            .map(|(b, _)| *b)
+            .find(|(_, a)| if kv { a.kv == addr } else { a.peer == addr })
+            .map(|(b, a)| (*b, a.up))
+    }
+}
+
+/// What a dialer needs to pick between a link's proxy and the advertised address itself.
+struct Routing {
+    /// Proxy address per link (fixed at start).
+    proxies: HashMap<(Node, Node), SocketAddr>,
+    addresses: Arc<Addresses>,
+    /// The faults in force (guarded by a std mutex, never held across an `.await`).
+    faults: Mutex<Faults>,
+}
+
+impl Routing {
+    fn lock_faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where `from` dials `adv`: the link's proxy while its target is up, or while the link is
+    /// cut (a dead broker behind a partition is a blackhole, not a refusal); else `adv` itself,
+    /// so a connection to a dead broker is refused at once, as on a real network.
+    fn dial(&self, from: Node, adv: &str, kv: bool) -> String {
+        let Some((to, up)) = self.addresses.owner(adv, kv) else {
+            return adv.to_string();
+        };
+        let to = Node::Broker(to);
+        match self.proxies.get(&(from, to)) {
+            Some(proxy) if up || self.lock_faults().cuts.contains(&pair(from, to)) => {
+                proxy.to_string()
+            }
+            _ => adv.to_string(),
+        }
     }
 }
 
@@ -171,11 +210,12 @@ pub struct Network {
     /// Whether links run through proxies (the bench measures the brokers without them).
     proxied: bool,
     links: BTreeMap<(Node, Node), LinkProxy>,
-    /// Proxy address per link (fixed at start), shared with the dialers.
-    routes: Arc<HashMap<(Node, Node), SocketAddr>>,
-    addresses: Arc<Addresses>,
-    /// Guarded by a std mutex, never held across an `.await`.
-    faults: Mutex<Faults>,
+    /// Shared with the dialers.
+    routing: Arc<Routing>,
+    /// Links of a dead broker that were cut when it died: their connections close only when
+    /// the cut heals (a FIN cannot cross a partition either). Guarded by a std mutex, never
+    /// held across an `.await`.
+    pending_resets: Mutex<BTreeSet<(Node, Node)>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -216,15 +256,18 @@ impl Network {
                 links.insert((from, to), proxy);
             }
         }
-        let routes = Arc::new(links.iter().map(|(k, p)| (*k, p.addr())).collect());
+        let routing = Arc::new(Routing {
+            proxies: links.iter().map(|(k, p)| (*k, p.addr())).collect(),
+            addresses,
+            faults: Mutex::new(Faults::default()),
+        });
         Ok(Self {
             brokers: brokers.to_vec(),
             zk,
             proxied,
             links,
-            routes,
-            addresses,
-            faults: Mutex::new(Faults::default()),
+            routing,
+            pending_resets: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -233,7 +276,10 @@ impl Network {
         if !self.proxied {
             return Some(self.zk);
         }
-        self.routes.get(&(Node::Broker(b), Node::Zk)).copied()
+        self.routing
+            .proxies
+            .get(&(Node::Broker(b), Node::Zk))
+            .copied()
     }
 
     /// How broker `from` dials the peer addresses other brokers advertise.
@@ -241,13 +287,8 @@ impl Network {
         if !self.proxied {
             return Dialer::default();
         }
-        let (routes, addresses) = (Arc::clone(&self.routes), Arc::clone(&self.addresses));
-        Dialer::new(move |adv| {
-            addresses
-                .owner(adv, false)
-                .and_then(|to| routes.get(&(Node::Broker(from), Node::Broker(to))))
-                .map_or_else(|| adv.to_string(), |a| a.to_string())
-        })
+        let routing = Arc::clone(&self.routing);
+        Dialer::new(move |adv| routing.dial(Node::Broker(from), adv, false))
     }
 
     /// How the lab's clients dial the kv addresses brokers advertise.
@@ -255,38 +296,45 @@ impl Network {
         if !self.proxied {
             return Dialer::default();
         }
-        let (routes, addresses) = (Arc::clone(&self.routes), Arc::clone(&self.addresses));
-        Dialer::new(move |adv| {
-            addresses
-                .owner(adv, true)
-                .and_then(|to| routes.get(&(Node::Clients, Node::Broker(to))))
-                .map_or_else(|| adv.to_string(), |a| a.to_string())
-        })
+        let routing = Arc::clone(&self.routing);
+        Dialer::new(move |adv| routing.dial(Node::Clients, adv, true))
     }
 
     /// Broker `b` listens on `kv` and `peer` now.
     pub fn broker_up(&self, b: u32, kv: SocketAddr, peer: SocketAddr) {
-        self.addresses.lock().insert(b, (kv, peer));
+        self.routing
+            .addresses
+            .lock()
+            .insert(b, Listening { kv, peer, up: true });
     }
 
-    /// Broker `b` died: every connection it had closes (as its process's sockets would), and new
-    /// connections to it are refused.
+    /// Broker `b` died: every connection it had closes (as its process's sockets would) — at
+    /// once where its link is whole, when the cut heals where it is not — and new connections
+    /// to it are refused (or, across a cut, held).
     pub fn broker_down(&self, b: u32) {
-        self.addresses.lock().remove(&b);
+        if let Some(a) = self.routing.addresses.lock().get_mut(&b) {
+            a.up = false;
+        }
         let me = Node::Broker(b);
+        let faults = self.routing.lock_faults();
+        let mut pending = self
+            .pending_resets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for ((from, to), proxy) in &self.links {
             if *from == me || *to == me {
-                proxy.reset();
+                if link_state(&faults, *from, *to).cut {
+                    pending.insert((*from, *to));
+                } else {
+                    proxy.reset();
+                }
             }
         }
     }
 
     /// The faults in force.
     pub fn faults(&self) -> Faults {
-        self.faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.routing.lock_faults().clone()
     }
 
     /// Changes the faults and applies them to every link.
@@ -294,10 +342,18 @@ impl Network {
         if !self.proxied {
             return Err("this cluster's links are not proxied (a bench cluster): no link fault can act on them".into());
         }
-        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut faults = self.routing.lock_faults();
         f(&mut faults, &self.brokers);
+        let mut pending = self
+            .pending_resets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for ((from, to), proxy) in &self.links {
-            proxy.set(link_state(&faults, *from, *to));
+            let state = link_state(&faults, *from, *to);
+            if !state.cut && pending.remove(&(*from, *to)) {
+                proxy.reset();
+            }
+            proxy.set(state);
         }
         Ok(faults.clone())
     }
@@ -354,6 +410,14 @@ mod tests {
             proxied.broker_dialer(1).dial("127.0.0.1:7102"),
             "127.0.0.1:7102",
             "a dead peer is dialed directly, so the connection is refused"
+        );
+        proxied
+            .change(|f, all| f.isolate(2, all, false, true, false))
+            .expect("proxied");
+        assert_eq!(
+            proxied.broker_dialer(1).dial("127.0.0.1:7102"),
+            via,
+            "behind a cut a dead peer is a blackhole, not a refusal"
         );
     }
 

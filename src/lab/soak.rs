@@ -70,6 +70,8 @@ pub struct RoundResult {
     pub violations: u64,
     /// Keys the linearizability search gave up on.
     pub gave_up: u64,
+    /// Leader elections after the first ones (how hard the faults bit).
+    pub elections: u64,
     /// Anything else that went wrong (a cluster that did not settle, replicas that differ).
     pub problems: Vec<String>,
     /// Where its history was saved (failing rounds only).
@@ -220,6 +222,7 @@ async fn run_round(
             lost: 0,
             violations: 0,
             gave_up: 0,
+            elections: 0,
             problems: vec![e],
             history: None,
         },
@@ -284,6 +287,15 @@ async fn exercise(
         problems.push(lin.to_string());
     }
     let ops = lab.history().ops();
+    let elections = lab
+        .snapshot()
+        .events
+        .iter()
+        .filter(|e| {
+            e.kind == crate::events::EventKind::LeaderElected
+                && !e.message.contains("from the start")
+        })
+        .count() as u64;
     let writes = || {
         ops.iter()
             .filter(|o| matches!(o.kind, Kind::Set | Kind::Del))
@@ -306,6 +318,7 @@ async fn exercise(
             .iter()
             .filter(|v| matches!(v, KeyVerdict::GaveUp { .. }))
             .count() as u64,
+        elections,
         problems,
         history: None,
     })
@@ -326,6 +339,7 @@ mod tests {
             lost,
             violations: 0,
             gave_up: 0,
+            elections: 0,
             problems: Vec::new(),
             history: None,
         }

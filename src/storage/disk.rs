@@ -29,6 +29,8 @@ struct Model {
     files: Mutex<HashMap<PathBuf, Durable>>,
     /// Power losses so far: the machine's boot count.
     boots: AtomicU64,
+    /// The power is off: a crashed broker's threads winding down cannot make anything durable.
+    off: std::sync::atomic::AtomicBool,
 }
 
 /// A shared model of one machine's disk, or none (the default).
@@ -68,7 +70,9 @@ impl DiskModel {
     }
 
     fn with(&self, f: impl FnOnce(&mut HashMap<PathBuf, Durable>)) {
-        if let Some(m) = &self.0 {
+        if let Some(m) = &self.0
+            && !m.off.load(Ordering::SeqCst)
+        {
             f(&mut m.files.lock().unwrap_or_else(|p| p.into_inner()));
         }
     }
@@ -113,14 +117,22 @@ impl DiskModel {
             .map_or(0, |m| m.boots.load(Ordering::SeqCst))
     }
 
+    /// Power comes back (the broker is about to start): fsyncs count again.
+    pub fn power_on(&self) {
+        if let Some(m) = &self.0 {
+            m.off.store(false, Ordering::SeqCst);
+        }
+    }
+
     /// Loses power: every tracked file under `dir` keeps only its durable bytes, files never made
-    /// durable vanish, and the boot count goes up. The stores under `dir` must be closed (their
-    /// broker crashed first).
+    /// durable vanish, and the boot count goes up. Until [`DiskModel::power_on`], nothing counts
+    /// as durable any more. The stores under `dir` must be closed (their broker crashed first).
     pub fn power_loss(&self, dir: &Path) -> std::io::Result<PowerLossReport> {
         let mut report = PowerLossReport::default();
         let Some(m) = &self.0 else {
             return Ok(report);
         };
+        m.off.store(true, Ordering::SeqCst);
         m.boots.fetch_add(1, Ordering::SeqCst);
         let mut files = m.files.lock().unwrap_or_else(|p| p.into_inner());
         for (path, durable) in files.iter_mut().filter(|(p, _)| p.starts_with(dir)) {
@@ -129,15 +141,20 @@ impl DiskModel {
             };
             match *durable {
                 Durable::NotYet => {
+                    let data = data_end(path, 0, meta.len())?;
                     std::fs::remove_file(path)?;
-                    report.vanished.push((path.clone(), meta.len()));
+                    report.vanished.push((path.clone(), data));
                 }
                 Durable::Len(n) if meta.len() > n => {
+                    // Preallocated zeros past the last byte written are no loss: count data only.
+                    let data = data_end(path, n, meta.len())?;
                     std::fs::OpenOptions::new()
                         .write(true)
                         .open(path)?
                         .set_len(n)?;
-                    report.cut.push((path.clone(), meta.len(), n));
+                    if data > n {
+                        report.cut.push((path.clone(), data, n));
+                    }
                 }
                 Durable::Len(_) => {}
             }
@@ -148,6 +165,25 @@ impl DiskModel {
         report.vanished.sort();
         Ok(report)
     }
+}
+
+/// The end of the data in `path` between `from` and `to`: past its last non-zero byte (segments
+/// are preallocated with zeros).
+fn data_end(path: &Path, from: u64, to: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut end = from;
+    let mut pos = from;
+    while pos < to {
+        let n = ((to - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b != 0) {
+            end = pos + i as u64 + 1;
+        }
+        pos += n as u64;
+    }
+    Ok(end)
 }
 
 impl std::fmt::Debug for DiskModel {
@@ -190,6 +226,16 @@ mod tests {
         assert_eq!(report.bytes_lost(), 9);
         assert_eq!(report.vanished, vec![(fresh.clone(), 3)]);
         assert_eq!(disk.boots(), 1);
+        // Until the power is back, nothing becomes durable; preallocated zeros are no loss.
+        disk.synced(&synced, 4);
+        std::fs::write(&synced, b"0123\0\0\0").expect("write");
+        assert_eq!(
+            disk.power_loss(dir.path())
+                .expect("power loss")
+                .bytes_lost(),
+            0
+        );
+        disk.power_on();
         // A cut lowers what counts as durable; a model that is off does nothing.
         disk.cut(&synced, 2);
         std::fs::write(&synced, b"0123").expect("write");

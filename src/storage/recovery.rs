@@ -167,6 +167,15 @@ impl Store {
         let active = st.active();
         st.leo = active.last_offset.map_or(active.file.base, |o| o + 1);
         report.segments = st.segments.len();
+        // The whole log is declared durable below, but a process that crashed may have left
+        // bytes in the page cache that no fsync covered: sync every segment first (a no-op for
+        // a clean one), or a follower could count a record in the HW that a power loss drops.
+        if config.fsync != FsyncPolicy::Never {
+            for meta in st.segments.values() {
+                meta.file.file.sync_data().at(&meta.file.path)?;
+                config.disk.synced(&meta.file.path, meta.len);
+            }
+        }
 
         let durability = Durability::new(config.fsync, config.fsync_interval(), st.leo);
         let shared = Arc::new(Shared {

@@ -17,11 +17,15 @@ fn options(name: &str, rounds: u32, seed: u64, dir: &std::path::Path) -> SoakOpt
             nodes: Some(3),
             partitions: Some(2),
             fsync: Some(FsyncPolicy::Always),
+            // Faults (60 % of `every`) outlast the session and the lag limit, so pauses and
+            // partitions depose leaders and shrink ISRs: zombies happen.
+            session_timeout_ms: Some(1200),
+            replica_lag_time_max_ms: Some(1200),
             ..LabConfig::default()
         },
         acks: Acks::All,
-        duration: Duration::from_secs(4),
-        every: Duration::from_secs(2),
+        duration: Duration::from_secs(5),
+        every: Duration::from_secs(3),
         clients: 6,
         keys: 40,
         reads: 30,
@@ -48,6 +52,17 @@ async fn twenty_short_rounds_of_every_fault_lose_nothing_and_stay_linearizable()
         assert!(
             report.rounds.iter().any(|r| r.kind == kind),
             "{kind:?} never ran"
+        );
+    }
+    // The faults bit: pauses and partitions outlasted the session and deposed leaders.
+    for kind in [FaultKind::Pause, FaultKind::Partition, FaultKind::Kill] {
+        assert!(
+            report
+                .rounds
+                .iter()
+                .any(|r| r.kind == kind && r.elections > 0),
+            "no {kind:?} round moved a leader:\n{}",
+            lines.join("\n")
         );
     }
     assert!(

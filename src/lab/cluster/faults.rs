@@ -8,8 +8,9 @@ use crate::storage::PowerLossReport;
 
 impl Cluster {
     /// Freezes broker `id`'s machine. Its ZooKeeper session expires while it is frozen, and it
-    /// comes back believing what it believed (a zombie).
-    pub async fn pause(&self, id: u32) -> Result<(), ClusterError> {
+    /// comes back believing what it believed (a zombie). Returns the pause's number, for
+    /// [`Cluster::resume_pause`].
+    pub async fn pause(&self, id: u32) -> Result<u64, ClusterError> {
         let slot = self.slot(id)?;
         let _busy = slot.busy.lock().await;
         let frozen = match slot.running().as_ref() {
@@ -22,6 +23,10 @@ impl Cluster {
             )));
         };
         let _ = frozen.await;
+        let number = slot
+            .pauses
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         self.events.for_broker(id).emit(
             EventKind::Fault,
             None,
@@ -31,7 +36,23 @@ impl Cluster {
                 self.options.session_timeout_ms
             ),
         );
-        Ok(())
+        Ok(number)
+    }
+
+    /// Resumes broker `id` if pause `number` is still the one in force (a timed pause must not
+    /// end a later one).
+    pub async fn resume_pause(&self, id: u32, number: u64) -> Result<(), ClusterError> {
+        let slot = self.slot(id)?;
+        if slot.pauses.load(std::sync::atomic::Ordering::SeqCst) != number || !self.is_paused(id) {
+            return Ok(());
+        }
+        self.resume(id).await
+    }
+
+    /// Whether broker `id`'s disk was replaced and it has not been restored since.
+    pub fn is_wiped(&self, id: u32) -> bool {
+        self.slot(id)
+            .is_ok_and(|s| s.wiped.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Lets paused broker `id` run on, a zombie until it learns what changed.

@@ -113,6 +113,10 @@ struct Slot {
     cfg: std::sync::Mutex<BrokerConfig>,
     /// Its machine's disk, as a power loss would leave it.
     disk: DiskModel,
+    /// Its disk was replaced and it has not been restored since.
+    wiped: std::sync::atomic::AtomicBool,
+    /// Pauses so far: a timed resume ends only the pause it belongs to.
+    pauses: std::sync::atomic::AtomicU64,
     running: std::sync::Mutex<Option<Running>>,
     /// Serialises kill and restore of this broker (held across their awaits).
     busy: tokio::sync::Mutex<()>,
@@ -216,6 +220,8 @@ impl Cluster {
             slots.push(Slot {
                 cfg: std::sync::Mutex::new(cfg),
                 disk,
+                wiped: std::sync::atomic::AtomicBool::new(false),
+                pauses: std::sync::atomic::AtomicU64::new(0),
                 running: std::sync::Mutex::new(None),
                 busy: tokio::sync::Mutex::new(()),
             });
@@ -246,6 +252,8 @@ impl Cluster {
     /// Starts broker `id` on a new machine (the caller holds its `busy` lock).
     async fn launch(&self, id: u32) -> Result<(), ClusterError> {
         let slot = self.slot(id)?;
+        slot.disk.power_on();
+        slot.wiped.store(false, std::sync::atomic::Ordering::SeqCst);
         let host = Host::start(format!("broker-{id}"))
             .map_err(|e| ClusterError::Other(format!("cannot start broker {id}'s thread: {e}")))?;
         // A restored broker may find its old ports or data lock still held for a moment while the
@@ -357,6 +365,7 @@ impl Cluster {
                 )));
             }
         }
+        slot.wiped.store(true, std::sync::atomic::Ordering::SeqCst);
         self.events.for_broker(id).emit(
             EventKind::Kill,
             None,

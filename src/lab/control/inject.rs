@@ -123,15 +123,13 @@ impl Lab {
             if ids.len() > 1 && (!self.cluster.is_up(id) || self.cluster.is_paused(id)) {
                 continue;
             }
-            self.cluster.pause(id).await.map_err(|e| e.to_string())?;
+            let number = self.cluster.pause(id).await.map_err(|e| e.to_string())?;
             if let Some(d) = duration {
                 let lab = Arc::downgrade(self);
                 tokio::spawn(async move {
                     tokio::time::sleep(d).await;
-                    if let Some(lab) = lab.upgrade()
-                        && lab.cluster.is_paused(id)
-                    {
-                        let _ = lab.cluster.resume(id).await;
+                    if let Some(lab) = lab.upgrade() {
+                        let _ = lab.cluster.resume_pause(id, number).await;
                         lab.publish();
                     }
                 });
@@ -173,6 +171,9 @@ impl Lab {
             if self.cluster.is_paused(b.id) {
                 b.state = crate::lab::BrokerState::Paused;
             }
+            if self.cluster.is_wiped(b.id) {
+                b.faults.push("disk wiped".into());
+            }
             let node = Node::Broker(b.id);
             let cut = net.cut_from(node);
             if !cut.is_empty() {
@@ -191,6 +192,9 @@ impl Lab {
         for b in &snap.brokers {
             if b.state == crate::lab::BrokerState::Paused {
                 snap.faults.push(format!("paused {}", b.id));
+            }
+            if self.cluster.is_wiped(b.id) {
+                snap.faults.push(format!("wiped {}", b.id));
             }
         }
         if let Some(seed) = self.nemesis_seed() {

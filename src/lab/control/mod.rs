@@ -259,6 +259,18 @@ impl Lab {
     /// Stops the brokers cleanly and the private ZooKeeper.
     pub async fn shutdown(&self) {
         self.abort_nemesis();
+        // Links whole and machines running, so the brokers can stop cleanly rather than wait
+        // out timeouts across a cut.
+        if !self.cluster.network().faults().is_empty() {
+            let _ = self
+                .cluster
+                .change_links("the lab stops", |f, _| *f = Default::default());
+        }
+        for b in self.cluster.ids() {
+            if self.cluster.is_paused(b) {
+                let _ = self.cluster.resume(b).await;
+            }
+        }
         if let Some(l) = self.load.lock().unwrap_or_else(|p| p.into_inner()).take()
             && let Some(t) = l.task
         {

@@ -5,6 +5,7 @@ use super::Lab;
 use crate::command::{FaultKind, NemesisSpec};
 use crate::events::EventKind;
 use crate::lab::nemesis::{Rng, Step, fresh_seed, next_step};
+use crate::lab::network::Node;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +16,18 @@ pub(super) struct NemesisRun {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<BTreeMap<FaultKind, u64>>,
     seed: u64,
+}
+
+/// What healing one nemesis step undoes.
+enum Undo {
+    /// Restore the broker (if down).
+    Restore(u32),
+    /// End this pause of the broker.
+    Resume(u32, u64),
+    /// Remove the cuts the step added.
+    Cuts(std::collections::BTreeSet<(Node, Node)>),
+    /// Put the party's slowness back as it was.
+    Slow(Node, Option<(std::time::Duration, std::time::Duration)>),
 }
 
 /// Share of each period a fault stays in force before it is healed (the rest lets the cluster
@@ -53,13 +66,17 @@ impl Lab {
                     .filter(|l| up.contains(l))
                     .collect();
                 let step = next_step(&mut rng, &kinds, &up, &leaders);
+                let mut undo = None;
                 if let Some(step) = &step {
                     lab.nemesis_event(
                         seed,
                         &format!("{} (heals with '{}')", step.command(), step.heal_command()),
                     );
-                    if let Err(e) = lab.apply_step(step).await {
-                        lab.nemesis_event(seed, &format!("{} failed: {e}", step.command()));
+                    match lab.apply_step(step).await {
+                        Ok(u) => undo = Some(u),
+                        Err(e) => {
+                            lab.nemesis_event(seed, &format!("{} failed: {e}", step.command()))
+                        }
                     }
                     *done.entry(step.kind()).or_default() += 1;
                     lab.publish();
@@ -71,9 +88,9 @@ impl Lab {
                     () = token.cancelled() => {}
                 }
                 let Some(lab) = weak.upgrade() else { break };
-                if let Some(step) = &step {
+                if let (Some(step), Some(undo)) = (&step, undo) {
                     lab.nemesis_event(seed, &step.heal_command());
-                    if let Err(e) = lab.heal_step(step).await {
+                    if let Err(e) = lab.heal_step(undo).await {
                         lab.nemesis_event(seed, &format!("{} failed: {e}", step.heal_command()));
                     }
                     lab.publish();
@@ -158,44 +175,64 @@ impl Lab {
         );
     }
 
-    async fn apply_step(&self, step: &Step) -> Result<(), String> {
+    /// Injects `step`; returns what healing it must undo (and only that: faults someone else
+    /// set stay in force).
+    async fn apply_step(&self, step: &Step) -> Result<Undo, String> {
         let c = &self.cluster;
         let e = |e: crate::lab::ClusterError| e.to_string();
         match step {
-            Step::Kill(b) => c.kill(*b).await.map_err(e),
-            Step::Pause(b) => c.pause(*b).await.map_err(e),
-            Step::PowerLoss(b) => c.power_loss(*b).await.map(|_| ()).map_err(e),
+            Step::Kill(b) => c.kill(*b).await.map(|()| Undo::Restore(*b)).map_err(e),
+            Step::Pause(b) => c.pause(*b).await.map(|n| Undo::Resume(*b, n)).map_err(e),
+            Step::PowerLoss(b) => c.power_loss(*b).await.map(|_| Undo::Restore(*b)).map_err(e),
             Step::Wipe(b) => {
                 c.kill(*b).await.map_err(e)?;
-                c.wipe(*b).await.map_err(e)
+                c.wipe(*b).await.map(|()| Undo::Restore(*b)).map_err(e)
             }
             Step::Slow(b, d, j) => {
-                let node = crate::lab::network::Node::Broker(*b);
+                let node = Node::Broker(*b);
+                let before = c.network().faults().slow.get(&node).copied();
                 c.change_links(&step.command(), |f, _| {
                     f.slow.insert(node, (*d, *j));
                 })
-                .map(|_| ())
-                .map_err(e)
+                .map_err(e)?;
+                Ok(Undo::Slow(node, before))
             }
-            Step::Partition(groups) => c
-                .change_links(&step.command(), |f, _| f.partition(groups))
-                .map(|_| ())
-                .map_err(e),
+            Step::Partition(groups) => {
+                let before = c.network().faults().cuts;
+                let after = c
+                    .change_links(&step.command(), |f, _| f.partition(groups))
+                    .map_err(e)?;
+                Ok(Undo::Cuts(
+                    after.cuts.difference(&before).copied().collect(),
+                ))
+            }
         }
     }
 
-    async fn heal_step(&self, step: &Step) -> Result<(), String> {
+    async fn heal_step(&self, undo: Undo) -> Result<(), String> {
         let c = &self.cluster;
-        match step {
-            Step::Kill(b) | Step::PowerLoss(b) | Step::Wipe(b) if !c.is_up(*b) => {
-                c.restore(*b).await.map_err(|e| e.to_string())
-            }
-            Step::Pause(b) if c.is_paused(*b) => c.resume(*b).await.map_err(|e| e.to_string()),
-            Step::Partition(_) | Step::Slow(..) => c
-                .change_links("heal", |f, _| *f = Default::default())
+        let e = |e: crate::lab::ClusterError| e.to_string();
+        match undo {
+            Undo::Restore(b) if !c.is_up(b) => c.restore(b).await.map_err(e),
+            Undo::Resume(b, n) => c.resume_pause(b, n).await.map_err(e),
+            Undo::Cuts(cuts) => c
+                .change_links("heal the nemesis's partition", |f, _| {
+                    f.cuts.retain(|cut| !cuts.contains(cut));
+                })
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            _ => Ok(()),
+                .map_err(e),
+            Undo::Slow(node, before) => c
+                .change_links("heal the nemesis's slow link", |f, _| match before {
+                    Some(v) => {
+                        f.slow.insert(node, v);
+                    }
+                    None => {
+                        f.slow.remove(&node);
+                    }
+                })
+                .map(|_| ())
+                .map_err(e),
+            Undo::Restore(_) => Ok(()),
         }
     }
 
