@@ -129,6 +129,14 @@ struct Inner {
     channels: Mutex<HashMap<String, KvClient<Channel>>>,
     cfg: ClientConfig,
     refresh: tokio::sync::Mutex<()>,
+    /// Ends the tasks that follow ZooKeeper for this client.
+    following: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.following.cancel();
+    }
 }
 
 /// The largest value the client sends (brokers enforce their own, smaller limit).
@@ -164,10 +172,47 @@ impl Client {
                 channels: Mutex::new(HashMap::new()),
                 cfg,
                 refresh: tokio::sync::Mutex::new(()),
+                following: tokio_util::sync::CancellationToken::new(),
             }),
         };
         client.refresh().await?;
+        client.follow();
         Ok(client)
+    }
+
+    /// With ZooKeeper as the source, re-reads the routes whenever a partition's state or the
+    /// brokers change, so a request goes to the new leader at once instead of to a deposed one
+    /// (which may be frozen, and answer nothing until the request times out).
+    fn follow(&self) {
+        let Source::Zk(coord) = &self.inner.source else {
+            return;
+        };
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let token = self.inner.following.clone();
+        for p in 0..self.partitions() {
+            let (coord, token, changed) = (coord.clone(), token.clone(), Arc::clone(&changed));
+            tokio::spawn(async move {
+                crate::coord::follow_partition_state(&coord, p, &token, |_| changed.notify_one())
+                    .await;
+            });
+        }
+        {
+            let (coord, token, changed) = (coord.clone(), token.clone(), Arc::clone(&changed));
+            tokio::spawn(async move {
+                crate::coord::follow_brokers(&coord, &token, |_| changed.notify_one()).await;
+            });
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = changed.notified() => {}
+                    () = token.cancelled() => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let _ = Client { inner }.refresh().await;
+            }
+        });
     }
 
     /// Re-reads brokers and leaders.

@@ -105,3 +105,77 @@ async fn published_snapshots_show_a_failover_and_a_rejoin() {
     );
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_shown_as_a_zombie_and_a_timed_pause_ends_only_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lab = Lab::start(LabOptions {
+        cluster: options("lab-pause", spec(3, 1, 3, 2), dir.path()),
+        data_kept: true,
+        log_file: dir.path().join("lab.log"),
+    })
+    .await
+    .expect("lab");
+    let mut rx = lab.subscribe();
+    let s = wait_snapshot(&mut rx, "a leader with a full ISR", |s| {
+        s.partitions[0].leader.is_some() && s.partitions[0].isr.len() == 3
+    })
+    .await;
+    let old = s.partitions[0].leader.expect("leader");
+    let idx = old as usize - 1;
+    let mut session = Session::new(lab.client().clone(), Acks::All, Arc::clone(&lab));
+    assert_eq!(run(&mut session, "set a 1").await, "OK");
+    assert!(
+        run(&mut session, &format!("pause {old}"))
+            .await
+            .starts_with("OK: paused")
+    );
+    // Deposed while frozen: ZooKeeper names another leader, the zombie still believes it leads.
+    let s = wait_snapshot(&mut rx, "a new leader while the old one is frozen", |s| {
+        s.partitions[0].leader.is_some_and(|l| l != old)
+    })
+    .await;
+    assert_eq!(s.brokers[idx].state, BrokerState::Paused);
+    assert!(
+        s.faults.contains(&format!("paused {old}")),
+        "{:?}",
+        s.faults
+    );
+    let stale = s.disagreement(old, 0).expect("a stale belief");
+    assert!(stale.starts_with("believes it leads"), "{stale}");
+    assert_eq!(run(&mut session, "set b 2").await, "OK");
+    // Resumed, it learns the truth and rejoins.
+    assert_eq!(run(&mut session, &format!("resume {old}")).await, "OK");
+    wait_snapshot(
+        &mut rx,
+        "the zombie back in the ISR, agreeing with ZooKeeper",
+        |s| s.partitions[0].isr.contains(&old) && s.disagreement(old, 0).is_none(),
+    )
+    .await;
+    // A timed pause, resumed by hand, must not end the next pause when its time is up.
+    assert!(
+        run(&mut session, &format!("pause {old} 1s"))
+            .await
+            .starts_with("OK: paused for")
+    );
+    assert_eq!(run(&mut session, &format!("resume {old}")).await, "OK");
+    assert!(
+        run(&mut session, &format!("pause {old}"))
+            .await
+            .starts_with("OK: paused until")
+    );
+    // The only way to show the old timer does nothing is to outlive it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        lab.cluster().is_paused(old),
+        "the old timer resumed a later pause"
+    );
+    assert_eq!(run(&mut session, &format!("resume {old}")).await, "OK");
+    assert_eq!(
+        run(&mut session, "check lost-writes").await,
+        "acknowledged 2, lost 0"
+    );
+    let lin = run(&mut session, "check linearizable").await;
+    assert!(lin.starts_with("linearizable: "), "{lin}");
+    lab.shutdown().await;
+}
