@@ -226,12 +226,19 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
         }
         if r.failed() {
             say(format!(
-                "    reproduce: simplekv-lab soak --rounds 1 --seed {} --faults {} --fsync {} --acks {} --duration {}s{}",
+                "    reproduce: simplekv-lab soak --rounds 1 --seed {} --faults {} --fsync {} --acks {} --duration {}ms --every {}ms --session-timeout {}ms --nodes {} --partitions {} --clients {} --keys {} --reads {}{}",
                 r.seed,
                 r.kind.name(),
                 a.fsync,
                 a.acks,
-                a.duration.as_secs(),
+                a.duration.as_millis(),
+                a.every.as_millis(),
+                a.session_timeout.as_millis(),
+                a.nodes,
+                a.partitions,
+                a.clients,
+                a.keys,
+                a.reads,
                 r.history
                     .as_ref()
                     .map_or(String::new(), |h| format!("  (history: {})", h.display()))
