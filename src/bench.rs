@@ -44,6 +44,86 @@ pub struct BenchResult {
     pub setup: String,
     /// The measurements.
     pub report: LoadReport,
+    /// CPU time this process spent during the run, by thread group (Linux; empty elsewhere).
+    pub cpu: CpuUse,
+}
+
+/// CPU seconds a run cost, split by who spent them: the brokers' threads, their fsync threads,
+/// and the rest (the load generator and its client).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuUse {
+    /// Broker threads (their runtimes).
+    pub brokers_s: f64,
+    /// The stores' fsync threads.
+    pub fsync_s: f64,
+    /// Everything else: the load generator, the client, ZooKeeper watches.
+    pub load_s: f64,
+}
+
+impl CpuUse {
+    /// All of it.
+    pub fn total_s(&self) -> f64 {
+        self.brokers_s + self.fsync_s + self.load_s
+    }
+
+    /// CPU milliseconds per 1,000 operations: comparable across machines and runs.
+    pub fn ms_per_1k_ops(&self, ops: u64) -> f64 {
+        self.total_s() * 1e6 / ops.max(1) as f64
+    }
+}
+
+/// `/proc` counts CPU time in USER_HZ ticks, fixed at 100 per second by Linux's ABI.
+const USER_HZ: f64 = 100.0;
+
+/// CPU ticks so far per thread of this process (name, ticks), from `/proc/self/task`.
+fn thread_ticks() -> Vec<(u32, String, u64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: the name may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // Fields 14 and 15 of the line (utime, stime) are 11 and 12 after the name.
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        out.push((tid, name, ticks(11) + ticks(12)));
+    }
+    out
+}
+
+/// CPU spent by each thread group between two readings of [`thread_ticks`].
+fn cpu_between(before: &[(u32, String, u64)], after: &[(u32, String, u64)]) -> CpuUse {
+    let mut cpu = CpuUse::default();
+    for (tid, name, ticks) in after {
+        let was = before
+            .iter()
+            .find(|(t, _, _)| t == tid)
+            .map_or(0, |(_, _, t)| *t);
+        let s = ticks.saturating_sub(was) as f64 / USER_HZ;
+        if name.starts_with("broker-") {
+            cpu.brokers_s += s;
+        } else if name.starts_with("fsync") {
+            cpu.fsync_s += s;
+        } else {
+            cpu.load_s += s;
+        }
+    }
+    cpu
 }
 
 impl BenchResult {
@@ -69,6 +149,17 @@ impl BenchResult {
             let kinds: Vec<String> = t.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
             s.push_str(&format!("\nerrors     {}", kinds.join(", ")));
         }
+        let c = &self.cpu;
+        if c.total_s() > 0.0 {
+            s.push_str(&format!(
+                "\ncpu        {:.1} ms per 1,000 ops ({:.2} s: brokers {:.0} %, fsync {:.0} %, load generator {:.0} %)",
+                c.ms_per_1k_ops(t.ops),
+                c.total_s(),
+                100.0 * c.brokers_s / c.total_s(),
+                100.0 * c.fsync_s / c.total_s(),
+                100.0 * c.load_s / c.total_s(),
+            ));
+        }
         s
     }
 
@@ -88,6 +179,10 @@ impl BenchResult {
             "p99_ms": t.latency_ms(0.99),
             "p999_ms": t.latency_ms(0.999),
             "max_ms": t.max_ms(),
+            "cpu_ms_per_1k_ops": self.cpu.ms_per_1k_ops(t.ops),
+            "cpu_brokers_s": self.cpu.brokers_s,
+            "cpu_fsync_s": self.cpu.fsync_s,
+            "cpu_load_s": self.cpu.load_s,
             "setup": self.setup,
         })
     }
@@ -137,7 +232,9 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             format!("the cluster behind broker {b}"),
         ),
     };
+    let before = thread_ticks();
     let result = measure(client, &options.plan, progress).await;
+    let cpu = cpu_between(&before, &thread_ticks());
     if let Some(c) = cluster {
         c.shutdown().await;
     }
@@ -158,6 +255,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             p.clients, p.acks, p.value_size
         ),
         report,
+        cpu,
     })
 }
 
@@ -218,4 +316,36 @@ async fn measure(client: Client, plan: &LoadPlan, progress: bool) -> Result<Load
         bar.finish_and_clear();
     }
     task.await.map_err(|e| format!("the benchmark failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_counted_per_thread_group_and_per_thousand_operations() {
+        let before = vec![
+            (1, "broker-1".to_string(), 100),
+            (2, "main".to_string(), 50),
+        ];
+        let after = vec![
+            (1, "broker-1".to_string(), 300),
+            (2, "main".to_string(), 150),
+            (3, "fsync /tmp/x".to_string(), 40),
+        ];
+        let cpu = cpu_between(&before, &after);
+        assert_eq!(
+            cpu,
+            CpuUse {
+                brokers_s: 2.0,
+                fsync_s: 0.4,
+                load_s: 1.0
+            }
+        );
+        assert!((cpu.ms_per_1k_ops(10_000) - 340.0).abs() < 1e-9);
+        // This very thread has spent some CPU by now, and is found by name.
+        let spin = (0..2_000_000u64).fold(0u64, |a, b| a.wrapping_add(b * b));
+        assert!(spin > 0);
+        assert!(!thread_ticks().is_empty());
+    }
 }
