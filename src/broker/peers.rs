@@ -29,7 +29,7 @@ impl PeerClients {
         // Per address dialed, asked anew each time (see `Client::channel`).
         let dialed = self.dialer.dial(addr);
         let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(&dialed) {
+        if let Some(c) = map.get(dialed.as_ref()) {
             return Some(c.clone());
         }
         let channel = Channel::from_shared(format!("http://{dialed}"))
@@ -40,7 +40,7 @@ impl PeerClients {
         let client = ReplicationClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(dialed, client.clone());
+        map.insert(dialed.into_owned(), client.clone());
         Some(client)
     }
 }

@@ -270,7 +270,7 @@ impl Client {
             .channels
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(&dialed) {
+        if let Some(c) = map.get(dialed.as_ref()) {
             return Ok(c.clone());
         }
         let channel = Channel::from_shared(format!("http://{dialed}"))
@@ -281,7 +281,7 @@ impl Client {
         let client = KvClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(dialed, client.clone());
+        map.insert(dialed.into_owned(), client.clone());
         Ok(client)
     }
 

@@ -14,11 +14,12 @@ impl Dialer {
         Self(Some(Arc::new(map)))
     }
 
-    /// The address to connect to for `advertised`.
-    pub fn dial(&self, advertised: &str) -> String {
+    /// The address to connect to for `advertised` (borrowed when it is the same: this runs for
+    /// every request).
+    pub fn dial<'a>(&self, advertised: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.0 {
-            Some(map) => map(advertised),
-            None => advertised.to_string(),
+            Some(map) => std::borrow::Cow::Owned(map(advertised)),
+            None => std::borrow::Cow::Borrowed(advertised),
         }
     }
 }
