@@ -102,6 +102,10 @@ enum Mode {
     },
 }
 
+/// mimalloc: the profile of the 64-client acks=all run put 11 % in the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_ZK: &str = "127.0.0.1:2181/simplekv";
 
 #[derive(Args, Debug)]
