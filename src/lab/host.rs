@@ -11,29 +11,54 @@ use tokio::runtime::Handle;
 /// How long a stopping runtime waits for blocking work (a merge, a replica opening) to end.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Whether the machine is frozen. The lock is held only to read or flip the flag, never across an
-/// `.await` (the frozen thread waits on the condvar, which releases it).
+/// Whether the machine is frozen, and by which pause. The lock is held only to read or change
+/// the state, never across an `.await` (the frozen thread waits on the condvar, which releases
+/// it).
 #[derive(Default)]
 struct Gate {
-    paused: Mutex<bool>,
+    state: Mutex<GateState>,
     wake: Condvar,
 }
 
+#[derive(Default)]
+struct GateState {
+    paused: bool,
+    /// Pauses so far: a blocker holds the thread only for its own pause, so a resume followed at
+    /// once by a pause (before the first blocker woke) cannot leave the old blocker holding the
+    /// thread while the new one, queued behind it, never runs to report the freeze.
+    pause: u64,
+}
+
 impl Gate {
-    fn set(&self, paused: bool) {
-        *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = paused;
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the gate for a new pause and returns its number.
+    fn close(&self) -> u64 {
+        let mut st = self.lock();
+        st.paused = true;
+        st.pause += 1;
+        let n = st.pause;
+        drop(st);
+        self.wake.notify_all();
+        n
+    }
+
+    fn open(&self) {
+        self.lock().paused = false;
         self.wake.notify_all();
     }
 
     fn is_set(&self) -> bool {
-        *self.paused.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock().paused
     }
 
-    /// Blocks the calling thread while the gate is set.
-    fn hold(&self) {
-        let mut paused = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        while *paused {
-            paused = self.wake.wait(paused).unwrap_or_else(|p| p.into_inner());
+    /// Blocks the calling thread while pause `n` is in force.
+    fn hold(&self, n: u64) {
+        let mut st = self.lock();
+        while st.paused && st.pause == n {
+            st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -91,19 +116,19 @@ impl Host {
         if self.gate.is_set() {
             return None;
         }
-        self.gate.set(true);
+        let n = self.gate.close();
         let (frozen_tx, frozen_rx) = tokio::sync::oneshot::channel::<()>();
         let gate = Arc::clone(&self.gate);
         self.handle.spawn(async move {
             let _ = frozen_tx.send(());
-            gate.hold();
+            gate.hold(n);
         });
         Some(frozen_rx)
     }
 
     /// Lets a paused machine run on from where it stopped.
     pub(super) fn resume(&self) {
-        self.gate.set(false);
+        self.gate.open();
     }
 
     /// Whether the machine is paused.
@@ -120,7 +145,7 @@ impl Host {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.gate.set(false);
+        self.gate.open();
         self.thread.take()
     }
 }
@@ -130,7 +155,7 @@ impl Drop for Host {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.gate.set(false);
+        self.gate.open();
     }
 }
 
@@ -170,6 +195,27 @@ mod tests {
         host.resume();
         while ticks.load(Ordering::SeqCst) <= frozen {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let thread = host.stop().expect("thread");
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("joined")
+            .expect("no panic");
+    }
+
+    #[tokio::test]
+    async fn a_resume_followed_at_once_by_a_pause_freezes_again() {
+        let host = Host::start("test-host".into()).expect("host");
+        for _ in 0..200 {
+            host.freeze().expect("not paused").await.expect("frozen");
+            host.resume();
+            // No yield between: the first blocker may not have woken yet.
+            let frozen = host.freeze().expect("not paused");
+            tokio::time::timeout(Duration::from_secs(10), frozen)
+                .await
+                .expect("the second pause reported its freeze")
+                .expect("frozen");
+            host.resume();
         }
         let thread = host.stop().expect("thread");
         tokio::task::spawn_blocking(move || thread.join())

@@ -653,6 +653,15 @@ mod tests {
         stream
     }
 
+    /// A target, a proxy to it, and one connection through it: the client end and the target's.
+    async fn through_proxy() -> (Target, LinkProxy, TcpStream, TcpStream) {
+        let mut target = Target::new().await;
+        let proxy = start(target.addr).await;
+        let client = connect(proxy.addr()).await;
+        let upstream = target.next().await;
+        (target, proxy, client, upstream)
+    }
+
     async fn start(target: SocketAddr) -> LinkProxy {
         LinkProxy::start("test", fixed(target))
             .await
@@ -785,10 +794,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forwards_both_ways() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (_target, proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(b"to upstream").await.expect("write");
         assert_eq!(read_n(&mut upstream, 11).await, b"to upstream");
         upstream.write_all(b"to client").await.expect("write");
@@ -815,10 +821,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn half_close_propagates() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (_target, proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(b"request").await.expect("write");
         client.shutdown().await.expect("client shutdown");
         assert_eq!(read_n(&mut upstream, 7).await, b"request");
@@ -843,10 +846,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cut_holds_existing_connections_and_heal_delivers_in_order() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (_target, proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(b"before").await.expect("write");
         assert_eq!(read_n(&mut upstream, 6).await, b"before");
 
@@ -868,10 +868,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cut_holds_chunks_already_in_flight_under_delay() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (_target, proxy, mut client, mut upstream) = through_proxy().await;
         let slow = LinkState {
             delay: Duration::from_millis(50),
             ..HEALTHY
@@ -934,10 +931,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn close_during_cut_crosses_only_after_heal() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (_target, proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(b"x").await.expect("write");
         assert_eq!(read_n(&mut upstream, 1).await, b"x");
 
@@ -957,10 +951,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reset_by_one_side_closes_the_other() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (_target, proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(b"x").await.expect("write");
         assert_eq!(read_n(&mut upstream, 1).await, b"x");
         client.set_zero_linger().expect("linger");
@@ -1024,10 +1015,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reset_closes_both_sides_and_keeps_accepting() {
-        let mut target = Target::new().await;
-        let proxy = start(target.addr).await;
-        let mut client = connect(proxy.addr()).await;
-        let mut upstream = target.next().await;
+        let (mut target, proxy, mut client, mut upstream) = through_proxy().await;
         client.write_all(b"ping").await.expect("write");
         assert_eq!(read_n(&mut upstream, 4).await, b"ping");
 

@@ -27,6 +27,30 @@ async fn wait_snapshot(
     }
 }
 
+/// A lab of three brokers and one partition, once its leader has a full ISR.
+async fn lab_with_a_full_isr(
+    name: &str,
+    dir: &std::path::Path,
+) -> (
+    Arc<Lab>,
+    watch::Receiver<Arc<LabSnapshot>>,
+    Arc<LabSnapshot>,
+) {
+    let lab = Lab::start(LabOptions {
+        cluster: options(name, spec(3, 1, 3, 2), dir),
+        data_kept: true,
+        log_file: dir.join("lab.log"),
+    })
+    .await
+    .expect("lab");
+    let mut rx = lab.subscribe();
+    let s = wait_snapshot(&mut rx, "a leader with a full ISR", |s| {
+        s.partitions[0].leader.is_some() && s.partitions[0].isr.len() == 3
+    })
+    .await;
+    (lab, rx, s)
+}
+
 async fn run(session: &mut Session<Arc<Lab>>, line: &str) -> String {
     match session.run_line(line).await {
         Some(Ok(Reply::Text(t))) => t,
@@ -37,18 +61,7 @@ async fn run(session: &mut Session<Arc<Lab>>, line: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_snapshots_show_a_failover_and_a_rejoin() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::start(LabOptions {
-        cluster: options("lab", spec(3, 1, 3, 2), dir.path()),
-        data_kept: true,
-        log_file: dir.path().join("lab.log"),
-    })
-    .await
-    .expect("lab");
-    let mut rx = lab.subscribe();
-    let s = wait_snapshot(&mut rx, "a leader with a full ISR", |s| {
-        s.partitions[0].leader.is_some() && s.partitions[0].isr.len() == 3
-    })
-    .await;
+    let (lab, mut rx, s) = lab_with_a_full_isr("lab", dir.path()).await;
     let old = s.partitions[0].leader.expect("leader");
     let old_epoch = s.partitions[0].leader_epoch;
 
@@ -109,18 +122,7 @@ async fn published_snapshots_show_a_failover_and_a_rejoin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_shown_as_a_zombie_and_a_timed_pause_ends_only_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::start(LabOptions {
-        cluster: options("lab-pause", spec(3, 1, 3, 2), dir.path()),
-        data_kept: true,
-        log_file: dir.path().join("lab.log"),
-    })
-    .await
-    .expect("lab");
-    let mut rx = lab.subscribe();
-    let s = wait_snapshot(&mut rx, "a leader with a full ISR", |s| {
-        s.partitions[0].leader.is_some() && s.partitions[0].isr.len() == 3
-    })
-    .await;
+    let (lab, mut rx, s) = lab_with_a_full_isr("lab-pause", dir.path()).await;
     let old = s.partitions[0].leader.expect("leader");
     let idx = old as usize - 1;
     let mut session = Session::new(lab.client().clone(), Acks::All, Arc::clone(&lab));
