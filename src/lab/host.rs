@@ -164,6 +164,14 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    async fn stop_and_join(host: Host) {
+        let thread = host.stop().expect("thread");
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("joined")
+            .expect("no panic");
+    }
+
     #[tokio::test]
     async fn a_paused_host_runs_nothing_until_resumed_and_its_timers_wait_too() {
         let host = Host::start("test-host".into()).expect("host");
@@ -196,11 +204,7 @@ mod tests {
         while ticks.load(Ordering::SeqCst) <= frozen {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let thread = host.stop().expect("thread");
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .expect("joined")
-            .expect("no panic");
+        stop_and_join(host).await;
     }
 
     #[tokio::test]
@@ -217,11 +221,7 @@ mod tests {
                 .expect("frozen");
             host.resume();
         }
-        let thread = host.stop().expect("thread");
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .expect("joined")
-            .expect("no panic");
+        stop_and_join(host).await;
     }
 
     #[tokio::test]
@@ -231,10 +231,6 @@ mod tests {
             .expect("not paused yet")
             .await
             .expect("frozen");
-        let thread = host.stop().expect("thread");
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .expect("joined")
-            .expect("no panic");
+        stop_and_join(host).await;
     }
 }

@@ -8,7 +8,7 @@ use super::error::{IoContext, Result, StorageError};
 use super::flusher::Durability;
 use super::hint::{self, HintBuf, HintEntry};
 use super::keydir::Keydir;
-use super::record::HEADER_LEN;
+use super::record::{HEADER_LEN, RecordRef};
 use super::segment::{self, SegFile};
 use super::state::{SegMeta, Shared, State};
 use super::store::{RecoveryReport, Store, nonzero_tail};
@@ -84,7 +84,6 @@ impl Store {
             let file = Arc::new(SegFile::open(id, base, path.clone(), true)?);
             let file_len = file.file.metadata().at(&path)?.len();
             let mut meta = SegMeta::new(Arc::clone(&file));
-            let mut hints = HintBuf::default();
             if i < last {
                 let used = hint::load(&segment::hint_path(&dir, base), file_len, |e| {
                     let len = (HEADER_LEN + e.key.len()) as u64 + u64::from(e.value_len);
@@ -108,7 +107,7 @@ impl Store {
                 }
             }
             report.segments_scanned += 1;
-            let end = segment::scan(&file.file, &path, max_record, |pos, r| {
+            let (end, hints) = scan_segment(&file, max_record, &mut meta, |pos, r| {
                 let h = &r.header;
                 st.apply(
                     id,
@@ -119,16 +118,6 @@ impl Store {
                     h.kind,
                     r.key,
                 );
-                meta.note(h.offset, pos, h.record_len() as u64);
-                hints.push(&HintEntry {
-                    offset: h.offset,
-                    expire_at_ms: h.expire_at_ms,
-                    pos: pos as u32,
-                    value_len: h.value_len,
-                    kind: h.kind,
-                    key: r.key,
-                });
-                Ok(())
             })?;
             if let Some(why) = end.error {
                 if i < last {
@@ -205,4 +194,31 @@ impl Store {
             .at(&dir)?;
         Ok(Self { shared })
     }
+}
+
+/// Scans segment `file` from its start: notes every record in `meta` and in a fresh hint, and
+/// hands each (position, record) to `apply`. Returns where the scan stopped, and the hint.
+/// Opening a store and truncating one both rebuild segments this way.
+pub(super) fn scan_segment(
+    file: &SegFile,
+    max_record: usize,
+    meta: &mut SegMeta,
+    mut apply: impl FnMut(u64, &RecordRef<'_>),
+) -> Result<(segment::ScanEnd, HintBuf)> {
+    let mut hints = HintBuf::default();
+    let end = segment::scan(&file.file, &file.path, max_record, |pos, r| {
+        let h = &r.header;
+        apply(pos, r);
+        meta.note(h.offset, pos, h.record_len() as u64);
+        hints.push(&HintEntry {
+            offset: h.offset,
+            expire_at_ms: h.expire_at_ms,
+            pos: pos as u32,
+            value_len: h.value_len,
+            kind: h.kind,
+            key: r.key,
+        });
+        Ok(())
+    })?;
+    Ok((end, hints))
 }

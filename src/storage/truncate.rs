@@ -4,8 +4,9 @@
 use super::checkpoint::{self};
 use super::config::FsyncPolicy;
 use super::error::{IoContext, Result};
-use super::hint::{self, HintBuf, HintEntry};
+use super::hint;
 use super::keydir::Keydir;
+use super::recovery::scan_segment;
 use super::segment::{self, SegFile};
 use super::state::{SegMeta, State};
 use super::store::{Store, remove_if_exists};
@@ -152,8 +153,7 @@ impl Store {
                 }
             }
             let mut meta = SegMeta::new(Arc::clone(&file));
-            let mut hints = HintBuf::default();
-            let end = segment::scan(&file.file, &file.path, max, |pos, r| {
+            let (end, hints) = scan_segment(&file, max, &mut meta, |pos, r| {
                 let h = &r.header;
                 if touched.contains(r.key) {
                     st.apply(
@@ -166,16 +166,6 @@ impl Store {
                         r.key,
                     );
                 }
-                meta.note(h.offset, pos, h.record_len() as u64);
-                hints.push(&HintEntry {
-                    offset: h.offset,
-                    expire_at_ms: h.expire_at_ms,
-                    pos: pos as u32,
-                    value_len: h.value_len,
-                    kind: h.kind,
-                    key: r.key,
-                });
-                Ok(())
             })?;
             if let Some(why) = end.error {
                 return Err(file.corrupt(end.valid_len, why.to_string()));
