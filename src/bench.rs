@@ -2,8 +2,8 @@
 //! latency. With `--nodes` it starts its own in-process cluster on a private ZooKeeper, exactly
 //! as the lab does; with `--zk` or `--broker` it measures a running cluster.
 
-use crate::cli::{Discovery, connect};
-use crate::client::Client;
+use crate::cli::{Discovery, connect_with};
+use crate::client::{Client, ClientConfig};
 use crate::coord::ClusterSpec;
 use crate::events::EventSink;
 use crate::lab::load::{self, LoadPlan, LoadReport};
@@ -35,6 +35,8 @@ pub struct BenchOptions {
     pub fsync: FsyncPolicy,
     /// The load.
     pub plan: LoadPlan,
+    /// Whether the client batches writes (see `client::batch`); off, every write is a request.
+    pub batch_writes: bool,
 }
 
 /// A finished benchmark.
@@ -46,6 +48,8 @@ pub struct BenchResult {
     pub report: LoadReport,
     /// CPU time this process spent during the run, by thread group (Linux; empty elsewhere).
     pub cpu: CpuUse,
+    /// `WriteBatch` requests the client sent and the writes they carried (0, 0 unbatched).
+    pub batches: (u64, u64),
 }
 
 /// CPU seconds a run cost, split by who spent them: the brokers' threads, their fsync threads,
@@ -115,15 +119,46 @@ fn cpu_between(before: &[(u32, String, u64)], after: &[(u32, String, u64)]) -> C
             .find(|(t, _, _)| t == tid)
             .map_or(0, |(_, _, t)| *t);
         let s = ticks.saturating_sub(was) as f64 / USER_HZ;
-        if name.starts_with("broker-") {
-            cpu.brokers_s += s;
-        } else if name.starts_with("fsync") {
-            cpu.fsync_s += s;
-        } else {
-            cpu.load_s += s;
+        match thread_group(name) {
+            ThreadGroup::Brokers => cpu.brokers_s += s,
+            ThreadGroup::Fsync => cpu.fsync_s += s,
+            ThreadGroup::Load => cpu.load_s += s,
         }
     }
     cpu
+}
+
+/// Who a thread of this process works for, as `bench` splits CPU time (and the flame graph).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadGroup {
+    /// A broker's own thread (its runtime).
+    Brokers,
+    /// A store's fsync thread.
+    Fsync,
+    /// The load generator, its client, ZooKeeper watches: everything else.
+    Load,
+}
+
+impl ThreadGroup {
+    /// The group's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadGroup::Brokers => "brokers",
+            ThreadGroup::Fsync => "fsync",
+            ThreadGroup::Load => "load generator and client",
+        }
+    }
+}
+
+/// The group of the thread called `name`.
+pub fn thread_group(name: &str) -> ThreadGroup {
+    if name.starts_with("broker-") {
+        ThreadGroup::Brokers
+    } else if name.starts_with("fsync") {
+        ThreadGroup::Fsync
+    } else {
+        ThreadGroup::Load
+    }
 }
 
 impl BenchResult {
@@ -160,6 +195,12 @@ impl BenchResult {
                 100.0 * c.load_s / c.total_s(),
             ));
         }
+        if let (requests @ 1.., writes) = self.batches {
+            s.push_str(&format!(
+                "\nbatching   {:.1} writes per request ({requests} requests)",
+                writes as f64 / requests as f64
+            ));
+        }
         s
     }
 
@@ -180,6 +221,8 @@ impl BenchResult {
             "p999_ms": t.latency_ms(0.999),
             "max_ms": t.max_ms(),
             "cpu_ms_per_1k_ops": self.cpu.ms_per_1k_ops(t.ops),
+            "batch_requests": self.batches.0,
+            "writes_per_request": self.batches.1 as f64 / self.batches.0.max(1) as f64,
             "cpu_brokers_s": self.cpu.brokers_s,
             "cpu_fsync_s": self.cpu.fsync_s,
             "cpu_load_s": self.cpu.load_s,
@@ -190,7 +233,12 @@ impl BenchResult {
 
 /// Runs the benchmark. `progress` shows a progress bar on stderr.
 pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, String> {
-    let timeout = Duration::from_secs(15);
+    let cfg = ClientConfig {
+        request_timeout: Duration::from_secs(15),
+        batch_writes: options.batch_writes,
+        ..ClientConfig::default()
+    };
+    let connect = |d: Discovery| connect_with_owned(d, cfg.clone());
     let mut temp = None;
     let mut cluster = None;
     let (client, setup) = match &options.target {
@@ -213,7 +261,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             let c = Cluster::start(o, EventSink::log_only())
                 .await
                 .map_err(|e| e.to_string())?;
-            let client = connect(&Discovery::Zk(c.zk_connect().to_string()), timeout).await?;
+            let client = connect(Discovery::Zk(c.zk_connect().to_string())).await?;
             wait_ready(&client, rf).await?;
             let setup = format!(
                 "{n} brokers in this process (private ZooKeeper), {} partitions, RF {rf}, fsync {}",
@@ -224,16 +272,18 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             (client, setup)
         }
         BenchTarget::Zk(zk) => (
-            connect(&Discovery::Zk(zk.clone()), timeout).await?,
+            connect(Discovery::Zk(zk.clone())).await?,
             format!("the cluster at ZooKeeper {zk}"),
         ),
         BenchTarget::Broker(b) => (
-            connect(&Discovery::Brokers(vec![b.clone()]), timeout).await?,
+            connect(Discovery::Brokers(vec![b.clone()])).await?,
             format!("the cluster behind broker {b}"),
         ),
     };
+    let stats = client.clone();
     let before = thread_ticks();
     let result = measure(client, &options.plan, progress).await;
+    let batches = stats.batch_stats();
     let cpu = cpu_between(&before, &thread_ticks());
     if let Some(c) = cluster {
         c.shutdown().await;
@@ -249,14 +299,29 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
     let rate = p
         .rate
         .map_or(String::new(), |r| format!(", paced at {r:.0} ops/s"));
+    let in_flight = if p.in_flight > 1 {
+        format!(" x {} in flight", p.in_flight)
+    } else {
+        String::new()
+    };
+    let batching = if options.batch_writes {
+        "batched writes"
+    } else {
+        "a request per write"
+    };
     Ok(BenchResult {
         setup: format!(
-            "bench: {setup}; {} clients, acks {}, {}-byte values{mix}{rate}",
+            "bench: {setup}; {} clients{in_flight}, {batching}, acks {}, {}-byte values{mix}{rate}",
             p.clients, p.acks, p.value_size
         ),
         report,
         cpu,
+        batches,
     })
+}
+
+async fn connect_with_owned(d: Discovery, cfg: ClientConfig) -> Result<Client, String> {
+    connect_with(&d, cfg).await
 }
 
 /// Waits until every partition has a leader and a full ISR: a benchmark measures a cluster at

@@ -23,6 +23,11 @@ pub async fn connect(discovery: &Discovery, timeout: Duration) -> Result<Client,
         request_timeout: timeout,
         ..ClientConfig::default()
     };
+    connect_with(discovery, cfg).await
+}
+
+/// Connects a client with these settings (errors are one line).
+pub async fn connect_with(discovery: &Discovery, cfg: ClientConfig) -> Result<Client, String> {
     match discovery {
         Discovery::Zk(zk) => Client::connect_zk(zk, cfg).await,
         Discovery::Brokers(b) => Client::connect_brokers(b.clone(), cfg).await,

@@ -1,5 +1,7 @@
 //! `simplekv-lab`: the command line. Picks a mode and turns errors into one readable line.
 
+mod profile;
+
 use clap::{Args, Parser, Subcommand};
 use simplekv::broker::{Broker, BrokerConfig};
 use simplekv::cli::{self, Discovery};
@@ -275,6 +277,12 @@ struct BenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     clients: u32,
+    /// Operations each client keeps in flight (pipelining; 1 = one at a time).
+    #[arg(long, default_value_t = 1)]
+    in_flight: u32,
+    /// Send every write as its own request instead of through the client's write batches.
+    #[arg(long)]
+    no_batching: bool,
     /// Operations in all (default 20000 unless --duration is given).
     #[arg(long, conflicts_with = "duration")]
     ops: Option<u64>,
@@ -302,6 +310,10 @@ struct BenchArgs {
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
+    /// Sample the run's stacks (SIGPROF, 499 Hz) and write a flame graph here (SVG). Needs a
+    /// build with `--features profile`.
+    #[arg(long, value_name = "FILE.svg")]
+    flamegraph: Option<std::path::PathBuf>,
 }
 
 fn parse_mix(mix: &str) -> Result<f64, String> {
@@ -320,6 +332,9 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
     let read_ratio = parse_mix(&args.mix)?;
     if args.clients == 0 {
         return Err("--clients must be at least 1".into());
+    }
+    if args.in_flight == 0 {
+        return Err("--in-flight must be at least 1".into());
     }
     if args.rate.is_some_and(|r| r <= 0.0) {
         return Err("--rate must be positive".into());
@@ -342,6 +357,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         }),
         duration: args.duration,
         clients: args.clients,
+        in_flight: args.in_flight,
         acks: args.acks,
         keys: args.keys.or((read_ratio > 0.0).then_some(10_000)),
         value_size: args.value_size,
@@ -354,9 +370,14 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         partitions: args.partitions,
         fsync: args.fsync,
         plan,
+        batch_writes: !args.no_batching,
     };
     let rt = runtime()?;
+    let profiler = args.flamegraph.map(profile::Sampler::start).transpose()?;
     let result = rt.block_on(run(options, std::io::stderr().is_terminal()))?;
+    if let Some(p) = profiler {
+        p.finish()?;
+    }
     rt.shutdown_timeout(Duration::from_secs(2));
     println!("{}", result.text());
     if args.json {

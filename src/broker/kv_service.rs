@@ -43,10 +43,13 @@ impl KvService {
     }
 
     fn check_accepting(&self, key: &[u8]) -> Result<(), Status> {
+        self.check_accepting_partition(partition_of(key, self.inner.spec.partitions))
+    }
+
+    fn check_accepting_partition(&self, p: u32) -> Result<(), Status> {
         if self.inner.accepting.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let p = partition_of(key, self.inner.spec.partitions);
         Err(rpc::status(
             Reason::NotLeader,
             format!("broker {} is shutting down", self.inner.id()),
@@ -87,6 +90,17 @@ impl KvService {
             ReplicaError::UnknownReplica(_) => rpc::status(Reason::InvalidArgument, msg, None),
             ReplicaError::Storage(_) => Status::internal(msg),
         }
+    }
+}
+
+/// One write of a batch that failed as `status` says.
+fn failed(status: &Status) -> rpc::WriteResult {
+    rpc::WriteResult {
+        offset: 0,
+        error_reason: rpc::reason_of(status)
+            .map_or(rpc::INTERNAL_REASON, Reason::as_str)
+            .to_string(),
+        error_message: status.message().to_string(),
     }
 }
 
@@ -151,6 +165,76 @@ impl Kv for KvService {
             })),
             Err(e) => Err(self.to_status(e)),
         }
+    }
+
+    async fn write_batch(
+        &self,
+        req: Request<rpc::WriteBatchRequest>,
+    ) -> Result<Response<rpc::WriteBatchResponse>, Status> {
+        let r = req.into_inner();
+        let p = r.partition;
+        let replica = self.inner.replicas.get(&p).ok_or_else(|| {
+            rpc::status(
+                Reason::NotLeader,
+                format!(
+                    "broker {} holds no replica of partition {p}",
+                    self.inner.id()
+                ),
+                self.inner.leader_kv_addr(p).as_deref(),
+            )
+        })?;
+        self.check_accepting_partition(p)?;
+        let acks = acks_of(r.acks)?;
+        let now = now_ms();
+        // Writes this broker refuses itself (a key of another partition) answer at once; the
+        // rest go to the replica in order.
+        let mut results = vec![None; r.writes.len()];
+        let mut writes = Vec::with_capacity(r.writes.len());
+        let mut slots = Vec::with_capacity(r.writes.len());
+        for (i, w) in r.writes.into_iter().enumerate() {
+            let owner = partition_of(&w.key, self.inner.spec.partitions);
+            if !w.key.is_empty() && owner != p {
+                results[i] = Some(failed(&rpc::status(
+                    Reason::InvalidArgument,
+                    format!("the key belongs to partition {owner}, not {p}"),
+                    None,
+                )));
+                continue;
+            }
+            let write = if w.delete {
+                Write::delete(w.key)
+            } else {
+                let expire_at = if w.ttl_ms > 0 {
+                    now.saturating_add(w.ttl_ms)
+                } else {
+                    0
+                };
+                Write::put(w.key, w.value)
+                    .with_expiry(expire_at)
+                    .with_timestamp(now)
+            };
+            writes.push(write);
+            slots.push(i);
+        }
+        let outcome = replica
+            .write_batch(writes, acks)
+            .await
+            .map_err(|e| self.to_status(e))?;
+        let unacked = outcome.acked.err().map(|e| failed(&self.to_status(e)));
+        for (slot, appended) in slots.into_iter().zip(outcome.appended) {
+            results[slot] = Some(match (appended, &unacked) {
+                (Ok(offset), None) => rpc::WriteResult {
+                    offset,
+                    ..Default::default()
+                },
+                (Ok(_), Some(e)) => e.clone(),
+                (Err(e), _) => failed(&self.to_status(e)),
+            });
+        }
+        Ok(Response::new(rpc::WriteBatchResponse {
+            partition: p,
+            results: results.into_iter().map(Option::unwrap_or_default).collect(),
+        }))
     }
 
     async fn del(

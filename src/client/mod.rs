@@ -9,6 +9,7 @@
 //! would hide the uncertainty. Only attempts that certainly never arrived — the connection could
 //! not be made, NOT_LEADER, a refusal before append — are retried (DESIGN §6, client outcomes).
 
+mod batch;
 mod routes;
 
 use crate::broker::MAX_MESSAGE_BYTES;
@@ -34,6 +35,9 @@ pub struct ClientConfig {
     pub zk_session_timeout: Duration,
     /// Where to dial brokers' advertised addresses (the lab routes them through its proxies).
     pub dialer: crate::rpc::Dialer,
+    /// Send sets and deletes in batches (`WriteBatch`, see [`batch`]) rather than one request
+    /// each: the same outcomes, far fewer requests when many writes are in flight.
+    pub batch_writes: bool,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +46,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             zk_session_timeout: Duration::from_secs(6),
             dialer: crate::rpc::Dialer::default(),
+            batch_writes: true,
         }
     }
 }
@@ -117,6 +122,12 @@ impl From<rpc::WriteResponse> for WriteAck {
     }
 }
 
+/// One broker as dialed: its connection and its write queues.
+struct Endpoint {
+    kv: KvClient<Channel>,
+    batches: batch::Batcher,
+}
+
 /// A client of one cluster. Cloning is cheap and shares connections.
 #[derive(Clone)]
 pub struct Client {
@@ -126,7 +137,8 @@ pub struct Client {
 struct Inner {
     source: Source,
     routes: RwLock<Routes>,
-    channels: Mutex<HashMap<String, KvClient<Channel>>>,
+    channels: Mutex<HashMap<String, Arc<Endpoint>>>,
+    batches: Arc<batch::Counters>,
     cfg: ClientConfig,
     refresh: tokio::sync::Mutex<()>,
     /// Ends the tasks that follow ZooKeeper for this client.
@@ -170,6 +182,7 @@ impl Client {
                 source,
                 routes: RwLock::new(Routes::default()),
                 channels: Mutex::new(HashMap::new()),
+                batches: Arc::default(),
                 cfg,
                 refresh: tokio::sync::Mutex::new(()),
                 following: tokio_util::sync::CancellationToken::new(),
@@ -218,7 +231,11 @@ impl Client {
     /// Re-reads brokers and leaders.
     pub async fn refresh(&self) -> Result<(), ClientError> {
         let _one_at_a_time = self.inner.refresh.lock().await;
-        let routes = self.inner.source.load(|addr| self.channel(addr)).await?;
+        let routes = self
+            .inner
+            .source
+            .load(|addr| self.channel(addr).map(|e| e.kv.clone()))
+            .await?;
         *self.inner.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
         Ok(())
     }
@@ -255,12 +272,18 @@ impl Client {
             .partitions
     }
 
+    /// How many `WriteBatch` requests this client has sent and how many writes they carried
+    /// (both 0 with `batch_writes` off): writes per request is how much batching saved.
+    pub fn batch_stats(&self) -> (u64, u64) {
+        self.inner.batches.read()
+    }
+
     /// The partition of `key`.
     pub fn partition_of(&self, key: &[u8]) -> u32 {
         partition_of(key, self.partitions())
     }
 
-    fn channel(&self, addr: &str) -> Result<KvClient<Channel>, ClientError> {
+    fn channel(&self, addr: &str) -> Result<Arc<Endpoint>, ClientError> {
         // Channels are kept per address dialed, asked anew for every request: in the lab a link
         // proxy stands for a broker only while it is up, and a channel held to the proxy of a
         // dead broker would turn its refused connections into failures mid-request.
@@ -271,18 +294,26 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get(dialed.as_ref()) {
-            return Ok(c.clone());
+            return Ok(Arc::clone(c));
         }
         let channel = Channel::from_shared(format!("http://{dialed}"))
             .map_err(|e| ClientError::InvalidArgument(format!("bad broker address {addr}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .connect_lazy();
-        let client = KvClient::new(channel)
+        let kv = KvClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(dialed.into_owned(), client.clone());
-        Ok(client)
+        let endpoint = Arc::new(Endpoint {
+            batches: batch::Batcher::new(
+                kv.clone(),
+                self.inner.cfg.request_timeout,
+                Arc::clone(&self.inner.batches),
+            ),
+            kv,
+        });
+        map.insert(dialed.into_owned(), Arc::clone(&endpoint));
+        Ok(endpoint)
     }
 
     fn check_key(key: &[u8]) -> Result<(), ClientError> {
@@ -302,7 +333,7 @@ impl Client {
     /// says whether `op` changes data (then an attempt that may have arrived is never retried).
     async fn call<T, F, Fut>(&self, key: &[u8], write: bool, op: F) -> Result<T, ClientError>
     where
-        F: Fn(KvClient<Channel>) -> Fut,
+        F: Fn(&Endpoint) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         Self::check_key(key)?;
@@ -327,7 +358,7 @@ impl Client {
             };
             let client = self.channel(&addr)?;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let status = match tokio::time::timeout(remaining, op(client)).await {
+            let status = match tokio::time::timeout(remaining, op(&client)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => status,
                 Err(_) => {
@@ -405,8 +436,8 @@ impl Client {
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ClientError> {
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, false, |mut c| {
-                let key = k.clone();
+            .call(key, false, |e| {
+                let (mut c, key) = (e.kv.clone(), k.clone());
                 async move { c.get(rpc::GetRequest { key }).await }
             })
             .await?;
@@ -429,8 +460,18 @@ impl Client {
         }
         let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         let ttl_ms = ttl.map_or(0, |t| (t.as_millis() as u64).max(1));
+        if self.inner.cfg.batch_writes {
+            let write = rpc::BatchedWrite {
+                key: k,
+                value: v,
+                ttl_ms,
+                delete: false,
+            };
+            return self.batched(key, acks, write).await;
+        }
         let r = self
-            .call(key, true, |mut c| {
+            .call(key, true, |e| {
+                let mut c = e.kv.clone();
                 let req = rpc::SetRequest {
                     key: k.clone(),
                     value: v.clone(),
@@ -446,13 +487,49 @@ impl Client {
     /// Deletes `key` (deleting a missing key is fine).
     pub async fn del(&self, key: &[u8], acks: Acks) -> Result<WriteAck, ClientError> {
         let k = Bytes::copy_from_slice(key);
+        if self.inner.cfg.batch_writes {
+            let write = rpc::BatchedWrite {
+                key: k,
+                delete: true,
+                ..Default::default()
+            };
+            return self.batched(key, acks, write).await;
+        }
         let r = self
-            .call(key, true, |mut c| {
+            .call(key, true, |e| {
+                let mut c = e.kv.clone();
                 let req = rpc::DelRequest {
                     key: k.clone(),
                     acks: wire_acks(acks) as i32,
                 };
                 async move { c.del(req).await }
+            })
+            .await?;
+        Ok(WriteAck::from(r))
+    }
+
+    /// Sends `write` through the leader's write queue for its partition, with the same routing,
+    /// retries and outcomes as a single request.
+    async fn batched(
+        &self,
+        key: &[u8],
+        acks: Acks,
+        write: rpc::BatchedWrite,
+    ) -> Result<WriteAck, ClientError> {
+        let p = self.partition_of(key);
+        let r = self
+            .call(key, true, |e| {
+                let reply = e.batches.submit(p, acks, write.clone());
+                async move {
+                    match reply.await {
+                        Ok(r) => r.map(tonic::Response::new),
+                        Err(_) => Err(rpc::status(
+                            Reason::Timeout,
+                            "the client lost the write's batch; the outcome is unknown",
+                            None,
+                        )),
+                    }
+                }
             })
             .await?;
         Ok(WriteAck::from(r))
@@ -467,7 +544,8 @@ impl Client {
         }
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, true, |mut c| {
+            .call(key, true, |e| {
+                let mut c = e.kv.clone();
                 let req = rpc::ExpireRequest {
                     key: k.clone(),
                     seconds,
@@ -483,8 +561,8 @@ impl Client {
     pub async fn ttl(&self, key: &[u8]) -> Result<i64, ClientError> {
         let k = Bytes::copy_from_slice(key);
         let r = self
-            .call(key, false, |mut c| {
-                let key = k.clone();
+            .call(key, false, |e| {
+                let (mut c, key) = (e.kv.clone(), k.clone());
                 async move { c.ttl(rpc::TtlRequest { key }).await }
             })
             .await?;

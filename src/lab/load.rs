@@ -25,6 +25,9 @@ pub struct LoadPlan {
     pub duration: Option<Duration>,
     /// Concurrent clients.
     pub clients: u32,
+    /// Operations each client keeps in flight at once (pipelining through the client's write
+    /// batches); 1 is a closed loop: one operation, its answer, the next.
+    pub in_flight: u32,
     /// Acks for writes.
     pub acks: Acks,
     /// Distinct keys (every write a new key when `None`).
@@ -46,6 +49,7 @@ impl LoadPlan {
             ops: Some(ops),
             duration: None,
             clients,
+            in_flight: 1,
             acks,
             keys: None,
             value_size: 0,
@@ -262,7 +266,8 @@ pub async fn run(
     let next = Arc::new(AtomicU64::new(0));
     let value_pad: Bytes = Bytes::from(vec![b'x'; plan.value_size]);
     let mut tasks = Vec::new();
-    for _ in 0..plan.clients.max(1) {
+    // Each operation in flight is its own closed loop (and its own process in the history).
+    for _ in 0..plan.clients.max(1) * plan.in_flight.max(1) {
         let (client, plan, history, counters, next, pad) = (
             client.clone(),
             plan.clone(),

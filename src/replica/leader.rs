@@ -29,6 +29,17 @@ pub struct FetchRequest {
     pub max_wait: Duration,
 }
 
+/// What became of a batch of writes ([`Replica::write_batch`]).
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// Per write, in order: its offset, or why the store refused it (then nothing was written
+    /// for it).
+    pub appended: Vec<Result<u64, ReplicaError>>,
+    /// Whether the appended writes were acknowledged as the batch's acks asked: one wait covers
+    /// them all, so its error (an unknown outcome) is every appended write's.
+    pub acked: Result<(), ReplicaError>,
+}
+
 /// What a fetch returns to a follower.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchReply {
@@ -167,6 +178,50 @@ impl Replica {
         self.leo_tx.send_replace(offset + 1);
         self.await_acks(offset, acks, generation).await?;
         Ok(offset)
+    }
+
+    /// Appends `writes` in order as leader under one lock and one write to the log, then waits
+    /// once, as `acks` asks, for the last of them (the HW passing it passes them all). A refusal
+    /// of the whole batch (not serving, lease lapsed, ISR too small, a storage failure) is the
+    /// `Err`; a write the store refuses on its own (an empty or oversized key or value) is
+    /// refused alone and the rest go on.
+    pub async fn write_batch(
+        &self,
+        writes: Vec<Write>,
+        acks: Acks,
+    ) -> Result<BatchOutcome, ReplicaError> {
+        let mut appended = Vec::with_capacity(writes.len());
+        let (range, generation) = {
+            let st = self.lock();
+            self.check_serving(&st)?;
+            self.check_lease()?;
+            self.check_min_isr(&st, acks)?;
+            let mut valid = Vec::with_capacity(writes.len());
+            for w in writes {
+                match self.log.check_limits(&w.key, &w.value) {
+                    Ok(()) => {
+                        valid.push(w.with_epoch(st.epoch));
+                        appended.push(Ok(0));
+                    }
+                    Err(e) => appended.push(Err(ReplicaError::Storage(e))),
+                }
+            }
+            let range = self.log.append_batch(&valid)?;
+            (range, st.generation)
+        };
+        let mut offsets = range.clone();
+        for r in appended.iter_mut().filter(|r| r.is_ok()) {
+            *r = Ok(offsets.next().unwrap_or_default());
+        }
+        if range.is_empty() {
+            return Ok(BatchOutcome {
+                appended,
+                acked: Ok(()),
+            });
+        }
+        self.leo_tx.send_replace(range.end);
+        let acked = self.await_acks(range.end - 1, acks, generation).await;
+        Ok(BatchOutcome { appended, acked })
     }
 
     /// Rewrites `key` with the absolute expiry `expire_at_ms`. `None` when the key has no live

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, watch};
 
 pub use error::ReplicaError;
 pub use follower::{EpochAnswer, FollowTarget, LeaderView};
-pub use leader::{FetchReply, FetchRequest, IsrProposal};
+pub use leader::{BatchOutcome, FetchReply, FetchRequest, IsrProposal};
 pub use lease::{Lease, lease_end, renew_period};
 
 /// The file holding the leader horizon generation a follower's log reflects (`rules::must_empty`).

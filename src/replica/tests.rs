@@ -5,6 +5,7 @@ use super::*;
 use crate::replica::leader::FetchRequest;
 use crate::storage::Write;
 use crate::storage::checkpoint::LeaderEpochCache;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 
 fn config() -> ReplicaConfig {
@@ -153,7 +154,6 @@ fn a_joining_follower_counts_in_the_hw_while_its_isr_change_is_pending() {
 /// Replicas driven by hand, as the fetcher drives them, with small segments so merges happen.
 mod by_hand {
     use super::*;
-    use bytes::Bytes;
 
     pub fn replica(dir: &Path, id: u32, retention_ms: u64) -> Arc<Replica> {
         let lease = Arc::new(Lease::new());
@@ -508,4 +508,84 @@ async fn an_emptied_follower_is_incomplete_until_it_has_copied_the_leader_back()
     follow(&f, &l, 1);
     while fetch_once(&f, &l).await {}
     assert!(!f.incomplete(), "copied back");
+}
+
+/// A leader of members 1 and 2 (both in the ISR, min ISR 2) and its follower, by hand.
+fn leader_and_follower(dir: &Path) -> (Arc<Replica>, Arc<Replica>) {
+    let (l, f) = (
+        by_hand::replica(&dir.join("1"), 1, 0),
+        by_hand::replica(&dir.join("2"), 2, 0),
+    );
+    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
+    by_hand::follow(&f, &l, 1);
+    (l, f)
+}
+
+#[tokio::test]
+async fn a_batch_is_appended_in_order_and_acknowledged_once_the_hw_passes_its_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (l, f) = leader_and_follower(dir.path());
+    let too_big = Bytes::from(vec![b'x'; StoreConfig::default().max_value_bytes + 1]);
+    let writes = vec![
+        Write::put("a", "1"),
+        Write::put(Bytes::from_static(b"big"), too_big),
+        Write::delete(Bytes::from_static(b"b")),
+        Write::put("c", "3"),
+    ];
+    let batch = tokio::spawn({
+        let l = Arc::clone(&l);
+        async move { l.write_batch(writes, Acks::All).await }
+    });
+    // Nothing is acknowledged before the follower has the records and has said so.
+    tokio::task::yield_now().await;
+    assert!(!batch.is_finished());
+    assert!(
+        by_hand::fetch_once(&f, &l).await,
+        "the batch reaches the follower"
+    );
+    by_hand::fetch_once(&f, &l).await;
+    let outcome = batch.await.expect("task").expect("batch accepted");
+    assert!(outcome.acked.is_ok(), "{:?}", outcome.acked);
+    let offsets: Vec<_> = outcome.appended.iter().map(|r| r.as_ref().ok()).collect();
+    assert_eq!(offsets, vec![Some(&0), None, Some(&1), Some(&2)]);
+    assert!(matches!(
+        outcome.appended[1],
+        Err(ReplicaError::Storage(StorageError::ValueTooLarge { .. }))
+    ));
+    assert_eq!(
+        l.log().log_end_offset(),
+        3,
+        "the refused write took no offset"
+    );
+    assert_eq!(by_hand::value(&f, "c").as_deref(), Some(&b"3"[..]));
+    assert_eq!(by_hand::value(&f, "big"), None);
+}
+
+#[tokio::test]
+async fn a_batch_nobody_replicates_is_appended_but_its_outcome_unknown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (l, _f) = leader_and_follower(dir.path());
+    let writes = vec![Write::put("a", "1"), Write::put("b", "2")];
+    let outcome = l.write_batch(writes, Acks::All).await.expect("accepted");
+    assert!(outcome.appended.iter().all(Result::is_ok));
+    assert!(
+        matches!(outcome.acked, Err(ReplicaError::Timeout { offset: 1, .. })),
+        "one wait for the last write: {:?}",
+        outcome.acked
+    );
+}
+
+#[tokio::test]
+async fn a_batch_sent_to_a_follower_is_refused_whole_and_nothing_appended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_l, f) = leader_and_follower(dir.path());
+    let refused = f
+        .write_batch(vec![Write::put("a", "1")], Acks::One)
+        .await
+        .expect_err("a follower refuses");
+    assert!(
+        matches!(refused, ReplicaError::NotLeader { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(f.log().log_end_offset(), 0);
 }

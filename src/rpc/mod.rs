@@ -15,6 +15,10 @@ pub const REASON_KEY: &str = "x-simplekv-reason";
 /// Metadata key holding the current leader's kv address (with `NOT_LEADER`).
 pub const LEADER_KEY: &str = "x-simplekv-leader";
 
+/// The reason a failed write of a batch carries when the failure has no [`Reason`] (a storage
+/// error on the broker).
+pub const INTERNAL_REASON: &str = "INTERNAL";
+
 /// Why a request failed, as carried on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

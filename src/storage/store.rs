@@ -205,7 +205,9 @@ impl Store {
         Ok(())
     }
 
-    fn check_limits(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    /// Whether a record with this key and value may be written (non-empty key, both within the
+    /// configured limits).
+    pub fn check_limits(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let c = &self.shared.config;
         if key.is_empty() {
             return Err(StorageError::EmptyKey);

@@ -1,6 +1,7 @@
 //! Integration tests against the real ZooKeeper (private server, one chroot per test) and real
 //! gRPC on loopback.
 
+mod batching;
 mod bench;
 mod cli_input;
 mod console;

@@ -119,6 +119,7 @@ impl Lab {
                 request_timeout: Duration::from_secs(15),
                 zk_session_timeout: Duration::from_secs(10),
                 dialer: cluster.network().client_dialer(),
+                ..ClientConfig::default()
             },
         )
         .await
