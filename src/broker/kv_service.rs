@@ -74,6 +74,7 @@ impl KvService {
             }
             ReplicaError::Timeout { .. }
             | ReplicaError::LeadershipLost { .. }
+            | ReplicaError::AppendInterrupted { .. }
             | ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
                 rpc::status(Reason::Timeout, msg, None)
             }

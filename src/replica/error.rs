@@ -60,6 +60,17 @@ pub enum ReplicaError {
         /// Its offset.
         offset: u64,
     },
+    /// Writing a batch to the log failed part-way: records of it may be on disk (a restart
+    /// would find them), so this write's outcome is unknown.
+    #[error(
+        "writing the batch to partition {partition}'s log failed part-way ({error}); this write may be on disk: the outcome is unknown"
+    )]
+    AppendInterrupted {
+        /// The partition.
+        partition: u32,
+        /// What the store said.
+        error: String,
+    },
     /// The write committed, but the ISR had shrunk below the minimum by then.
     #[error(
         "the write at offset {offset} reached only {isr} in-sync replica(s), fewer than min_insync_replicas {min}; the outcome is unknown"

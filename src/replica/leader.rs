@@ -5,7 +5,7 @@ use super::rules::{self, IsrInputs};
 use super::{Acks, Membership, Progress, Replica, ReplicaError, Role, State};
 use crate::events::EventKind;
 use crate::storage::checkpoint::EpochEntry;
-use crate::storage::{FsyncPolicy, Lookup, Write};
+use crate::storage::{FsyncPolicy, Lookup, StorageError, Write};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -182,15 +182,19 @@ impl Replica {
 
     /// Appends `writes` in order as leader under one lock and one write to the log, then waits
     /// once, as `acks` asks, for the last of them (the HW passing it passes them all). A refusal
-    /// of the whole batch (not serving, lease lapsed, ISR too small, a storage failure) is the
-    /// `Err`; a write the store refuses on its own (an empty or oversized key or value) is
-    /// refused alone and the rest go on.
+    /// of the whole batch before anything is written (not serving, lease lapsed, ISR too small,
+    /// a store already failed) is the `Err`; a write the store refuses on its own (an empty or
+    /// oversized key or value) is refused alone and the rest go on. When writing to the log fails
+    /// part-way (a rotation or a write failing after some records went in), the records the log
+    /// took are waited for as usual and every other write is `AppendInterrupted`: its bytes may be
+    /// on disk, so its outcome is unknown, never "not written".
     pub async fn write_batch(
         &self,
         writes: Vec<Write>,
         acks: Acks,
     ) -> Result<BatchOutcome, ReplicaError> {
         let mut appended = Vec::with_capacity(writes.len());
+        let mut interrupted = None;
         let (range, generation) = {
             let st = self.lock();
             self.check_serving(&st)?;
@@ -206,12 +210,28 @@ impl Replica {
                     Err(e) => appended.push(Err(ReplicaError::Storage(e))),
                 }
             }
-            let range = self.log.append_batch(&valid)?;
+            let before = self.log.log_end_offset();
+            let range = match self.log.append_batch(&valid) {
+                Ok(range) => range,
+                Err(e @ StorageError::Failed(_)) if self.log.log_end_offset() == before => {
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    interrupted = Some(e.to_string());
+                    before..self.log.log_end_offset()
+                }
+            };
             (range, st.generation)
         };
         let mut offsets = range.clone();
         for r in appended.iter_mut().filter(|r| r.is_ok()) {
-            *r = Ok(offsets.next().unwrap_or_default());
+            *r = match (offsets.next(), &interrupted) {
+                (Some(offset), _) => Ok(offset),
+                (None, error) => Err(ReplicaError::AppendInterrupted {
+                    partition: self.cfg.partition,
+                    error: error.clone().unwrap_or_default(),
+                }),
+            };
         }
         if range.is_empty() {
             return Ok(BatchOutcome {

@@ -589,3 +589,33 @@ async fn a_batch_sent_to_a_follower_is_refused_whole_and_nothing_appended() {
     );
     assert_eq!(f.log().log_end_offset(), 0);
 }
+
+#[tokio::test]
+async fn a_batch_whose_log_write_fails_part_way_reports_the_rest_unknown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = by_hand::replica(&dir.path().join("1"), 1, 0);
+    by_hand::lead(&l, 1);
+    // Segments are 4096 bytes: two 1,500-byte records fit, the third needs segment 2, whose
+    // file name is taken, so the rotation fails after the first two went in.
+    std::fs::create_dir(dir.path().join("1").join(format!("{:020}.log", 2))).expect("squat");
+    let v = || Bytes::from(vec![b'v'; 1500]);
+    let writes = vec![
+        Write::put(Bytes::from_static(b"a"), v()),
+        Write::put(Bytes::from_static(b"b"), v()),
+        Write::put(Bytes::from_static(b"c"), v()),
+    ];
+    let outcome = l.write_batch(writes, Acks::One).await.expect("accepted");
+    assert!(outcome.acked.is_ok(), "{:?}", outcome.acked);
+    assert!(matches!(outcome.appended[0], Ok(0)));
+    assert!(matches!(outcome.appended[1], Ok(1)));
+    assert!(
+        matches!(
+            outcome.appended[2],
+            Err(ReplicaError::AppendInterrupted { .. })
+        ),
+        "never 'not written': {:?}",
+        outcome.appended[2]
+    );
+    assert_eq!(l.log().log_end_offset(), 2);
+    assert!(by_hand::value(&l, "a").is_some());
+}
