@@ -77,6 +77,10 @@ impl ValueCache {
 
     /// Drops `key`'s entry.
     pub fn invalidate(&mut self, key: &[u8]) {
+        // Opening a store applies every record with the cache still empty: skip the hashing.
+        if self.lru.is_empty() {
+            return;
+        }
         if let Some(old) = self.lru.pop(key) {
             self.bytes -= Self::cost(key, &old.value);
         }

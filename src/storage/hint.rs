@@ -53,6 +53,12 @@ impl HintBuf {
     }
 
     /// Forgets everything.
+    /// The entries, in the order they were pushed.
+    pub fn entries(&self) -> impl Iterator<Item = HintEntry<'_>> {
+        // Every entry was pushed whole or checked by `read`: none is malformed.
+        Entries(&self.bytes).flatten()
+    }
+
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.count = 0;
@@ -84,27 +90,25 @@ impl HintBuf {
     }
 }
 
-/// Reads the hint at `path` for a segment now `segment_len` bytes long, calling `f` per entry.
-/// Returns `Ok(false)` (having called `f` for nothing) when the hint is missing, damaged or stale.
-pub fn load(path: &Path, segment_len: u64, mut f: impl FnMut(&HintEntry<'_>)) -> Result<bool> {
-    let data = match std::fs::read(path) {
+/// Reads the hint at `path` for a segment now `segment_len` bytes long: its entries, or `None`
+/// when the hint is missing, damaged or stale (then the segment must be scanned).
+pub fn read(path: &Path, segment_len: u64) -> Result<Option<HintBuf>> {
+    let mut data = match std::fs::read(path) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).at(path),
     };
-    let Some(body) = validate(&data, segment_len) else {
+    let Some(count) = validate(&data, segment_len) else {
         tracing::warn!(hint = %path.display(), "ignoring a damaged or stale hint file; scanning its segment");
-        return Ok(false);
+        return Ok(None);
     };
-    // `validate` walked every entry already, so none is malformed here.
-    for e in Entries(body).flatten() {
-        f(&e);
-    }
-    Ok(true)
+    data.truncate(data.len() - 4);
+    data.drain(..PREFIX);
+    Ok(Some(HintBuf { bytes: data, count }))
 }
 
 /// Checks magic, CRC, segment length and the shape of every entry; returns the entry bytes.
-fn validate(data: &[u8], segment_len: u64) -> Option<&[u8]> {
+fn validate(data: &[u8], segment_len: u64) -> Option<u64> {
     if data.len() < PREFIX + 4 || &data[..8] != MAGIC {
         return None;
     }
@@ -122,7 +126,7 @@ fn validate(data: &[u8], segment_len: u64) -> Option<&[u8]> {
         e?;
         n += 1;
     }
-    (n == count).then_some(&body[PREFIX..])
+    (n == count).then_some(count)
 }
 
 /// Decodes entries one after another; yields `None` (and stops) at a malformed one.
@@ -189,15 +193,22 @@ mod tests {
         h.write(&path, 100, false, &super::super::DiskModel::default())
             .expect("write");
 
-        let mut seen = Vec::new();
-        assert!(load(&path, 100, |e| seen.push((e.offset, e.key.to_vec()))).expect("load"));
+        let hints = read(&path, 100).expect("read").expect("a valid hint");
+        let seen: Vec<_> = hints
+            .entries()
+            .map(|e| (e.offset, e.key.to_vec()))
+            .collect();
         assert_eq!(seen, vec![(1, b"a".to_vec()), (2, b"bb".to_vec())]);
 
-        assert!(!load(&path, 101, |_| panic!("stale hint used")).expect("load"));
+        assert!(read(&path, 101).expect("read").is_none(), "a stale hint");
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[30] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
-        assert!(!load(&path, 100, |_| panic!("damaged hint used")).expect("load"));
-        assert!(!load(&dir.path().join("none.hint"), 0, |_| ()).expect("load"));
+        assert!(read(&path, 100).expect("read").is_none(), "a damaged hint");
+        assert!(
+            read(&dir.path().join("none.hint"), 0)
+                .expect("read")
+                .is_none()
+        );
     }
 }

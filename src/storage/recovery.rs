@@ -8,7 +8,7 @@ use super::error::{IoContext, Result, StorageError};
 use super::flusher::Durability;
 use super::hint::{self, HintBuf, HintEntry};
 use super::keydir::Keydir;
-use super::record::{HEADER_LEN, RecordRef};
+use super::record::HEADER_LEN;
 use super::segment::{self, SegFile};
 use super::state::{SegMeta, Shared, State};
 use super::store::{RecoveryReport, Store, nonzero_tail};
@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 impl Store {
     /// Opens the store in `dir` (creating it), finishing or rolling back an interrupted merge,
@@ -75,83 +76,67 @@ impl Store {
         let max_record = config.max_record_bytes();
         let sync_hints = config.fsync != FsyncPolicy::Never;
         let last = bases.len() - 1;
-        for (i, &base) in bases.iter().enumerate() {
+        let mut files = Vec::with_capacity(bases.len());
+        for &base in &bases {
             let id = st.alloc_id();
             let path = segment::log_path(&dir, base);
             if !path.exists() {
                 config.disk.created(&path);
             }
-            let file = Arc::new(SegFile::open(id, base, path.clone(), true)?);
-            let file_len = file.file.metadata().at(&path)?.len();
-            let mut meta = SegMeta::new(Arc::clone(&file));
-            if i < last {
-                let used = hint::load(&segment::hint_path(&dir, base), file_len, |e| {
-                    let len = (HEADER_LEN + e.key.len()) as u64 + u64::from(e.value_len);
-                    st.apply(
-                        id,
-                        u64::from(e.pos),
-                        e.offset,
-                        e.expire_at_ms,
-                        e.value_len,
-                        e.kind,
-                        e.key,
-                    );
-                    meta.note(e.offset, u64::from(e.pos), len);
-                })?;
-                if used {
-                    report.hints_used += 1;
-                    meta.len = file_len;
-                    st.segments.insert(base, meta);
-                    st.by_id.insert(id, file);
-                    continue;
+            files.push(Arc::new(SegFile::open(id, base, path, true)?));
+        }
+        // Read every segment's records (hint or scan) in parallel, then apply them in log order:
+        // the keydir must see a key's records oldest first, and it is one table.
+        let reads = read_all(&dir, &files, last, max_record);
+        for (i, (file, read)) in files.into_iter().zip(reads).enumerate() {
+            let SegmentRead {
+                mut meta,
+                hints,
+                scanned,
+            } = read?;
+            st.apply_all(file.id, &hints);
+            let path = &file.path;
+            match scanned {
+                None => report.hints_used += 1,
+                Some(end) => {
+                    report.segments_scanned += 1;
+                    if let Some(why) = end.error {
+                        if i < last {
+                            return Err(
+                                file.corrupt(end.valid_len, format!("{why} in a sealed segment"))
+                            );
+                        }
+                        // Zeros after the last record are preallocated space, not damage.
+                        let dropped = nonzero_tail(&file, end.valid_len, end.file_len)?;
+                        if dropped > 0 {
+                            tracing::warn!(
+                                segment = %path.display(),
+                                at = end.valid_len,
+                                dropped_bytes = dropped,
+                                "cut a torn or corrupt tail off the active segment ({why})"
+                            );
+                            report.torn_bytes_dropped = dropped;
+                        }
+                        file.file.set_len(end.valid_len).at(path)?;
+                        file.file.sync_all().at(path)?;
+                        config.disk.synced(path, end.valid_len);
+                    }
+                    meta.len = end.valid_len;
+                    if i < last {
+                        // Regenerate the missing hint so the next start-up need not scan again.
+                        hints.write(
+                            &segment::hint_path(&dir, file.base),
+                            meta.len,
+                            sync_hints,
+                            &config.disk,
+                        )?;
+                    } else {
+                        st.hint = hints;
+                    }
                 }
             }
-            report.segments_scanned += 1;
-            let (end, hints) = scan_segment(&file, max_record, &mut meta, |pos, r| {
-                let h = &r.header;
-                st.apply(
-                    id,
-                    pos,
-                    h.offset,
-                    h.expire_at_ms,
-                    h.value_len,
-                    h.kind,
-                    r.key,
-                );
-            })?;
-            if let Some(why) = end.error {
-                if i < last {
-                    return Err(file.corrupt(end.valid_len, format!("{why} in a sealed segment")));
-                }
-                // Zeros after the last record are preallocated space, not damage.
-                let dropped = nonzero_tail(&file, end.valid_len, end.file_len)?;
-                if dropped > 0 {
-                    tracing::warn!(
-                        segment = %path.display(),
-                        at = end.valid_len,
-                        dropped_bytes = dropped,
-                        "cut a torn or corrupt tail off the active segment ({why})"
-                    );
-                    report.torn_bytes_dropped = dropped;
-                }
-                file.file.set_len(end.valid_len).at(&path)?;
-                file.file.sync_all().at(&path)?;
-                config.disk.synced(&path, end.valid_len);
-            }
-            meta.len = end.valid_len;
-            if i < last {
-                // Regenerate the missing hint so the next start-up need not scan again.
-                hints.write(
-                    &segment::hint_path(&dir, base),
-                    meta.len,
-                    sync_hints,
-                    &config.disk,
-                )?;
-            } else {
-                st.hint = hints;
-            }
-            st.segments.insert(base, meta);
-            st.by_id.insert(id, file);
+            st.segments.insert(file.base, meta);
+            st.by_id.insert(file.id, file);
         }
         let active = st.active();
         st.leo = active.last_offset.map_or(active.file.base, |o| o + 1);
@@ -196,19 +181,102 @@ impl Store {
     }
 }
 
-/// Scans segment `file` from its start: notes every record in `meta` and in a fresh hint, and
-/// hands each (position, record) to `apply`. Returns where the scan stopped, and the hint.
+/// One segment's records, read before any segment is applied.
+struct SegmentRead {
+    meta: SegMeta,
+    /// Its records in log order (from its hint file, or from the scan).
+    hints: HintBuf,
+    /// Where the scan stopped, if the segment was scanned (no usable hint, or the active one).
+    scanned: Option<segment::ScanEnd>,
+}
+
+/// Reads every segment in `files` (sealed ones before index `last` from their hints when
+/// usable), spread over the machine's cores; the results are in `files`' order.
+fn read_all(
+    dir: &Path,
+    files: &[Arc<SegFile>],
+    last: usize,
+    max_record: usize,
+) -> Vec<Result<SegmentRead>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(files.len());
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(file) = files.get(i) else {
+                return done;
+            };
+            done.push((i, read_segment(dir, file, i < last, max_record)));
+        }
+    };
+    let mut done: Vec<(usize, Result<SegmentRead>)> = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            let mut done = work();
+            for h in helpers {
+                // A reader that panicked leaves its segments unread; they are read below.
+                done.extend(h.join().unwrap_or_default());
+            }
+            done
+        })
+    };
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(files.len());
+    let mut it = done.into_iter().peekable();
+    for (i, file) in files.iter().enumerate() {
+        match it.next_if(|(j, _)| *j == i) {
+            Some((_, r)) => out.push(r),
+            None => out.push(read_segment(dir, file, i < last, max_record)),
+        }
+    }
+    out
+}
+
+/// One segment's records: from its hint if `sealed` and the hint is usable, else by a scan.
+fn read_segment(
+    dir: &Path,
+    file: &Arc<SegFile>,
+    sealed: bool,
+    max_record: usize,
+) -> Result<SegmentRead> {
+    let file_len = file.file.metadata().at(&file.path)?.len();
+    let mut meta = SegMeta::new(Arc::clone(file));
+    if sealed && let Some(hints) = hint::read(&segment::hint_path(dir, file.base), file_len)? {
+        for e in hints.entries() {
+            let len = (HEADER_LEN + e.key.len()) as u64 + u64::from(e.value_len);
+            meta.note(e.offset, u64::from(e.pos), len);
+        }
+        meta.len = file_len;
+        return Ok(SegmentRead {
+            meta,
+            hints,
+            scanned: None,
+        });
+    }
+    let (end, hints) = scan_segment(file, max_record, &mut meta)?;
+    Ok(SegmentRead {
+        meta,
+        hints,
+        scanned: Some(end),
+    })
+}
+
+/// Scans segment `file` from its start: notes every record in `meta` and in a fresh hint.
+/// Returns where the scan stopped, and the hint (whose entries are the valid records, in order).
 /// Opening a store and truncating one both rebuild segments this way.
 pub(super) fn scan_segment(
     file: &SegFile,
     max_record: usize,
     meta: &mut SegMeta,
-    mut apply: impl FnMut(u64, &RecordRef<'_>),
 ) -> Result<(segment::ScanEnd, HintBuf)> {
     let mut hints = HintBuf::default();
     let end = segment::scan(&file.file, &file.path, max_record, |pos, r| {
         let h = &r.header;
-        apply(pos, r);
         meta.note(h.offset, pos, h.record_len() as u64);
         hints.push(&HintEntry {
             offset: h.offset,

@@ -5,7 +5,7 @@
 use super::cache::ValueCache;
 use super::config::StoreConfig;
 use super::flusher::Durability;
-use super::hint::HintBuf;
+use super::hint::{HintBuf, HintEntry};
 use super::keydir::{Keydir, Location};
 use super::record::RecordKind;
 use super::segment::SegFile;
@@ -110,28 +110,32 @@ impl State {
 
     /// Points `key` at a record (or removes nothing: tombstones stay as entries).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn apply(
-        &mut self,
-        segment: u32,
-        pos: u64,
-        offset: u64,
-        expire_at_ms: u64,
-        value_len: u32,
-        kind: RecordKind,
-        key: &[u8],
-    ) {
-        self.keydir.insert(
-            key,
-            Location {
-                offset,
-                expire_at_ms,
-                segment,
-                pos: pos as u32,
-                value_len,
-                tombstone: kind == RecordKind::Delete,
-            },
+    pub(super) fn apply(&mut self, segment: u32, e: &HintEntry<'_>) {
+        self.keydir.insert(e.key, location(segment, e));
+        self.cache.invalidate(e.key);
+    }
+
+    /// Applies every record of `hints`, in order, with the cache still empty (opening a store).
+    pub(super) fn apply_all(&mut self, segment: u32, hints: &HintBuf) {
+        debug_assert_eq!(
+            self.cache.bytes(),
+            0,
+            "only an empty cache can skip invalidation"
         );
-        self.cache.invalidate(key);
+        self.keydir
+            .insert_all(hints.entries().map(|e| (e.key, location(segment, &e))));
+    }
+}
+
+/// Where the record `e` of segment `segment` is, as the keydir keeps it.
+fn location(segment: u32, e: &HintEntry<'_>) -> Location {
+    Location {
+        offset: e.offset,
+        expire_at_ms: e.expire_at_ms,
+        segment,
+        pos: e.pos,
+        value_len: e.value_len,
+        tombstone: e.kind == RecordKind::Delete,
     }
 }
 

@@ -435,23 +435,16 @@ impl Store {
                     .map_err(|e| StorageError::BadBatch(e.to_string()))?;
                 let key = &run[q + HEADER_LEN..q + HEADER_LEN + h.key_len as usize];
                 let pos = base_pos + q as u64;
-                st.apply(
-                    file.id,
-                    pos,
-                    h.offset,
-                    h.expire_at_ms,
-                    h.value_len,
-                    h.kind,
-                    key,
-                );
-                st.hint.push(&HintEntry {
+                let entry = HintEntry {
                     offset: h.offset,
                     expire_at_ms: h.expire_at_ms,
                     pos: pos as u32,
                     value_len: h.value_len,
                     kind: h.kind,
                     key,
-                });
+                };
+                st.apply(file.id, &entry);
+                st.hint.push(&entry);
                 st.active_mut().note(h.offset, pos, h.record_len() as u64);
                 st.leo = h.offset + 1;
                 q += h.record_len();
@@ -484,7 +477,6 @@ impl Store {
             sync,
             &self.shared.config.disk,
         )?;
-        st.hint.clear();
         let id = st.alloc_id();
         let path = segment::log_path(dir, next_offset);
         disk.created(&path);
@@ -492,6 +484,9 @@ impl Store {
         if sync {
             checkpoint::sync_dir(dir)?;
         }
+        // Only now: a rotation that failed above is retried by the next append, and must write
+        // the sealed segment's hint whole again (an empty one would pass for valid).
+        st.hint.clear();
         st.by_id.insert(id, Arc::clone(&new));
         st.segments.insert(next_offset, SegMeta::new(new));
         Ok(())

@@ -135,38 +135,18 @@ impl Store {
             let file = Arc::clone(&st.segments[&base].file);
             if Some(base) != cut_base {
                 let len = st.segments[&base].len;
-                let loaded = hint::load(&segment::hint_path(&dir, base), len, |e| {
-                    if touched.contains(e.key) {
-                        st.apply(
-                            file.id,
-                            u64::from(e.pos),
-                            e.offset,
-                            e.expire_at_ms,
-                            e.value_len,
-                            e.kind,
-                            e.key,
-                        );
+                if let Some(hints) = hint::read(&segment::hint_path(&dir, base), len)? {
+                    for e in hints.entries().filter(|e| touched.contains(e.key)) {
+                        st.apply(file.id, &e);
                     }
-                })?;
-                if loaded {
                     continue;
                 }
             }
             let mut meta = SegMeta::new(Arc::clone(&file));
-            let (end, hints) = scan_segment(&file, max, &mut meta, |pos, r| {
-                let h = &r.header;
-                if touched.contains(r.key) {
-                    st.apply(
-                        file.id,
-                        pos,
-                        h.offset,
-                        h.expire_at_ms,
-                        h.value_len,
-                        h.kind,
-                        r.key,
-                    );
-                }
-            })?;
+            let (end, hints) = scan_segment(&file, max, &mut meta)?;
+            for e in hints.entries().filter(|e| touched.contains(e.key)) {
+                st.apply(file.id, &e);
+            }
             if let Some(why) = end.error {
                 return Err(file.corrupt(end.valid_len, why.to_string()));
             }

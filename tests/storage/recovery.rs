@@ -383,3 +383,32 @@ fn truncate_restores_older_versions_and_survives_reopen() {
     assert_eq!(store.log_end_offset(), 0);
     assert_eq!(visible(&store, b"k1", 2), None);
 }
+
+#[test]
+fn a_rotation_that_failed_and_was_retried_keeps_the_sealed_segments_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let store = open(dir.path(), &config);
+    let big = || bytes::Bytes::from(vec![b'v'; 1500]);
+    store.append(&Write::put("a", big())).expect("a");
+    store.append(&Write::put("b", big())).expect("b");
+    // The next segment's file name is taken: creating it fails, so the rotation does.
+    let squat = dir.path().join(format!("{:020}.log", 2));
+    std::fs::create_dir(&squat).expect("squat");
+    store
+        .append(&Write::put("c", big()))
+        .expect_err("the rotation fails");
+    std::fs::remove_dir(&squat).expect("unsquat");
+    store
+        .append(&Write::put("c", big()))
+        .expect("the retried rotation");
+    drop(store);
+    let store = open(dir.path(), &config);
+    for key in [&b"a"[..], b"b", b"c"] {
+        assert!(
+            visible(&store, key, 0).is_some(),
+            "{} lost after reopen",
+            String::from_utf8_lossy(key)
+        );
+    }
+}
