@@ -96,6 +96,37 @@ pub struct App {
     pub quit: bool,
     /// The scenario being played.
     pub script: Option<ScriptView>,
+    /// When the last second's frames were drawn (the footer shows the rate).
+    pub frames: FrameRate,
+}
+
+/// Frames drawn in the last second: the console promises at least four, whatever the load.
+#[derive(Debug, Clone, Default)]
+pub struct FrameRate {
+    drawn: VecDeque<std::time::Instant>,
+}
+
+impl FrameRate {
+    /// Notes a frame drawn at `now`.
+    pub fn note(&mut self, now: std::time::Instant) {
+        self.drawn.push_back(now);
+        self.forget_before(now);
+    }
+
+    /// Frames drawn in the second up to the latest one.
+    pub fn drawn_last_second(&self) -> usize {
+        self.drawn.len()
+    }
+
+    fn forget_before(&mut self, now: std::time::Instant) {
+        while self
+            .drawn
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            self.drawn.pop_front();
+        }
+    }
 }
 
 impl Default for App {
@@ -120,6 +151,7 @@ impl App {
             busy: None,
             quit: false,
             script: None,
+            frames: FrameRate::default(),
         }
     }
 
@@ -313,6 +345,19 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_frame_rate_counts_only_the_last_second() {
+        let mut r = FrameRate::default();
+        let t0 = std::time::Instant::now();
+        for i in 0..10 {
+            r.note(t0 + std::time::Duration::from_millis(i * 200));
+        }
+        // The frames at 1.0 s .. 1.8 s are within a second of the last; 0 .. 0.8 s are not.
+        assert_eq!(r.drawn_last_second(), 5);
+        r.note(t0 + std::time::Duration::from_secs(5));
+        assert_eq!(r.drawn_last_second(), 1);
+    }
+
     use super::*;
 
     fn press(app: &mut App, code: KeyCode) -> Action {

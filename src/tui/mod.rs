@@ -111,6 +111,7 @@ async fn event_loop(
     let mut autoplay_at: Option<tokio::time::Instant> = None;
     loop {
         let snap = Arc::clone(&snapshots.borrow_and_update());
+        app.frames.note(std::time::Instant::now());
         terminal
             .draw(|f| draw::draw(f, &app, &snap))
             .map_err(|e| format!("cannot draw: {e}"))?;

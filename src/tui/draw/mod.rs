@@ -161,6 +161,13 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(keys).style(Style::new().fg(theme::MUTED)),
         area,
     );
+    let rate = format!(" {} frames/s ", app.frames.drawn_last_second());
+    frame.render_widget(
+        Paragraph::new(rate)
+            .style(Style::new().fg(theme::MUTED))
+            .alignment(ratatui::layout::Alignment::Right),
+        area,
+    );
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
