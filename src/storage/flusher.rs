@@ -2,8 +2,11 @@
 //!
 //! With `fsync: always` one flusher thread runs group commit: appenders write their bytes, note the
 //! new log end and wait; the flusher fsyncs once for everything written so far and wakes every
-//! waiter the sync covered. Concurrent appends therefore share one fsync. With `interval` the same
-//! thread syncs on a timer and nobody waits; with `never` there is no thread.
+//! waiter the sync covered. Concurrent appends therefore share one fsync. A thread that blocks in
+//! [`Durability::wait`] while no fsync is running does that fsync itself instead of handing it to
+//! the flusher and being woken back (two thread wake-ups a put for a lone writer); only one fsync
+//! runs at a time either way. With `interval` the flusher syncs on a timer and nobody waits; with
+//! `never` there is no thread.
 //!
 //! The state sits behind a `std::sync::Mutex` (never held across an fsync or an `.await`).
 
@@ -20,16 +23,22 @@ struct State {
     /// Lowest truncation point since the running sync began (a sync must not claim offsets that
     /// were truncated and rewritten while it ran).
     floor: u64,
+    /// An fsync is running (the flusher's or a waiter's).
+    syncing: bool,
     stop: bool,
     failed: Option<String>,
     /// Fsyncs done by the flusher.
     syncs: u64,
 }
 
+/// What fsyncs the active segment: the log end offset it covered, `None` once the store is gone.
+type SyncFn = Arc<dyn Fn() -> Option<Result<u64>> + Send + Sync>;
+
 /// Shared between the store, the flusher thread and waiters.
 pub struct Durability {
     policy: FsyncPolicy,
     interval: Duration,
+    sync: std::sync::OnceLock<SyncFn>,
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
@@ -42,10 +51,12 @@ impl Durability {
         Arc::new(Self {
             policy,
             interval,
+            sync: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 written: leo,
                 durable: leo,
                 floor: u64::MAX,
+                syncing: false,
                 stop: false,
                 failed: None,
                 syncs: 0,
@@ -66,11 +77,13 @@ impl Durability {
     pub fn spawn(
         self: &Arc<Self>,
         name: String,
-        sync: impl Fn() -> Option<Result<u64>> + Send + 'static,
+        sync: impl Fn() -> Option<Result<u64>> + Send + Sync + 'static,
     ) -> std::io::Result<()> {
         if self.policy == FsyncPolicy::Never {
             return Ok(());
         }
+        let sync: SyncFn = Arc::new(sync);
+        let _ = self.sync.set(Arc::clone(&sync));
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name(name)
@@ -78,13 +91,13 @@ impl Durability {
             .map(|_| ())
     }
 
-    fn run(&self, sync: impl Fn() -> Option<Result<u64>>) {
+    fn run(&self, sync: SyncFn) {
         loop {
             {
                 let mut st = self.lock();
                 match self.policy {
                     FsyncPolicy::Always => {
-                        while !st.stop && st.written <= st.durable {
+                        while !st.stop && (st.written <= st.durable || st.syncing) {
                             st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
                         }
                     }
@@ -99,38 +112,60 @@ impl Durability {
                 if st.stop {
                     return;
                 }
-                if st.written <= st.durable {
+                if st.written <= st.durable || st.syncing {
                     continue;
                 }
+                st.syncing = true;
                 st.floor = u64::MAX;
             }
-            match sync() {
-                None => return,
-                Some(Ok(covered)) => {
-                    let mut st = self.lock();
-                    st.syncs += 1;
-                    let covered = covered.min(st.floor).min(st.written);
-                    if covered > st.durable {
-                        st.durable = covered;
-                        self.watch.send_replace(covered);
-                    }
-                    self.done.notify_all();
-                }
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "fsync failed; the store refuses further writes");
-                    self.fail(e.to_string());
-                    return;
-                }
+            if !self.finish_sync(sync()) {
+                return;
             }
         }
     }
 
-    /// Records that the log now ends at `leo`.
-    pub fn note_written(&self, leo: u64) {
+    /// Records the end of the fsync this thread started (after setting `syncing` and resetting
+    /// `floor` under the lock). Returns false when the store can take no more syncs.
+    fn finish_sync(&self, synced: Option<Result<u64>>) -> bool {
+        let mut st = self.lock();
+        st.syncing = false;
+        let go_on = match synced {
+            None => {
+                st.failed.get_or_insert("the store was closed".into());
+                false
+            }
+            Some(Ok(covered)) => {
+                st.syncs += 1;
+                let covered = covered.min(st.floor).min(st.written);
+                if covered > st.durable {
+                    st.durable = covered;
+                    self.watch.send_replace(covered);
+                }
+                true
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "fsync failed; the store refuses further writes");
+                st.failed.get_or_insert(e.to_string());
+                false
+            }
+        };
+        let more = st.written > st.durable;
+        drop(st);
+        self.done.notify_all();
+        if more {
+            // Appends that came during this sync may be waiting for the flusher.
+            self.work.notify_one();
+        }
+        go_on
+    }
+
+    /// Records that the log now ends at `leo`. `wake_flusher` is false when the writer will
+    /// block in [`Durability::wait`] next (it then fsyncs itself if nobody else is).
+    pub fn note_written(&self, leo: u64, wake_flusher: bool) {
         let mut st = self.lock();
         st.written = leo;
-        if self.policy != FsyncPolicy::Always {
-            // Nobody waits on these policies; the page cache holds the bytes.
+        if self.policy != FsyncPolicy::Always || !wake_flusher {
+            // Nobody waits on the other policies; the page cache holds the bytes.
             return;
         }
         drop(st);
@@ -188,6 +223,17 @@ impl Durability {
             if st.stop {
                 return Err(StorageError::Failed("the store was closed".into()));
             }
+            if !st.syncing
+                && st.written > st.durable
+                && let Some(sync) = self.sync.get().cloned()
+            {
+                st.syncing = true;
+                st.floor = u64::MAX;
+                drop(st);
+                self.finish_sync(sync());
+                st = self.lock();
+                continue;
+            }
             st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -202,7 +248,7 @@ impl Durability {
         self.lock().durable
     }
 
-    /// How many fsyncs the flusher has done.
+    /// How many fsyncs were done (by the flusher or by waiters).
     pub fn syncs(&self) -> u64 {
         self.lock().syncs
     }
@@ -219,5 +265,68 @@ impl Durability {
         drop(st);
         self.work.notify_all();
         self.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A durability whose "fsync" records which thread ran it and covers `log_end`.
+    fn recording(log_end: Arc<AtomicU64>) -> (Arc<Durability>, Arc<Mutex<Vec<String>>>) {
+        let d = Durability::new(FsyncPolicy::Always, Duration::from_millis(5), 0);
+        let who = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&who);
+        d.spawn("fsync test".into(), move || {
+            let me = std::thread::current().name().unwrap_or("?").to_string();
+            seen.lock().unwrap_or_else(|p| p.into_inner()).push(me);
+            Some(Ok(log_end.load(Ordering::SeqCst)))
+        })
+        .expect("spawn");
+        (d, who)
+    }
+
+    #[test]
+    fn a_lone_blocking_writer_fsyncs_on_its_own_thread() {
+        let log_end = Arc::new(AtomicU64::new(0));
+        let (d, who) = recording(Arc::clone(&log_end));
+        let writer = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || {
+                for leo in 1..=3 {
+                    log_end.store(leo, Ordering::SeqCst);
+                    d.note_written(leo, false);
+                    d.wait(leo - 1).expect("durable");
+                    assert_eq!(d.durable(), leo);
+                }
+                d.stop();
+            })
+            .expect("writer");
+        writer.join().expect("writer");
+        let who = who.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(who, vec!["writer"; 3], "no hand-off to the flusher");
+    }
+
+    #[test]
+    fn an_append_for_async_waiters_is_synced_by_the_flusher() {
+        let log_end = Arc::new(AtomicU64::new(0));
+        let (d, who) = recording(Arc::clone(&log_end));
+        log_end.store(2, Ordering::SeqCst);
+        d.note_written(2, true);
+        let mut watch = d.subscribe();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|&v| v >= 2))
+                .await
+                .expect("the flusher synced")
+                .expect("watch");
+        });
+        d.stop();
+        let who = who.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(who, vec!["fsync test"]);
     }
 }

@@ -237,6 +237,12 @@ impl Store {
     /// Appends records as the leader: the store assigns consecutive offsets from the log end.
     /// Returns once the bytes are written to the OS; see [`Store::wait_durable`].
     pub fn append_batch(&self, writes: &[Write]) -> Result<Range<u64>> {
+        self.append_batch_then(writes, true)
+    }
+
+    /// [`Store::append_batch`]; `wake_flusher` false when the caller blocks in
+    /// [`Store::wait_durable`] next (it then fsyncs itself when no fsync is running).
+    fn append_batch_then(&self, writes: &[Write], wake_flusher: bool) -> Result<Range<u64>> {
         for w in writes {
             self.check_limits(&w.key, &w.value)?;
         }
@@ -250,10 +256,13 @@ impl Store {
         }
         let written = self.write_encoded(&mut st, &buf);
         st.enc = buf;
-        written?;
         let leo = st.leo;
         drop(st);
-        self.shared.durability.note_written(leo);
+        if leo > start {
+            // Even after a failure part-way: what went in must become durable like the rest.
+            self.shared.durability.note_written(leo, wake_flusher);
+        }
+        written?;
         Ok(start..leo)
     }
 
@@ -299,7 +308,9 @@ impl Store {
 
     /// Appends `write` and waits for durability per the policy.
     pub fn write_durable(&self, write: &Write) -> Result<u64> {
-        let offset = self.append(write)?;
+        let offset = self
+            .append_batch_then(std::slice::from_ref(write), false)?
+            .start;
         self.wait_durable(offset)?;
         Ok(offset)
     }
@@ -348,7 +359,7 @@ impl Store {
         written?;
         let leo = st.leo;
         drop(st);
-        self.shared.durability.note_written(leo);
+        self.shared.durability.note_written(leo, true);
         Ok(Some(offset))
     }
 
@@ -387,7 +398,7 @@ impl Store {
         self.write_encoded(&mut st, bytes)?;
         let leo = st.leo;
         drop(st);
-        self.shared.durability.note_written(leo);
+        self.shared.durability.note_written(leo, true);
         Ok(leo)
     }
 
