@@ -59,6 +59,11 @@ impl HintBuf {
         Entries(&self.bytes).flatten()
     }
 
+    /// How many entries it holds.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.count = 0;

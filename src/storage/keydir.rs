@@ -3,8 +3,8 @@
 //! A hash table of `u32` slot numbers over a dense `Vec` of slots keeps the table itself at five
 //! bytes a bucket, so the whole keydir stays well under 100 bytes per key beyond the key bytes.
 //! It is split into [`SHARDS`] such tables by bits of the key's hash, so that opening a store
-//! can build it shard by shard — each shard's table small enough to stay in cache, shards on
-//! every core — instead of missing the cache on almost every one of a million inserts.
+//! can fill the shards on every core at once ([`Keydir::fill`]), each thread keeping its own
+//! shards' keys, with smaller tables that miss the cache less than one big one.
 //! Tombstones stay in the keydir (until merge drops them) so that a reader can tell whether a
 //! "not found" answer is itself committed.
 
@@ -190,43 +190,41 @@ impl Keydir {
         self.shards[shard_of(h)].insert(&self.hasher, h, key, loc)
     }
 
-    /// Sets the locations of many keys, as if by [`Keydir::insert`] one after another in the
-    /// order given (a key given twice ends at its later location). Opening a store loads each
-    /// segment's records this way: grouped by shard, then each shard filled on its own, the
-    /// shards spread over the machine's cores.
-    pub fn insert_all<'k>(&mut self, records: impl Iterator<Item = (&'k [u8], Location)>) {
-        let expected = records.size_hint().0;
-        let mut by_shard: Vec<Vec<(u64, &'k [u8], Location)>> = (0..SHARDS)
-            .map(|_| Vec::with_capacity(expected / SHARDS + expected / (SHARDS * 4) + 1))
-            .collect();
-        let mut n = 0;
-        for (key, loc) in records {
-            n += 1;
-            let h = self.hash(key);
-            by_shard[shard_of(h)].push((h, key, loc));
-        }
-        let hasher = &self.hasher;
-        let fill = |shard: &mut Shard, records: &[(u64, &[u8], Location)]| {
-            shard.reserve(hasher, records.len());
-            for &(h, key, loc) in records {
-                shard.insert(hasher, h, key, loc);
-            }
-        };
+    /// Fills the keydir from `records`, which hands every (key, location) to the function it is
+    /// given, in log order; the result is that of [`Keydir::insert`] one after another. Several
+    /// threads each call `records` and keep only the keys of their own shards (each key in one
+    /// shard, so its records stay in order), `expected` keys spread evenly over the shards.
+    pub fn fill(
+        &mut self,
+        expected: usize,
+        records: impl Fn(&mut dyn FnMut(&[u8], Location)) + Sync,
+    ) {
+        let per_shard = expected / SHARDS + expected / (SHARDS * 16) + 1;
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        if n < PARALLEL_MIN || threads == 1 {
-            for (shard, records) in self.shards.iter_mut().zip(&by_shard) {
-                fill(shard, records);
+        let threads = if expected < PARALLEL_MIN { 1 } else { threads };
+        let per = SHARDS.div_ceil(threads);
+        let hasher = &self.hasher;
+        let fill_range = |first: usize, shards: &mut [Shard]| {
+            for shard in shards.iter_mut() {
+                shard.reserve(hasher, per_shard);
             }
+            let end = first + shards.len();
+            records(&mut |key, loc| {
+                let h = hasher.hash_one(key);
+                let s = shard_of(h);
+                if (first..end).contains(&s) {
+                    shards[s - first].insert(hasher, h, key, loc);
+                }
+            });
+        };
+        if threads == 1 {
+            fill_range(0, &mut self.shards);
             return;
         }
-        let per = SHARDS.div_ceil(threads);
         std::thread::scope(|s| {
-            for (shards, records) in self.shards.chunks_mut(per).zip(by_shard.chunks(per)) {
-                s.spawn(move || {
-                    for (shard, records) in shards.iter_mut().zip(records) {
-                        fill(shard, records);
-                    }
-                });
+            for (i, shards) in self.shards.chunks_mut(per).enumerate() {
+                let fill_range = &fill_range;
+                s.spawn(move || fill_range(i * per, shards));
             }
         });
     }
@@ -325,7 +323,11 @@ mod tests {
         }
         let mut bulk = Keydir::default();
         bulk.insert(b"key-1", loc(u64::MAX, false));
-        bulk.insert_all(records.iter().map(|(k, l)| (k.as_slice(), *l)));
+        bulk.fill(records.len(), |apply| {
+            for (k, l) in &records {
+                apply(k, *l);
+            }
+        });
         assert_eq!(bulk.len(), one_by_one.len());
         assert_eq!(bulk.live_keys(), one_by_one.live_keys());
         for i in 0..20_000 {

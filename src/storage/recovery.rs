@@ -87,14 +87,21 @@ impl Store {
         }
         // Read every segment's records (hint or scan) in parallel, then apply them in log order:
         // the keydir must see a key's records oldest first, and it is one table.
-        let reads = read_all(&dir, &files, last, max_record);
+        let reads = read_all(&dir, &files, last, max_record)
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        let records: Vec<(u32, &HintBuf)> = files
+            .iter()
+            .zip(&reads)
+            .map(|(f, r)| (f.id, &r.hints))
+            .collect();
+        st.apply_all(&records);
         for (i, (file, read)) in files.into_iter().zip(reads).enumerate() {
             let SegmentRead {
                 mut meta,
                 hints,
                 scanned,
-            } = read?;
-            st.apply_all(file.id, &hints);
+            } = read;
             let path = &file.path;
             match scanned {
                 None => report.hints_used += 1,

@@ -115,15 +115,23 @@ impl State {
         self.cache.invalidate(e.key);
     }
 
-    /// Applies every record of `hints`, in order, with the cache still empty (opening a store).
-    pub(super) fn apply_all(&mut self, segment: u32, hints: &HintBuf) {
+    /// Applies every record of `segments` (segment id and records, in log order) with the cache
+    /// still empty (opening a store).
+    pub(super) fn apply_all(&mut self, segments: &[(u32, &HintBuf)]) {
         debug_assert_eq!(
             self.cache.bytes(),
             0,
             "only an empty cache can skip invalidation"
         );
+        let expected = segments.iter().map(|(_, h)| h.len()).sum::<u64>();
         self.keydir
-            .insert_all(hints.entries().map(|e| (e.key, location(segment, &e))));
+            .fill(usize::try_from(expected).unwrap_or(0), |apply| {
+                for (segment, hints) in segments {
+                    for e in hints.entries() {
+                        apply(e.key, location(*segment, &e));
+                    }
+                }
+            });
     }
 }
 
