@@ -150,6 +150,16 @@ impl Shard {
         Some(slot.loc)
     }
 
+    /// Gives back room when less than half of it is used.
+    fn shrink_if_oversized(&mut self, hasher: &foldhash::fast::FixedState) {
+        if self.slots.capacity() > 2 * self.slots.len() + 16 {
+            self.slots.shrink_to_fit();
+            let slots = &self.slots;
+            self.table
+                .shrink_to_fit(|&i| hasher.hash_one(slots[i as usize].key.as_slice()));
+        }
+    }
+
     fn reserve(&mut self, hasher: &foldhash::fast::FixedState, n: usize) {
         self.slots.reserve(n);
         let slots = &self.slots;
@@ -216,6 +226,10 @@ impl Keydir {
                     shards[s - first].insert(hasher, h, key, loc);
                 }
             });
+            // Room was made for every record; a log of many updates to few keys needs far less.
+            for shard in shards.iter_mut() {
+                shard.shrink_if_oversized(hasher);
+            }
         };
         if threads == 1 {
             fill_range(0, &mut self.shards);
@@ -334,6 +348,25 @@ mod tests {
             let key = format!("key-{i}").into_bytes();
             assert_eq!(bulk.get(&key), one_by_one.get(&key), "key-{i}");
         }
+    }
+
+    #[test]
+    fn a_fill_of_many_updates_to_few_keys_keeps_room_for_the_keys_only() {
+        let n = 200_000u64;
+        let key = |i: u64| format!("k{}", i % 1000).into_bytes();
+        let mut one_by_one = Keydir::default();
+        for i in 0..n {
+            one_by_one.insert(&key(i), loc(i, false));
+        }
+        let mut filled = Keydir::default();
+        filled.fill(n as usize, |apply| {
+            for i in 0..n {
+                apply(&key(i), loc(i, false));
+            }
+        });
+        let (a, b) = (one_by_one.overhead_bytes(), filled.overhead_bytes());
+        assert!(b < 4 * a, "one by one {a} bytes, filled {b} bytes");
+        assert_eq!(filled.get(b"k999").map(|l| l.offset), Some(n - 1));
     }
 
     #[test]

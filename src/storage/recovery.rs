@@ -75,7 +75,7 @@ impl Store {
         };
         let max_record = config.max_record_bytes();
         let sync_hints = config.fsync != FsyncPolicy::Never;
-        let last = bases.len() - 1;
+        let mut last = bases.len() - 1;
         let mut files = Vec::with_capacity(bases.len());
         for &base in &bases {
             let id = st.alloc_id();
@@ -87,9 +87,21 @@ impl Store {
         }
         // Read every segment's records (hint or scan) in parallel, then apply them in log order:
         // the keydir must see a key's records oldest first, and it is one table.
-        let reads = read_all(&dir, &files, last, max_record)
-            .into_iter()
-            .collect::<Result<Vec<_>>>()?;
+        let mut reads = read_all(&dir, &files, last, max_record);
+        if is_orphan(&files, &reads) {
+            if let Some(orphan) = files.pop() {
+                tracing::warn!(segment = %orphan.path.display(), "removing an empty segment left by a failed rotation");
+                std::fs::remove_file(&orphan.path).at(&orphan.path)?;
+            }
+            reads.pop();
+            last -= 1;
+            // The segment before it is the active one again: read it as such (its tail may be
+            // preallocated zeros).
+            if let (Some(r), Some(file)) = (reads.last_mut(), files.last()) {
+                *r = read_segment(&dir, file, false, max_record);
+            }
+        }
+        let reads = reads.into_iter().collect::<Result<Vec<_>>>()?;
         let records: Vec<(u32, &HintBuf)> = files
             .iter()
             .zip(&reads)
@@ -186,6 +198,25 @@ impl Store {
             .at(&dir)?;
         Ok(Self { shared })
     }
+}
+
+/// Whether the last segment is a failed rotation's leftover: a rotation creates the next
+/// segment before it finishes, and one that failed after that (syncing the directory) left an
+/// empty file the store never used while later writes went on into the older segment, up to
+/// and past the new file's base offset. Taken as the active segment, that file would set the log
+/// end below records already written. A legitimate empty active segment starts above every
+/// record before it.
+fn is_orphan(files: &[Arc<SegFile>], reads: &[Result<SegmentRead>]) -> bool {
+    let (Some(last), Some(Ok(tail)), Some(Ok(before))) = (
+        files.last(),
+        reads.last(),
+        reads.len().checked_sub(2).and_then(|i| reads.get(i)),
+    ) else {
+        return false;
+    };
+    tail.meta.records == 0
+        && tail.scanned.as_ref().is_some_and(|e| e.file_len == 0)
+        && before.meta.last_offset.is_some_and(|o| o >= last.base)
 }
 
 /// One segment's records, read before any segment is applied.

@@ -438,8 +438,22 @@ impl Store {
                 file.file.set_len(size).at(&file.path)?;
                 active.allocated = size;
             }
-            // A failed write leaves bytes only beyond `len`, where the next append overwrites them.
-            file.file.write_all_at(run, base_pos).at(&file.path)?;
+            if let Err(e) = file.file.write_all_at(run, base_pos) {
+                // Whole records of a failed write may be on disk beyond `len`: a shorter append
+                // would not overwrite them all, and a restart would find them after it. Cut them
+                // off, or stop writing if even that fails.
+                match file.file.set_len(base_pos) {
+                    Ok(()) => {
+                        active.allocated = base_pos;
+                        self.shared.config.disk.cut(&file.path, base_pos);
+                    }
+                    Err(cut) => self.shared.durability.fail(format!(
+                        "cannot cut a failed write off {}: {cut}",
+                        file.path.display()
+                    )),
+                }
+                return Err(e).at(&file.path);
+            }
             let mut q = 0;
             while q < run.len() {
                 let h = record::decode_header(&run[q..], max)
@@ -477,7 +491,7 @@ impl Store {
         active.allocated = len;
         let disk = &self.shared.config.disk;
         if sync {
-            file.file.sync_data().at(&file.path)?;
+            self.sync_or_fail(&file)?;
             disk.synced(&file.path, len);
         } else {
             disk.cut(&file.path, len);
@@ -672,10 +686,24 @@ impl Store {
             let st = self.shared.state.lock();
             (Arc::clone(&st.active().file), st.leo, st.active().len)
         };
-        file.file.sync_data().at(&file.path)?;
+        self.sync_or_fail(&file)?;
         self.shared.config.disk.synced(&file.path, len);
         self.shared.durability.note_synced(leo);
         Ok(())
+    }
+
+    /// fsyncs `file`; a failure fails the store, as the flusher's does: after a failed fsync the
+    /// kernel may have dropped the dirty pages, and a retry that "succeeds" proves nothing.
+    fn sync_or_fail(&self, file: &SegFile) -> Result<()> {
+        file.file
+            .sync_data()
+            .map_err(|e| {
+                self.shared
+                    .durability
+                    .fail(format!("fsync of {} failed: {e}", file.path.display()));
+                e
+            })
+            .at(&file.path)
     }
 
     /// Figures about the store.

@@ -412,3 +412,65 @@ fn a_rotation_that_failed_and_was_retried_keeps_the_sealed_segments_keys() {
         );
     }
 }
+
+/// A store whose rotation failed after creating the next segment's (empty) file, as a failed
+/// directory sync leaves it, and which then wrote on into the old segment up to that file's
+/// base offset and beyond.
+fn failed_rotation_leaving_the_next_file(dir: &std::path::Path, small_value: usize) -> Store {
+    let config = simplekv::storage::StoreConfig {
+        fsync: simplekv::storage::FsyncPolicy::Interval,
+        ..small_config()
+    };
+    let store = open(dir, &config);
+    let big = || bytes::Bytes::from(vec![b'v'; 1500]);
+    store.append(&Write::put("a", big())).expect("a");
+    store.append(&Write::put("b", big())).expect("b");
+    let next = dir.join(format!("{:020}.log", 2));
+    std::fs::create_dir(&next).expect("squat");
+    store
+        .append(&Write::put("c", big()))
+        .expect_err("the rotation fails");
+    std::fs::remove_dir(&next).expect("unsquat");
+    std::fs::File::create(&next).expect("the next segment, empty");
+    let value = bytes::Bytes::from(vec![b'd'; small_value]);
+    assert_eq!(store.append(&Write::put("d", value)).expect("d"), 2);
+    store
+}
+
+#[test]
+fn an_empty_segment_left_by_a_failed_rotation_is_dropped_at_open() {
+    for small_value in [1, 970] {
+        // 970: the old segment then ends exactly at its size, with no preallocated zeros.
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(failed_rotation_leaving_the_next_file(
+            dir.path(),
+            small_value,
+        ));
+        let store = open(dir.path(), &small_config());
+        assert_eq!(
+            store.log_end_offset(),
+            3,
+            "value of {small_value} bytes: offset 2 is in the old segment already"
+        );
+        assert!(visible(&store, b"d", 0).is_some());
+        assert!(!dir.path().join(format!("{:020}.log", 2)).exists());
+    }
+}
+
+#[test]
+fn an_empty_active_segment_after_a_good_rotation_keeps_the_log_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let store = open(dir.path(), &config);
+    let big = || bytes::Bytes::from(vec![b'v'; 1500]);
+    for k in ["a", "b", "c"] {
+        store.append(&Write::put(k, big())).expect("put");
+    }
+    // Truncating to the last segment's base leaves it empty: a real, empty active segment.
+    store
+        .truncate(2)
+        .expect("truncate to the last segment's base");
+    drop(store);
+    let store = open(dir.path(), &config);
+    assert_eq!(store.log_end_offset(), 2);
+}
