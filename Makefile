@@ -12,7 +12,7 @@ lab: setup build
 test: setup
 	$(CARGO) test --locked
 
-## Install ZooKeeper and tmux from the system's packages when missing.
+## Install ZooKeeper, tmux and redis-tools from the system's packages when missing.
 setup:
 	@./scripts/setup.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab and the tests need when it is missing: Apache ZooKeeper (with a Java
-# runtime) and tmux, from the system's packages. Needs root or sudo; does nothing when all is there.
+# runtime), tmux, and redis-tools (the real redis-cli and redis-benchmark the Redis-protocol tests
+# use), from the system's packages. Needs root or sudo; does nothing when all is there.
 set -euo pipefail
 
 have_zookeeper() {
@@ -14,6 +15,7 @@ have_zookeeper() {
 missing=()
 have_zookeeper || missing+=(zookeeper)
 command -v tmux >/dev/null || missing+=(tmux)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then
@@ -35,4 +37,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 have_zookeeper || { echo "setup: ZooKeeper still not found after installing it" >&2; exit 1; }
+command -v redis-cli >/dev/null || { echo "setup: redis-cli still not found after installing redis-tools" >&2; exit 1; }
 echo "setup: done."

@@ -11,6 +11,7 @@ pub mod coord;
 pub mod events;
 pub mod lab;
 pub mod replica;
+pub mod resp;
 pub mod rpc;
 pub mod storage;
 #[doc(hidden)]

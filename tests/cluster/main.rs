@@ -14,6 +14,7 @@ mod lab;
 mod node_mode;
 mod procs;
 mod replication;
+mod resp;
 mod smoke;
 mod soak;
 mod support;

@@ -1,0 +1,234 @@
+//! One RESP command against the cluster, through the client (which routes each key to its
+//! partition's leader, so any listener takes any key). Redis's reply shapes and error words:
+//! `-NOREPLICAS` when the ISR is below min.insync, `-TRYAGAIN` when a write's outcome is unknown,
+//! `-ERR` for the rest.
+
+use super::frame::Reply;
+use crate::client::{Client, ClientError};
+use crate::replica::Acks;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// How commands run.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// Acks for writes (`resp_acks`; all unless set).
+    pub acks: Acks,
+    /// The broker this listener belongs to, for `INFO`.
+    pub broker: Option<u32>,
+}
+
+/// Whether `args` is `QUIT` (answered `+OK`, then the connection closes).
+pub fn is_quit(args: &[Bytes]) -> bool {
+    args.first()
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"quit"))
+}
+
+/// Runs one command.
+pub async fn execute(client: Client, args: Vec<Bytes>, opts: ExecOptions) -> Reply {
+    let Some(name) = args.first() else {
+        return Reply::err("empty command");
+    };
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let rest = &args[1..];
+    let wrong = || Reply::err(format!("wrong number of arguments for '{name}' command"));
+    match name.as_str() {
+        "ping" => match rest {
+            [] => Reply::Status("PONG"),
+            [msg] => Reply::Bulk(Some(msg.clone())),
+            _ => wrong(),
+        },
+        "echo" => match rest {
+            [msg] => Reply::Bulk(Some(msg.clone())),
+            _ => wrong(),
+        },
+        "get" => match rest {
+            [k] => reply(client.get(k).await.map(Reply::Bulk)),
+            _ => wrong(),
+        },
+        "set" => set(&client, rest, opts).await,
+        "del" | "unlink" => {
+            if rest.is_empty() {
+                return wrong();
+            }
+            let mut removed = 0;
+            for k in rest {
+                // Not atomic with the delete: Redis's count, as near as a replicated store gives it.
+                match client.ttl(k).await {
+                    Ok(-2) => {}
+                    Ok(_) => removed += 1,
+                    Err(e) => return error(&e),
+                }
+                if let Err(e) = client.del(k, opts.acks).await {
+                    return error(&e);
+                }
+            }
+            Reply::Int(removed)
+        }
+        "exists" => {
+            if rest.is_empty() {
+                return wrong();
+            }
+            let mut n = 0;
+            for k in rest {
+                match client.ttl(k).await {
+                    Ok(-2) => {}
+                    Ok(_) => n += 1,
+                    Err(e) => return error(&e),
+                }
+            }
+            Reply::Int(n)
+        }
+        "expire" => match rest {
+            [k, secs] => match number(secs) {
+                Some(s) => reply(
+                    client
+                        .expire(k, s.max(0), opts.acks)
+                        .await
+                        .map(|found| Reply::Int(i64::from(found))),
+                ),
+                None => Reply::err("value is not an integer or out of range"),
+            },
+            _ => wrong(),
+        },
+        "ttl" | "pttl" => match rest {
+            [k] => reply(client.ttl(k).await.map(|t| {
+                // The store answers in whole seconds.
+                Reply::Int(if name == "pttl" && t >= 0 {
+                    t * 1000
+                } else {
+                    t
+                })
+            })),
+            _ => wrong(),
+        },
+        "select" => match rest {
+            [db] if &db[..] == b"0" => Reply::Status("OK"),
+            [_] => Reply::err("DB index is out of range"),
+            _ => wrong(),
+        },
+        "client" => match rest.first().map(|s| s.to_ascii_lowercase()) {
+            Some(s) if s == b"getname" => Reply::Bulk(None),
+            Some(s) if s == b"id" => Reply::Int(1),
+            Some(_) => Reply::Status("OK"),
+            None => wrong(),
+        },
+        "command" => match rest.first().map(|s| s.to_ascii_lowercase()) {
+            Some(s) if s == b"count" => Reply::Int(0),
+            _ => Reply::Array(Vec::new()),
+        },
+        "info" => info(&client, opts).await,
+        _ => {
+            let shown: Vec<String> = rest
+                .iter()
+                .take(4)
+                .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
+                .collect();
+            Reply::err(format!(
+                "unknown command '{}', with args beginning with: {}",
+                String::from_utf8_lossy(&args[0]),
+                shown.join(" ")
+            ))
+        }
+    }
+}
+
+/// `SET k v [EX s | PX ms]`
+async fn set(client: &Client, rest: &[Bytes], opts: ExecOptions) -> Reply {
+    let [k, v, options @ ..] = rest else {
+        return Reply::err("wrong number of arguments for 'set' command");
+    };
+    let ttl = match options {
+        [] => None,
+        [unit, n] => {
+            let n = match number(n) {
+                Some(n) if n > 0 => n as u64,
+                _ => return Reply::err("invalid expire time in 'set' command"),
+            };
+            match unit.to_ascii_lowercase().as_slice() {
+                b"ex" => Some(Duration::from_secs(n)),
+                b"px" => Some(Duration::from_millis(n)),
+                _ => return Reply::err("syntax error"),
+            }
+        }
+        _ => return Reply::err("syntax error"),
+    };
+    reply(
+        client
+            .set(k, v, ttl, opts.acks)
+            .await
+            .map(|_| Reply::Status("OK")),
+    )
+}
+
+/// `INFO`: a replication section, partition by partition, as this client sees the cluster.
+async fn info(client: &Client, opts: ExecOptions) -> Reply {
+    let view = match client.cluster_view().await {
+        Ok(v) => v,
+        Err(e) => return error(&e),
+    };
+    let mut s = String::from("# Replication\r\n");
+    if let Some(b) = opts.broker {
+        let leads: Vec<String> = view
+            .partitions
+            .iter()
+            .filter(|p| p.leader == Some(b))
+            .map(|p| p.partition.to_string())
+            .collect();
+        s.push_str(&format!(
+            "broker:{b}\r\nleads_partitions:{}\r\n",
+            leads.join(",")
+        ));
+    }
+    s.push_str(&format!("brokers_live:{}\r\n", view.brokers.len()));
+    for p in &view.partitions {
+        let isr: Vec<String> = p.isr.iter().map(u32::to_string).collect();
+        s.push_str(&format!(
+            "partition{}:leader={},epoch={},isr={}\r\n",
+            p.partition,
+            p.leader.map_or("none".to_string(), |l| l.to_string()),
+            p.leader_epoch,
+            isr.join("/")
+        ));
+    }
+    Reply::Bulk(Some(Bytes::from(s)))
+}
+
+fn number(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+fn reply(r: Result<Reply, ClientError>) -> Reply {
+    r.unwrap_or_else(|e| error(&e))
+}
+
+/// A client error in Redis's words.
+pub fn error(e: &ClientError) -> Reply {
+    match e {
+        ClientError::NotEnoughReplicas(msg) => Reply::Error(format!("NOREPLICAS {msg}")),
+        e if e.outcome_unknown() => Reply::Error(format!("TRYAGAIN {e}")),
+        e => Reply::err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_take_redis_error_words() {
+        let words = |e: ClientError| match error(&e) {
+            Reply::Error(s) => s.split(' ').next().unwrap_or_default().to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            words(ClientError::NotEnoughReplicas("isr 1".into())),
+            "NOREPLICAS"
+        );
+        assert_eq!(
+            words(ClientError::OutcomeUnknown("timed out".into())),
+            "TRYAGAIN"
+        );
+        assert_eq!(words(ClientError::InvalidArgument("too big".into())), "ERR");
+    }
+}

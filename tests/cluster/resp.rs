@@ -1,0 +1,126 @@
+//! The Redis protocol against a real cluster, driven by the real `redis-cli` and
+//! `redis-benchmark` (make test installs redis-tools).
+
+use crate::support::*;
+use simplekv::replica::Acks;
+use simplekv::resp::{ExecOptions, serve};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A RESP listener over a client of `c`; its port.
+async fn listen(c: &simplekv::lab::Cluster, stop: &CancellationToken) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let opts = ExecOptions {
+        acks: Acks::All,
+        broker: Some(1),
+    };
+    tokio::spawn(serve(listener, client(c).await, opts, stop.clone()));
+    port
+}
+
+async fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("redis-cli is needed (make test installs redis-tools): {e}"));
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_runs_the_seed_transcript() {
+    let c = start("resp-cli", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let stop = CancellationToken::new();
+    let port = listen(&c, &stop).await;
+    assert_eq!(redis_cli(port, &["ping"]).await, "PONG");
+    assert_eq!(redis_cli(port, &["set", "hello", "1"]).await, "OK");
+    assert_eq!(redis_cli(port, &["get", "hello"]).await, "1");
+    assert_eq!(redis_cli(port, &["exists", "hello", "nope"]).await, "1");
+    assert_eq!(redis_cli(port, &["expire", "hello", "100"]).await, "1");
+    let ttl: i64 = redis_cli(port, &["ttl", "hello"])
+        .await
+        .parse()
+        .expect("a number");
+    assert!((95..=100).contains(&ttl), "ttl {ttl}");
+    assert_eq!(
+        redis_cli(port, &["set", "brief", "x", "px", "60000"]).await,
+        "OK"
+    );
+    let pttl: i64 = redis_cli(port, &["pttl", "brief"])
+        .await
+        .parse()
+        .expect("a number");
+    assert!((50_000..=60_000).contains(&pttl), "pttl {pttl}");
+    assert_eq!(redis_cli(port, &["del", "hello", "nope"]).await, "1");
+    assert_eq!(redis_cli(port, &["get", "hello"]).await, "");
+    assert_eq!(redis_cli(port, &["ttl", "hello"]).await, "-2");
+    let unknown = redis_cli(port, &["frobnicate", "a"]).await;
+    assert!(
+        unknown.starts_with("ERR unknown command 'frobnicate'"),
+        "{unknown}"
+    );
+    let info = redis_cli(port, &["info", "replication"]).await;
+    assert!(info.contains("partition0:leader="), "{info}");
+    // What redis-cli wrote is what the cluster holds.
+    let direct = client(&c).await;
+    assert_eq!(
+        direct.get(b"brief").await.expect("get").as_deref(),
+        Some(&b"x"[..])
+    );
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_benchmark_pipelined_completes_without_errors() {
+    let c = start("resp-bench", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let stop = CancellationToken::new();
+    let port = listen(&c, &stop).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("redis-benchmark")
+            .args([
+                "-p",
+                &port.to_string(),
+                "-t",
+                "set,get",
+                "-n",
+                "4000",
+                "-c",
+                "8",
+            ])
+            .args(["-P", "16", "-r", "1000", "-q", "--csv"])
+            .output(),
+    )
+    .await
+    .expect("redis-benchmark finished")
+    .expect("redis-benchmark runs (make test installs redis-tools)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\"SET\"") && text.contains("\"GET\""),
+        "{text}"
+    );
+    assert!(!text.to_lowercase().contains("error"), "{text}");
+    // Its writes landed: redis-benchmark's keys are key:000000000000 .. key:000000000999.
+    let direct = client(&c).await;
+    let mut found = 0;
+    for i in 0..1000 {
+        let key = format!("key:{i:012}");
+        if direct.get(key.as_bytes()).await.expect("get").is_some() {
+            found += 1;
+        }
+    }
+    assert!(found > 900, "only {found} of 1000 keys were written");
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
