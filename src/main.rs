@@ -408,9 +408,37 @@ fn run_node(config: PathBuf) -> Result<(), String> {
     let cfg = BrokerConfig::load(&config).map_err(|e| e.to_string())?;
     let rt = runtime()?;
     rt.block_on(async {
+        let resp = match cfg.resp_port {
+            Some(port) => {
+                let addr = format!("{}:{port}", cfg.host);
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("cannot listen for RESP on {addr}: {e}"))?;
+                Some((listener, cfg.resp_acks()?))
+            }
+            None => None,
+        };
+        let (id, zk) = (cfg.id, cfg.zookeeper.connect.clone());
         let broker = Broker::start(cfg, EventSink::log_only())
             .await
             .map_err(|e| e.to_string())?;
+        let stop_resp = tokio_util::sync::CancellationToken::new();
+        if let Some((listener, acks)) = resp {
+            let client = cli::connect(&Discovery::Zk(zk), Duration::from_secs(15)).await?;
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving the Redis protocol (redis-cli -p {})", addr.port());
+            }
+            let opts = simplekv::resp::ExecOptions {
+                acks,
+                broker: Some(id),
+            };
+            tokio::spawn(simplekv::resp::serve(
+                listener,
+                client,
+                opts,
+                stop_resp.clone(),
+            ));
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
         tokio::select! {
@@ -418,6 +446,7 @@ fn run_node(config: PathBuf) -> Result<(), String> {
             _ = term.recv() => {}
         }
         tracing::info!("shutting down");
+        stop_resp.cancel();
         broker.shutdown().await;
         Ok(())
     })

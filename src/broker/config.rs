@@ -69,6 +69,14 @@ pub struct BrokerConfig {
     /// Replication (peer) service port; 0 picks a free one.
     #[serde(default)]
     pub peer_port: u16,
+    /// Redis-protocol (RESP) port, for `redis-cli` and Redis clients; unset: no RESP listener;
+    /// 0 picks a free one. Started by `node` mode and the lab beside the broker (it reaches the
+    /// cluster through the client layer, which sits above brokers).
+    #[serde(default)]
+    pub resp_port: Option<u16>,
+    /// Acks of writes that arrive over RESP: `all` (the default), `1` or `0`.
+    #[serde(default = "default_resp_acks")]
+    pub resp_acks: String,
     /// Its data: `<data_dir>/partition-<p>/`.
     pub data_dir: PathBuf,
     /// ZooKeeper.
@@ -86,6 +94,10 @@ pub struct BrokerConfig {
     /// Where to dial other brokers' advertised addresses (the lab routes them through its proxies).
     #[serde(skip)]
     pub dialer: crate::rpc::Dialer,
+}
+
+fn default_resp_acks() -> String {
+    "all".into()
 }
 
 fn default_host() -> String {
@@ -114,7 +126,15 @@ impl BrokerConfig {
         if self.zookeeper.connect.trim().is_empty() {
             return Err("zookeeper.connect is empty; give host:port[/chroot]".into());
         }
+        self.resp_acks()?;
         Ok(())
+    }
+
+    /// The acks of writes over RESP (`resp_acks`).
+    pub fn resp_acks(&self) -> Result<crate::replica::Acks, String> {
+        self.resp_acks
+            .parse()
+            .map_err(|_| format!("resp_acks is '{}'; use all, 1 or 0", self.resp_acks))
     }
 
     /// The ZooKeeper session timeout.
@@ -154,7 +174,32 @@ mod tests {
             e.starts_with("n.yaml: line 4: replication: unknown field `lag`"),
             "{e}"
         );
+        assert_eq!(cfg.resp_port, None, "no RESP listener unless asked");
+        let bad_acks = BrokerConfig {
+            resp_acks: "most".into(),
+            ..cfg.clone()
+        };
+        assert!(
+            bad_acks
+                .validate()
+                .unwrap_err()
+                .contains("resp_acks is 'most'")
+        );
         let bad = BrokerConfig { id: 9, ..cfg };
         assert!(bad.validate().unwrap_err().contains("cluster.brokers"));
+    }
+
+    #[test]
+    fn the_shipped_node_configs_load() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+        for f in [
+            "node.yaml",
+            "cluster3/node-1.yaml",
+            "cluster3/node-2.yaml",
+            "cluster3/node-3.yaml",
+        ] {
+            let cfg = BrokerConfig::load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(cfg.resp_port.is_some(), "{f} has a RESP port");
+        }
     }
 }

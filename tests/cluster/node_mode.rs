@@ -19,6 +19,7 @@ fn node_configs(zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             cfg.zookeeper.session_timeout_ms = 2000;
             cfg.kv_port = free_port().expect("port");
             cfg.peer_port = free_port().expect("port");
+            cfg.resp_port = Some(free_port().expect("port"));
             cfg.data_dir = dir.join(format!("node-{i}"));
             let path = dir.join(format!("node-{i}.yaml"));
             std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml")).expect("write");
@@ -199,5 +200,53 @@ async fn a_leader_sigkilled_and_restarted_at_once_on_an_empty_disk_loses_nothing
             .await
             .unwrap_or_else(|e| panic!("get {k}: {e}"));
         assert_eq!(v.as_deref(), Some(k.as_bytes()), "acknowledged {k} is lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_writes_through_one_node_and_reads_through_another() {
+    let zk = simplekv::testkit::zk_connect("nodes-resp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs = node_configs(&zk, dir.path());
+    let ports: Vec<u16> = configs
+        .iter()
+        .map(|p| {
+            BrokerConfig::load(p)
+                .expect("config")
+                .resp_port
+                .expect("a RESP port")
+        })
+        .collect();
+    let _nodes = Nodes::spawn(&configs, dir.path());
+    wait_for_cluster(&zk).await;
+    let redis_cli = |port: u16, args: Vec<&'static str>| async move {
+        let out = tokio::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(&args)
+            .output()
+            .await
+            .expect("redis-cli (make test installs redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    };
+    for &port in &ports {
+        crate::support::wait_for(
+            "every node's RESP listener",
+            Duration::from_secs(30),
+            || async move { redis_cli(port, vec!["ping"]).await == "PONG" },
+        )
+        .await;
+    }
+    // Every key, whichever partition it falls in, through any one node.
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        let args = vec!["set", key, "through-node-1"];
+        assert_eq!(redis_cli(ports[0], args).await, "OK", "set {key}");
+    }
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(
+            redis_cli(ports[2], vec!["get", key]).await,
+            "through-node-1",
+            "get {key}"
+        );
     }
 }

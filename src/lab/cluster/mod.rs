@@ -204,6 +204,8 @@ impl Cluster {
                 host: "127.0.0.1".into(),
                 kv_port: 0,
                 peer_port: 0,
+                resp_port: None,
+                resp_acks: "all".into(),
                 data_dir: options.data_dir.join(format!("broker-{id}")),
                 zookeeper: ZkConfig {
                     connect: format!("{zk_link}{chroot}"),
