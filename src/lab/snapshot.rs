@@ -56,6 +56,8 @@ pub struct BrokerView {
     pub snapshot: Option<BrokerSnapshot>,
     /// Link faults on it: `cut zk,2`, `slow +100ms` (empty when none).
     pub faults: Vec<String>,
+    /// Its Redis-protocol port (`redis-cli -p PORT`), when up.
+    pub resp_port: Option<u16>,
 }
 
 impl BrokerView {
@@ -138,6 +140,7 @@ impl LabSnapshot {
                     registered,
                     snapshot,
                     faults: Vec::new(),
+                    resp_port: None,
                 }
             })
             .collect();

@@ -124,3 +124,47 @@ async fn redis_benchmark_pipelined_completes_without_errors() {
     stop.cancel();
     c.cluster.shutdown().await;
 }
+
+/// `redis-cli` exit status and output.
+async fn redis_cli_status(port: u16, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .await
+        .expect("redis-cli (make test installs redis-tools)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success() && !text.contains("Could not connect"),
+        text.trim_end().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_lab_broker_has_a_redis_port_that_lives_and_dies_with_it() {
+    let c = start("resp-lab", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let ports: Vec<u16> = c
+        .resp_ports()
+        .into_iter()
+        .map(|p| p.expect("every broker up has a RESP port"))
+        .collect();
+    assert_eq!(redis_cli(ports[1], &["set", "k", "v"]).await, "OK");
+    assert_eq!(redis_cli(ports[2], &["get", "k"]).await, "v");
+    c.kill(1).await.expect("kill");
+    assert_eq!(c.resp_ports()[0], None);
+    let (answered, text) = redis_cli_status(ports[0], &["ping"]).await;
+    assert!(
+        !answered,
+        "a killed broker's Redis port must not answer: {text}"
+    );
+    c.restore(1).await.expect("restore");
+    assert_eq!(c.resp_ports()[0], Some(ports[0]), "back on its old port");
+    wait_for("broker 1's Redis port", Duration::from_secs(30), || async {
+        redis_cli_status(ports[0], &["get", "k"]).await == (true, "v".to_string())
+    })
+    .await;
+    c.cluster.shutdown().await;
+}

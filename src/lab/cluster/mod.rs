@@ -97,6 +97,9 @@ pub enum ClusterError {
 struct Running {
     host: Host,
     broker: Broker,
+    /// Its Redis-protocol listener's port (the listener runs on the broker's machine: it stops
+    /// and freezes with it).
+    resp_port: Option<u16>,
 }
 
 impl Running {
@@ -120,6 +123,8 @@ struct Slot {
     running: std::sync::Mutex<Option<Running>>,
     /// Serialises kill and restore of this broker (held across their awaits).
     busy: tokio::sync::Mutex<()>,
+    /// The RESP port it had, kept across restarts (0: none yet).
+    resp_port: std::sync::atomic::AtomicU16,
 }
 
 impl Slot {
@@ -226,6 +231,7 @@ impl Cluster {
                 pauses: std::sync::atomic::AtomicU64::new(0),
                 running: std::sync::Mutex::new(None),
                 busy: tokio::sync::Mutex::new(()),
+                resp_port: std::sync::atomic::AtomicU16::new(0),
             });
         }
         let cluster = Self {
@@ -305,8 +311,84 @@ impl Cluster {
         }
         self.network
             .broker_up(id, broker.kv_addr(), broker.peer_addr());
-        *slot.running() = Some(Running { host, broker });
+        let resp_port = self.start_resp(id, &host).await;
+        *slot.running() = Some(Running {
+            host,
+            broker,
+            resp_port,
+        });
         Ok(())
+    }
+
+    /// Starts broker `id`'s Redis-protocol listener on its machine, on the port it had before
+    /// when it can. It reaches the cluster as clients do (through the clients' links). A failure
+    /// is an event, not a failed start: the broker itself is up.
+    async fn start_resp(&self, id: u32, host: &Host) -> Option<u16> {
+        let slot = self.slot(id).ok()?;
+        let was = slot.resp_port.load(std::sync::atomic::Ordering::SeqCst);
+        let zk = self.zk_connect.clone();
+        let dialer = self.network.client_dialer();
+        let started = host
+            .handle()
+            .spawn(async move {
+                let listener = match tokio::net::TcpListener::bind(("127.0.0.1", was)).await {
+                    Ok(l) => l,
+                    Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                        .await
+                        .map_err(|e| format!("cannot listen for RESP: {e}"))?,
+                };
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| format!("cannot listen for RESP: {e}"))?
+                    .port();
+                let cfg = crate::client::ClientConfig {
+                    request_timeout: Duration::from_secs(15),
+                    dialer,
+                    ..crate::client::ClientConfig::default()
+                };
+                let client = crate::client::Client::connect_zk(&zk, cfg)
+                    .await
+                    .map_err(|e| format!("the RESP listener cannot reach the cluster: {e}"))?;
+                let opts = crate::resp::ExecOptions {
+                    acks: crate::replica::Acks::All,
+                    broker: Some(id),
+                };
+                tokio::spawn(crate::resp::serve(
+                    listener,
+                    client,
+                    opts,
+                    tokio_util::sync::CancellationToken::new(),
+                ));
+                Ok::<u16, String>(port)
+            })
+            .await;
+        match started {
+            Ok(Ok(port)) => {
+                slot.resp_port
+                    .store(port, std::sync::atomic::Ordering::SeqCst);
+                Some(port)
+            }
+            Ok(Err(e)) => {
+                self.events.for_broker(id).emit(EventKind::Warning, None, e);
+                None
+            }
+            Err(e) => {
+                self.events.for_broker(id).emit(
+                    EventKind::Warning,
+                    None,
+                    format!("the RESP listener did not start: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Each broker's Redis-protocol port, while it is up (in id order).
+    pub fn resp_ports(&self) -> Vec<Option<u16>> {
+        self.slots
+            .iter()
+            .map(|s| s.running().as_ref().and_then(|r| r.resp_port))
+            .collect()
     }
 
     /// Crashes broker `id`: its ZooKeeper connection is cut without a session close and every task

@@ -246,6 +246,9 @@ impl Lab {
             load,
         );
         self.add_faults(&mut snap);
+        for (b, port) in snap.brokers.iter_mut().zip(self.cluster.resp_ports()) {
+            b.resp_port = port;
+        }
         snap
     }
 

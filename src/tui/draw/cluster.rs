@@ -34,7 +34,10 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
         let addr = b
             .snapshot
             .as_ref()
-            .map_or(String::new(), |s| s.kv_addr.to_string());
+            .map_or(String::new(), |s| match b.resp_port {
+                Some(p) => format!("{} · redis :{p}", s.kv_addr),
+                None => s.kv_addr.to_string(),
+            });
         let state = if b.faults.is_empty() {
             broker_state(b.state).to_string()
         } else {
@@ -68,7 +71,7 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
             "state",
             "ZooKeeper session",
             "controller",
-            "kv address",
+            "kv address · Redis port",
         ])
         .style(Style::new().add_modifier(Modifier::UNDERLINED)),
     )

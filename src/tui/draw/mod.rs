@@ -110,8 +110,13 @@ fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
     } else {
         format!("data {} (deleted on exit)", i.data_dir.display())
     };
+    let redis = snap
+        .brokers
+        .iter()
+        .find_map(|b| b.resp_port)
+        .map_or(String::new(), |p| format!(" · redis-cli -p {p}"));
     let text = format!(
-        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {} · {data} ",
+        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {}{redis} · {data} ",
         i.spec.brokers,
         i.spec.partitions,
         i.spec.replication_factor,
@@ -246,6 +251,7 @@ mod tests {
             state: BrokerState::Up,
             registered: true,
             faults: Vec::new(),
+            resp_port: None,
             snapshot: Some(BrokerSnapshot {
                 id,
                 kv_addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
