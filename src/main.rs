@@ -418,7 +418,7 @@ fn run_node(config: PathBuf) -> Result<(), String> {
             }
             None => None,
         };
-        let (id, zk) = (cfg.id, cfg.zookeeper.connect.clone());
+        let zk = cfg.zookeeper.connect.clone();
         let broker = Broker::start(cfg, EventSink::log_only())
             .await
             .map_err(|e| e.to_string())?;
@@ -430,7 +430,7 @@ fn run_node(config: PathBuf) -> Result<(), String> {
             }
             let opts = simplekv::resp::ExecOptions {
                 acks,
-                broker: Some(id),
+                broker: Some(broker.clone()),
             };
             tokio::spawn(simplekv::resp::serve(
                 listener,

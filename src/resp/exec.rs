@@ -10,12 +10,12 @@ use bytes::Bytes;
 use std::time::Duration;
 
 /// How commands run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct ExecOptions {
     /// Acks for writes (`resp_acks`; all unless set).
     pub acks: Acks,
-    /// The broker this listener belongs to, for `INFO`.
-    pub broker: Option<u32>,
+    /// The broker this listener belongs to, for `INFO` (its own replicas' LEO, HW and ISR).
+    pub broker: Option<crate::broker::Broker>,
 }
 
 /// Whether `args` is `QUIT` (answered `+OK`, then the connection closes).
@@ -25,7 +25,7 @@ pub fn is_quit(args: &[Bytes]) -> bool {
 }
 
 /// Runs one command.
-pub async fn execute(client: Client, args: Vec<Bytes>, opts: ExecOptions) -> Reply {
+pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<ExecOptions>) -> Reply {
     let Some(name) = args.first() else {
         return Reply::err("empty command");
     };
@@ -46,7 +46,7 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: ExecOptions) -> Rep
             [k] => reply(client.get(k).await.map(Reply::Bulk)),
             _ => wrong(),
         },
-        "set" => set(&client, rest, opts).await,
+        "set" => set(&client, rest, &opts).await,
         "del" | "unlink" => {
             if rest.is_empty() {
                 return wrong();
@@ -117,7 +117,7 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: ExecOptions) -> Rep
             Some(s) if s == b"count" => Reply::Int(0),
             _ => Reply::Array(Vec::new()),
         },
-        "info" => info(&client, opts).await,
+        "info" => info(&client, &opts).await,
         _ => {
             let shown: Vec<String> = rest
                 .iter()
@@ -134,7 +134,7 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: ExecOptions) -> Rep
 }
 
 /// `SET k v [EX s | PX ms]`
-async fn set(client: &Client, rest: &[Bytes], opts: ExecOptions) -> Reply {
+async fn set(client: &Client, rest: &[Bytes], opts: &ExecOptions) -> Reply {
     let [k, v, options @ ..] = rest else {
         return Reply::err("wrong number of arguments for 'set' command");
     };
@@ -161,34 +161,41 @@ async fn set(client: &Client, rest: &[Bytes], opts: ExecOptions) -> Reply {
     )
 }
 
-/// `INFO`: a replication section, partition by partition, as this client sees the cluster.
-async fn info(client: &Client, opts: ExecOptions) -> Reply {
+/// `INFO`: this broker's replicas (role, epoch, LEO, HW, ISR as it believes them), then the
+/// cluster as ZooKeeper says (leader, epoch and ISR per partition).
+async fn info(client: &Client, opts: &ExecOptions) -> Reply {
     let view = match client.cluster_view().await {
         Ok(v) => v,
         Err(e) => return error(&e),
     };
+    let ids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
     let mut s = String::from("# Replication\r\n");
-    if let Some(b) = opts.broker {
-        let leads: Vec<String> = view
-            .partitions
-            .iter()
-            .filter(|p| p.leader == Some(b))
-            .map(|p| p.partition.to_string())
-            .collect();
-        s.push_str(&format!(
-            "broker:{b}\r\nleads_partitions:{}\r\n",
-            leads.join(",")
-        ));
+    if let Some(b) = &opts.broker {
+        let snap = b.snapshot();
+        s.push_str(&format!("broker:{}\r\n", snap.id));
+        for r in &snap.replicas {
+            s.push_str(&format!(
+                "partition{}:role={},epoch={},leo={},hw={},isr={}\r\n",
+                r.partition,
+                format!("{:?}", r.role).to_lowercase(),
+                r.leader_epoch,
+                r.log_end_offset,
+                r.high_watermark,
+                ids(&r.isr)
+            ));
+        }
     }
-    s.push_str(&format!("brokers_live:{}\r\n", view.brokers.len()));
+    s.push_str(&format!(
+        "\r\n# Cluster\r\nbrokers_live:{}\r\n",
+        view.brokers.len()
+    ));
     for p in &view.partitions {
-        let isr: Vec<String> = p.isr.iter().map(u32::to_string).collect();
         s.push_str(&format!(
-            "partition{}:leader={},epoch={},isr={}\r\n",
+            "cluster_partition{}:leader={},epoch={},isr={}\r\n",
             p.partition,
             p.leader.map_or("none".to_string(), |l| l.to_string()),
             p.leader_epoch,
-            isr.join("/")
+            ids(&p.isr)
         ));
     }
     Reply::Bulk(Some(Bytes::from(s)))

@@ -46,7 +46,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let (client, stop) = (client.clone(), stop.child_token());
+                let (client, opts, stop) = (client.clone(), opts.clone(), stop.child_token());
                 tokio::spawn(async move {
                     if let Err(e) = connection(stream, client, opts, stop).await {
                         tracing::debug!(%peer, error = %e, "RESP connection ended");
@@ -75,6 +75,7 @@ async fn connection(
     let mut output = BytesMut::with_capacity(16 << 10);
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut closing = false;
+    let opts = std::sync::Arc::new(opts);
     loop {
         while !closing && pending.len() < MAX_IN_FLIGHT {
             match next_command(&mut input, &limits) {
@@ -83,7 +84,11 @@ async fn connection(
                     closing = true;
                 }
                 Ok(Some(args)) => {
-                    pending.push_back(Box::pin(exec::execute(client.clone(), args, opts)));
+                    pending.push_back(Box::pin(exec::execute(
+                        client.clone(),
+                        args,
+                        std::sync::Arc::clone(&opts),
+                    )));
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -15,7 +15,7 @@ async fn listen(c: &simplekv::lab::Cluster, stop: &CancellationToken) -> u16 {
     let port = listener.local_addr().expect("addr").port();
     let opts = ExecOptions {
         acks: Acks::All,
-        broker: Some(1),
+        broker: None,
     };
     tokio::spawn(serve(listener, client(c).await, opts, stop.clone()));
     port
@@ -67,7 +67,7 @@ async fn redis_cli_runs_the_seed_transcript() {
         "{unknown}"
     );
     let info = redis_cli(port, &["info", "replication"]).await;
-    assert!(info.contains("partition0:leader="), "{info}");
+    assert!(info.contains("cluster_partition0:leader="), "{info}");
     // What redis-cli wrote is what the cluster holds.
     let direct = client(&c).await;
     assert_eq!(
@@ -153,6 +153,13 @@ async fn each_lab_broker_has_a_redis_port_that_lives_and_dies_with_it() {
         .collect();
     assert_eq!(redis_cli(ports[1], &["set", "k", "v"]).await, "OK");
     assert_eq!(redis_cli(ports[2], &["get", "k"]).await, "v");
+    // INFO tells what this broker believes of its own replicas.
+    let info = redis_cli(ports[1], &["info", "replication"]).await;
+    assert!(info.contains("broker:2"), "{info}");
+    assert!(
+        info.contains("partition0:role=") && info.contains(",hw="),
+        "{info}"
+    );
     c.kill(1).await.expect("kill");
     assert_eq!(c.resp_ports()[0], None);
     let (answered, text) = redis_cli_status(ports[0], &["ping"]).await;

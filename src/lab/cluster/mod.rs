@@ -311,7 +311,7 @@ impl Cluster {
         }
         self.network
             .broker_up(id, broker.kv_addr(), broker.peer_addr());
-        let resp_port = self.start_resp(id, &host).await;
+        let resp_port = self.start_resp(id, &host, &broker).await;
         *slot.running() = Some(Running {
             host,
             broker,
@@ -323,11 +323,12 @@ impl Cluster {
     /// Starts broker `id`'s Redis-protocol listener on its machine, on the port it had before
     /// when it can. It reaches the cluster as clients do (through the clients' links). A failure
     /// is an event, not a failed start: the broker itself is up.
-    async fn start_resp(&self, id: u32, host: &Host) -> Option<u16> {
+    async fn start_resp(&self, id: u32, host: &Host, broker: &Broker) -> Option<u16> {
         let slot = self.slot(id).ok()?;
         let was = slot.resp_port.load(std::sync::atomic::Ordering::SeqCst);
         let zk = self.zk_connect.clone();
         let dialer = self.network.client_dialer();
+        let broker = broker.clone();
         let started = host
             .handle()
             .spawn(async move {
@@ -351,7 +352,7 @@ impl Cluster {
                     .map_err(|e| format!("the RESP listener cannot reach the cluster: {e}"))?;
                 let opts = crate::resp::ExecOptions {
                     acks: crate::replica::Acks::All,
-                    broker: Some(id),
+                    broker: Some(broker),
                 };
                 tokio::spawn(crate::resp::serve(
                     listener,
