@@ -52,16 +52,16 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
                 return wrong();
             }
             let mut removed = 0;
-            for k in rest {
+            for (i, k) in rest.iter().enumerate() {
                 // Not atomic with the delete: Redis's count, as near as a replicated store gives it.
-                match client.ttl(k).await {
-                    Ok(-2) => {}
-                    Ok(_) => removed += 1,
-                    Err(e) => return error(&e),
-                }
+                let existed = match client.ttl(k).await {
+                    Ok(t) => t != -2,
+                    Err(e) => return partly(i, &e),
+                };
                 if let Err(e) = client.del(k, opts.acks).await {
-                    return error(&e);
+                    return partly(i, &e);
                 }
+                removed += i64::from(existed);
             }
             Reply::Int(removed)
         }
@@ -110,6 +110,9 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
         "client" => match rest.first().map(|s| s.to_ascii_lowercase()) {
             Some(s) if s == b"getname" => Reply::Bulk(None),
             Some(s) if s == b"id" => Reply::Int(1),
+            Some(s) if s == b"list" || s == b"info" => {
+                Reply::Bulk(Some(Bytes::from_static(b"id=1 name= db=0 cmd=client\n")))
+            }
             Some(_) => Reply::Status("OK"),
             None => wrong(),
         },
@@ -118,6 +121,8 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
             _ => Reply::Array(Vec::new()),
         },
         "info" => info(&client, &opts).await,
+        // Nothing to configure over RESP; clients that ask (redis-benchmark does) get nothing.
+        "config" => Reply::Array(Vec::new()),
         _ => {
             let shown: Vec<String> = rest
                 .iter()
@@ -207,6 +212,17 @@ fn number(b: &[u8]) -> Option<i64> {
 
 fn reply(r: Result<Reply, ClientError>) -> Reply {
     r.unwrap_or_else(|e| error(&e))
+}
+
+/// The error of a multi-key write that failed at key `i`: if earlier keys were written, the
+/// command was not "not written", so it is `-TRYAGAIN` (a DEL is safe to repeat).
+fn partly(i: usize, e: &ClientError) -> Reply {
+    if i == 0 {
+        return error(e);
+    }
+    Reply::Error(format!(
+        "TRYAGAIN the first {i} key(s) were deleted, then: {e}"
+    ))
 }
 
 /// A client error in Redis's words.

@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_bulk: usize,
     /// Longest inline command line, bytes.
     pub max_inline: usize,
+    /// Most bytes one whole command may take on the wire.
+    pub max_command: usize,
 }
 
 impl Default for Limits {
@@ -22,6 +24,7 @@ impl Default for Limits {
             max_args: 1 << 20,
             max_bulk: 64 << 20,
             max_inline: 64 << 10,
+            max_command: 80 << 20,
         }
     }
 }
@@ -85,6 +88,12 @@ pub fn next_command(
                     ))
                 })?;
             let end = start + len;
+            if end + 2 > limits.max_command {
+                return Err(ProtocolError(format!(
+                    "the command is longer than {} bytes",
+                    limits.max_command
+                )));
+            }
             if buf.len() < end + 2 {
                 return Ok(None);
             }
@@ -268,6 +277,7 @@ mod tests {
             max_args: 4,
             max_bulk: 10,
             max_inline: 16,
+            max_command: 40,
         };
         let bad: &[(&[u8], &str)] = &[
             (b"*1\r\n$1073741824\r\n", "invalid bulk length"),
@@ -275,6 +285,10 @@ mod tests {
             (b"*1\r\n:1\r\n", "expected '$'"),
             (b"*x\r\n", "invalid length"),
             (b"*1\r\n$1\r\nab\r\n", "CRLF"),
+            (
+                b"*3\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n$10\r\n",
+                "longer than 40 bytes",
+            ),
             (b"aaaaaaaaaaaaaaaaaaaaaaaa", "too big inline"),
         ];
         for (input, why) in bad {

@@ -2,12 +2,13 @@
 //! and Redis client libraries talk to the cluster. Each command goes through a [`Client`], which
 //! routes the key to its partition's leader, so one address takes every key.
 //!
-//! A connection may pipeline: the commands it has sent run concurrently (so a burst of writes
-//! shares the client's write batches) and their replies go back in order. At most
-//! [`MAX_IN_FLIGHT`] commands run per connection and at most [`MAX_BUFFERED`] unparsed bytes are
-//! held; past either, the connection is simply not read until replies drain, so a client that
-//! never reads its replies stalls only itself. A malformed request gets `-ERR Protocol error`
-//! and the connection is closed, as Redis does.
+//! A connection may pipeline: its commands run one after another, in the order sent, as Redis
+//! runs them (a pipelined `SET k a`, `DEL k`, `SET k b` leaves `b`), and their replies go back
+//! in one write per burst. Concurrency comes from connections: many clients' writes share the
+//! client's write batches. A command longer than [`Limits::max_command`] gets `-ERR Protocol
+//! error` and the connection is closed, as Redis does with any malformed request; so does a
+//! client that has not taken its replies within [`WRITE_TIMEOUT`]. Each connection is its own
+//! task and holds nothing another needs while it waits.
 
 mod exec;
 mod frame;
@@ -17,20 +18,14 @@ pub use frame::{Limits, ProtocolError, Reply, next_command};
 
 use crate::client::Client;
 use bytes::BytesMut;
-use futures_util::FutureExt;
-use futures_util::stream::{FuturesOrdered, StreamExt};
-use std::future::Future;
-use std::pin::Pin;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-/// Commands one connection may have running at once.
-pub const MAX_IN_FLIGHT: usize = 1024;
-/// Unparsed request bytes one connection may hold (a whole maximal argument must fit).
-pub const MAX_BUFFERED: usize = 80 << 20;
-
-type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+/// How long a reply may wait for the client to take it before the connection is closed.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Replies gathered before they are written even if more commands are buffered.
+const FLUSH_BYTES: usize = 1 << 20;
 
 /// Serves RESP on `listener` until `stop` is cancelled.
 pub async fn serve(
@@ -61,7 +56,7 @@ pub async fn serve(
     }
 }
 
-/// One client connection: parse what is buffered, run it, answer in order.
+/// One client connection: run what is buffered in order, answer, read more.
 async fn connection(
     stream: TcpStream,
     client: Client,
@@ -71,54 +66,67 @@ async fn connection(
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
     let limits = Limits::default();
+    let opts = std::sync::Arc::new(opts);
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = BytesMut::with_capacity(16 << 10);
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-    let mut closing = false;
-    let opts = std::sync::Arc::new(opts);
     loop {
-        while !closing && pending.len() < MAX_IN_FLIGHT {
-            match next_command(&mut input, &limits) {
+        let mut closing = false;
+        while !closing {
+            let reply = match next_command(&mut input, &limits) {
                 Ok(Some(args)) if exec::is_quit(&args) => {
-                    pending.push_back(Box::pin(std::future::ready(Reply::Status("OK"))));
                     closing = true;
+                    Reply::Status("OK")
                 }
                 Ok(Some(args)) => {
-                    pending.push_back(Box::pin(exec::execute(
-                        client.clone(),
-                        args,
-                        std::sync::Arc::clone(&opts),
-                    )));
+                    tokio::select! {
+                        r = exec::execute(client.clone(), args, std::sync::Arc::clone(&opts)) => r,
+                        _ = stop.cancelled() => return Ok(()),
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    pending.push_back(Box::pin(std::future::ready(Reply::err(e))));
                     closing = true;
+                    Reply::err(e)
                 }
+            };
+            reply.encode(&mut output);
+            if output.len() >= FLUSH_BYTES {
+                flush(&mut wr, &mut output).await?;
             }
         }
-        if closing && pending.is_empty() {
+        flush(&mut wr, &mut output).await?;
+        if closing {
             wr.shutdown().await.ok();
             return Ok(());
         }
-        let room = !closing && pending.len() < MAX_IN_FLIGHT && input.len() < MAX_BUFFERED;
         tokio::select! {
-            Some(first) = pending.next(), if !pending.is_empty() => {
-                first.encode(&mut output);
-                // Every other reply already done goes out in the same write.
-                while let Some(Some(r)) = pending.next().now_or_never() {
-                    r.encode(&mut output);
-                }
-                wr.write_all(&output).await?;
-                output.clear();
-            }
-            n = rd.read_buf(&mut input), if room => {
+            n = rd.read_buf(&mut input) => {
                 if n? == 0 {
-                    // The client closed its side: nobody is left to answer.
                     return Ok(());
                 }
             }
             _ = stop.cancelled() => return Ok(()),
         }
     }
+}
+
+/// Writes the gathered replies; a client that does not take them in time is cut off.
+async fn flush(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(output)).await {
+        Ok(written) => written?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client took no replies for 30 s",
+            ));
+        }
+    }
+    output.clear();
+    Ok(())
 }

@@ -175,3 +175,101 @@ async fn each_lab_broker_has_a_redis_port_that_lives_and_dies_with_it() {
     .await;
     c.cluster.shutdown().await;
 }
+
+/// One RESP array of bulk strings.
+fn command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Reads until `n` replies' worth of lines (status, error, integer, bulk) have arrived.
+async fn replies(stream: &mut tokio::net::TcpStream, n: usize) -> Vec<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let mut lines = text.split("\r\n").peekable();
+        let mut out = Vec::new();
+        while let Some(l) = lines.next() {
+            if l.is_empty() {
+                break;
+            }
+            if l.starts_with('$') && l != "$-1" {
+                match lines.next() {
+                    Some(v) if text.contains(&format!("{l}\r\n{v}\r\n")) => out.push(v.to_string()),
+                    _ => break,
+                }
+            } else {
+                out.push(l.to_string());
+            }
+        }
+        if out.len() >= n {
+            return out;
+        }
+        let mut chunk = [0u8; 4096];
+        let got = stream.read(&mut chunk).await.expect("read");
+        assert!(got > 0, "closed after {out:?}");
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_commands_take_effect_in_the_order_sent() {
+    use tokio::io::AsyncWriteExt;
+    let c = start("resp-order", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let stop = CancellationToken::new();
+    let port = listen(&c, &stop).await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut burst = Vec::new();
+    for i in 0..20 {
+        let k = format!("k{i}");
+        burst.extend(command(&[b"SET", k.as_bytes(), b"v1"]));
+        burst.extend(command(&[b"DEL", k.as_bytes()]));
+        burst.extend(command(&[b"SET", k.as_bytes(), b"v2"]));
+        burst.extend(command(&[b"GET", k.as_bytes()]));
+    }
+    s.write_all(&burst).await.expect("write");
+    let got = replies(&mut s, 80).await;
+    for (i, four) in got.chunks(4).enumerate() {
+        assert_eq!(four, ["+OK", ":1", "+OK", "v2"], "k{i}");
+    }
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_longer_than_the_limit_is_refused_and_the_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = start("resp-long", spec(1, 1, 1, 1)).await;
+    let stop = CancellationToken::new();
+    let port = listen(&c, &stop).await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // Two 45 MB arguments: each within the argument limit, together past the command limit.
+    let big = 45 << 20;
+    let mut head = format!("*3\r\n$3\r\nSET\r\n${big}\r\n").into_bytes();
+    head.extend(std::iter::repeat_n(b'x', big));
+    head.extend(format!("\r\n${big}\r\n").into_bytes());
+    s.write_all(&head).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut answer))
+        .await
+        .expect("an answer and a close, not a hang")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("-ERR Protocol error: the command is longer than"),
+        "{answer}"
+    );
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
