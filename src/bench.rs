@@ -238,7 +238,6 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
         batch_writes: options.batch_writes,
         ..ClientConfig::default()
     };
-    let connect = |d: Discovery| connect_with_owned(d, cfg.clone());
     let mut temp = None;
     let mut cluster = None;
     let (client, setup) = match &options.target {
@@ -261,7 +260,8 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             let c = Cluster::start(o, EventSink::log_only())
                 .await
                 .map_err(|e| e.to_string())?;
-            let client = connect(Discovery::Zk(c.zk_connect().to_string())).await?;
+            let client =
+                connect_with(&Discovery::Zk(c.zk_connect().to_string()), cfg.clone()).await?;
             wait_ready(&client, rf).await?;
             let setup = format!(
                 "{n} brokers in this process (private ZooKeeper), {} partitions, RF {rf}, fsync {}",
@@ -272,11 +272,11 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
             (client, setup)
         }
         BenchTarget::Zk(zk) => (
-            connect(Discovery::Zk(zk.clone())).await?,
+            connect_with(&Discovery::Zk(zk.clone()), cfg.clone()).await?,
             format!("the cluster at ZooKeeper {zk}"),
         ),
         BenchTarget::Broker(b) => (
-            connect(Discovery::Brokers(vec![b.clone()])).await?,
+            connect_with(&Discovery::Brokers(vec![b.clone()]), cfg.clone()).await?,
             format!("the cluster behind broker {b}"),
         ),
     };
@@ -318,10 +318,6 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
         cpu,
         batches,
     })
-}
-
-async fn connect_with_owned(d: Discovery, cfg: ClientConfig) -> Result<Client, String> {
-    connect_with(&d, cfg).await
 }
 
 /// Waits until every partition has a leader and a full ISR: a benchmark measures a cluster at

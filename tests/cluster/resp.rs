@@ -22,15 +22,9 @@ async fn listen(c: &simplekv::lab::Cluster, stop: &CancellationToken) -> u16 {
 }
 
 async fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("redis-cli")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("redis-cli is needed (make test installs redis-tools): {e}"));
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    let (ok, text) = redis_cli_status(port, args).await;
+    assert!(ok, "redis-cli {args:?}: {text}");
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +119,8 @@ async fn redis_benchmark_pipelined_completes_without_errors() {
     c.cluster.shutdown().await;
 }
 
-/// `redis-cli` exit status and output.
+/// Whether `redis-cli` reached the listener and succeeded, and its output (stdout, trimmed; with
+/// stderr when it failed).
 async fn redis_cli_status(port: u16, args: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new("redis-cli")
         .arg("-p")
@@ -133,13 +128,17 @@ async fn redis_cli_status(port: u16, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .await
-        .expect("redis-cli (make test installs redis-tools)");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (
-        out.status.success() && !text.contains("Could not connect"),
-        text.trim_end().to_string(),
-    )
+        .unwrap_or_else(|e| panic!("redis-cli is needed (make test installs redis-tools): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ok = out.status.success()
+        && !stdout.contains("Could not connect")
+        && !stderr.contains("Could not connect");
+    if ok {
+        (true, stdout)
+    } else {
+        (false, format!("{stdout}{stderr}"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

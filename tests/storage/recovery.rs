@@ -384,20 +384,33 @@ fn truncate_restores_older_versions_and_survives_reopen() {
     assert_eq!(visible(&store, b"k1", 2), None);
 }
 
-#[test]
-fn a_rotation_that_failed_and_was_retried_keeps_the_sealed_segments_keys() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = small_config();
-    let store = open(dir.path(), &config);
-    let big = || bytes::Bytes::from(vec![b'v'; 1500]);
+/// A 1,500-byte value: two fill a `small_config` segment.
+fn big() -> bytes::Bytes {
+    bytes::Bytes::from(vec![b'v'; 1500])
+}
+
+/// A store holding "a" and "b" in its first segment whose rotation to the next failed: the next
+/// segment's file name (returned) is taken by a directory.
+fn a_failed_rotation(
+    dir: &std::path::Path,
+    config: &simplekv::storage::StoreConfig,
+) -> (Store, std::path::PathBuf) {
+    let store = open(dir, config);
     store.append(&Write::put("a", big())).expect("a");
     store.append(&Write::put("b", big())).expect("b");
-    // The next segment's file name is taken: creating it fails, so the rotation does.
-    let squat = dir.path().join(format!("{:020}.log", 2));
+    let squat = dir.join(format!("{:020}.log", 2));
     std::fs::create_dir(&squat).expect("squat");
     store
         .append(&Write::put("c", big()))
         .expect_err("the rotation fails");
+    (store, squat)
+}
+
+#[test]
+fn a_rotation_that_failed_and_was_retried_keeps_the_sealed_segments_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (store, squat) = a_failed_rotation(dir.path(), &config);
     std::fs::remove_dir(&squat).expect("unsquat");
     store
         .append(&Write::put("c", big()))
@@ -421,15 +434,7 @@ fn failed_rotation_leaving_the_next_file(dir: &std::path::Path, small_value: usi
         fsync: simplekv::storage::FsyncPolicy::Interval,
         ..small_config()
     };
-    let store = open(dir, &config);
-    let big = || bytes::Bytes::from(vec![b'v'; 1500]);
-    store.append(&Write::put("a", big())).expect("a");
-    store.append(&Write::put("b", big())).expect("b");
-    let next = dir.join(format!("{:020}.log", 2));
-    std::fs::create_dir(&next).expect("squat");
-    store
-        .append(&Write::put("c", big()))
-        .expect_err("the rotation fails");
+    let (store, next) = a_failed_rotation(dir, &config);
     std::fs::remove_dir(&next).expect("unsquat");
     std::fs::File::create(&next).expect("the next segment, empty");
     let value = bytes::Bytes::from(vec![b'd'; small_value]);
@@ -462,7 +467,6 @@ fn an_empty_active_segment_after_a_good_rotation_keeps_the_log_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();
     let store = open(dir.path(), &config);
-    let big = || bytes::Bytes::from(vec![b'v'; 1500]);
     for k in ["a", "b", "c"] {
         store.append(&Write::put(k, big())).expect("put");
     }
