@@ -272,3 +272,89 @@ async fn a_command_longer_than_the_limit_is_refused_and_the_connection_closed() 
     stop.cancel();
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_write_does_not_wait_for_a_stuck_write_to_another_key() {
+    use tokio::io::AsyncWriteExt;
+    let c = start("resp-concurrent", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let stop = CancellationToken::new();
+    let port = listen(&c, &stop).await;
+    let direct = client(&c).await;
+    // Two keys whose partitions have different leaders.
+    let key_led_by = |want_other_than: Option<u32>| {
+        (0..1000)
+            .map(|i| format!("key{i}"))
+            .find(|k| {
+                let l = leader_of(&c, direct.partition_of(k.as_bytes()));
+                l.is_some() && want_other_than.is_none_or(|o| l != Some(o))
+            })
+            .expect("a key")
+    };
+    let stuck = key_led_by(None);
+    let stuck_leader = leader_of(&c, direct.partition_of(stuck.as_bytes())).expect("leader");
+    let free = key_led_by(Some(stuck_leader));
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // Warm the connection's routes, then freeze the first key's leader.
+    s.write_all(&command(&[b"PING"])).await.expect("write");
+    assert_eq!(replies(&mut s, 1).await, ["+PONG"]);
+    c.pause(stuck_leader).await.expect("pause");
+    let mut burst = command(&[b"SET", stuck.as_bytes(), b"1"]);
+    burst.extend(command(&[b"SET", free.as_bytes(), b"2"]));
+    s.write_all(&burst).await.expect("write");
+    // Run one after another, the second write could not land before the first is answered.
+    wait_for(
+        "the second write while the first waits",
+        Duration::from_secs(20),
+        || async { direct.get(free.as_bytes()).await.ok().flatten().is_some() },
+    )
+    .await;
+    let mut peek = [0u8; 64];
+    assert!(
+        matches!(s.try_read(&mut peek), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the stuck write was answered before the free one landed: not concurrent"
+    );
+    c.resume(stuck_leader).await.expect("resume");
+    // Both replies, in the order sent (the stuck write may succeed or time out).
+    let got = replies(&mut s, 2).await;
+    assert_eq!(got[1], "+OK", "{got:?}");
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_closes_its_side_still_has_its_commands_run_and_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = start("resp-eof", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let stop = CancellationToken::new();
+    let port = listen(&c, &stop).await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut burst = Vec::new();
+    for i in 0..50 {
+        burst.extend(command(&[b"SET", format!("eof{i}").as_bytes(), b"v"]));
+    }
+    // As `printf ... | nc` does: send everything, then close the sending side.
+    s.write_all(&burst).await.expect("write");
+    s.shutdown().await.expect("shutdown");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut answer))
+        .await
+        .expect("answers, then a close")
+        .expect("read");
+    assert_eq!(String::from_utf8_lossy(&answer), "+OK\r\n".repeat(50));
+    let direct = client(&c).await;
+    for i in 0..50 {
+        let k = format!("eof{i}");
+        assert!(
+            direct.get(k.as_bytes()).await.expect("get").is_some(),
+            "{k}"
+        );
+    }
+    stop.cancel();
+    c.cluster.shutdown().await;
+}

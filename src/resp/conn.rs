@@ -1,0 +1,219 @@
+//! One RESP connection: commands are cut from the read buffer and run concurrently, up to
+//! [`MAX_IN_FLIGHT`] at once, and their replies go back in the order the commands came.
+//!
+//! Redis runs a connection's commands one after another. Here a command waits only for earlier
+//! commands that touch one of its keys ([`Keys::conflicts`]): a pipelined `SET k a`, `DEL k`,
+//! `SET k b` still leaves `b`, and `SET k 1` then `GET k` still reads `1`, while writes to
+//! different keys share the client's write batches as many connections' writes do. Across
+//! different keys the order is the one Redis Cluster gives a pipeline spanning shards: each
+//! reply comes back in order, but another client may see the second key written before the first.
+
+use super::exec::{self, ExecOptions};
+use super::frame::{Limits, Reply, next_command};
+use crate::client::Client;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
+
+/// How long a reply may wait for the client to take it before the connection is closed.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Replies gathered before they are written even if more are ready.
+const FLUSH_BYTES: usize = 1 << 20;
+/// Commands of one connection running at once; more stay unread in the socket.
+pub const MAX_IN_FLIGHT: usize = 128;
+
+/// The keys a command touches, for ordering commands on one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keys {
+    /// No key (`PING`, `INFO`, an unknown command): never waits for another command.
+    None,
+    /// One key, kept without an allocation.
+    One(Bytes),
+    /// Several (`DEL a b`, `EXISTS a b`).
+    Many(Vec<Bytes>),
+}
+
+impl Keys {
+    /// The keys of `args` (the command name first).
+    pub fn of(args: &[Bytes]) -> Keys {
+        let Some(name) = args.first() else {
+            return Keys::None;
+        };
+        let lower = |n: &[u8]| n.to_ascii_lowercase();
+        match lower(name).as_slice() {
+            b"get" | b"set" | b"expire" | b"ttl" | b"pttl" => {
+                args.get(1).map_or(Keys::None, |k| Keys::One(k.clone()))
+            }
+            b"del" | b"unlink" | b"exists" => match &args[1..] {
+                [] => Keys::None,
+                [k] => Keys::One(k.clone()),
+                ks => Keys::Many(ks.to_vec()),
+            },
+            _ => Keys::None,
+        }
+    }
+
+    fn as_slice(&self) -> &[Bytes] {
+        match self {
+            Keys::None => &[],
+            Keys::One(k) => std::slice::from_ref(k),
+            Keys::Many(ks) => ks,
+        }
+    }
+
+    /// Whether a command with these keys must wait for a running one with `other`.
+    pub fn conflicts(&self, other: &Keys) -> bool {
+        self.as_slice().iter().any(|k| other.as_slice().contains(k))
+    }
+}
+
+/// Serves one client until it quits, sends something unparseable, stops taking replies, or
+/// `stop` is cancelled.
+pub async fn serve(
+    stream: TcpStream,
+    client: Client,
+    opts: Arc<ExecOptions>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let limits = Limits::default();
+    let mut input = BytesMut::with_capacity(16 << 10);
+    let mut output = BytesMut::with_capacity(16 << 10);
+    let mut running = FuturesOrdered::new();
+    // The keys of each running command, in the same order as `running`.
+    let mut running_keys: VecDeque<Keys> = VecDeque::new();
+    // A parsed command waiting for a running one with a common key.
+    let mut held: Option<(Vec<Bytes>, Keys)> = None;
+    // The last reply before the connection closes (`QUIT`'s `+OK` or a protocol error).
+    let mut last: Option<Reply> = None;
+    // The client has closed its side: what it sent still runs and is answered, then we close.
+    let mut eof = false;
+    loop {
+        // Start what may start.
+        while last.is_none() && running.len() < MAX_IN_FLIGHT {
+            let (args, keys) = match held.take() {
+                Some(h) => h,
+                None => match next_command(&mut input, &limits) {
+                    Ok(Some(args)) if exec::is_quit(&args) => {
+                        last = Some(Reply::Status("OK"));
+                        break;
+                    }
+                    Ok(Some(args)) => {
+                        let keys = Keys::of(&args);
+                        (args, keys)
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        last = Some(Reply::err(e));
+                        break;
+                    }
+                },
+            };
+            if running_keys.iter().any(|r| keys.conflicts(r)) {
+                held = Some((args, keys));
+                break;
+            }
+            running.push_back(exec::execute(client.clone(), args, Arc::clone(&opts)));
+            running_keys.push_back(keys);
+        }
+        if running.is_empty() {
+            if let Some(reply) = last.take() {
+                reply.encode(&mut output);
+                flush(&mut wr, &mut output).await?;
+                wr.shutdown().await.ok();
+                return Ok(());
+            }
+            if eof {
+                // Replies to a client that closed both sides cannot be written; that is its loss.
+                flush(&mut wr, &mut output).await.ok();
+                return Ok(());
+            }
+        }
+        // Answer what has finished; write when nothing more is ready at once.
+        let mut progressed = false;
+        while let Some(Some(reply)) = futures_util::FutureExt::now_or_never(running.next()) {
+            running_keys.pop_front();
+            reply.encode(&mut output);
+            progressed = true;
+            if output.len() >= FLUSH_BYTES {
+                flush(&mut wr, &mut output).await?;
+            }
+        }
+        if progressed {
+            // A finished command may have released a held one, or made room.
+            continue;
+        }
+        flush(&mut wr, &mut output).await?;
+        let may_read = !eof && last.is_none() && held.is_none() && running.len() < MAX_IN_FLIGHT;
+        tokio::select! {
+            Some(reply) = running.next(), if !running.is_empty() => {
+                running_keys.pop_front();
+                reply.encode(&mut output);
+            }
+            n = rd.read_buf(&mut input), if may_read => {
+                eof = n? == 0;
+            }
+            _ = stop.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// Writes the gathered replies; a client that does not take them in time is cut off.
+async fn flush(wr: &mut OwnedWriteHalf, output: &mut BytesMut) -> std::io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(output)).await {
+        Ok(written) => written?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client took no replies for {} s",
+                    WRITE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+    }
+    output.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn commands_on_a_common_key_wait_and_others_do_not() {
+        let set_a = Keys::of(&cmd("SET a 1"));
+        assert_eq!(set_a, Keys::One(Bytes::from("a")));
+        assert!(Keys::of(&cmd("get a")).conflicts(&set_a));
+        assert!(Keys::of(&cmd("DEL b a")).conflicts(&set_a));
+        assert!(set_a.conflicts(&Keys::of(&cmd("EXISTS c a"))));
+        assert!(Keys::of(&cmd("ttl a")).conflicts(&Keys::of(&cmd("expire a 5"))));
+        assert!(!Keys::of(&cmd("SET b 1")).conflicts(&set_a));
+        assert!(
+            !Keys::of(&cmd("SET b a")).conflicts(&set_a),
+            "a value is not a key"
+        );
+        for keyless in ["PING", "INFO", "ECHO a", "FLUSHALL", "SELECT 0", "DEL"] {
+            let k = Keys::of(&cmd(keyless));
+            assert_eq!(k, Keys::None, "{keyless}");
+            assert!(!k.conflicts(&set_a));
+        }
+    }
+}
