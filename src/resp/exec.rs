@@ -113,12 +113,19 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
             Some(s) if s == b"list" || s == b"info" => {
                 Reply::Bulk(Some(Bytes::from_static(b"id=1 name= db=0 cmd=client\n")))
             }
-            Some(_) => Reply::Status("OK"),
+            // Client libraries name themselves on connect; nothing here keeps names.
+            Some(s) if s == b"setname" || s == b"setinfo" => Reply::Status("OK"),
+            Some(_) => Reply::err(format!(
+                "unknown subcommand '{}'. Try CLIENT SETNAME, GETNAME, ID, LIST or INFO.",
+                String::from_utf8_lossy(&rest[0])
+            )),
             None => wrong(),
         },
-        "command" => match rest.first().map(|s| s.to_ascii_lowercase()) {
-            Some(s) if s == b"count" => Reply::Int(0),
-            _ => Reply::Array(Vec::new()),
+        "command" => super::docs::command(rest),
+        // RESP3 is not spoken; clients that ask fall back to RESP2 on NOPROTO, as with Redis 5.
+        "hello" => match rest.first().map(|v| &v[..]) {
+            None | Some(b"2") => hello(),
+            Some(_) => Reply::Error("NOPROTO unsupported protocol version".into()),
         },
         "info" => info(&client, &opts).await,
         // Nothing to configure over RESP; clients that ask (redis-benchmark does) get nothing.
@@ -136,6 +143,27 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
             ))
         }
     }
+}
+
+/// `HELLO`'s answer, a map written as a flat array (RESP2).
+fn hello() -> Reply {
+    let s = |t: &'static str| Reply::Bulk(Some(Bytes::from_static(t.as_bytes())));
+    Reply::Array(vec![
+        s("server"),
+        s("simplekv-lab"),
+        s("version"),
+        s(env!("CARGO_PKG_VERSION")),
+        s("proto"),
+        Reply::Int(2),
+        s("id"),
+        Reply::Int(1),
+        s("mode"),
+        s("cluster"),
+        s("role"),
+        s("master"),
+        s("modules"),
+        Reply::Array(Vec::new()),
+    ])
 }
 
 /// `SET k v [EX s | PX ms]`

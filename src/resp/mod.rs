@@ -11,6 +11,7 @@
 //! needs while it waits.
 
 mod conn;
+mod docs;
 mod exec;
 mod frame;
 

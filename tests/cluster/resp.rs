@@ -62,6 +62,22 @@ async fn redis_cli_runs_the_seed_transcript() {
     );
     let info = redis_cli(port, &["info", "replication"]).await;
     assert!(info.contains("cluster_partition0:leader="), "{info}");
+    // redis-cli's help and hints come from COMMAND DOCS: this store's SET, not Redis's.
+    let help = redis_cli(port, &["help", "set"]).await;
+    assert!(
+        help.contains("key value [EX seconds|PX milliseconds]") && !help.contains("NX"),
+        "{help}"
+    );
+    assert!(
+        redis_cli(port, &["help", "ttl"])
+            .await
+            .contains("-2 if there is no key"),
+        "help ttl"
+    );
+    assert_eq!(
+        redis_cli(port, &["hello", "3"]).await,
+        "NOPROTO unsupported protocol version"
+    );
     // What redis-cli wrote is what the cluster holds.
     let direct = client(&c).await;
     assert_eq!(
