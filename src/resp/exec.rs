@@ -128,8 +128,7 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
             Some(_) => Reply::Error("NOPROTO unsupported protocol version".into()),
         },
         "info" => info(&client, &opts).await,
-        // Nothing to configure over RESP; clients that ask (redis-benchmark does) get nothing.
-        "config" => Reply::Array(Vec::new()),
+        "config" => config(rest),
         _ => {
             let shown: Vec<String> = rest
                 .iter()
@@ -142,6 +141,35 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
                 shown.join(" ")
             ))
         }
+    }
+}
+
+/// `CONFIG GET name`: the two settings tools ask about (redis-benchmark prints them): no
+/// snapshots (`save` is empty) and an append-only log. Nothing is set over RESP; the cluster is
+/// configured in its YAML files.
+fn config(rest: &[Bytes]) -> Reply {
+    const SETTINGS: [(&str, &str); 2] = [("save", ""), ("appendonly", "yes")];
+    match rest {
+        [sub, names @ ..] if sub.eq_ignore_ascii_case(b"get") && !names.is_empty() => {
+            let mut out = Vec::new();
+            for (name, value) in SETTINGS {
+                if names
+                    .iter()
+                    .any(|n| &n[..] == b"*" || n.eq_ignore_ascii_case(name.as_bytes()))
+                {
+                    out.push(Reply::Bulk(Some(Bytes::from_static(name.as_bytes()))));
+                    out.push(Reply::Bulk(Some(Bytes::from_static(value.as_bytes()))));
+                }
+            }
+            Reply::Array(out)
+        }
+        [sub, ..] if sub.eq_ignore_ascii_case(b"get") => {
+            Reply::err("wrong number of arguments for 'config|get' command")
+        }
+        [_, ..] => Reply::err(
+            "CONFIG SET/REWRITE/RESETSTAT are not served: the cluster is configured in its YAML files",
+        ),
+        [] => Reply::err("wrong number of arguments for 'config' command"),
     }
 }
 

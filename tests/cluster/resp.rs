@@ -4,6 +4,8 @@
 use crate::support::*;
 use simplekv::replica::Acks;
 use simplekv::resp::{ExecOptions, serve};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -121,6 +123,8 @@ async fn redis_benchmark_pipelined_completes_without_errors() {
         "{text}"
     );
     assert!(!text.to_lowercase().contains("error"), "{text}");
+    // It reads the server's CONFIG (save, appendonly) and warns when it cannot.
+    assert!(!text.contains("WARNING"), "{text}");
     // Its writes landed: redis-benchmark's keys are key:000000000000 .. key:000000000999.
     let direct = client(&c).await;
     let mut found = 0;
@@ -372,5 +376,179 @@ async fn a_client_that_closes_its_side_still_has_its_commands_run_and_answered()
         );
     }
     stop.cancel();
+    c.cluster.shutdown().await;
+}
+
+/// What one RESP writer saw: keys answered `+OK`, and how many answers were not.
+#[derive(Default)]
+struct Answers {
+    acked: Vec<String>,
+    unknown: usize,
+    refused: Vec<String>,
+}
+
+/// Writes `ack{w}-{n}` = `v{w}-{n}` through `port`, 64 pipelined at a time, until `stop`.
+async fn write_until(
+    w: usize,
+    port: u16,
+    acked: Arc<AtomicUsize>,
+    stop: CancellationToken,
+) -> Answers {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut out = Answers::default();
+    let mut n = 0;
+    while !stop.is_cancelled() {
+        let keys: Vec<String> = (n..n + 64).map(|i| format!("ack{w}-{i}")).collect();
+        n += 64;
+        let mut burst = Vec::new();
+        for k in &keys {
+            let v = format!("v{}", &k[3..]);
+            burst.extend(command(&[b"SET", k.as_bytes(), v.as_bytes()]));
+        }
+        s.write_all(&burst).await.expect("write");
+        for (k, answer) in keys.into_iter().zip(replies(&mut s, 64).await) {
+            if answer == "+OK" {
+                out.acked.push(k);
+                acked.fetch_add(1, Ordering::SeqCst);
+            } else if answer.starts_with("-TRYAGAIN") {
+                out.unknown += 1;
+            } else {
+                out.refused.push(answer);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `redis-benchmark -t set` against `port` until `stop`. redis-benchmark exits at the first
+/// error reply, so a `-TRYAGAIN` from a write caught by the crash ends a run; it is started
+/// again. Returns what each early exit printed.
+async fn benchmark_until(port: u16, stop: CancellationToken) -> Vec<String> {
+    let mut stops = Vec::new();
+    while !stop.is_cancelled() {
+        let run = tokio::process::Command::new("redis-benchmark")
+            .args([
+                "-p",
+                &port.to_string(),
+                "-t",
+                "set",
+                "-n",
+                "10000000",
+                "-c",
+                "16",
+            ])
+            .args(["-P", "8", "-r", "100000", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-benchmark runs (make test installs redis-tools)");
+        tokio::select! {
+            out = run.wait_with_output() => {
+                let out = out.expect("redis-benchmark");
+                stops.push(String::from_utf8_lossy(&out.stderr).to_string());
+            }
+            // Dropping the run kills it.
+            _ = stop.cancelled() => {}
+        }
+    }
+    stops
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_write_is_lost_when_a_leader_crashes_under_redis_benchmark() {
+    let c = start("resp-crash", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let ports: Vec<u16> = c
+        .resp_ports()
+        .into_iter()
+        .map(|p| p.expect("port"))
+        .collect();
+    // Everything goes through broker 1's listener; the broker that crashes leads a partition
+    // broker 1 does not, so its writes are forwarded to the leader that dies.
+    let victim = (0..3)
+        .filter_map(|p| leader_of(&c, p))
+        .find(|&l| l != 1)
+        .expect("a partition led by broker 2 or 3");
+    let port = ports[0];
+    let stop = CancellationToken::new();
+    let bench = tokio::spawn(benchmark_until(port, stop.clone()));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(write_until(w, port, Arc::clone(&acked), stop.clone())))
+        .collect();
+    let at_least = |n: usize| {
+        let acked = Arc::clone(&acked);
+        move || {
+            let acked = Arc::clone(&acked);
+            async move { acked.load(Ordering::SeqCst) >= n }
+        }
+    };
+    wait_for(
+        "300 acknowledged writes",
+        Duration::from_secs(60),
+        at_least(300),
+    )
+    .await;
+    c.kill(victim).await.expect("kill");
+    let at_kill = acked.load(Ordering::SeqCst);
+    wait_for(
+        "300 more acknowledged writes after the crash",
+        Duration::from_secs(60),
+        at_least(at_kill + 300),
+    )
+    .await;
+    stop.cancel();
+    let mut answers = Answers::default();
+    for w in writers {
+        let a = w.await.expect("writer");
+        answers.acked.extend(a.acked);
+        answers.unknown += a.unknown;
+        answers.refused.extend(a.refused);
+    }
+    let stops = bench.await.expect("redis-benchmark load");
+    assert!(
+        stops
+            .iter()
+            .all(|e| e.contains("Error from server: TRYAGAIN") || e.contains("NOREPLICAS")),
+        "redis-benchmark stopped for another reason than an unknown outcome: {stops:?}"
+    );
+    assert!(
+        answers.refused.is_empty(),
+        "a definite refusal during a failover with a quorum left: {:?}",
+        &answers.refused[..answers.refused.len().min(3)]
+    );
+    // Every +OK is there, with its value, read through another broker's listener.
+    let direct = client(&c).await;
+    let other = ports[if victim == 2 { 2 } else { 1 }];
+    let mut missing = Vec::new();
+    for k in &answers.acked {
+        let want = format!("v{}", &k[3..]);
+        if direct.get(k.as_bytes()).await.expect("get").as_deref() != Some(want.as_bytes()) {
+            missing.push(k.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost: {:?}",
+        missing.len(),
+        answers.acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let last = answers.acked.last().expect("writes");
+    assert_eq!(
+        redis_cli(other, &["get", last]).await,
+        format!("v{}", &last[3..])
+    );
+    eprintln!(
+        "acknowledged {}, unknown {}, leader {victim} killed after {at_kill}, redis-benchmark \
+         restarted {} times",
+        answers.acked.len(),
+        answers.unknown,
+        stops.len()
+    );
     c.cluster.shutdown().await;
 }
