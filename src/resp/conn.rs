@@ -1,5 +1,9 @@
-//! One RESP connection: commands are cut from the read buffer and run concurrently, up to
-//! [`MAX_IN_FLIGHT`] at once, and their replies go back in the order the commands came.
+//! One RESP connection: commands are cut from the read buffer and run concurrently, and their
+//! replies go back in the order the commands came. A [`Window`] bounds what runs at once:
+//! [`MAX_IN_FLIGHT`] commands, [`MAX_IN_FLIGHT_BYTES`] of arguments, [`MAX_READS_IN_FLIGHT`]
+//! `GET`s (each may bring back a whole value); what it does not admit stays in the read buffer,
+//! and nothing more is read until it starts. So one connection holds at most ~32 MiB of
+//! arguments, 16 values and 1 MiB of unwritten replies, whatever its client sends.
 //!
 //! Redis runs a connection's commands one after another. Here a command waits only for earlier
 //! commands that touch one of its keys ([`Keys::conflicts`]): a pipelined `SET k a`, `DEL k`,
@@ -27,6 +31,11 @@ pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 const FLUSH_BYTES: usize = 1 << 20;
 /// Commands of one connection running at once; more stay unread in the socket.
 pub const MAX_IN_FLIGHT: usize = 128;
+/// Argument bytes of one connection's running commands (one larger command runs alone).
+pub const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
+/// `GET`s of one connection running at once: each may hold a whole value (up to the store's
+/// largest, 16 MiB by default) until its reply is written.
+pub const MAX_READS_IN_FLIGHT: usize = 16;
 
 /// The keys a command touches, for ordering commands on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +82,63 @@ impl Keys {
     }
 }
 
+/// What the window knows of a command: its keys, its size, whether it reads a value.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    keys: Keys,
+    bytes: usize,
+    read: bool,
+}
+
+impl Entry {
+    /// The entry of a command (`args` with the command name first).
+    pub fn of(args: &[Bytes]) -> Entry {
+        Entry {
+            keys: Keys::of(args),
+            bytes: args.iter().map(Bytes::len).sum(),
+            read: args.first().is_some_and(|n| n.eq_ignore_ascii_case(b"get")),
+        }
+    }
+}
+
+/// The commands of one connection that are running, oldest first, and their totals.
+#[derive(Debug, Default)]
+pub struct Window {
+    running: VecDeque<Entry>,
+    bytes: usize,
+    reads: usize,
+}
+
+impl Window {
+    /// Whether `e` may start now: room in the window, no running command on one of its keys,
+    /// and within the byte and read bounds (an empty window takes any one command).
+    pub fn admits(&self, e: &Entry) -> bool {
+        self.running.len() < MAX_IN_FLIGHT
+            && !self.running.iter().any(|r| e.keys.conflicts(&r.keys))
+            && (self.running.is_empty() || self.bytes + e.bytes <= MAX_IN_FLIGHT_BYTES)
+            && (!e.read || self.reads < MAX_READS_IN_FLIGHT)
+    }
+
+    /// `e` has started.
+    pub fn push(&mut self, e: Entry) {
+        self.bytes += e.bytes;
+        self.reads += usize::from(e.read);
+        self.running.push_back(e);
+    }
+
+    /// The oldest running command has been answered.
+    pub fn pop(&mut self) {
+        if let Some(e) = self.running.pop_front() {
+            self.bytes -= e.bytes;
+            self.reads -= usize::from(e.read);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.running.len() >= MAX_IN_FLIGHT
+    }
+}
+
 /// Serves one client until it quits, sends something unparseable, stops taking replies, or
 /// `stop` is cancelled.
 pub async fn serve(
@@ -87,18 +153,18 @@ pub async fn serve(
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = BytesMut::with_capacity(16 << 10);
     let mut running = FuturesOrdered::new();
-    // The keys of each running command, in the same order as `running`.
-    let mut running_keys: VecDeque<Keys> = VecDeque::new();
-    // A parsed command waiting for a running one with a common key.
-    let mut held: Option<(Vec<Bytes>, Keys)> = None;
+    // What is known of each running command, in the same order as `running`.
+    let mut window = Window::default();
+    // A parsed command the window did not admit yet.
+    let mut held: Option<(Vec<Bytes>, Entry)> = None;
     // The last reply before the connection closes (`QUIT`'s `+OK` or a protocol error).
     let mut last: Option<Reply> = None;
     // The client has closed its side: what it sent still runs and is answered, then we close.
     let mut eof = false;
     loop {
         // Start what may start.
-        while last.is_none() && running.len() < MAX_IN_FLIGHT {
-            let (args, keys) = match held.take() {
+        while last.is_none() && !window.is_full() {
+            let (args, entry) = match held.take() {
                 Some(h) => h,
                 None => match next_command(&mut input, &limits) {
                     Ok(Some(args)) if exec::is_quit(&args) => {
@@ -106,8 +172,8 @@ pub async fn serve(
                         break;
                     }
                     Ok(Some(args)) => {
-                        let keys = Keys::of(&args);
-                        (args, keys)
+                        let entry = Entry::of(&args);
+                        (args, entry)
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -116,12 +182,12 @@ pub async fn serve(
                     }
                 },
             };
-            if running_keys.iter().any(|r| keys.conflicts(r)) {
-                held = Some((args, keys));
+            if !window.admits(&entry) {
+                held = Some((args, entry));
                 break;
             }
             running.push_back(exec::execute(client.clone(), args, Arc::clone(&opts)));
-            running_keys.push_back(keys);
+            window.push(entry);
         }
         if running.is_empty() {
             if let Some(reply) = last.take() {
@@ -139,7 +205,7 @@ pub async fn serve(
         // Answer what has finished; write when nothing more is ready at once.
         let mut progressed = false;
         while let Some(Some(reply)) = futures_util::FutureExt::now_or_never(running.next()) {
-            running_keys.pop_front();
+            window.pop();
             reply.encode(&mut output);
             progressed = true;
             if output.len() >= FLUSH_BYTES {
@@ -151,10 +217,10 @@ pub async fn serve(
             continue;
         }
         flush(&mut wr, &mut output).await?;
-        let may_read = !eof && last.is_none() && held.is_none() && running.len() < MAX_IN_FLIGHT;
+        let may_read = !eof && last.is_none() && held.is_none() && !window.is_full();
         tokio::select! {
             Some(reply) = running.next(), if !running.is_empty() => {
-                running_keys.pop_front();
+                window.pop();
                 reply.encode(&mut output);
             }
             n = rd.read_buf(&mut input), if may_read => {
@@ -215,5 +281,53 @@ mod tests {
             assert_eq!(k, Keys::None, "{keyless}");
             assert!(!k.conflicts(&set_a));
         }
+    }
+
+    #[test]
+    fn the_window_bounds_commands_bytes_and_reads() {
+        let mut w = Window::default();
+        let n = |i: usize| format!("k{i}");
+        for i in 0..MAX_IN_FLIGHT {
+            let e = Entry::of(&cmd(&format!("SET {} v", n(i))));
+            assert!(w.admits(&e), "command {i}");
+            w.push(e);
+        }
+        assert!(
+            !w.admits(&Entry::of(&cmd("PING"))),
+            "full at {MAX_IN_FLIGHT}"
+        );
+        w.pop();
+        assert!(w.admits(&Entry::of(&cmd("PING"))));
+        assert!(!w.admits(&Entry::of(&cmd("GET k5"))), "k5 is being written");
+
+        let mut w = Window::default();
+        for i in 0..MAX_READS_IN_FLIGHT {
+            w.push(Entry::of(&cmd(&format!("GET {}", n(i)))));
+        }
+        assert!(!w.admits(&Entry::of(&cmd("GET other"))), "reads bounded");
+        assert!(
+            w.admits(&Entry::of(&cmd("SET other v"))),
+            "writes still start"
+        );
+
+        let big = |key: &str| {
+            vec![
+                Bytes::from("SET"),
+                Bytes::copy_from_slice(key.as_bytes()),
+                Bytes::from(vec![b'x'; MAX_IN_FLIGHT_BYTES / 2]),
+            ]
+        };
+        let mut w = Window::default();
+        let huge = Entry::of(&[
+            Bytes::from("SET"),
+            Bytes::from("h"),
+            Bytes::from(vec![0; MAX_IN_FLIGHT_BYTES * 2]),
+        ]);
+        assert!(w.admits(&huge), "an empty window takes any one command");
+        w.push(Entry::of(&big("a")));
+        assert!(!w.admits(&Entry::of(&big("b"))), "bytes bounded");
+        w.pop();
+        assert!(w.admits(&Entry::of(&big("b"))), "and released");
+        assert_eq!((w.bytes, w.reads), (0, 0));
     }
 }
