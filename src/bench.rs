@@ -320,6 +320,74 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
     })
 }
 
+/// Starts the cluster `options` describes (`BenchTarget::Nodes` only), then runs the real
+/// `redis-benchmark -p PORT ARGS` against broker 1's RESP listener (which forwards each key to
+/// its leader, acks=all) and returns what it printed, after a line saying what ran.
+pub async fn redis_benchmark(options: &BenchOptions, args: &[String]) -> Result<String, String> {
+    let BenchTarget::Nodes(n) = options.target else {
+        return Err(
+            "--redis-benchmark measures its own cluster: point redis-benchmark at a node's \
+             resp_port for a running one"
+                .into(),
+        );
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("simplekv-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a data directory: {e}"))?;
+    let rf = n.min(3);
+    let spec = ClusterSpec {
+        brokers: n,
+        partitions: options.partitions,
+        replication_factor: rf,
+        min_insync_replicas: rf.min(2),
+        unclean_leader_election: false,
+    };
+    let mut o = ClusterOptions::lab(dir.path().to_path_buf(), spec);
+    o.proxied_links = false;
+    o.storage.fsync = options.fsync;
+    let c = Cluster::start(o, EventSink::log_only())
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = async {
+        let client = connect_with(
+            &Discovery::Zk(c.zk_connect().to_string()),
+            ClientConfig::default(),
+        )
+        .await?;
+        wait_ready(&client, rf).await?;
+        let port = c
+            .resp_ports()
+            .first()
+            .copied()
+            .flatten()
+            .ok_or("broker 1 has no RESP listener")?;
+        let out = tokio::process::Command::new("redis-benchmark")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run redis-benchmark (install redis-tools): {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("redis-benchmark failed: {}", text.trim()));
+        }
+        Ok(format!(
+            "redis-benchmark {} against broker 1's RESP port {port}: {n} brokers in this process, \
+             {} partitions, RF {rf}, acks all, fsync {}\n{text}",
+            args.join(" "),
+            options.partitions,
+            options.fsync
+        ))
+    }
+    .await;
+    c.shutdown().await;
+    drop(dir);
+    outcome
+}
+
 /// Waits until every partition has a leader and a full ISR: a benchmark measures a cluster at
 /// work, not one still electing its first leaders.
 async fn wait_ready(client: &Client, rf: u32) -> Result<(), String> {

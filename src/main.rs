@@ -314,6 +314,11 @@ struct BenchArgs {
     /// build with `--features profile`.
     #[arg(long, value_name = "FILE.svg")]
     flamegraph: Option<std::path::PathBuf>,
+    /// Instead of the built-in load, run the real `redis-benchmark` with these arguments
+    /// against broker 1's RESP port (own cluster; writes acks=all), e.g.
+    /// --redis-benchmark "-t set,get -n 200000 -c 50 -P 16 -q"
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true, conflicts_with_all = ["zk", "broker"])]
+    redis_benchmark: Option<String>,
 }
 
 fn parse_mix(mix: &str) -> Result<f64, String> {
@@ -373,6 +378,13 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         batch_writes: !args.no_batching,
     };
     let rt = runtime()?;
+    if let Some(rb) = &args.redis_benchmark {
+        let words: Vec<String> = rb.split_whitespace().map(String::from).collect();
+        let text = rt.block_on(simplekv::bench::redis_benchmark(&options, &words))?;
+        rt.shutdown_timeout(Duration::from_secs(2));
+        print!("{text}");
+        return Ok(());
+    }
     let profiler = args.flamegraph.map(profile::Sampler::start).transpose()?;
     let result = rt.block_on(run(options, std::io::stderr().is_terminal()))?;
     if let Some(p) = profiler {

@@ -6,9 +6,10 @@
 //! arguments, 16 values and 1 MiB of unwritten replies, whatever its client sends.
 //!
 //! Redis runs a connection's commands one after another. Here a command waits only for earlier
-//! commands that touch one of its keys ([`Keys::conflicts`]): a pipelined `SET k a`, `DEL k`,
-//! `SET k b` still leaves `b`, and `SET k 1` then `GET k` still reads `1`, while writes to
-//! different keys share the client's write batches as many connections' writes do. Across
+//! commands that touch one of its keys when either of them writes ([`Window::admits`]): a
+//! pipelined `SET k a`, `DEL k`, `SET k b` still leaves `b`, and `SET k 1` then `GET k` still
+//! reads `1`, while writes to different keys share the client's write batches as many
+//! connections' writes do, and reads of one key run together. Across
 //! different keys the order is the one Redis Cluster gives a pipeline spanning shards: each
 //! reply comes back in order, but another client may see the second key written before the first.
 
@@ -87,16 +88,24 @@ impl Keys {
 pub struct Entry {
     keys: Keys,
     bytes: usize,
+    /// A `GET`: its reply may hold a whole value.
     read: bool,
+    /// It changes its keys (`SET`, `DEL`, `EXPIRE`): later commands on them wait for it.
+    writes: bool,
 }
 
 impl Entry {
     /// The entry of a command (`args` with the command name first).
     pub fn of(args: &[Bytes]) -> Entry {
+        let is = |names: &[&str]| {
+            args.first()
+                .is_some_and(|n| names.iter().any(|m| n.eq_ignore_ascii_case(m.as_bytes())))
+        };
         Entry {
             keys: Keys::of(args),
             bytes: args.iter().map(Bytes::len).sum(),
-            read: args.first().is_some_and(|n| n.eq_ignore_ascii_case(b"get")),
+            read: is(&["get"]),
+            writes: is(&["set", "del", "unlink", "expire"]),
         }
     }
 }
@@ -110,11 +119,15 @@ pub struct Window {
 }
 
 impl Window {
-    /// Whether `e` may start now: room in the window, no running command on one of its keys,
-    /// and within the byte and read bounds (an empty window takes any one command).
+    /// Whether `e` may start now: room in the window, no running command on one of its keys
+    /// where either writes, and within the byte and read bounds (an empty window takes any one
+    /// command).
     pub fn admits(&self, e: &Entry) -> bool {
         self.running.len() < MAX_IN_FLIGHT
-            && !self.running.iter().any(|r| e.keys.conflicts(&r.keys))
+            && !self
+                .running
+                .iter()
+                .any(|r| (e.writes || r.writes) && e.keys.conflicts(&r.keys))
             && (self.running.is_empty() || self.bytes + e.bytes <= MAX_IN_FLIGHT_BYTES)
             && (!e.read || self.reads < MAX_READS_IN_FLIGHT)
     }
@@ -299,6 +312,23 @@ mod tests {
         w.pop();
         assert!(w.admits(&Entry::of(&cmd("PING"))));
         assert!(!w.admits(&Entry::of(&cmd("GET k5"))), "k5 is being written");
+        assert!(
+            !w.admits(&Entry::of(&cmd("SET k5 w"))),
+            "k5 is being written"
+        );
+
+        let mut w = Window::default();
+        w.push(Entry::of(&cmd("GET k")));
+        w.push(Entry::of(&cmd("TTL k")));
+        assert!(
+            w.admits(&Entry::of(&cmd("EXISTS k"))),
+            "reads of one key run together"
+        );
+        assert!(
+            !w.admits(&Entry::of(&cmd("EXPIRE k 5"))),
+            "a write waits for them"
+        );
+        assert!(!w.admits(&Entry::of(&cmd("DEL j k"))));
 
         let mut w = Window::default();
         for i in 0..MAX_READS_IN_FLIGHT {
