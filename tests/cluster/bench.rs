@@ -65,3 +65,33 @@ fn bench_rejects_a_bad_mix_in_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--mix takes SETS:GETS"), "{stderr}");
 }
+
+#[test]
+fn bench_runs_the_real_redis_benchmark_against_its_clusters_resp_port() {
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "--nodes", "3", "--fsync", "never"])
+        .args(["--redis-benchmark", "-t set,get -n 2000 -c 4 -r 500 --csv"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("acks all, fsync never"), "{stdout}");
+    for cmd in ["\"SET\"", "\"GET\""] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(cmd))
+            .unwrap_or_else(|| panic!("no {cmd} row: {stdout}"));
+        let rps: f64 = row
+            .split(',')
+            .nth(1)
+            .and_then(|r| r.trim_matches('"').parse().ok())
+            .unwrap_or_else(|| panic!("{row}"));
+        assert!(rps > 0.0, "{row}");
+    }
+    assert!(!stdout.contains("WARNING"), "{stdout}");
+}
