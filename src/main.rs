@@ -378,14 +378,17 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         batch_writes: !args.no_batching,
     };
     let rt = runtime()?;
+    let profiler = args.flamegraph.map(profile::Sampler::start).transpose()?;
     if let Some(rb) = &args.redis_benchmark {
         let words: Vec<String> = rb.split_whitespace().map(String::from).collect();
         let text = rt.block_on(simplekv::bench::redis_benchmark(&options, &words))?;
+        if let Some(p) = profiler {
+            p.finish()?;
+        }
         rt.shutdown_timeout(Duration::from_secs(2));
         print!("{text}");
         return Ok(());
     }
-    let profiler = args.flamegraph.map(profile::Sampler::start).transpose()?;
     let result = rt.block_on(run(options, std::io::stderr().is_terminal()))?;
     if let Some(p) = profiler {
         p.finish()?;
