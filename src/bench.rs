@@ -321,9 +321,14 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
 }
 
 /// Starts the cluster `options` describes (`BenchTarget::Nodes` only), then runs the real
-/// `redis-benchmark -p PORT ARGS` against broker 1's RESP listener (which forwards each key to
-/// its leader, acks=all) and returns what it printed, after a line saying what ran.
-pub async fn redis_benchmark(options: &BenchOptions, args: &[String]) -> Result<String, String> {
+/// `redis-benchmark -p PORT ARGS` against broker `via`'s RESP listener (which serves the keys
+/// its broker leads in-process and forwards the rest to their leaders, acks=all) and returns
+/// what it printed, after a line saying what ran.
+pub async fn redis_benchmark(
+    options: &BenchOptions,
+    via: u32,
+    args: &[String],
+) -> Result<String, String> {
     let BenchTarget::Nodes(n) = options.target else {
         return Err(
             "--redis-benchmark measures its own cluster: point redis-benchmark at a node's \
@@ -358,10 +363,10 @@ pub async fn redis_benchmark(options: &BenchOptions, args: &[String]) -> Result<
         wait_ready(&client, rf).await?;
         let port = c
             .resp_ports()
-            .first()
+            .get((via as usize).wrapping_sub(1))
             .copied()
             .flatten()
-            .ok_or("broker 1 has no RESP listener")?;
+            .ok_or_else(|| format!("there is no broker {via} with a RESP listener"))?;
         let out = tokio::process::Command::new("redis-benchmark")
             .arg("-p")
             .arg(port.to_string())
@@ -375,7 +380,7 @@ pub async fn redis_benchmark(options: &BenchOptions, args: &[String]) -> Result<
             return Err(format!("redis-benchmark failed: {}", text.trim()));
         }
         Ok(format!(
-            "redis-benchmark {} against broker 1's RESP port {port}: {n} brokers in this process, \
+            "redis-benchmark {} against broker {via}'s RESP port {port}: {n} brokers in this process, \
              {} partitions, RF {rf}, acks all, fsync {}\n{text}",
             args.join(" "),
             options.partitions,

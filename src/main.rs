@@ -319,6 +319,11 @@ struct BenchArgs {
     /// --redis-benchmark "-t set,get -n 200000 -c 50 -P 16 -q"
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true, conflicts_with_all = ["zk", "broker"])]
     redis_benchmark: Option<String>,
+    /// The broker whose RESP port --redis-benchmark talks to (it serves the partitions it leads
+    /// in-process and forwards the rest; redis-benchmark's one key without -r is partition 1's,
+    /// led by broker 2 at start).
+    #[arg(long, default_value_t = 1, requires = "redis_benchmark")]
+    via: u32,
 }
 
 fn parse_mix(mix: &str) -> Result<f64, String> {
@@ -381,7 +386,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
     let profiler = args.flamegraph.map(profile::Sampler::start).transpose()?;
     if let Some(rb) = &args.redis_benchmark {
         let words: Vec<String> = rb.split_whitespace().map(String::from).collect();
-        let text = rt.block_on(simplekv::bench::redis_benchmark(&options, &words))?;
+        let text = rt.block_on(simplekv::bench::redis_benchmark(&options, args.via, &words))?;
         if let Some(p) = profiler {
             p.finish()?;
         }
@@ -439,7 +444,13 @@ fn run_node(config: PathBuf) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let stop_resp = tokio_util::sync::CancellationToken::new();
         if let Some((listener, acks)) = resp {
-            let client = cli::connect(&Discovery::Zk(zk), Duration::from_secs(15)).await?;
+            // Keys this broker leads are served in-process; the rest go to their leaders.
+            let client_cfg = simplekv::client::ClientConfig {
+                request_timeout: Duration::from_secs(15),
+                local: Some(broker.local_kv()),
+                ..Default::default()
+            };
+            let client = cli::connect_with(&Discovery::Zk(zk), client_cfg).await?;
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "serving the Redis protocol (redis-cli -p {})", addr.port());
             }

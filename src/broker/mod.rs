@@ -11,6 +11,7 @@ mod election;
 mod fetcher;
 mod isr;
 mod kv_service;
+pub use kv_service::LocalKv;
 mod maintenance;
 mod peer_service;
 mod peers;
@@ -233,6 +234,7 @@ impl Inner {
 #[derive(Clone)]
 pub struct Broker {
     inner: Arc<Inner>,
+    local_kv: kv_service::LocalKv,
 }
 
 impl std::fmt::Debug for Broker {
@@ -353,6 +355,7 @@ impl Broker {
         let kv = KvServer::new(kv_service::KvService::new(Arc::clone(&inner)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let local_kv = kv_service::LocalKv::new(kv.clone(), inner.info().kv_addr());
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(kv)
@@ -382,7 +385,13 @@ impl Broker {
             None,
             format!("broker started: kv {kv_addr}, peer {peer_addr}"),
         );
-        Ok(Self { inner })
+        Ok(Self { inner, local_kv })
+    }
+
+    /// Its client service, to be called in-process by a client on the same host (the RESP
+    /// listener's): see `client::transport`.
+    pub fn local_kv(&self) -> LocalKv {
+        self.local_kv.clone()
     }
 
     /// Its id.

@@ -11,6 +11,7 @@
 //! A write whose caller has already given up is not sent (its outcome was reported unknown, and
 //! "never applied" is one of the outcomes that allows).
 
+use super::Transport;
 use crate::replica::Acks;
 use crate::rpc::{self, Reason, kv_client::KvClient};
 use std::collections::HashMap;
@@ -18,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tonic::transport::Channel;
 
 /// Batches one queue may have in flight at once.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -63,7 +63,7 @@ impl Counters {
 
 /// The queues of one broker connection, one per (partition, acks).
 pub struct Batcher {
-    kv: KvClient<Channel>,
+    kv: KvClient<Transport>,
     timeout: Duration,
     counters: Arc<Counters>,
     queues: Mutex<HashMap<(u32, Acks), mpsc::UnboundedSender<Pending>>>,
@@ -72,7 +72,7 @@ pub struct Batcher {
 impl Batcher {
     /// Queues for the broker behind `kv`; a batch with no answer within `timeout` fails as an
     /// unknown outcome.
-    pub fn new(kv: KvClient<Channel>, timeout: Duration, counters: Arc<Counters>) -> Self {
+    pub fn new(kv: KvClient<Transport>, timeout: Duration, counters: Arc<Counters>) -> Self {
         Self {
             kv,
             timeout,
@@ -127,7 +127,7 @@ impl Batcher {
 /// Where a queue's batches go.
 #[derive(Clone)]
 struct Queue {
-    kv: KvClient<Channel>,
+    kv: KvClient<Transport>,
     partition: u32,
     acks: Acks,
     timeout: Duration,

@@ -11,6 +11,7 @@
 
 mod batch;
 mod routes;
+pub mod transport;
 
 use crate::broker::MAX_MESSAGE_BYTES;
 use crate::coord::{Coord, partition_of};
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::transport::Channel;
+pub use transport::Transport;
 
 pub use routes::{ClusterView, PartitionView};
 
@@ -38,6 +40,9 @@ pub struct ClientConfig {
     /// Send sets and deletes in batches (`WriteBatch`, see [`batch`]) rather than one request
     /// each: the same outcomes, far fewer requests when many writes are in flight.
     pub batch_writes: bool,
+    /// A broker in this process to call directly when it is the one routed to (a RESP
+    /// listener's own broker; see [`transport`]). Others are dialed as usual.
+    pub local: Option<crate::broker::LocalKv>,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +52,7 @@ impl Default for ClientConfig {
             zk_session_timeout: Duration::from_secs(6),
             dialer: crate::rpc::Dialer::default(),
             batch_writes: true,
+            local: None,
         }
     }
 }
@@ -124,7 +130,7 @@ impl From<rpc::WriteResponse> for WriteAck {
 
 /// One broker as dialed: its connection and its write queues.
 struct Endpoint {
-    kv: KvClient<Channel>,
+    kv: KvClient<Transport>,
     batches: batch::Batcher,
 }
 
@@ -287,8 +293,18 @@ impl Client {
         // Channels are kept per address dialed, asked anew for every request: in the lab a link
         // proxy stands for a broker only while it is up, and a channel held to the proxy of a
         // dead broker would turn its refused connections into failures mid-request.
+        if let Some(local) = self
+            .inner
+            .cfg
+            .local
+            .as_ref()
+            .filter(|l| l.kv_addr() == addr)
+        {
+            let name = format!("in-process {addr}");
+            return Ok(self.endpoint(name, Transport::Local(local.clone())));
+        }
         let dialed = self.inner.cfg.dialer.dial(addr);
-        let mut map = self
+        let map = self
             .inner
             .channels
             .lock()
@@ -301,19 +317,31 @@ impl Client {
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .connect_lazy();
-        let kv = KvClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let endpoint = Arc::new(Endpoint {
-            batches: batch::Batcher::new(
-                kv.clone(),
-                self.inner.cfg.request_timeout,
-                Arc::clone(&self.inner.batches),
-            ),
-            kv,
+        drop(map);
+        Ok(self.endpoint(dialed.into_owned(), Transport::Remote(channel)))
+    }
+
+    /// The endpoint kept under `name`, made over `transport` if there is none yet.
+    fn endpoint(&self, name: String, transport: Transport) -> Arc<Endpoint> {
+        let mut map = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let endpoint = map.entry(name).or_insert_with(|| {
+            let kv = KvClient::new(transport)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            Arc::new(Endpoint {
+                batches: batch::Batcher::new(
+                    kv.clone(),
+                    self.inner.cfg.request_timeout,
+                    Arc::clone(&self.inner.batches),
+                ),
+                kv,
+            })
         });
-        map.insert(dialed.into_owned(), Arc::clone(&endpoint));
-        Ok(endpoint)
+        Arc::clone(endpoint)
     }
 
     fn check_key(key: &[u8]) -> Result<(), ClientError> {

@@ -3,7 +3,6 @@
 use crate::coord::Coord;
 use crate::rpc::{self, kv_client::KvClient};
 use std::collections::BTreeMap;
-use tonic::transport::Channel;
 
 use super::ClientError;
 
@@ -82,7 +81,7 @@ impl Routes {
 impl Source {
     pub(super) async fn load(
         &self,
-        channel: impl Fn(&str) -> Result<KvClient<Channel>, ClientError>,
+        channel: impl Fn(&str) -> Result<KvClient<super::Transport>, ClientError>,
     ) -> Result<Routes, ClientError> {
         match self {
             Self::Zk(coord) => {

@@ -552,3 +552,44 @@ async fn no_acknowledged_write_is_lost_when_a_leader_crashes_under_redis_benchma
     );
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_serves_its_own_brokers_partitions_in_process_and_forwards_the_rest() {
+    let c = start("resp-local", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let ports: Vec<u16> = c
+        .resp_ports()
+        .into_iter()
+        .map(|p| p.expect("port"))
+        .collect();
+    let direct = client(&c).await;
+    // A key broker 1 leads and a key another broker leads.
+    let led_by = |mine: bool| {
+        (0..1000)
+            .map(|i| format!("local{i}"))
+            .find(|k| (leader_of(&c, direct.partition_of(k.as_bytes())) == Some(1)) == mine)
+            .expect("a key")
+    };
+    let (own, other) = (led_by(true), led_by(false));
+    let local = c.broker(1).expect("broker 1").local_kv();
+    let before = local.calls();
+    assert_eq!(redis_cli(ports[0], &["set", &own, "a"]).await, "OK");
+    assert_eq!(redis_cli(ports[0], &["get", &own]).await, "a");
+    let after_own = local.calls();
+    assert!(after_own >= before + 2, "{before} -> {after_own}");
+    assert_eq!(redis_cli(ports[0], &["set", &other, "b"]).await, "OK");
+    assert_eq!(redis_cli(ports[0], &["get", &other]).await, "b");
+    assert_eq!(
+        local.calls(),
+        after_own,
+        "another leader's keys are forwarded"
+    );
+    // What went in-process is what the cluster holds, replicated.
+    assert_eq!(
+        direct.get(own.as_bytes()).await.expect("get").as_deref(),
+        Some(&b"a"[..])
+    );
+    let p = direct.partition_of(own.as_bytes());
+    wait_caught_up(&c, p).await;
+    c.cluster.shutdown().await;
+}

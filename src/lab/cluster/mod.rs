@@ -342,9 +342,11 @@ impl Cluster {
                     .local_addr()
                     .map_err(|e| format!("cannot listen for RESP: {e}"))?
                     .port();
+                // On its broker's host: keys the broker leads are served in-process.
                 let cfg = crate::client::ClientConfig {
                     request_timeout: Duration::from_secs(15),
                     dialer,
+                    local: Some(broker.local_kv()),
                     ..crate::client::ClientConfig::default()
                 };
                 let client = crate::client::Client::connect_zk(&zk, cfg)
