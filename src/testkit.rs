@@ -32,6 +32,20 @@ pub fn zk() -> &'static ZkServer {
         .server
 }
 
+/// Ends the ZooKeeper session `session` of a client connected at `connect` the way a server
+/// ends a session whose client was away too long: another connection takes the session over and
+/// closes it, and the client, when it next reaches a server, learns its session has expired.
+pub async fn expire_session(connect: &str, session: crate::coord::SessionInfo) {
+    let servers = connect.split('/').next().unwrap_or(connect);
+    let thief = zookeeper_client::Client::connector()
+        .with_session(session)
+        .connect(servers)
+        .await
+        .unwrap_or_else(|e| panic!("cannot take the session over: {e}"));
+    // Dropping the last handle closes the session.
+    drop(thief);
+}
+
 /// A connect string with a chroot no other test uses.
 pub fn zk_connect(test: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -149,6 +149,8 @@ struct Inner {
     refresh: tokio::sync::Mutex<()>,
     /// Ends the tasks that follow ZooKeeper for this client.
     following: tokio_util::sync::CancellationToken,
+    /// Ends the tasks that follow the current ZooKeeper session (a child of `following`).
+    session_tasks: Mutex<Option<tokio_util::sync::CancellationToken>>,
 }
 
 impl Drop for Inner {
@@ -166,7 +168,12 @@ impl Client {
         let coord = Coord::connect(connect, cfg.zk_session_timeout)
             .await
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        Self::with_source(Source::Zk(coord), cfg).await
+        let source = Source::Zk(routes::ZkSource::new(
+            connect,
+            cfg.zk_session_timeout,
+            coord,
+        ));
+        Self::with_source(source, cfg).await
     }
 
     /// Connects through seed brokers' Metadata (`host:port` of their kv services).
@@ -192,6 +199,7 @@ impl Client {
                 cfg,
                 refresh: tokio::sync::Mutex::new(()),
                 following: tokio_util::sync::CancellationToken::new(),
+                session_tasks: Mutex::new(None),
             }),
         };
         client.refresh().await?;
@@ -203,12 +211,27 @@ impl Client {
     /// brokers change, so a request goes to the new leader at once instead of to a deposed one
     /// (which may be frozen, and answer nothing until the request times out).
     fn follow(&self) {
-        let Source::Zk(coord) = &self.inner.source else {
+        let Source::Zk(zk) = &self.inner.source else {
             return;
         };
+        self.follow_with(zk.coord(), self.partitions());
+    }
+
+    /// Follows ZooKeeper in session `coord`, ending the tasks of the session before.
+    fn follow_with(&self, coord: Coord, partitions: u32) {
         let changed = Arc::new(tokio::sync::Notify::new());
-        let token = self.inner.following.clone();
-        for p in 0..self.partitions() {
+        let token = self.inner.following.child_token();
+        let before = self
+            .inner
+            .session_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(token.clone());
+        if let Some(before) = before {
+            before.cancel();
+        }
+        let coord = &coord;
+        for p in 0..partitions {
             let (coord, token, changed) = (coord.clone(), token.clone(), Arc::clone(&changed));
             tokio::spawn(async move {
                 crate::coord::follow_partition_state(&coord, p, &token, |_| changed.notify_one())
@@ -234,16 +257,45 @@ impl Client {
         });
     }
 
-    /// Re-reads brokers and leaders.
+    /// Re-reads brokers and leaders (in a new ZooKeeper session if the last one expired).
     pub async fn refresh(&self) -> Result<(), ClientError> {
         let _one_at_a_time = self.inner.refresh.lock().await;
-        let routes = self
-            .inner
-            .source
-            .load(|addr| self.channel(addr).map(|e| e.kv.clone()))
-            .await?;
+        let load = || {
+            self.inner
+                .source
+                .load(|addr| self.channel(addr).map(|e| e.kv.clone()))
+        };
+        let routes = match load().await {
+            Ok(r) => r,
+            Err(e) => match &self.inner.source {
+                Source::Zk(zk) => match zk.renew_if_expired().await? {
+                    Some(coord) => {
+                        let routes = load().await?;
+                        self.follow_with(coord, routes.partitions);
+                        routes
+                    }
+                    None => return Err(e),
+                },
+                Source::Seeds(_) => return Err(e),
+            },
+        };
         *self.inner.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
         Ok(())
+    }
+
+    /// The cluster as last learned, without asking anyone (routes follow ZooKeeper's changes on
+    /// their own when it is the source).
+    pub fn cached_view(&self) -> ClusterView {
+        self.routes().view()
+    }
+
+    /// The ZooKeeper session the client reads routes in (ZooKeeper discovery only), for tests
+    /// that make it expire.
+    pub fn zk_session(&self) -> Option<crate::coord::SessionInfo> {
+        match &self.inner.source {
+            Source::Zk(zk) => Some(zk.coord().session_info()),
+            Source::Seeds(_) => None,
+        }
     }
 
     /// The cluster as last read: brokers and, per partition, leader, epoch and ISR.

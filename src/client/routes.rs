@@ -9,9 +9,45 @@ use super::ClientError;
 /// Where routes come from.
 pub(super) enum Source {
     /// ZooKeeper, read directly.
-    Zk(Coord),
+    Zk(ZkSource),
     /// Seed brokers' Metadata.
     Seeds(Vec<String>),
+}
+
+/// A ZooKeeper session, renewed when it expires: a client outlives a pause or a partition
+/// longer than its session (a RESP listener on a paused broker, a console left open).
+pub(super) struct ZkSource {
+    connect: String,
+    session_timeout: std::time::Duration,
+    coord: std::sync::Mutex<Coord>,
+}
+
+impl ZkSource {
+    pub(super) fn new(connect: &str, session_timeout: std::time::Duration, coord: Coord) -> Self {
+        Self {
+            connect: connect.to_string(),
+            session_timeout,
+            coord: std::sync::Mutex::new(coord),
+        }
+    }
+
+    /// The current session.
+    pub(super) fn coord(&self) -> Coord {
+        self.coord.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// If the session has expired, a new one (returned); `None` while it lives.
+    pub(super) async fn renew_if_expired(&self) -> Result<Option<Coord>, ClientError> {
+        if self.coord().state() != zookeeper_client::SessionState::Expired {
+            return Ok(None);
+        }
+        let fresh = Coord::connect(&self.connect, self.session_timeout)
+            .await
+            .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        *self.coord.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        tracing::info!(zk = %self.connect, "the client's ZooKeeper session expired; a new one is open");
+        Ok(Some(fresh))
+    }
 }
 
 /// One partition as the client sees it.
@@ -84,7 +120,8 @@ impl Source {
         channel: impl Fn(&str) -> Result<KvClient<super::Transport>, ClientError>,
     ) -> Result<Routes, ClientError> {
         match self {
-            Self::Zk(coord) => {
+            Self::Zk(zk) => {
+                let coord = zk.coord();
                 let unavailable =
                     |e: crate::coord::CoordError| ClientError::Unavailable(e.to_string());
                 let spec = coord.cluster().await.map_err(unavailable)?.ok_or_else(|| {

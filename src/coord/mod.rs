@@ -14,4 +14,4 @@ pub use follow::{follow_brokers, follow_controller, follow_partition_state};
 pub use layout::{BrokerInfo, ClusterSpec, ControllerInfo, PartitionState, partition_of};
 pub use server::{ServerError, ServerOptions, ZkServer};
 pub use zk::{ControllerLease, Coord, CoordError, split_connect};
-pub use zookeeper_client::{OneshotWatcher, SessionState};
+pub use zookeeper_client::{OneshotWatcher, SessionInfo, SessionState};

@@ -196,6 +196,12 @@ impl Coord {
         self.client.state_watcher()
     }
 
+    /// The session's id and password: whoever holds them can take the session over (tests
+    /// use this to make a session expire, see `testkit::expire_session`).
+    pub fn session_info(&self) -> zk::SessionInfo {
+        self.client.session().clone()
+    }
+
     /// The session id, for logs.
     pub fn session_id(&self) -> i64 {
         self.client.session_id().0

@@ -127,7 +127,7 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
             None | Some(b"2") => hello(),
             Some(_) => Reply::Error("NOPROTO unsupported protocol version".into()),
         },
-        "info" => info(&client, &opts).await,
+        "info" => info(&client, &opts),
         "config" => config(rest),
         _ => {
             let shown: Vec<String> = rest
@@ -223,12 +223,11 @@ async fn set(client: &Client, rest: &[Bytes], opts: &ExecOptions) -> Reply {
 }
 
 /// `INFO`: this broker's replicas (role, epoch, LEO, HW, ISR as it believes them), then the
-/// cluster as ZooKeeper says (leader, epoch and ISR per partition).
-async fn info(client: &Client, opts: &ExecOptions) -> Reply {
-    let view = match client.cluster_view().await {
-        Ok(v) => v,
-        Err(e) => return error(&e),
-    };
+/// cluster as ZooKeeper last said (leader, epoch and ISR per partition).
+fn info(client: &Client, opts: &ExecOptions) -> Reply {
+    // Routes as the client last learned them (they follow ZooKeeper by themselves): INFO
+    // must not queue behind, or hold up, the refreshes that failover re-routing needs.
+    let view = client.cached_view();
     let ids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
     let mut s = String::from("# Replication\r\n");
     if let Some(b) = &opts.broker {

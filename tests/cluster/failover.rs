@@ -492,3 +492,51 @@ async fn with_unclean_election_a_partition_never_stays_offline_for_a_member_gone
     .await;
     c.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_zookeeper_session_expired_opens_a_new_one_and_follows_it() {
+    // Found by review: a RESP listener on a broker paused past its session answered "session
+    // expired" and "no leader" for good, because its client never opened a new session.
+    let c = start("client-expiry", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = client(&c).await;
+    let session = client.zk_session().expect("a ZooKeeper client");
+    simplekv::testkit::expire_session(c.zk_connect(), session).await;
+    // A leader dies: the client's routes are stale and its session is gone.
+    let p = 0;
+    let victim = leader_of(&c, p).expect("leader");
+    c.kill(victim).await.expect("kill");
+    let key = (0..1000)
+        .map(|i| format!("exp{i}"))
+        .find(|k| client.partition_of(k.as_bytes()) == p)
+        .expect("a key of partition 0");
+    client
+        .set(key.as_bytes(), b"v", None, Acks::All)
+        .await
+        .expect("the write finds the new leader in a new session");
+    // The new session is followed too: another partition's leader change reaches the cached
+    // routes with no request asking.
+    c.restore(victim).await.expect("restore");
+    wait_for_isr(&c, 3).await;
+    let q = (0..3)
+        .find(|&q| leader_of(&c, q).is_some_and(|l| l != victim))
+        .expect("a partition another broker leads");
+    let other = leader_of(&c, q).expect("leader");
+    wait_for(
+        "the client to see the leaders as they are",
+        Duration::from_secs(20),
+        || async { client.cached_view().partitions[q as usize].leader == Some(other) },
+    )
+    .await;
+    c.kill(other).await.expect("kill");
+    wait_for(
+        "the client's cached routes to follow the election",
+        Duration::from_secs(20),
+        || async {
+            let l = client.cached_view().partitions[q as usize].leader;
+            l.is_some() && l != Some(other)
+        },
+    )
+    .await;
+    c.cluster.shutdown().await;
+}
