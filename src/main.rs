@@ -454,10 +454,7 @@ fn run_node(config: PathBuf) -> Result<(), String> {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "serving the Redis protocol (redis-cli -p {})", addr.port());
             }
-            let opts = simplekv::resp::ExecOptions {
-                acks,
-                broker: Some(broker.clone()),
-            };
+            let opts = simplekv::resp::ExecOptions::new(acks, Some(broker.clone()));
             tokio::spawn(simplekv::resp::serve(
                 listener,
                 client,

@@ -539,7 +539,9 @@ impl Client {
             )));
         }
         let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-        let ttl_ms = ttl.map_or(0, |t| (t.as_millis() as u64).max(1));
+        let ttl_ms = ttl.map_or(0, |t| {
+            u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         if self.inner.cfg.batch_writes {
             let write = rpc::BatchedWrite {
                 key: k,

@@ -14,12 +14,12 @@
 //! reply comes back in order, but another client may see the second key written before the first.
 
 use super::exec::{self, ExecOptions};
-use super::frame::{Limits, Reply, next_command};
+use super::frame::{Limits, Parser, ProtocolError, Reply};
 use crate::client::Client;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,6 +34,9 @@ const FLUSH_BYTES: usize = 1 << 20;
 pub const MAX_IN_FLIGHT: usize = 128;
 /// Argument bytes of one connection's running commands (one larger command runs alone).
 pub const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
+/// How long a half-sent command may wait for its next byte before the connection is closed
+/// (a client that stops mid-command would otherwise hold its buffer for ever).
+pub const PARTIAL_COMMAND_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 /// `GET`s of one connection running at once: each may hold a whole value (up to the store's
 /// largest, 16 MiB by default) until its reply is written.
 pub const MAX_READS_IN_FLIGHT: usize = 16;
@@ -76,11 +79,6 @@ impl Keys {
             Keys::Many(ks) => ks,
         }
     }
-
-    /// Whether a command with these keys must wait for a running one with `other`.
-    pub fn conflicts(&self, other: &Keys) -> bool {
-        self.as_slice().iter().any(|k| other.as_slice().contains(k))
-    }
 }
 
 /// What the window knows of a command: its keys, its size, whether it reads a value.
@@ -116,6 +114,9 @@ pub struct Window {
     running: VecDeque<Entry>,
     bytes: usize,
     reads: usize,
+    /// Per key of a running command: how many running commands read it and how many write it
+    /// (so admitting a command costs its own keys, not theirs times everyone else's).
+    keys: HashMap<Bytes, (u32, u32)>,
 }
 
 impl Window {
@@ -124,26 +125,48 @@ impl Window {
     /// command).
     pub fn admits(&self, e: &Entry) -> bool {
         self.running.len() < MAX_IN_FLIGHT
-            && !self
-                .running
-                .iter()
-                .any(|r| (e.writes || r.writes) && e.keys.conflicts(&r.keys))
             && (self.running.is_empty() || self.bytes + e.bytes <= MAX_IN_FLIGHT_BYTES)
             && (!e.read || self.reads < MAX_READS_IN_FLIGHT)
+            && !e.keys.as_slice().iter().any(|k| {
+                self.keys
+                    .get(k)
+                    .is_some_and(|&(readers, writers)| writers > 0 || (e.writes && readers > 0))
+            })
     }
 
     /// `e` has started.
     pub fn push(&mut self, e: Entry) {
         self.bytes += e.bytes;
         self.reads += usize::from(e.read);
+        for k in e.keys.as_slice() {
+            let (readers, writers) = self.keys.entry(k.clone()).or_default();
+            if e.writes {
+                *writers += 1;
+            } else {
+                *readers += 1;
+            }
+        }
         self.running.push_back(e);
     }
 
     /// The oldest running command has been answered.
     pub fn pop(&mut self) {
-        if let Some(e) = self.running.pop_front() {
-            self.bytes -= e.bytes;
-            self.reads -= usize::from(e.read);
+        let Some(e) = self.running.pop_front() else {
+            return;
+        };
+        self.bytes -= e.bytes;
+        self.reads -= usize::from(e.read);
+        for k in e.keys.as_slice() {
+            if let Some((readers, writers)) = self.keys.get_mut(k) {
+                if e.writes {
+                    *writers -= 1;
+                } else {
+                    *readers -= 1;
+                }
+                if (*readers, *writers) == (0, 0) {
+                    self.keys.remove(k);
+                }
+            }
         }
     }
 
@@ -162,7 +185,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
-    let limits = Limits::default();
+    let mut parser = Parser::new(Limits::default());
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = BytesMut::with_capacity(16 << 10);
     let mut running = FuturesOrdered::new();
@@ -179,7 +202,7 @@ pub async fn serve(
         while last.is_none() && !window.is_full() {
             let (args, entry) = match held.take() {
                 Some(h) => h,
-                None => match next_command(&mut input, &limits) {
+                None => match parser.next(&mut input) {
                     Ok(Some(args)) if exec::is_quit(&args) => {
                         last = Some(Reply::Status("OK"));
                         break;
@@ -239,6 +262,15 @@ pub async fn serve(
             n = rd.read_buf(&mut input), if may_read => {
                 eof = n? == 0;
             }
+            // Restarted whenever bytes arrive: only a client silent mid-command is cut off.
+            () = tokio::time::sleep(opts.partial_command_idle),
+                if may_read && running.is_empty() && !input.is_empty() =>
+            {
+                last = Some(Reply::err(ProtocolError(format!(
+                    "no byte of the command arrived for {:?}",
+                    opts.partial_command_idle
+                ))));
+            }
             _ = stop.cancelled() => return Ok(()),
         }
     }
@@ -276,24 +308,43 @@ mod tests {
             .collect()
     }
 
+    /// Whether `second` may start while `first` runs.
+    fn may_follow(first: &str, second: &str) -> bool {
+        let mut w = Window::default();
+        w.push(Entry::of(&cmd(first)));
+        w.admits(&Entry::of(&cmd(second)))
+    }
+
     #[test]
-    fn commands_on_a_common_key_wait_and_others_do_not() {
-        let set_a = Keys::of(&cmd("SET a 1"));
-        assert_eq!(set_a, Keys::One(Bytes::from("a")));
-        assert!(Keys::of(&cmd("get a")).conflicts(&set_a));
-        assert!(Keys::of(&cmd("DEL b a")).conflicts(&set_a));
-        assert!(set_a.conflicts(&Keys::of(&cmd("EXISTS c a"))));
-        assert!(Keys::of(&cmd("ttl a")).conflicts(&Keys::of(&cmd("expire a 5"))));
-        assert!(!Keys::of(&cmd("SET b 1")).conflicts(&set_a));
+    fn commands_on_a_common_key_wait_when_either_writes() {
+        assert_eq!(Keys::of(&cmd("SET a 1")), Keys::One(Bytes::from("a")));
+        assert!(!may_follow("SET a 1", "get a"));
+        assert!(!may_follow("SET a 1", "DEL b a"));
+        assert!(!may_follow("EXISTS c a", "SET a 1"));
+        assert!(!may_follow("ttl a", "expire a 5"));
+        assert!(!may_follow("DEL a a", "SET a 2"));
+        assert!(may_follow("SET a 1", "SET b 1"));
+        assert!(may_follow("SET a 1", "SET b a"), "a value is not a key");
         assert!(
-            !Keys::of(&cmd("SET b a")).conflicts(&set_a),
-            "a value is not a key"
+            may_follow("GET a", "EXISTS a b"),
+            "reads of one key together"
         );
         for keyless in ["PING", "INFO", "ECHO a", "FLUSHALL", "SELECT 0", "DEL"] {
-            let k = Keys::of(&cmd(keyless));
-            assert_eq!(k, Keys::None, "{keyless}");
-            assert!(!k.conflicts(&set_a));
+            assert_eq!(Keys::of(&cmd(keyless)), Keys::None, "{keyless}");
+            assert!(may_follow("SET a 1", keyless), "{keyless}");
         }
+        // Once answered, a command's keys are free again, counted per command.
+        let mut w = Window::default();
+        w.push(Entry::of(&cmd("GET a")));
+        w.push(Entry::of(&cmd("GET a")));
+        w.pop();
+        assert!(
+            !w.admits(&Entry::of(&cmd("SET a 1"))),
+            "one reader still runs"
+        );
+        w.pop();
+        assert!(w.admits(&Entry::of(&cmd("SET a 1"))));
+        assert!(w.keys.is_empty());
     }
 
     #[test]

@@ -16,6 +16,22 @@ pub struct ExecOptions {
     pub acks: Acks,
     /// The broker this listener belongs to, for `INFO` (its own replicas' LEO, HW and ISR).
     pub broker: Option<crate::broker::Broker>,
+    /// How long a half-sent command may wait for its next byte ([`super::PARTIAL_COMMAND_IDLE`]).
+    pub partial_command_idle: Duration,
+    /// Connections served at once ([`super::MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+}
+
+impl ExecOptions {
+    /// Writes with `acks`, `INFO` about `broker`, the default bounds.
+    pub fn new(acks: Acks, broker: Option<crate::broker::Broker>) -> Self {
+        Self {
+            acks,
+            broker,
+            partial_command_idle: super::PARTIAL_COMMAND_IDLE,
+            max_connections: super::MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Whether `args` is `QUIT` (answered `+OK`, then the connection closes).
@@ -81,6 +97,9 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
         }
         "expire" => match rest {
             [k, secs] => match number(secs) {
+                Some(s) if s > 0 && expiry_ms(s, 1000).is_none() => {
+                    Reply::err("invalid expire time in 'expire' command")
+                }
                 Some(s) => reply(
                     client
                         .expire(k, s.max(0), opts.acks)
@@ -125,6 +144,9 @@ pub async fn execute(client: Client, args: Vec<Bytes>, opts: std::sync::Arc<Exec
         // RESP3 is not spoken; clients that ask fall back to RESP2 on NOPROTO, as with Redis 5.
         "hello" => match rest.first().map(|v| &v[..]) {
             None | Some(b"2") => hello(),
+            Some(v) if number(v).is_none() => {
+                Reply::err("Protocol version is not an integer or out of range")
+            }
             Some(_) => Reply::Error("NOPROTO unsupported protocol version".into()),
         },
         "info" => info(&client, &opts),
@@ -202,14 +224,17 @@ async fn set(client: &Client, rest: &[Bytes], opts: &ExecOptions) -> Reply {
     let ttl = match options {
         [] => None,
         [unit, n] => {
-            let n = match number(n) {
-                Some(n) if n > 0 => n as u64,
-                _ => return Reply::err("invalid expire time in 'set' command"),
-            };
-            match unit.to_ascii_lowercase().as_slice() {
-                b"ex" => Some(Duration::from_secs(n)),
-                b"px" => Some(Duration::from_millis(n)),
+            let per_unit = match unit.to_ascii_lowercase().as_slice() {
+                b"ex" => 1000,
+                b"px" => 1,
                 _ => return Reply::err("syntax error"),
+            };
+            let Some(n) = number(n) else {
+                return Reply::err("value is not an integer or out of range");
+            };
+            match expiry_ms(n, per_unit) {
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => return Reply::err("invalid expire time in 'set' command"),
             }
         }
         _ => return Reply::err("syntax error"),
@@ -261,6 +286,15 @@ fn info(client: &Client, opts: &ExecOptions) -> Reply {
     Reply::Bulk(Some(Bytes::from(s)))
 }
 
+/// `n` seconds (`per_unit` 1000) or milliseconds (1) as milliseconds from now, if positive and
+/// the moment it names is one a clock can hold (Redis refuses the rest the same way).
+fn expiry_ms(n: i64, per_unit: i64) -> Option<u64> {
+    let ms = n.checked_mul(per_unit).filter(|&ms| ms > 0)?;
+    let now = i64::try_from(crate::storage::now_ms()).ok()?;
+    now.checked_add(ms)?;
+    u64::try_from(ms).ok()
+}
+
 fn number(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
@@ -292,6 +326,20 @@ pub fn error(e: &ClientError) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiries_past_what_a_clock_holds_are_refused() {
+        assert_eq!(expiry_ms(10, 1000), Some(10_000));
+        assert_eq!(expiry_ms(1500, 1), Some(1500));
+        assert_eq!(expiry_ms(0, 1000), None);
+        assert_eq!(expiry_ms(-5, 1), None);
+        assert_eq!(
+            expiry_ms(18_446_744_073_709_552 / 2, 1000),
+            None,
+            "overflows the multiply"
+        );
+        assert_eq!(expiry_ms(i64::MAX, 1), None, "overflows now + ms");
+    }
 
     #[test]
     fn client_errors_take_redis_error_words() {

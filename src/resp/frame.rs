@@ -34,80 +34,153 @@ impl Default for Limits {
 #[error("Protocol error: {0}")]
 pub struct ProtocolError(pub String);
 
-/// Cuts the next whole command off the front of `buf`: its arguments, or `None` if more bytes are
-/// needed. Nothing is consumed until a whole command is there.
+/// Cuts the next whole command off the front of `buf` with a fresh [`Parser`].
 pub fn next_command(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    loop {
-        let Some(&first) = buf.first() else {
-            return Ok(None);
-        };
-        if first != b'*' {
-            return inline(buf, limits);
+    Parser::new(*limits).next(buf)
+}
+
+/// Cuts commands off a connection's read buffer. A multibulk command that has not fully arrived
+/// is remembered as far as it was read, so each new piece is looked at once (a command of a
+/// million arguments sent a packet at a time costs its length, not its length squared).
+#[derive(Debug)]
+pub struct Parser {
+    limits: Limits,
+    partial: Option<Partial>,
+}
+
+/// How far into an incomplete multibulk command the parser has got.
+#[derive(Debug)]
+struct Partial {
+    count: usize,
+    /// Where the next argument's `$` is expected.
+    pos: usize,
+    /// Where each argument read so far lies.
+    spans: Vec<(usize, usize)>,
+}
+
+impl Parser {
+    /// A parser with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            partial: None,
         }
-        let Some((count, mut pos)) = line_number(buf, 1, limits.max_inline)? else {
-            return Ok(None);
-        };
-        if count <= 0 {
-            // `*0` or `*-1`: an empty request, skipped as Redis does.
-            buf.advance(pos);
-            continue;
-        }
-        let count = usize::try_from(count).unwrap_or(usize::MAX);
-        if count > limits.max_args {
-            return Err(ProtocolError(format!(
-                "invalid multibulk length {count} (at most {})",
-                limits.max_args
-            )));
-        }
-        // First find where every argument lies; cut only once all of them are in.
-        let mut spans = Vec::with_capacity(count.min(1024));
-        for _ in 0..count {
-            match buf.get(pos) {
-                None => return Ok(None),
-                Some(b'$') => {}
-                Some(&c) => {
-                    return Err(ProtocolError(format!(
-                        "expected '$', got '{}'",
-                        char::from(c).escape_default()
-                    )));
+    }
+
+    /// Cuts the next whole command off the front of `buf`: its arguments, or `None` if more
+    /// bytes are needed. Nothing is consumed until a whole command is there; `buf` must only
+    /// grow at its end between calls.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let limits = self.limits;
+        loop {
+            let mut p = match self.partial.take() {
+                Some(p) => p,
+                None => {
+                    let Some(&first) = buf.first() else {
+                        return Ok(None);
+                    };
+                    if first != b'*' {
+                        match inline(buf, &limits)? {
+                            // An empty line is skipped, as Redis does.
+                            Some(args) if args.is_empty() => continue,
+                            other => return Ok(other),
+                        }
+                    }
+                    let Some((count, pos)) = line_number(buf, 1, limits.max_inline)? else {
+                        return Ok(None);
+                    };
+                    if count <= 0 {
+                        // `*0` or `*-1`: an empty request, skipped as Redis does.
+                        buf.advance(pos);
+                        continue;
+                    }
+                    let count = usize::try_from(count).unwrap_or(usize::MAX);
+                    if count > limits.max_args {
+                        return Err(ProtocolError(format!(
+                            "invalid multibulk length {count} (at most {})",
+                            limits.max_args
+                        )));
+                    }
+                    Partial {
+                        count,
+                        pos,
+                        spans: Vec::with_capacity(count.min(1024)),
+                    }
+                }
+            };
+            // Find where every argument lies; cut only once all of them are in.
+            while p.spans.len() < p.count {
+                match next_bulk(buf, p.pos, &limits)? {
+                    Some((span, next)) => {
+                        p.spans.push(span);
+                        p.pos = next;
+                    }
+                    None => {
+                        self.partial = Some(p);
+                        return Ok(None);
+                    }
                 }
             }
-            let Some((len, start)) = line_number(buf, pos + 1, limits.max_inline)? else {
-                return Ok(None);
-            };
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&l| l <= limits.max_bulk)
-                .ok_or_else(|| {
-                    ProtocolError(format!(
-                        "invalid bulk length {len} (at most {} bytes)",
-                        limits.max_bulk
-                    ))
-                })?;
-            let end = start + len;
-            if end + 2 > limits.max_command {
-                return Err(ProtocolError(format!(
-                    "the command is longer than {} bytes",
-                    limits.max_command
-                )));
-            }
-            if buf.len() < end + 2 {
-                return Ok(None);
-            }
-            if &buf[end..end + 2] != b"\r\n" {
-                return Err(ProtocolError("a bulk string does not end in CRLF".into()));
-            }
-            spans.push((start, end));
-            pos = end + 2;
+            let frame = buf.split_to(p.pos).freeze();
+            return Ok(Some(
+                p.spans
+                    .into_iter()
+                    .map(|(s, e)| frame.slice(s..e))
+                    .collect(),
+            ));
         }
-        let frame = buf.split_to(pos).freeze();
-        return Ok(Some(
-            spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
-        ));
     }
+}
+
+/// A bulk string found in the buffer: where its bytes lie, and where what follows starts.
+type Bulk = ((usize, usize), usize);
+
+/// The bulk string at `pos`: where its bytes lie and where the next thing starts, or `None` if
+/// it has not all arrived.
+fn next_bulk(
+    buf: &[u8],
+    pos: usize,
+    limits: &Limits,
+) -> Result<Option<Bulk>, ProtocolError> {
+    match buf.get(pos) {
+        None => return Ok(None),
+        Some(b'$') => {}
+        Some(&c) => {
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                char::from(c).escape_default()
+            )));
+        }
+    }
+    let Some((len, start)) = line_number(buf, pos + 1, limits.max_inline)? else {
+        return Ok(None);
+    };
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= limits.max_bulk)
+        .ok_or_else(|| {
+            ProtocolError(format!(
+                "invalid bulk length {len} (at most {} bytes)",
+                limits.max_bulk
+            ))
+        })?;
+    let end = start + len;
+    if end + 2 > limits.max_command {
+        return Err(ProtocolError(format!(
+            "the command is longer than {} bytes",
+            limits.max_command
+        )));
+    }
+    if buf.len() < end + 2 {
+        return Ok(None);
+    }
+    if &buf[end..end + 2] != b"\r\n" {
+        return Err(ProtocolError("a bulk string does not end in CRLF".into()));
+    }
+    Ok(Some(((start, end), end + 2)))
 }
 
 /// Reads `<digits>\r\n` at `at`: the number and where the next byte starts.
@@ -120,8 +193,14 @@ fn line_number(buf: &[u8], at: usize, max: usize) -> Result<Option<(i64, usize)>
         return Ok(None);
     };
     let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
+    // Digits only, as Redis reads them: no sign but a leading '-', no leading zeros.
+    let digits = line.strip_prefix(b"-").unwrap_or(line);
+    let canonical = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits == b"0" || digits[0] != b'0');
     let n = std::str::from_utf8(line)
         .ok()
+        .filter(|_| canonical)
         .and_then(|s| s.parse::<i64>().ok())
         .ok_or_else(|| ProtocolError("invalid length".into()))?;
     Ok(Some((n, at + nl + 1)))
@@ -136,26 +215,81 @@ fn inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, Pro
         return Ok(None);
     };
     let line = buf.split_to(nl + 1).freeze();
-    let text = line.slice(..nl);
-    let text = text
-        .strip_suffix(b"\r")
-        .map_or(text.clone(), |t| text.slice(..t.len()));
+    let text = &line[..nl];
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    split_args(text).map(Some)
+}
+
+/// Splits an inline command line into words as `redis-cli` and Redis do: spaces separate words,
+/// `"..."` may hold spaces and the escapes `\n \r \t \b \a \\ \" \xHH`, `'...'` may hold
+/// spaces and `\'`. A closing quote must end its word.
+fn split_args(text: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
+    let unbalanced = || ProtocolError("unbalanced quotes in request".into());
     let mut args = Vec::new();
-    let mut start = None;
-    for (i, &b) in text.iter().enumerate() {
-        match (b == b' ' || b == b'\t', start) {
-            (true, Some(s)) => {
-                args.push(text.slice(s..i));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
+    let mut i = 0;
+    loop {
+        while i < text.len() && text[i].is_ascii_whitespace() {
+            i += 1;
         }
+        if i == text.len() {
+            return Ok(args);
+        }
+        let mut word = Vec::new();
+        let quote = match text[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        loop {
+            let Some(&c) = text.get(i) else {
+                if quote.is_some() {
+                    return Err(unbalanced());
+                }
+                break;
+            };
+            match quote {
+                None if c.is_ascii_whitespace() => break,
+                None => word.push(c),
+                Some(q) if c == q => {
+                    i += 1;
+                    if text.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
+                        return Err(unbalanced());
+                    }
+                    break;
+                }
+                Some(b'"') if c == b'\\' && i + 1 < text.len() => {
+                    i += 1;
+                    let hex = |b: u8| char::from(b).to_digit(16);
+                    match text[i] {
+                        b'x' if i + 2 < text.len()
+                            && hex(text[i + 1]).is_some()
+                            && hex(text[i + 2]).is_some() =>
+                        {
+                            let v =
+                                hex(text[i + 1]).unwrap_or(0) * 16 + hex(text[i + 2]).unwrap_or(0);
+                            word.push(v as u8);
+                            i += 2;
+                        }
+                        b'n' => word.push(b'\n'),
+                        b'r' => word.push(b'\r'),
+                        b't' => word.push(b'\t'),
+                        b'b' => word.push(8),
+                        b'a' => word.push(7),
+                        other => word.push(other),
+                    }
+                }
+                Some(b'\'') if c == b'\\' && text.get(i + 1) == Some(&b'\'') => {
+                    i += 1;
+                    word.push(b'\'');
+                }
+                Some(_) => word.push(c),
+            }
+            i += 1;
+        }
+        args.push(Bytes::from(word));
     }
-    if let Some(s) = start {
-        args.push(text.slice(s..));
-    }
-    Ok(Some(args))
 }
 
 /// A reply.
@@ -296,6 +430,74 @@ mod tests {
             let e = next_command(&mut buf, &limits).expect_err("refused");
             assert!(e.0.contains(why), "{input:?}: {e}");
         }
+    }
+
+    #[test]
+    fn inline_words_may_be_quoted_as_redis_cli_quotes_them() {
+        let words = |line: &str| {
+            let mut buf = BytesMut::from(format!("{line}\r\n").as_bytes());
+            next_command(&mut buf, &Limits::default())
+        };
+        let ok = |line: &str| -> Vec<String> {
+            words(line)
+                .expect("valid")
+                .expect("whole")
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .collect()
+        };
+        assert_eq!(ok(r#"SET k "hello world""#), ["SET", "k", "hello world"]);
+        assert_eq!(ok(r#"SET "" 'it\'s'"#), ["SET", "", "it's"]);
+        assert_eq!(ok(r#"ECHO "a\tb\x41\"""#), ["ECHO", "a\tbA\""]);
+        for bad in [r#"SET k "unbalanced"#, r#"SET k "a"b"#, "SET k 'x"] {
+            let e = words(bad).expect_err(bad);
+            assert!(e.0.contains("unbalanced quotes"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn empty_lines_are_skipped_and_lengths_are_plain_digits() {
+        let (cmds, rest) = parse_all(b"\r\n\r\nPING\r\n", &Limits::default());
+        assert_eq!(cmds, vec![vec![Bytes::from("PING")]]);
+        assert!(rest.is_empty());
+        let bad: [&[u8]; 3] = [
+            b"*1\r\n$+4\r\nPING\r\n",
+            b"*1\r\n$04\r\nPING\r\n",
+            b"*01\r\n",
+        ];
+        for bad in bad {
+            let mut buf = BytesMut::from(bad);
+            let e = next_command(&mut buf, &Limits::default()).expect_err("refused");
+            assert!(e.0.contains("invalid length"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_command_arriving_in_pieces_is_read_once_and_parses_the_same() {
+        let n = 20_000;
+        let mut input = format!("*{}\r\n$4\r\nECHO\r\n", n + 1).into_bytes();
+        for _ in 0..n {
+            input.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut parser = Parser::new(Limits::default());
+        let mut buf = BytesMut::new();
+        let mut seen = 0;
+        for piece in input.chunks(1400) {
+            buf.extend_from_slice(piece);
+            match parser.next(&mut buf).expect("valid") {
+                None => {
+                    let p = parser.partial.as_ref().expect("remembered");
+                    assert!(p.spans.len() >= seen, "progress is kept between pieces");
+                    seen = p.spans.len();
+                }
+                Some(args) => {
+                    assert_eq!(args.len(), n + 1);
+                    assert!(buf.is_empty());
+                    return;
+                }
+            }
+        }
+        panic!("the command never completed");
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod docs;
 mod exec;
 mod frame;
 
-pub use conn::{MAX_IN_FLIGHT, WRITE_TIMEOUT};
+pub use conn::{MAX_IN_FLIGHT, PARTIAL_COMMAND_IDLE, WRITE_TIMEOUT};
 pub use exec::ExecOptions;
 pub use frame::{Limits, ProtocolError, Reply, next_command};
 
@@ -23,6 +23,10 @@ use crate::client::Client;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Connections one listener serves at once (Redis's `maxclients` default); more are told so and
+/// closed.
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// Serves RESP on `listener` until `stop` is cancelled.
 pub async fn serve(
@@ -32,15 +36,26 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let opts = Arc::new(opts);
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections));
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let refusal = b"-ERR max number of clients reached\r\n";
+                        let _ =
+                            tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(refusal)).await;
+                    });
+                    continue;
+                };
                 let (client, opts, stop) = (client.clone(), Arc::clone(&opts), stop.child_token());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = conn::serve(stream, client, opts, stop).await {
                         tracing::debug!(%peer, error = %e, "RESP connection ended");
                     }

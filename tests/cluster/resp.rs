@@ -11,14 +11,19 @@ use tokio_util::sync::CancellationToken;
 
 /// A RESP listener over a client of `c`; its port.
 async fn listen(c: &simplekv::lab::Cluster, stop: &CancellationToken) -> u16 {
+    listen_with(c, stop, ExecOptions::new(Acks::All, None)).await
+}
+
+/// A RESP listener with these options over a client of `c`; its port.
+async fn listen_with(
+    c: &simplekv::lab::Cluster,
+    stop: &CancellationToken,
+    opts: ExecOptions,
+) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let opts = ExecOptions {
-        acks: Acks::All,
-        broker: None,
-    };
     tokio::spawn(serve(listener, client(c).await, opts, stop.clone()));
     port
 }
@@ -79,6 +84,15 @@ async fn redis_cli_runs_the_seed_transcript() {
     assert_eq!(
         redis_cli(port, &["hello", "3"]).await,
         "NOPROTO unsupported protocol version"
+    );
+    // An expiry a clock cannot hold is refused, not wrapped to a short one.
+    assert_eq!(
+        redis_cli(port, &["set", "ov", "v", "ex", "18446744073709552"]).await,
+        "ERR invalid expire time in 'set' command"
+    );
+    assert_eq!(
+        redis_cli(port, &["set", "ov", "v", "ex", "soon"]).await,
+        "ERR value is not an integer or out of range"
     );
     // What redis-cli wrote is what the cluster holds.
     let direct = client(&c).await;
@@ -592,4 +606,76 @@ async fn a_listener_serves_its_own_brokers_partitions_in_process_and_forwards_th
     let p = direct.partition_of(own.as_bytes());
     wait_caught_up(&c, p).await;
     c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_silent_mid_command_is_cut_off_and_the_connection_cap_holds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = start("resp-bounds", spec(1, 1, 1, 1)).await;
+    let stop = CancellationToken::new();
+    let opts = ExecOptions {
+        partial_command_idle: Duration::from_millis(500),
+        max_connections: 2,
+        ..ExecOptions::new(Acks::All, None)
+    };
+    let port = listen_with(&c, &stop, opts).await;
+    let connect = || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect")
+    };
+    // Half a SET of a large value, then silence: answered once, closed, its buffer freed.
+    let mut slow = connect().await;
+    slow.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\nxxxx")
+        .await
+        .expect("write");
+    // A second client works meanwhile; a third is over the cap.
+    let mut ok = connect().await;
+    ok.write_all(&command(&[b"PING"])).await.expect("write");
+    assert_eq!(replies(&mut ok, 1).await, ["+PONG"]);
+    let mut over = connect().await;
+    let mut refusal = String::new();
+    tokio::time::timeout(Duration::from_secs(10), over.read_to_string(&mut refusal))
+        .await
+        .expect("refused and closed at once")
+        .expect("read");
+    assert_eq!(refusal, "-ERR max number of clients reached\r\n");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), slow.read_to_string(&mut answer))
+        .await
+        .expect("cut off, not held")
+        .expect("read");
+    assert!(
+        answer.starts_with("-ERR Protocol error: no byte of the command arrived for"),
+        "{answer}"
+    );
+    // Its slot is free again.
+    drop(ok);
+    wait_for("a free slot", Duration::from_secs(10), || async {
+        let mut s = connect().await;
+        s.write_all(&command(&[b"PING"])).await.is_ok()
+            && matches!(
+                tokio::time::timeout(Duration::from_secs(2), replies_or_closed(&mut s)).await,
+                Ok(Some(r)) if r == "+PONG"
+            )
+    })
+    .await;
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
+
+/// The first reply line, or `None` if the connection closed first.
+async fn replies_or_closed(s: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            return Some(String::from_utf8_lossy(&buf[..end]).to_string());
+        }
+        let mut chunk = [0u8; 256];
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }

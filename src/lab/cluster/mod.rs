@@ -352,10 +352,7 @@ impl Cluster {
                 let client = crate::client::Client::connect_zk(&zk, cfg)
                     .await
                     .map_err(|e| format!("the RESP listener cannot reach the cluster: {e}"))?;
-                let opts = crate::resp::ExecOptions {
-                    acks: crate::replica::Acks::All,
-                    broker: Some(broker),
-                };
+                let opts = crate::resp::ExecOptions::new(crate::replica::Acks::All, Some(broker));
                 tokio::spawn(crate::resp::serve(
                     listener,
                     client,
