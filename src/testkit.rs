@@ -35,15 +35,29 @@ pub fn zk() -> &'static ZkServer {
 /// Ends the ZooKeeper session `session` of a client connected at `connect` the way a server
 /// ends a session whose client was away too long: another connection takes the session over and
 /// closes it, and the client, when it next reaches a server, learns its session has expired.
+/// The owner may reconnect and win the session back while the takeover connects, so it is
+/// tried until it succeeds or ZooKeeper answers that the session is gone.
 pub async fn expire_session(connect: &str, session: crate::coord::SessionInfo) {
     let servers = connect.split('/').next().unwrap_or(connect);
-    let thief = zookeeper_client::Client::connector()
-        .with_session(session)
-        .connect(servers)
-        .await
-        .unwrap_or_else(|e| panic!("cannot take the session over: {e}"));
-    // Dropping the last handle closes the session.
-    drop(thief);
+    let mut last = String::new();
+    for _ in 0..50 {
+        let takeover = zookeeper_client::Client::connector()
+            .with_session(session.clone())
+            .with_session_timeout(std::time::Duration::from_secs(2))
+            .connect(servers);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), takeover).await {
+            // Dropping the last handle closes the session.
+            Ok(Ok(thief)) => {
+                drop(thief);
+                return;
+            }
+            Ok(Err(zookeeper_client::Error::SessionExpired)) => return,
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "no answer in 5 s".into(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("cannot take the session over: {last}");
 }
 
 /// A connect string with a chroot no other test uses.

@@ -159,6 +159,9 @@ impl Drop for Inner {
     }
 }
 
+/// How soon a failed background refresh is tried again.
+const REFRESH_RETRY: Duration = Duration::from_secs(1);
+
 /// The largest value the client sends (brokers enforce their own, smaller limit).
 const MAX_VALUE_BYTES: usize = MAX_MESSAGE_BYTES - (1 << 20);
 
@@ -231,28 +234,36 @@ impl Client {
             before.cancel();
         }
         let coord = &coord;
+        // A watch ends only when cancelled or when the session has expired; then it says so, and
+        // the refresh it causes opens a new session (which starts new watches).
         for p in 0..partitions {
             let (coord, token, changed) = (coord.clone(), token.clone(), Arc::clone(&changed));
             tokio::spawn(async move {
                 crate::coord::follow_partition_state(&coord, p, &token, |_| changed.notify_one())
                     .await;
+                changed.notify_one();
             });
         }
         {
             let (coord, token, changed) = (coord.clone(), token.clone(), Arc::clone(&changed));
             tokio::spawn(async move {
                 crate::coord::follow_brokers(&coord, &token, |_| changed.notify_one()).await;
+                changed.notify_one();
             });
         }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
+            let mut retry = false;
             loop {
                 tokio::select! {
                     () = changed.notified() => {}
+                    // A refresh that failed (ZooKeeper away, a new session refused) is tried
+                    // again: no watch is left to say when.
+                    () = tokio::time::sleep(REFRESH_RETRY), if retry => {}
                     () = token.cancelled() => return,
                 }
                 let Some(inner) = weak.upgrade() else { return };
-                let _ = Client { inner }.refresh().await;
+                retry = Client { inner }.refresh().await.is_err();
             }
         });
     }
@@ -270,9 +281,10 @@ impl Client {
             Err(e) => match &self.inner.source {
                 Source::Zk(zk) => match zk.renew_if_expired().await? {
                     Some(coord) => {
-                        let routes = load().await?;
-                        self.follow_with(coord, routes.partitions);
-                        routes
+                        // Watch the new session at once: a load failing now must not leave it
+                        // unwatched (a later refresh would find nothing to renew).
+                        self.follow_with(coord, self.partitions());
+                        load().await?
                     }
                     None => return Err(e),
                 },

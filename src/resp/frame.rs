@@ -49,6 +49,9 @@ pub fn next_command(
 pub struct Parser {
     limits: Limits,
     partial: Option<Partial>,
+    /// Argument headers read, counting re-reads (tests check a command is read once).
+    #[cfg(test)]
+    headers_read: usize,
 }
 
 /// How far into an incomplete multibulk command the parser has got.
@@ -67,6 +70,8 @@ impl Parser {
         Self {
             limits,
             partial: None,
+            #[cfg(test)]
+            headers_read: 0,
         }
     }
 
@@ -113,6 +118,10 @@ impl Parser {
             };
             // Find where every argument lies; cut only once all of them are in.
             while p.spans.len() < p.count {
+                #[cfg(test)]
+                {
+                    self.headers_read += 1;
+                }
                 match next_bulk(buf, p.pos, &limits)? {
                     Some((span, next)) => {
                         p.spans.push(span);
@@ -140,11 +149,7 @@ type Bulk = ((usize, usize), usize);
 
 /// The bulk string at `pos`: where its bytes lie and where the next thing starts, or `None` if
 /// it has not all arrived.
-fn next_bulk(
-    buf: &[u8],
-    pos: usize,
-    limits: &Limits,
-) -> Result<Option<Bulk>, ProtocolError> {
+fn next_bulk(buf: &[u8], pos: usize, limits: &Limits) -> Result<Option<Bulk>, ProtocolError> {
     match buf.get(pos) {
         None => return Ok(None),
         Some(b'$') => {}
@@ -192,12 +197,19 @@ fn line_number(buf: &[u8], at: usize, max: usize) -> Result<Option<(i64, usize)>
         }
         return Ok(None);
     };
-    let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
-    // Digits only, as Redis reads them: no sign but a leading '-', no leading zeros.
-    let digits = line.strip_prefix(b"-").unwrap_or(line);
+    // As Redis reads them: CRLF-terminated, digits only, no sign but a leading '-', no leading
+    // zeros, no "-0".
+    let Some(line) = rest[..nl].strip_suffix(b"\r") else {
+        return Err(ProtocolError("a length line does not end in CRLF".into()));
+    };
+    let (negative, digits) = match line.strip_prefix(b"-") {
+        Some(d) => (true, d),
+        None => (false, line),
+    };
     let canonical = !digits.is_empty()
         && digits.iter().all(u8::is_ascii_digit)
-        && (digits == b"0" || digits[0] != b'0');
+        && (digits == b"0" || digits[0] != b'0')
+        && !(negative && digits == b"0");
     let n = std::str::from_utf8(line)
         .ok()
         .filter(|_| canonical)
@@ -225,6 +237,8 @@ fn inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, Pro
 /// spaces and `\'`. A closing quote must end its word.
 fn split_args(text: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
     let unbalanced = || ProtocolError("unbalanced quotes in request".into());
+    // Redis reads the line as a C string: it ends at a NUL.
+    let text = &text[..text.iter().position(|&b| b == 0).unwrap_or(text.len())];
     let mut args = Vec::new();
     let mut i = 0;
     loop {
@@ -235,13 +249,7 @@ fn split_args(text: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
             return Ok(args);
         }
         let mut word = Vec::new();
-        let quote = match text[i] {
-            q @ (b'"' | b'\'') => {
-                i += 1;
-                Some(q)
-            }
-            _ => None,
-        };
+        let mut quote = None;
         loop {
             let Some(&c) = text.get(i) else {
                 if quote.is_some() {
@@ -251,6 +259,10 @@ fn split_args(text: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
             };
             match quote {
                 None if c.is_ascii_whitespace() => break,
+                // A quote opens mid-word too: a"b" is ab, as Redis reads it.
+                None if c == b'"' || c == b'\'' => {
+                    quote = Some(c);
+                }
                 None => word.push(c),
                 Some(q) if c == q => {
                     i += 1;
@@ -449,6 +461,8 @@ mod tests {
         assert_eq!(ok(r#"SET k "hello world""#), ["SET", "k", "hello world"]);
         assert_eq!(ok(r#"SET "" 'it\'s'"#), ["SET", "", "it's"]);
         assert_eq!(ok(r#"ECHO "a\tb\x41\"""#), ["ECHO", "a\tbA\""]);
+        assert_eq!(ok(r#"ECHO a"b""#), ["ECHO", "ab"], "a quote opens mid-word");
+        assert_eq!(ok("ECHO a\0b c"), ["ECHO", "a"], "the line ends at a NUL");
         for bad in [r#"SET k "unbalanced"#, r#"SET k "a"b"#, "SET k 'x"] {
             let e = words(bad).expect_err(bad);
             assert!(e.0.contains("unbalanced quotes"), "{bad}: {e}");
@@ -460,16 +474,21 @@ mod tests {
         let (cmds, rest) = parse_all(b"\r\n\r\nPING\r\n", &Limits::default());
         assert_eq!(cmds, vec![vec![Bytes::from("PING")]]);
         assert!(rest.is_empty());
-        let bad: [&[u8]; 3] = [
+        let bad: [&[u8]; 5] = [
             b"*1\r\n$+4\r\nPING\r\n",
             b"*1\r\n$04\r\nPING\r\n",
             b"*01\r\n",
+            b"*-0\r\n",
+            b"*1\r\n$-0\r\n",
         ];
         for bad in bad {
             let mut buf = BytesMut::from(bad);
             let e = next_command(&mut buf, &Limits::default()).expect_err("refused");
             assert!(e.0.contains("invalid length"), "{bad:?}: {e}");
         }
+        let mut bare = BytesMut::from(&b"*1\n$4\nPING\n"[..]);
+        let e = next_command(&mut bare, &Limits::default()).expect_err("refused");
+        assert!(e.0.contains("CRLF"), "{e}");
     }
 
     #[test]
@@ -493,6 +512,14 @@ mod tests {
                 Some(args) => {
                     assert_eq!(args.len(), n + 1);
                     assert!(buf.is_empty());
+                    // Each header read once (plus one retry per piece that cut one in two).
+                    let pieces = input.len().div_ceil(1400);
+                    assert!(
+                        parser.headers_read <= n + 1 + pieces,
+                        "{} headers read for {} arguments",
+                        parser.headers_read,
+                        n + 1
+                    );
                     return;
                 }
             }

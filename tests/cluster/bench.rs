@@ -69,7 +69,7 @@ fn bench_rejects_a_bad_mix_in_one_line() {
 #[test]
 fn bench_runs_the_real_redis_benchmark_against_its_clusters_resp_port() {
     let out = std::process::Command::new(BIN)
-        .args(["bench", "--nodes", "3", "--fsync", "never"])
+        .args(["bench", "--nodes", "3", "--fsync", "never", "--via", "2"])
         .args(["--redis-benchmark", "-t set,get -n 2000 -c 4 -r 500 --csv"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -81,6 +81,7 @@ fn bench_runs_the_real_redis_benchmark_against_its_clusters_resp_port() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("acks all, fsync never"), "{stdout}");
+    assert!(stdout.contains("against broker 2's RESP port"), "{stdout}");
     for cmd in ["\"SET\"", "\"GET\""] {
         let row = stdout
             .lines()

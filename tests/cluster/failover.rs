@@ -502,10 +502,20 @@ async fn a_client_whose_zookeeper_session_expired_opens_a_new_one_and_follows_it
     let client = client(&c).await;
     let session = client.zk_session().expect("a ZooKeeper client");
     simplekv::testkit::expire_session(c.zk_connect(), session).await;
-    // A leader dies: the client's routes are stale and its session is gone.
+    // A leader dies. The client's watches ended with its session; with no request asking, it
+    // opens a new session and its routes follow the election.
     let p = 0;
     let victim = leader_of(&c, p).expect("leader");
     c.kill(victim).await.expect("kill");
+    wait_for(
+        "the client's routes to follow the election in a new session, unasked",
+        Duration::from_secs(20),
+        || async {
+            let l = client.cached_view().partitions[p as usize].leader;
+            l.is_some() && l != Some(victim)
+        },
+    )
+    .await;
     let key = (0..1000)
         .map(|i| format!("exp{i}"))
         .find(|k| client.partition_of(k.as_bytes()) == p)

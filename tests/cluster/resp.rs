@@ -609,37 +609,22 @@ async fn a_listener_serves_its_own_brokers_partitions_in_process_and_forwards_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_silent_mid_command_is_cut_off_and_the_connection_cap_holds() {
+async fn a_client_silent_mid_command_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let c = start("resp-bounds", spec(1, 1, 1, 1)).await;
+    let c = start("resp-idle", spec(1, 1, 1, 1)).await;
     let stop = CancellationToken::new();
     let opts = ExecOptions {
         partial_command_idle: Duration::from_millis(500),
-        max_connections: 2,
         ..ExecOptions::new(Acks::All, None)
     };
     let port = listen_with(&c, &stop, opts).await;
-    let connect = || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect")
-    };
     // Half a SET of a large value, then silence: answered once, closed, its buffer freed.
-    let mut slow = connect().await;
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     slow.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\nxxxx")
         .await
         .expect("write");
-    // A second client works meanwhile; a third is over the cap.
-    let mut ok = connect().await;
-    ok.write_all(&command(&[b"PING"])).await.expect("write");
-    assert_eq!(replies(&mut ok, 1).await, ["+PONG"]);
-    let mut over = connect().await;
-    let mut refusal = String::new();
-    tokio::time::timeout(Duration::from_secs(10), over.read_to_string(&mut refusal))
-        .await
-        .expect("refused and closed at once")
-        .expect("read");
-    assert_eq!(refusal, "-ERR max number of clients reached\r\n");
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(30), slow.read_to_string(&mut answer))
         .await
@@ -649,8 +634,51 @@ async fn a_client_silent_mid_command_is_cut_off_and_the_connection_cap_holds() {
         answer.starts_with("-ERR Protocol error: no byte of the command arrived for"),
         "{answer}"
     );
-    // Its slot is free again.
-    drop(ok);
+    // An idle connection with nothing half-sent is not cut off.
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    idle.write_all(&command(&[b"PING"])).await.expect("write");
+    assert_eq!(replies(&mut idle, 1).await, ["+PONG"]);
+    let mut peek = [0u8; 16];
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), idle.read(&mut peek)).await;
+    assert!(quiet.is_err(), "an idle connection was closed: {quiet:?}");
+    stop.cancel();
+    c.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_serves_at_most_its_connection_cap_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = start("resp-cap", spec(1, 1, 1, 1)).await;
+    let stop = CancellationToken::new();
+    let opts = ExecOptions {
+        max_connections: 2,
+        ..ExecOptions::new(Acks::All, None)
+    };
+    let port = listen_with(&c, &stop, opts).await;
+    let connect = || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect")
+    };
+    // Two connections hold the two slots (each answered, so each was taken in).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect().await;
+        s.write_all(&command(&[b"PING"])).await.expect("write");
+        assert_eq!(replies(&mut s, 1).await, ["+PONG"]);
+        held.push(s);
+    }
+    let mut over = connect().await;
+    let mut refusal = String::new();
+    tokio::time::timeout(Duration::from_secs(10), over.read_to_string(&mut refusal))
+        .await
+        .expect("refused and closed at once")
+        .expect("read");
+    assert_eq!(refusal, "-ERR max number of clients reached\r\n");
+    // A slot freed is a slot given.
+    drop(held.pop());
     wait_for("a free slot", Duration::from_secs(10), || async {
         let mut s = connect().await;
         s.write_all(&command(&[b"PING"])).await.is_ok()

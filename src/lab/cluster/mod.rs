@@ -321,7 +321,8 @@ impl Cluster {
     }
 
     /// Starts broker `id`'s Redis-protocol listener on its machine, on the port it had before
-    /// when it can. It reaches the cluster as clients do (through the clients' links). A failure
+    /// when it can. It serves the partitions its broker leads in-process (the same host) and reaches
+    /// the others as clients do (through the clients' links). A failure
     /// is an event, not a failed start: the broker itself is up.
     async fn start_resp(&self, id: u32, host: &Host, broker: &Broker) -> Option<u16> {
         let slot = self.slot(id).ok()?;
