@@ -259,10 +259,14 @@ fn info(client: &Client, opts: &ExecOptions) -> Reply {
         let snap = b.snapshot();
         s.push_str(&format!("broker:{}\r\n", snap.id));
         for r in &snap.replicas {
+            let copies_from = match r.role {
+                crate::replica::Role::Follower { leader } => format!(",leader={leader}"),
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "partition{}:role={},epoch={},leo={},hw={},isr={}\r\n",
+                "partition{}:role={}{copies_from},epoch={},leo={},hw={},isr={}\r\n",
                 r.partition,
-                format!("{:?}", r.role).to_lowercase(),
+                r.role.name(),
                 r.leader_epoch,
                 r.log_end_offset,
                 r.high_watermark,

@@ -193,6 +193,11 @@ async fn each_lab_broker_has_a_redis_port_that_lives_and_dies_with_it() {
         info.contains("partition0:role=") && info.contains(",hw="),
         "{info}"
     );
+    // Roles in words, a follower naming its leader (not Rust's debug form).
+    assert!(
+        info.contains("role=follower,leader=") && !info.contains('{'),
+        "{info}"
+    );
     c.kill(1).await.expect("kill");
     assert_eq!(c.resp_ports()[0], None);
     let (answered, text) = redis_cli_status(ports[0], &["ping"]).await;
