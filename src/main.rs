@@ -446,7 +446,7 @@ fn run_node(config: PathBuf) -> Result<(), String> {
         if let Some((listener, acks)) = resp {
             // Keys this broker leads are served in-process; the rest go to their leaders.
             let client_cfg = simplekv::client::ClientConfig {
-                request_timeout: Duration::from_secs(15),
+                request_timeout: simplekv::resp::CLIENT_TIMEOUT,
                 local: Some(broker.local_kv()),
                 ..Default::default()
             };

@@ -24,6 +24,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// How long one command through a listener may take, retries and failover included (longer
+/// than a broker's own acks=all wait, so a broker's answer, not this, usually ends a command).
+pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Connections one listener serves at once (Redis's `maxclients` default); more are told so and
 /// closed.
 pub const MAX_CONNECTIONS: usize = 10_000;

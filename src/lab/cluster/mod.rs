@@ -345,7 +345,7 @@ impl Cluster {
                     .port();
                 // On its broker's host: keys the broker leads are served in-process.
                 let cfg = crate::client::ClientConfig {
-                    request_timeout: Duration::from_secs(15),
+                    request_timeout: crate::resp::CLIENT_TIMEOUT,
                     dialer,
                     local: Some(broker.local_kv()),
                     ..crate::client::ClientConfig::default()
