@@ -243,7 +243,7 @@ async fn send(queue: Queue, batch: Vec<Pending>) {
 }
 
 /// One write's result as a single `Set` would have returned it.
-fn outcome(partition: u32, r: rpc::WriteResult) -> Reply {
+pub(super) fn outcome(partition: u32, r: rpc::WriteResult) -> Reply {
     if r.error_reason.is_empty() {
         return Ok(rpc::WriteResponse {
             partition,

@@ -491,9 +491,7 @@ impl Client {
             )));
         }
         let (k, v) = (Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-        let ttl_ms = ttl.map_or(0, |t| {
-            u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let ttl_ms = ttl_ms(ttl);
         if self.inner.cfg.batch_writes {
             let write = rpc::BatchedWrite {
                 key: k,
@@ -516,6 +514,67 @@ impl Client {
             })
             .await?;
         Ok(WriteAck::from(r))
+    }
+
+    /// Sets `key` to each value in turn, as one request: the leader appends them in this order
+    /// under one lock, and the request is retried only whole and only if it never arrived, so
+    /// the log holds them in order and the last one stays. One result per write, as a `set` of
+    /// each would have returned it (a refusal of the whole request is every write's result).
+    pub async fn set_group(
+        &self,
+        key: &[u8],
+        values: &[(Bytes, Option<Duration>)],
+        acks: Acks,
+    ) -> Vec<Result<WriteAck, ClientError>> {
+        let n = values.len();
+        if let Some((v, _)) = values.iter().find(|(v, _)| v.len() > MAX_VALUE_BYTES) {
+            let e = ClientError::InvalidArgument(format!(
+                "the value is {} bytes; the largest any broker accepts is {MAX_VALUE_BYTES} bytes",
+                v.len()
+            ));
+            return vec![Err(e); n];
+        }
+        let p = self.partition_of(key);
+        let k = Bytes::copy_from_slice(key);
+        let writes: Vec<rpc::BatchedWrite> = values
+            .iter()
+            .map(|(value, ttl)| rpc::BatchedWrite {
+                key: k.clone(),
+                value: value.clone(),
+                ttl_ms: ttl_ms(*ttl),
+                delete: false,
+            })
+            .collect();
+        let answer = self
+            .call(key, true, |e| {
+                let mut c = e.kv.clone();
+                let req = rpc::WriteBatchRequest {
+                    partition: p,
+                    acks: wire_acks(acks) as i32,
+                    writes: writes.clone(),
+                };
+                async move { c.write_batch(req).await }
+            })
+            .await;
+        match answer {
+            Err(e) => vec![Err(e); n],
+            Ok(r) if r.results.len() != n => {
+                let e = ClientError::OutcomeUnknown(format!(
+                    "the broker answered {} results for {n} writes; their outcome is unknown",
+                    r.results.len()
+                ));
+                vec![Err(e); n]
+            }
+            Ok(r) => r
+                .results
+                .into_iter()
+                .map(|w| {
+                    batch::outcome(r.partition, w)
+                        .map(WriteAck::from)
+                        .map_err(|s| write_error(&s))
+                })
+                .collect(),
+        }
     }
 
     /// Deletes `key` (deleting a missing key is fine).
@@ -616,6 +675,27 @@ fn never_arrived(status: &tonic::Status) -> bool {
         source = e.source();
     }
     false
+}
+
+/// A time to live on the wire: 0 for none, else at least 1 ms.
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| {
+        u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+/// One write's failure within an answered batch, in the words `call` gives a whole request's:
+/// TIMEOUT (appended, not acknowledged) is an unknown outcome; the rest were not written.
+fn write_error(status: &tonic::Status) -> ClientError {
+    let msg = status.message().to_string();
+    match rpc::reason_of(status) {
+        Some(Reason::Timeout) => ClientError::OutcomeUnknown(msg),
+        Some(Reason::NotEnoughReplicas) => ClientError::NotEnoughReplicas(msg),
+        Some(Reason::NotCommitted) => ClientError::NotCommitted(msg),
+        Some(Reason::InvalidArgument) => ClientError::InvalidArgument(msg),
+        Some(Reason::NotLeader) => ClientError::Unavailable(msg),
+        _ => ClientError::Server(msg),
+    }
 }
 
 fn wire_acks(a: Acks) -> rpc::Acks {

@@ -37,6 +37,8 @@ pub const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
 /// How long a half-sent command may wait for its next byte before the connection is closed
 /// (a client that stops mid-command would otherwise hold its buffer for ever).
 pub const PARTIAL_COMMAND_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most `SET`s to one key sent as one ordered group.
+pub const MAX_GROUP: usize = 64;
 /// `GET`s of one connection running at once: each may hold a whole value (up to the store's
 /// largest, 16 MiB by default) until its reply is written.
 pub const MAX_READS_IN_FLIGHT: usize = 16;
@@ -90,6 +92,8 @@ pub struct Entry {
     read: bool,
     /// It changes its keys (`SET`, `DEL`, `EXPIRE`): later commands on them wait for it.
     writes: bool,
+    /// Commands it stands for (more than one for a group of `SET`s to one key).
+    commands: usize,
 }
 
 impl Entry {
@@ -104,6 +108,7 @@ impl Entry {
             bytes: args.iter().map(Bytes::len).sum(),
             read: is(&["get"]),
             writes: is(&["set", "del", "unlink", "expire"]),
+            commands: 1,
         }
     }
 }
@@ -112,6 +117,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct Window {
     running: VecDeque<Entry>,
+    /// Commands running (a group counts each of its `SET`s).
+    commands: usize,
     bytes: usize,
     reads: usize,
     /// Per key of a running command: how many running commands read it and how many write it
@@ -124,7 +131,7 @@ impl Window {
     /// where either writes, and within the byte and read bounds (an empty window takes any one
     /// command).
     pub fn admits(&self, e: &Entry) -> bool {
-        self.running.len() < MAX_IN_FLIGHT
+        self.commands + e.commands <= MAX_IN_FLIGHT
             && (self.running.is_empty() || self.bytes + e.bytes <= MAX_IN_FLIGHT_BYTES)
             && (!e.read || self.reads < MAX_READS_IN_FLIGHT)
             && !e.keys.as_slice().iter().any(|k| {
@@ -136,6 +143,7 @@ impl Window {
 
     /// `e` has started.
     pub fn push(&mut self, e: Entry) {
+        self.commands += e.commands;
         self.bytes += e.bytes;
         self.reads += usize::from(e.read);
         for k in e.keys.as_slice() {
@@ -154,6 +162,7 @@ impl Window {
         let Some(e) = self.running.pop_front() else {
             return;
         };
+        self.commands -= e.commands;
         self.bytes -= e.bytes;
         self.reads -= usize::from(e.read);
         for k in e.keys.as_slice() {
@@ -171,7 +180,7 @@ impl Window {
     }
 
     fn is_full(&self) -> bool {
-        self.running.len() >= MAX_IN_FLIGHT
+        self.commands >= MAX_IN_FLIGHT
     }
 }
 
@@ -222,7 +231,16 @@ pub async fn serve(
                 held = Some((args, entry));
                 break;
             }
-            running.push_back(exec::execute(client.clone(), args, Arc::clone(&opts)));
+            let (job, entry) = gather(
+                args,
+                entry,
+                &mut parser,
+                &mut input,
+                &window,
+                &mut held,
+                &mut last,
+            );
+            running.push_back(exec::run(client.clone(), job, Arc::clone(&opts)));
             window.push(entry);
         }
         if running.is_empty() {
@@ -242,7 +260,7 @@ pub async fn serve(
         let mut progressed = false;
         while let Some(Some(reply)) = futures_util::FutureExt::now_or_never(running.next()) {
             window.pop();
-            reply.encode(&mut output);
+            encode(reply, &mut output);
             progressed = true;
             if output.len() >= FLUSH_BYTES {
                 flush(&mut wr, &mut output).await?;
@@ -257,7 +275,7 @@ pub async fn serve(
         tokio::select! {
             Some(reply) = running.next(), if !running.is_empty() => {
                 window.pop();
-                reply.encode(&mut output);
+                encode(reply, &mut output);
             }
             n = rd.read_buf(&mut input), if may_read => {
                 eof = n? == 0;
@@ -273,6 +291,65 @@ pub async fn serve(
             }
             _ = stop.cancelled() => return Ok(()),
         }
+    }
+}
+
+/// The job for `args`, just admitted: alone, or, for a `SET`, with the `SET`s of the same key
+/// that follow it in the buffer, sent as one request that keeps them in order (so a pipeline of
+/// writes to one key costs one round trip, not one each). The first command after the run is
+/// parsed already: it goes to `held`; a `QUIT` or a malformed command goes to `last`.
+fn gather(
+    args: Vec<Bytes>,
+    mut entry: Entry,
+    parser: &mut Parser,
+    input: &mut BytesMut,
+    window: &Window,
+    held: &mut Option<(Vec<Bytes>, Entry)>,
+    last: &mut Option<Reply>,
+) -> (exec::Job, Entry) {
+    let Some((key, value, ttl)) = exec::plain_set(&args) else {
+        return (exec::Job::One(args), entry);
+    };
+    let mut values = vec![(value, ttl)];
+    while window.commands + values.len() < MAX_IN_FLIGHT && values.len() < MAX_GROUP {
+        let next = match parser.next(input) {
+            Ok(Some(next)) if exec::is_quit(&next) => {
+                *last = Some(Reply::Status("OK"));
+                break;
+            }
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => {
+                *last = Some(Reply::err(e));
+                break;
+            }
+        };
+        let next_entry = Entry::of(&next);
+        match exec::plain_set(&next) {
+            Some((k, v, t))
+                if k == key
+                    && window.bytes + entry.bytes + next_entry.bytes <= MAX_IN_FLIGHT_BYTES =>
+            {
+                entry.bytes += next_entry.bytes;
+                values.push((v, t));
+            }
+            _ => {
+                *held = Some((next, next_entry));
+                break;
+            }
+        }
+    }
+    if values.len() == 1 {
+        return (exec::Job::One(args), entry);
+    }
+    entry.commands = values.len();
+    (exec::Job::Group { key, values }, entry)
+}
+
+fn encode(done: exec::Done, output: &mut BytesMut) {
+    match done {
+        exec::Done::One(r) => r.encode(output),
+        exec::Done::Many(rs) => rs.iter().for_each(|r| r.encode(output)),
     }
 }
 

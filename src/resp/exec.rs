@@ -216,28 +216,85 @@ fn hello() -> Reply {
     ])
 }
 
-/// `SET k v [EX s | PX ms]`
-async fn set(client: &Client, rest: &[Bytes], opts: &ExecOptions) -> Reply {
-    let [k, v, options @ ..] = rest else {
-        return Reply::err("wrong number of arguments for 'set' command");
-    };
-    let ttl = match options {
+/// What a connection runs: one command, or a run of `SET`s to one key sent as one request that
+/// keeps them in order ([`Client::set_group`]).
+pub enum Job {
+    /// One command (the name first).
+    One(Vec<Bytes>),
+    /// `SET key value [EX|PX n]`, several times, in order.
+    Group {
+        /// The key.
+        key: Bytes,
+        /// Each value and its expiry.
+        values: Vec<(Bytes, Option<Duration>)>,
+    },
+}
+
+/// The replies of a [`Job`], in order.
+pub enum Done {
+    /// One command's.
+    One(Reply),
+    /// A group's, one per `SET`.
+    Many(Vec<Reply>),
+}
+
+/// Runs a job.
+pub async fn run(client: Client, job: Job, opts: std::sync::Arc<ExecOptions>) -> Done {
+    match job {
+        Job::One(args) => Done::One(execute(client, args, opts).await),
+        Job::Group { key, values } => Done::Many(
+            client
+                .set_group(&key, &values, opts.acks)
+                .await
+                .into_iter()
+                .map(|r| reply(r.map(|_| Reply::Status("OK"))))
+                .collect(),
+        ),
+    }
+}
+
+/// The key, value and expiry of a well-formed `SET` (the command name first); `None` for
+/// anything else, which then runs alone (and says what is wrong with it).
+pub fn plain_set(args: &[Bytes]) -> Option<(Bytes, Bytes, Option<Duration>)> {
+    let (name, rest) = args.split_first()?;
+    if !name.eq_ignore_ascii_case(b"set") {
+        return None;
+    }
+    let [k, v, ..] = rest else { return None };
+    let ttl = set_expiry(&rest[2..]).ok()?;
+    Some((k.clone(), v.clone(), ttl))
+}
+
+/// The expiry of `SET`'s options: none, `EX s` or `PX ms`; or the error reply.
+fn set_expiry(options: &[Bytes]) -> Result<Option<Duration>, Reply> {
+    Ok(match options {
         [] => None,
         [unit, n] => {
             let per_unit = match unit.to_ascii_lowercase().as_slice() {
                 b"ex" => 1000,
                 b"px" => 1,
-                _ => return Reply::err("syntax error"),
+                _ => return Err(Reply::err("syntax error")),
             };
             let Some(n) = number(n) else {
-                return Reply::err("value is not an integer or out of range");
+                return Err(Reply::err("value is not an integer or out of range"));
             };
             match expiry_ms(n, per_unit) {
                 Some(ms) => Some(Duration::from_millis(ms)),
-                None => return Reply::err("invalid expire time in 'set' command"),
+                None => return Err(Reply::err("invalid expire time in 'set' command")),
             }
         }
-        _ => return Reply::err("syntax error"),
+        _ => return Err(Reply::err("syntax error")),
+    })
+}
+
+/// `SET k v [EX s | PX ms]`
+async fn set(client: &Client, rest: &[Bytes], opts: &ExecOptions) -> Reply {
+    let [k, v, options @ ..] = rest else {
+        return Reply::err("wrong number of arguments for 'set' command");
+    };
+    let ttl = match set_expiry(options) {
+        Ok(t) => t,
+        Err(e) => return e,
     };
     reply(
         client

@@ -398,15 +398,16 @@ async fn a_client_that_closes_its_side_still_has_its_commands_run_and_answered()
     c.cluster.shutdown().await;
 }
 
-/// What one RESP writer saw: keys answered `+OK`, and how many answers were not.
+/// What one RESP writer saw: (key, write number) answered `+OK`, and how many answers were not.
 #[derive(Default)]
 struct Answers {
-    acked: Vec<String>,
+    acked: Vec<(String, usize)>,
     unknown: usize,
     refused: Vec<String>,
 }
 
-/// Writes `ack{w}-{n}` = `v{w}-{n}` through `port`, 64 pipelined at a time, until `stop`.
+/// Writes through `port` until `stop`, 64 pipelined at a time: 16 keys `ack{w}-{n}`, each set
+/// four times in a row to `0`..`3` (so each key's writes travel as one ordered group).
 async fn write_until(
     w: usize,
     port: u16,
@@ -420,17 +421,18 @@ async fn write_until(
     let mut out = Answers::default();
     let mut n = 0;
     while !stop.is_cancelled() {
-        let keys: Vec<String> = (n..n + 64).map(|i| format!("ack{w}-{i}")).collect();
-        n += 64;
+        let writes: Vec<(String, usize)> = (n..n + 16)
+            .flat_map(|i| (0..4).map(move |j| (format!("ack{w}-{i}"), j)))
+            .collect();
+        n += 16;
         let mut burst = Vec::new();
-        for k in &keys {
-            let v = format!("v{}", &k[3..]);
-            burst.extend(command(&[b"SET", k.as_bytes(), v.as_bytes()]));
+        for (k, j) in &writes {
+            burst.extend(command(&[b"SET", k.as_bytes(), j.to_string().as_bytes()]));
         }
         s.write_all(&burst).await.expect("write");
-        for (k, answer) in keys.into_iter().zip(replies(&mut s, 64).await) {
+        for (write, answer) in writes.into_iter().zip(replies(&mut s, 64).await) {
             if answer == "+OK" {
-                out.acked.push(k);
+                out.acked.push(write);
                 acked.fetch_add(1, Ordering::SeqCst);
             } else if answer.starts_with("-TRYAGAIN") {
                 out.unknown += 1;
@@ -540,27 +542,35 @@ async fn no_acknowledged_write_is_lost_when_a_leader_crashes_under_redis_benchma
         "a definite refusal during a failover with a quorum left: {:?}",
         &answers.refused[..answers.refused.len().min(3)]
     );
-    // Every +OK is there, with its value, read through another broker's listener.
+    // Every key holds its last acknowledged write or a later one: no acknowledged write lost,
+    // and none undone by an older one landing after it.
     let direct = client(&c).await;
     let other = ports[if victim == 2 { 2 } else { 1 }];
-    let mut missing = Vec::new();
-    for k in &answers.acked {
-        let want = format!("v{}", &k[3..]);
-        if direct.get(k.as_bytes()).await.expect("get").as_deref() != Some(want.as_bytes()) {
-            missing.push(k.clone());
+    let mut newest: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (k, j) in &answers.acked {
+        let e = newest.entry(k.as_str()).or_default();
+        *e = (*e).max(*j);
+    }
+    let mut wrong = Vec::new();
+    for (k, j) in &newest {
+        let held = direct.get(k.as_bytes()).await.expect("get");
+        let held: Option<usize> = held.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
+        if held.is_none_or(|h| h < *j) {
+            wrong.push(format!("{k}: acknowledged {j}, holds {held:?}"));
         }
     }
     assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged writes lost: {:?}",
-        missing.len(),
-        answers.acked.len(),
-        &missing[..missing.len().min(5)]
+        wrong.is_empty(),
+        "{} of {} keys lost an acknowledged write: {:?}",
+        wrong.len(),
+        newest.len(),
+        &wrong[..wrong.len().min(5)]
     );
-    let last = answers.acked.last().expect("writes");
-    assert_eq!(
-        redis_cli(other, &["get", last]).await,
-        format!("v{}", &last[3..])
+    let (last, j) = answers.acked.last().expect("writes");
+    let through_other = redis_cli(other, &["get", last]).await;
+    assert!(
+        through_other.parse::<usize>().is_ok_and(|h| h >= *j),
+        "{last}: {through_other}"
     );
     eprintln!(
         "acknowledged {}, unknown {}, leader {victim} killed after {at_kill}, redis-benchmark \
@@ -711,4 +721,69 @@ async fn replies_or_closed(s: &mut tokio::net::TcpStream) -> Option<String> {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_of_writes_to_one_key_is_one_request_in_order() {
+    use tokio::io::AsyncWriteExt;
+    let c = start("resp-group", spec(3, 3, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let ports: Vec<u16> = c
+        .resp_ports()
+        .into_iter()
+        .map(|p| p.expect("port"))
+        .collect();
+    let direct = client(&c).await;
+    // A key broker 1 leads, so its listener's requests can be counted.
+    let key = (0..1000)
+        .map(|i| format!("group{i}"))
+        .find(|k| leader_of(&c, direct.partition_of(k.as_bytes())) == Some(1))
+        .expect("a key broker 1 leads");
+    let local = c.broker(1).expect("broker 1").local_kv();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ports[0]))
+        .await
+        .expect("connect");
+    // Warm the routes, then 60 SETs of one key in one burst, and a GET.
+    s.write_all(&command(&[b"GET", key.as_bytes()]))
+        .await
+        .expect("write");
+    replies(&mut s, 1).await;
+    let before = local.calls();
+    let mut burst = Vec::new();
+    for i in 0..60 {
+        burst.extend(command(&[
+            b"SET",
+            key.as_bytes(),
+            format!("val{i:03}end").as_bytes(),
+        ]));
+    }
+    burst.extend(command(&[b"GET", key.as_bytes()]));
+    s.write_all(&burst).await.expect("write");
+    let got = replies(&mut s, 61).await;
+    assert!(got[..60].iter().all(|r| r == "+OK"), "{got:?}");
+    assert_eq!(got[60], "val059end", "the last write stays");
+    let requests = local.calls() - before;
+    assert!(
+        requests <= 4,
+        "60 pipelined writes to one key took {requests} requests (one at a time: 60)"
+    );
+    // In the log, in the order sent.
+    let p = direct.partition_of(key.as_bytes());
+    wait_caught_up(&c, p).await;
+    let order: Vec<usize> = log_prefix(&log_of(&c, 1, p), u64::MAX)
+        .into_iter()
+        .filter_map(|(_, raw)| {
+            let at = raw.windows(3).position(|w| w == b"val")?;
+            std::str::from_utf8(raw.get(at + 3..at + 6)?)
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        (0..60).collect::<Vec<usize>>(),
+        "the log holds them as sent"
+    );
+    c.cluster.shutdown().await;
 }
