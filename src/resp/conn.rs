@@ -9,7 +9,9 @@
 //! commands that touch one of its keys when either of them writes ([`Window::admits`]): a
 //! pipelined `SET k a`, `DEL k`, `SET k b` still leaves `b`, and `SET k 1` then `GET k` still
 //! reads `1`, while writes to different keys share the client's write batches as many
-//! connections' writes do, and reads of one key run together. Across
+//! connections' writes do, and reads of one key run together. A run of `SET`s of one key already
+//! in the buffer goes as one ordered request ([`gather`]), so a pipeline of writes to one key
+//! costs one round trip rather than one each. Across
 //! different keys the order is the one Redis Cluster gives a pipeline spanning shards: each
 //! reply comes back in order, but another client may see the second key written before the first.
 
