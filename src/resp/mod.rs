@@ -17,7 +17,7 @@ mod frame;
 
 pub use conn::{MAX_IN_FLIGHT, PARTIAL_COMMAND_IDLE, WRITE_TIMEOUT};
 pub use exec::ExecOptions;
-pub use frame::{Limits, ProtocolError, Reply, next_command};
+pub use frame::{Limits, Parser, ProtocolError, Reply, next_command};
 
 use crate::client::Client;
 use std::sync::Arc;
