@@ -526,18 +526,19 @@ impl Client {
         values: &[(Bytes, Option<Duration>)],
         acks: Acks,
     ) -> Vec<Result<WriteAck, ClientError>> {
-        let n = values.len();
-        if let Some((v, _)) = values.iter().find(|(v, _)| v.len() > MAX_VALUE_BYTES) {
-            let e = ClientError::InvalidArgument(format!(
+        // A value no broker takes is refused alone, as its own `set` would be; the rest go.
+        let too_big = |v: &Bytes| v.len() > MAX_VALUE_BYTES;
+        let refusal = |v: &Bytes| {
+            ClientError::InvalidArgument(format!(
                 "the value is {} bytes; the largest any broker accepts is {MAX_VALUE_BYTES} bytes",
                 v.len()
-            ));
-            return vec![Err(e); n];
-        }
+            ))
+        };
         let p = self.partition_of(key);
         let k = Bytes::copy_from_slice(key);
         let writes: Vec<rpc::BatchedWrite> = values
             .iter()
+            .filter(|(v, _)| !too_big(v))
             .map(|(value, ttl)| rpc::BatchedWrite {
                 key: k.clone(),
                 value: value.clone(),
@@ -545,36 +546,56 @@ impl Client {
                 delete: false,
             })
             .collect();
-        let answer = self
-            .call(key, true, |e| {
-                let mut c = e.kv.clone();
-                let req = rpc::WriteBatchRequest {
-                    partition: p,
-                    acks: wire_acks(acks) as i32,
-                    writes: writes.clone(),
-                };
-                async move { c.write_batch(req).await }
-            })
-            .await;
-        match answer {
-            Err(e) => vec![Err(e); n],
-            Ok(r) if r.results.len() != n => {
-                let e = ClientError::OutcomeUnknown(format!(
-                    "the broker answered {} results for {n} writes; their outcome is unknown",
-                    r.results.len()
-                ));
-                vec![Err(e); n]
-            }
-            Ok(r) => r
-                .results
-                .into_iter()
-                .map(|w| {
-                    batch::outcome(r.partition, w)
-                        .map(WriteAck::from)
-                        .map_err(|s| write_error(&s))
+        let n = writes.len();
+        let sent: Vec<Result<WriteAck, ClientError>> = if n == 0 {
+            Vec::new()
+        } else {
+            let answer = self
+                .call(key, true, |e| {
+                    let mut c = e.kv.clone();
+                    let req = rpc::WriteBatchRequest {
+                        partition: p,
+                        acks: wire_acks(acks) as i32,
+                        writes: writes.clone(),
+                    };
+                    async move { c.write_batch(req).await }
                 })
-                .collect(),
-        }
+                .await;
+            match answer {
+                Err(e) => vec![Err(e); n],
+                Ok(r) if r.results.len() != n => {
+                    let e = ClientError::OutcomeUnknown(format!(
+                        "the broker answered {} results for {n} writes; their outcome is unknown",
+                        r.results.len()
+                    ));
+                    vec![Err(e); n]
+                }
+                Ok(r) => r
+                    .results
+                    .into_iter()
+                    .map(|w| {
+                        batch::outcome(r.partition, w)
+                            .map(WriteAck::from)
+                            .map_err(|s| write_error(&s))
+                    })
+                    .collect(),
+            }
+        };
+        let mut sent = sent.into_iter();
+        values
+            .iter()
+            .map(|(v, _)| {
+                if too_big(v) {
+                    Err(refusal(v))
+                } else {
+                    sent.next().unwrap_or_else(|| {
+                        Err(ClientError::OutcomeUnknown(
+                            "a write's result is missing".into(),
+                        ))
+                    })
+                }
+            })
+            .collect()
     }
 
     /// Deletes `key` (deleting a missing key is fine).
