@@ -242,24 +242,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
     let mut cluster = None;
     let (client, setup) = match &options.target {
         BenchTarget::Nodes(n) => {
-            let dir = tempfile::Builder::new()
-                .prefix("simplekv-bench-")
-                .tempdir()
-                .map_err(|e| format!("cannot create a data directory: {e}"))?;
-            let rf = (*n).min(3);
-            let spec = ClusterSpec {
-                brokers: *n,
-                partitions: options.partitions,
-                replication_factor: rf,
-                min_insync_replicas: rf.min(2),
-                unclean_leader_election: false,
-            };
-            let mut o = ClusterOptions::lab(dir.path().to_path_buf(), spec);
-            o.proxied_links = false;
-            o.storage.fsync = options.fsync;
-            let c = Cluster::start(o, EventSink::log_only())
-                .await
-                .map_err(|e| e.to_string())?;
+            let (c, dir, rf) = own_cluster(*n, &options).await?;
             let client =
                 connect_with(&Discovery::Zk(c.zk_connect().to_string()), cfg.clone()).await?;
             wait_ready(&client, rf).await?;
@@ -320,22 +303,12 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
     })
 }
 
-/// Starts the cluster `options` describes (`BenchTarget::Nodes` only), then runs the real
-/// `redis-benchmark -p PORT ARGS` against broker `via`'s RESP listener (which serves the keys
-/// its broker leads in-process and forwards the rest to their leaders, acks=all) and returns
-/// what it printed, after a line saying what ran.
-pub async fn redis_benchmark(
+/// Starts `n` brokers in this process on a temporary directory, dialing each other directly,
+/// with `options`' partitions and fsync policy: the cluster, its directory and the RF.
+async fn own_cluster(
+    n: u32,
     options: &BenchOptions,
-    via: u32,
-    args: &[String],
-) -> Result<String, String> {
-    let BenchTarget::Nodes(n) = options.target else {
-        return Err(
-            "--redis-benchmark measures its own cluster: point redis-benchmark at a node's \
-             resp_port for a running one"
-                .into(),
-        );
-    };
+) -> Result<(Cluster, tempfile::TempDir, u32), String> {
     let dir = tempfile::Builder::new()
         .prefix("simplekv-bench-")
         .tempdir()
@@ -354,6 +327,26 @@ pub async fn redis_benchmark(
     let c = Cluster::start(o, EventSink::log_only())
         .await
         .map_err(|e| e.to_string())?;
+    Ok((c, dir, rf))
+}
+
+/// Starts the cluster `options` describes (`BenchTarget::Nodes` only), then runs the real
+/// `redis-benchmark -p PORT ARGS` against broker `via`'s RESP listener (which serves the keys
+/// its broker leads in-process and forwards the rest to their leaders, acks=all) and returns
+/// what it printed, after a line saying what ran.
+pub async fn redis_benchmark(
+    options: &BenchOptions,
+    via: u32,
+    args: &[String],
+) -> Result<String, String> {
+    let BenchTarget::Nodes(n) = options.target else {
+        return Err(
+            "--redis-benchmark measures its own cluster: point redis-benchmark at a node's \
+             resp_port for a running one"
+                .into(),
+        );
+    };
+    let (c, dir, rf) = own_cluster(n, options).await?;
     let outcome = async {
         let client = connect_with(
             &Discovery::Zk(c.zk_connect().to_string()),
