@@ -40,6 +40,12 @@ pub struct ReplicationConfig {
     pub request_timeout_ms: u64,
     /// How often committed sealed segments are merged (0 = never).
     pub merge_interval_ms: u64,
+    /// The controller moves each partition's leadership back to its preferred replica (its
+    /// first) once that replica is in the ISR again (Kafka's `auto.leader.rebalance.enable`).
+    pub auto_leader_rebalance: bool,
+    /// How often the controller looks for partitions led by another than their preferred
+    /// replica, when `auto_leader_rebalance` is on.
+    pub leader_imbalance_check_interval_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -50,6 +56,8 @@ impl Default for ReplicationConfig {
             fetch_max_wait_ms: 500,
             request_timeout_ms: 5_000,
             merge_interval_ms: 60_000,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
         }
     }
 }
@@ -127,7 +135,21 @@ impl BrokerConfig {
             return Err("zookeeper.connect is empty; give host:port[/chroot]".into());
         }
         self.resp_acks()?;
+        let r = &self.replication;
+        if r.auto_leader_rebalance && r.leader_imbalance_check_interval_ms == 0 {
+            return Err(
+                "replication.leader_imbalance_check_interval_ms is 0; give how often to check, in ms (or set auto_leader_rebalance: false)".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// How often the controller hands leadership back to preferred replicas unasked; `None`
+    /// when `auto_leader_rebalance` is off.
+    pub fn rebalance_interval(&self) -> Option<Duration> {
+        let r = &self.replication;
+        (r.auto_leader_rebalance && r.leader_imbalance_check_interval_ms > 0)
+            .then(|| Duration::from_millis(r.leader_imbalance_check_interval_ms))
     }
 
     /// The acks of writes over RESP (`resp_acks`).

@@ -77,17 +77,72 @@ async fn control(
         coord.ensure_replicas(p, &inner.spec.replicas_of(p)).await?;
     }
     let mut first_seen = HashMap::new();
+    let interval = inner.cfg.rebalance_interval();
+    let mut next_check = interval.map(|i| Instant::now() + i);
     loop {
         let (live, watcher) = coord.watch_brokers().await?;
+        let (asked, rebalance_watch) = coord.watch_rebalance_request().await?;
         for p in 0..inner.spec.partitions {
             reconcile(inner, coord, lease, p, &live, &mut first_seen).await?;
         }
+        let due = next_check.is_some_and(|t| Instant::now() >= t);
+        if asked || due {
+            let why = match interval {
+                Some(i) if !asked => {
+                    format!("automatic rebalance, checked every {} s", i.as_secs_f64())
+                }
+                _ => "asked by `rebalance`".to_string(),
+            };
+            for p in 0..inner.spec.partitions {
+                hand_back(inner, coord, lease, p, &live, &why).await?;
+            }
+            if asked {
+                coord.clear_rebalance_request().await?;
+            }
+            next_check = interval.map(|i| Instant::now() + i);
+        }
         tokio::select! {
             _ = watcher.changed() => {}
+            _ = rebalance_watch.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = token.cancelled() => return Ok(()),
         }
     }
+}
+
+/// Kafka's preferred-replica election for partition `p`: when its first replica is a current
+/// ISR member and another current broker leads, leadership goes back to the first replica in a
+/// new leader epoch, the ISR unchanged (see [`election::preferred_blocked`]). The old leader
+/// learns it from ZooKeeper and follows, cutting any uncommitted tail the new leader lacks.
+async fn hand_back(
+    inner: &Arc<Inner>,
+    coord: &Coord,
+    lease: ControllerLease,
+    p: u32,
+    brokers: &BTreeMap<u32, BrokerInfo>,
+    why: &str,
+) -> Result<(), CoordError> {
+    let replicas = coord
+        .replicas(p)
+        .await?
+        .unwrap_or_else(|| inner.spec.replicas_of(p));
+    let live: Live = brokers.iter().map(|(id, b)| (*id, b.epoch)).collect();
+    let Some((old, version)) = coord.partition_state(p).await? else {
+        return Ok(());
+    };
+    if let Some(blocked) = election::preferred_blocked(&old, &replicas, &live) {
+        tracing::debug!(partition = p, %blocked, "leadership stays");
+        return Ok(());
+    }
+    let Some(&to) = replicas.first() else {
+        return Ok(());
+    };
+    let new = election::handed_over(&old, to, lease.epoch);
+    let what = format!(
+        "partition {p}: leadership handed back to its preferred replica, broker {to}, in epoch {} ({why}); it is in the ISR {:?}, so it holds every committed write, and broker {} follows it",
+        new.leader_epoch, new.isr, old.leader
+    );
+    write(inner, coord, lease, p, &new, Some(version), what).await
 }
 
 /// Brings partition `p` in line with the live brokers: see [`election::decide`].

@@ -18,6 +18,7 @@ mod peers;
 mod session;
 
 pub use config::{BrokerConfig, ReplicationConfig, ZkConfig};
+pub use election::{PreferredBlocked, preferred_blocked};
 
 use crate::coord::{BrokerInfo, ClusterSpec, ControllerLease, Coord, CoordError, PartitionState};
 use crate::events::{EventKind, EventSink};

@@ -71,6 +71,8 @@ pub trait LabControl: Send + Sync {
     fn restore(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
     /// `wipe B`
     fn wipe(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    /// `rebalance`
+    fn rebalance(&self) -> impl Future<Output = Result<String, String>> + Send;
     /// `status`
     fn status(&self) -> impl Future<Output = Result<String, String>> + Send;
     /// `wait COND [TIMEOUT]`
@@ -120,6 +122,9 @@ impl LabControl for NoLab {
     }
     async fn wipe(&self, _: Target) -> Result<String, String> {
         Err(lab_only("wipe"))
+    }
+    async fn rebalance(&self) -> Result<String, String> {
+        Err(lab_only("rebalance"))
     }
     async fn status(&self) -> Result<String, String> {
         Err(lab_only("status"))
@@ -274,6 +279,7 @@ impl<L: LabControl> Session<L> {
             Command::Kill(t) => self.lab.kill(t).await.map(Reply::Text),
             Command::Restore(t) => self.lab.restore(t).await.map(Reply::Text),
             Command::Wipe(t) => self.lab.wipe(t).await.map(Reply::Text),
+            Command::Rebalance => self.lab.rebalance().await.map(Reply::Text),
             Command::Fault(f) => self.lab.fault(f).await.map(Reply::Text),
             Command::SaveHistory(path) => self.lab.save_history(path).await.map(Reply::Text),
             Command::Status => self.lab.status().await.map(Reply::Text),

@@ -111,6 +111,8 @@ pub enum Command {
     Restore(Target),
     /// `wipe B`: B (down) loses its disk; `restore` starts it empty.
     Wipe(Target),
+    /// `rebalance`: leadership back to each partition's preferred replica where it is in sync.
+    Rebalance,
     /// A link, machine or nemesis fault (`partition`, `pause`, `power-loss`, ...).
     Fault(Fault),
     /// `history save FILE`
@@ -141,6 +143,7 @@ ttl K                 seconds K has left; -1 no expiry, -2 missing
 acks 0|1|all          how many copies a write needs before OK (this session)
 kill B | restore B    crash / restart broker B (an id, leader[:P], follower[:P], controller, all)
 wipe B                replace down broker B's disk: restore starts it empty
+rebalance             hand each partition back to its preferred (first) replica, if in sync
 pause B [DURATION]    freeze broker B whole (a zombie when it resumes) | resume B
 power-loss B          crash B and drop every byte it had not fsynced
 partition A,B | C     cut every link across the groups (ids, zk, clients) | heal
@@ -323,6 +326,8 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
         "kill" => Command::Kill(target(one("BROKER")?)?),
         "restore" => Command::Restore(target(one("BROKER")?)?),
         "wipe" => Command::Wipe(target(one("BROKER")?)?),
+        "rebalance" if args.is_empty() => Command::Rebalance,
+        "rebalance" => return Err(usage("rebalance", "", n)),
         "pause" => Command::Fault(faults::parse_pause(args)?),
         "resume" => Command::Fault(Fault::Resume(target(one("BROKER")?)?)),
         "power-loss" => Command::Fault(Fault::PowerLoss(target(one("BROKER")?)?)),
@@ -587,6 +592,8 @@ mod tests {
             )
         );
         assert_eq!(ok("restore 3"), Command::Restore(Target::Broker(3)));
+        assert_eq!(ok("rebalance"), Command::Rebalance);
+        assert!(parse("rebalance 1").is_err());
         assert_eq!(ok("wipe 2"), Command::Wipe(Target::Broker(2)));
         assert_eq!(
             ok("wait isr 3 10s"),

@@ -7,6 +7,7 @@
 //! /controller_epoch               persistent  integer
 //! /partitions/<p>/replicas        persistent  [broker ids], preferred order
 //! /partitions/<p>/state           persistent  PartitionState
+//! /admin/rebalance                persistent  asks the controller for preferred-replica elections
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,10 @@ pub const CONTROLLER: &str = "/controller";
 pub const CONTROLLER_EPOCH: &str = "/controller_epoch";
 /// `/partitions`
 pub const PARTITIONS: &str = "/partitions";
+
+/// `/admin/rebalance`: present while a request to move every partition's leadership back to its
+/// preferred replica (`rebalance`) waits for the controller, which deletes it when done.
+pub const REBALANCE: &str = "/admin/rebalance";
 
 /// `/brokers/ids/<id>`
 pub fn broker_path(id: u32) -> String {

@@ -3,7 +3,7 @@
 
 use super::layout::{
     self, BROKER_IDS, BrokerInfo, CLUSTER, CONTROLLER, CONTROLLER_EPOCH, ClusterSpec,
-    ControllerInfo, PARTITIONS, PartitionState,
+    ControllerInfo, PARTITIONS, PartitionState, REBALANCE,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -509,6 +509,33 @@ impl Coord {
                 }
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Asks the controller to hand every partition's leadership back to its preferred replica
+    /// where it may (`/admin/rebalance`; asking again while a request waits is the same request).
+    pub async fn request_rebalance(&self) -> Result<()> {
+        self.create_if_absent(REBALANCE, &crate::storage::now_ms())
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether a rebalance is asked for, and a watch that fires when that changes.
+    pub async fn watch_rebalance_request(&self) -> Result<(bool, zk::OneshotWatcher)> {
+        let (stat, watcher) = self
+            .op(REBALANCE, self.client.check_and_watch_stat(REBALANCE))
+            .await?;
+        Ok((stat.is_some(), watcher))
+    }
+
+    /// Marks a rebalance request done (the controller, after acting on it).
+    pub async fn clear_rebalance_request(&self) -> Result<()> {
+        match self
+            .op(REBALANCE, self.client.delete(REBALANCE, None))
+            .await
+        {
+            Ok(()) | Err(CoordError::NoNode(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

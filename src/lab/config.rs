@@ -40,6 +40,11 @@ pub struct LabConfig {
     pub tombstone_retention_ms: Option<u64>,
     /// How often sealed segments are merged, ms; 0 = never (default 30000).
     pub merge_interval_ms: Option<u64>,
+    /// The controller moves leadership back to each partition's preferred replica once it is in
+    /// the ISR again (default true).
+    pub auto_leader_rebalance: Option<bool>,
+    /// How often it checks, ms (default 10000).
+    pub leader_imbalance_check_interval_ms: Option<u64>,
 }
 
 macro_rules! overlay {
@@ -72,7 +77,9 @@ impl LabConfig {
             fsync,
             segment_bytes,
             tombstone_retention_ms,
-            merge_interval_ms
+            merge_interval_ms,
+            auto_leader_rebalance,
+            leader_imbalance_check_interval_ms
         )
     }
 
@@ -123,6 +130,18 @@ impl LabConfig {
         }
         if let Some(v) = self.merge_interval_ms {
             r.merge_interval_ms = v;
+        }
+        if let Some(v) = self.auto_leader_rebalance {
+            r.auto_leader_rebalance = v;
+        }
+        if let Some(v) = self.leader_imbalance_check_interval_ms {
+            if v == 0 {
+                return Err(
+                    "leader_imbalance_check_interval_ms is 0; give how often to check, in ms (or set auto_leader_rebalance: false)"
+                        .into(),
+                );
+            }
+            r.leader_imbalance_check_interval_ms = v;
         }
         let s = &mut o.storage;
         if let Some(v) = self.fsync {

@@ -24,6 +24,7 @@ pub struct ZkView {
 
 /// Follows ZooKeeper until dropped.
 pub struct ZkObserver {
+    coord: Coord,
     view: Arc<Mutex<ZkView>>,
     token: CancellationToken,
 }
@@ -66,7 +67,12 @@ impl ZkObserver {
                 .await;
             });
         }
-        Ok(Self { view, token })
+        Ok(Self { coord, view, token })
+    }
+
+    /// The lab's own ZooKeeper session (the lab's requests to the controller go through it).
+    pub fn coord(&self) -> &Coord {
+        &self.coord
     }
 
     /// The current view.

@@ -5,7 +5,7 @@ use crate::procs::BIN;
 use simplekv::lab::{LabConfig, LabOptions, Scenario, play};
 use std::path::{Path, PathBuf};
 
-const DEMOS: [&str; 14] = [
+const DEMOS: [&str; 15] = [
     "seed-transcript.yaml",
     "leader-failover.yaml",
     "isr-shrink-expand.yaml",
@@ -20,6 +20,7 @@ const DEMOS: [&str; 14] = [
     "leader-cut-from-zookeeper.yaml",
     "power-loss-fsync-never.yaml",
     "power-loss-fsync-always.yaml",
+    "preferred-leader.yaml",
 ];
 
 fn demo(file: &str) -> PathBuf {
@@ -95,6 +96,10 @@ demo_test!(
     "empty-disk-return.yaml"
 );
 demo_test!(demo_eligible_leaders_keep_the_data, "eligible-leaders.yaml");
+demo_test!(
+    demo_rebalance_hands_leadership_back_under_load,
+    "preferred-leader.yaml"
+);
 
 #[test]
 fn every_demo_file_is_played_by_a_test() {

@@ -181,3 +181,65 @@ async fn a_paused_leader_is_shown_as_a_zombie_and_a_timed_pause_ends_only_itself
     assert!(lin.starts_with("linearizable: "), "{lin}");
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_preferred_leader_gets_its_leadership_back_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = options("lab-auto-rebalance", spec(3, 1, 3, 2), dir.path());
+    cluster.replication.auto_leader_rebalance = true;
+    cluster.replication.leader_imbalance_check_interval_ms = 500;
+    let lab = Lab::start(LabOptions {
+        cluster,
+        data_kept: true,
+        log_file: dir.path().join("lab.log"),
+    })
+    .await
+    .expect("lab");
+    let mut rx = lab.subscribe();
+    let s = wait_snapshot(&mut rx, "broker 1 leading with a full ISR", |s| {
+        s.partitions[0].leader == Some(1) && s.partitions[0].isr.len() == 3
+    })
+    .await;
+    let first_epoch = s.partitions[0].leader_epoch;
+    let mut session = Session::new(lab.client().clone(), Acks::All, Arc::clone(&lab));
+    assert_eq!(run(&mut session, "set a 1").await, "OK");
+    assert_eq!(run(&mut session, "kill 1").await, "OK");
+    let s = wait_snapshot(&mut rx, "another leader", |s| {
+        s.partitions[0].leader.is_some_and(|l| l != 1)
+    })
+    .await;
+    let deputy = s.partitions[0].leader.expect("leader");
+    let deputy_epoch = s.partitions[0].leader_epoch;
+    assert!(deputy_epoch > first_epoch);
+    assert_eq!(run(&mut session, "set b 2").await, "OK");
+    assert_eq!(run(&mut session, "restore 1").await, "OK");
+    // Nobody asks: the controller's periodic check hands partition 0 back once broker 1 is in
+    // the ISR again, in a new leader epoch.
+    let s = wait_snapshot(&mut rx, "broker 1 leading again", |s| {
+        s.partitions[0].leader == Some(1)
+    })
+    .await;
+    assert_eq!(s.partitions[0].leader_epoch, deputy_epoch + 1);
+    assert!(s.partitions[0].isr.contains(&deputy));
+    let handed = wait_snapshot(&mut rx, "the handover's event", |s| {
+        s.events.iter().any(|e| {
+            e.message
+                .contains("handed back to its preferred replica, broker 1")
+        })
+    })
+    .await;
+    let why = handed
+        .events
+        .iter()
+        .find(|e| e.message.contains("handed back"))
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(why.contains("automatic rebalance"), "{why}");
+    assert_eq!(run(&mut session, "set c 3").await, "OK");
+    assert_eq!(run(&mut session, "get b").await, "2");
+    assert_eq!(
+        run(&mut session, "check lost-writes").await,
+        "acknowledged 3, lost 0"
+    );
+    lab.shutdown().await;
+}

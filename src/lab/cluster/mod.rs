@@ -60,6 +60,8 @@ impl ClusterOptions {
                 replica_lag_time_max_ms: 3000,
                 request_timeout_ms: 5000,
                 merge_interval_ms: 30_000,
+                auto_leader_rebalance: true,
+                leader_imbalance_check_interval_ms: 10_000,
                 ..ReplicationConfig::default()
             },
             storage: StoreConfig::default(),

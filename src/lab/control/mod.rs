@@ -21,6 +21,7 @@ mod checks;
 mod faults;
 mod inject;
 mod nemesis;
+mod rebalance;
 
 /// Events kept for the console.
 const EVENT_RING: usize = 500;
@@ -387,6 +388,10 @@ impl LabControl for Arc<Lab> {
 
     async fn wipe(&self, target: Target) -> Result<String, String> {
         self.wipe_brokers(target).await
+    }
+
+    async fn rebalance(&self) -> Result<String, String> {
+        self.rebalance_leaders().await
     }
 
     async fn status(&self) -> Result<String, String> {
