@@ -201,6 +201,9 @@ pub struct ReplicaSnapshot {
     pub leader_epoch: u32,
     /// Newest epoch in its leader-epoch checkpoint.
     pub last_epoch: Option<u32>,
+    /// Its leader-epoch cache: each epoch and the first offset written in it, oldest first (the
+    /// console colours the log by it).
+    pub epochs: Vec<(u32, u64)>,
     /// Log end offset.
     pub log_end_offset: u64,
     /// High watermark.
@@ -388,12 +391,20 @@ impl Replica {
     /// A snapshot of the replica's state.
     pub fn snapshot(&self) -> ReplicaSnapshot {
         let st = self.lock();
-        let last_epoch = self.lock_epochs().latest().map(|e| e.epoch);
+        let (last_epoch, epochs) = {
+            let cache = self.lock_epochs();
+            let entries = cache.entries();
+            (
+                entries.last().map(|e| e.epoch),
+                entries.iter().map(|e| (e.epoch, e.start_offset)).collect(),
+            )
+        };
         ReplicaSnapshot {
             partition: self.cfg.partition,
             role: st.role,
             leader_epoch: st.epoch,
             last_epoch,
+            epochs,
             log_end_offset: self.log.log_end_offset(),
             high_watermark: st.hw,
             log_start_offset: self.log.log_start_offset(),

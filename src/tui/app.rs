@@ -1,5 +1,6 @@
 //! The console's state and what keys do to it. Drawing only reads this (see `draw`).
 
+use super::logview::LogView;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::VecDeque;
 
@@ -98,6 +99,8 @@ pub struct App {
     pub script: Option<ScriptView>,
     /// When the last second's frames were drawn (the footer shows the rate).
     pub frames: FrameRate,
+    /// The log strips.
+    pub log: LogView,
 }
 
 /// Frames drawn in the last second: the console promises at least four, whatever the load.
@@ -152,6 +155,7 @@ impl App {
             quit: false,
             script: None,
             frames: FrameRate::default(),
+            log: LogView::default(),
         }
     }
 
@@ -230,6 +234,14 @@ impl App {
         if self.script.is_some() && key.code == KeyCode::F(5) {
             return Action::ToggleAutoplay;
         }
+        if key.code == KeyCode::Esc && self.log.partition.is_some() {
+            self.log.partition = None;
+            return Action::None;
+        }
+        if key.code == KeyCode::Char('l') && self.focus != Focus::Shell {
+            self.log.cycle();
+            return Action::None;
+        }
         match self.focus {
             Focus::Shell => self.shell_key(key, ctrl),
             Focus::Brokers => self.brokers_key(key, brokers),
@@ -259,6 +271,14 @@ impl App {
                 }
                 if matches!(trimmed.as_str(), "quit" | "exit") {
                     return Action::Quit;
+                }
+                if let Some(answer) = self.log.command(&trimmed) {
+                    self.push(LineKind::Input, &format!("simplekv> {trimmed}"));
+                    match answer {
+                        Ok(t) => self.push(LineKind::Info, &t),
+                        Err(e) => self.push(LineKind::Error, &format!("error: {e}")),
+                    }
+                    return Action::None;
                 }
                 Action::Run(trimmed)
             }
@@ -453,6 +473,26 @@ mod tests {
             Focus::Script,
             "Tab cycles through the script panel"
         );
+    }
+
+    #[test]
+    fn l_opens_the_log_strips_and_esc_closes_them_while_the_shell_types_l() {
+        let mut app = App::new();
+        app.log.partitions = 2;
+        press(&mut app, KeyCode::Char('l'));
+        assert_eq!(app.input, "l", "the shell takes the letter");
+        assert_eq!(app.log.partition, None);
+        app.input.clear();
+        app.cursor = 0;
+        assert_eq!(type_line(&mut app, "show log 1"), Action::None);
+        assert_eq!(app.log.partition, Some(1));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.log.partition, None);
+        press(&mut app, KeyCode::Tab);
+        press(&mut app, KeyCode::Char('l'));
+        assert_eq!(app.log.partition, Some(0));
+        press(&mut app, KeyCode::Char('l'));
+        assert_eq!(app.log.partition, Some(1));
     }
 
     #[test]

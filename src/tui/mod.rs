@@ -6,6 +6,9 @@
 
 pub mod app;
 pub mod draw;
+#[cfg(test)]
+mod fixtures;
+pub mod logview;
 
 use crate::command::{Reply, Session};
 use crate::lab::scenario::Step;
@@ -112,6 +115,7 @@ async fn event_loop(
     loop {
         let snap = Arc::clone(&snapshots.borrow_and_update());
         app.frames.note(std::time::Instant::now());
+        app.log.observe(&snap, std::time::Instant::now());
         terminal
             .draw(|f| draw::draw(f, &app, &snap))
             .map_err(|e| format!("cannot draw: {e}"))?;

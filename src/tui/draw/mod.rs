@@ -3,6 +3,7 @@
 
 mod activity;
 mod cluster;
+pub mod log;
 mod shell;
 mod theme;
 
@@ -77,7 +78,10 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
     let [brokers, replicas] =
         Layout::vertical([Constraint::Length(brokers_h), Constraint::Min(3)]).areas(left);
     cluster::draw_brokers(frame, brokers, app, snap);
-    cluster::draw_replicas(frame, replicas, snap);
+    match app.log.partition {
+        Some(p) => log::draw_log(frame, replicas, snap, p, &app.log.cuts),
+        None => cluster::draw_replicas(frame, replicas, snap),
+    }
     let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 3);
     let [parts, throughput, events] = Layout::vertical([
         Constraint::Length(parts_h),
@@ -158,9 +162,9 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             " Enter run · ↑/↓ history · Tab brokers · F1 help · quit or Ctrl-C to leave "
         }
         Focus::Brokers => {
-            " ↑/↓ select · k kill · r restore · p/u pause/resume · x power-loss · w wipe · i isolate · h heal · ? help · q quit "
+            " ↑/↓ select · k kill · r restore · p/u pause/resume · x power-loss · w wipe · i isolate · h heal · l log · ? help · q quit "
         }
-        Focus::Script => " space next step · a autoplay · Tab shell · ? help · q quit ",
+        Focus::Script => " space next step · a autoplay · l log · Tab shell · ? help · q quit ",
     };
     frame.render_widget(
         Paragraph::new(keys).style(Style::new().fg(theme::MUTED)),
@@ -190,6 +194,10 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Line::from("  k / r          (brokers table) kill / restore the selected broker"),
         Line::from("  p / u · x · w  (brokers table) pause / resume · power-loss · wipe it"),
         Line::from("  i / h          (brokers table) isolate it · heal every link"),
+        Line::from(
+            "  l · Esc        (brokers table, scenario) log strips of the next partition · close them",
+        ),
+        Line::from("  show log P     (shell) the log strips of partition P · show log off"),
         Line::from("  ↑ / ↓          shell history, or select a broker"),
         Line::from("  space, a       (scenario panel) next step, autoplay on/off; F5 anywhere"),
         Line::from("  F1 or ?        this help · q (brokers table), quit or Ctrl-C to leave"),
@@ -218,112 +226,10 @@ fn draw_help(frame: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coord::ControllerInfo;
     use crate::lab::BrokerState;
-    use crate::lab::snapshot::ReplicaSnapshot;
     use crate::lab::snapshot::Role;
-    use crate::lab::snapshot::{BrokerSnapshot, SessionStatus};
-    use crate::lab::{BrokerView, LabInfo, PartitionView};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
+    use crate::tui::fixtures::*;
     use ratatui::style::Color;
-    use std::sync::Arc;
-
-    fn replica(p: u32, role: Role, epoch: u32, leo: u64) -> ReplicaSnapshot {
-        ReplicaSnapshot {
-            partition: p,
-            role,
-            leader_epoch: epoch,
-            last_epoch: Some(epoch),
-            log_end_offset: leo,
-            high_watermark: leo,
-            log_start_offset: 0,
-            isr: Vec::new(),
-            follower_leos: Vec::new(),
-            fenced: false,
-            lease_held: true,
-        }
-    }
-
-    fn broker(id: u32, replicas: Vec<ReplicaSnapshot>) -> BrokerView {
-        BrokerView {
-            id,
-            state: BrokerState::Up,
-            registered: true,
-            faults: Vec::new(),
-            resp_port: None,
-            snapshot: Some(BrokerSnapshot {
-                id,
-                kv_addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
-                peer_addr: ([127, 0, 0, 1], 7100 + id as u16).into(),
-                session: SessionStatus::Connected,
-                controller_epoch: (id == 1).then_some(1),
-                replicas,
-            }),
-        }
-    }
-
-    /// Three brokers, one partition led by broker 1 in epoch 0, everyone in sync.
-    fn healthy() -> LabSnapshot {
-        let follower = || replica(0, Role::Follower { leader: 1 }, 0, 10);
-        LabSnapshot {
-            info: Arc::new(LabInfo {
-                spec: crate::coord::ClusterSpec {
-                    brokers: 3,
-                    partitions: 1,
-                    replication_factor: 3,
-                    min_insync_replicas: 2,
-                    unclean_leader_election: false,
-                },
-                zk: "127.0.0.1:2181/simplekv".into(),
-                data_dir: "/tmp/lab".into(),
-                log_file: "/tmp/lab/lab.log".into(),
-                ..LabInfo::default()
-            }),
-            brokers: vec![
-                broker(1, vec![replica(0, Role::Leader, 0, 10)]),
-                broker(2, vec![follower()]),
-                broker(3, vec![follower()]),
-            ],
-            partitions: vec![PartitionView {
-                partition: 0,
-                leader: Some(1),
-                leader_epoch: 0,
-                isr: vec![1, 2, 3],
-                eligible: Vec::new(),
-                replicas: vec![1, 2, 3],
-            }],
-            controller: Some(ControllerInfo {
-                broker_id: 1,
-                controller_epoch: 1,
-            }),
-            ..LabSnapshot::default()
-        }
-    }
-
-    fn render(app: &App, snap: &LabSnapshot, w: u16, h: u16) -> ratatui::buffer::Buffer {
-        let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-        t.draw(|f| draw(f, app, snap)).expect("draw");
-        t.backend().buffer().clone()
-    }
-
-    fn text(buf: &ratatui::buffer::Buffer) -> Vec<String> {
-        (0..buf.area.height)
-            .map(|y| {
-                (0..buf.area.width)
-                    .map(|x| buf[(x, y)].symbol())
-                    .collect::<String>()
-            })
-            .collect()
-    }
-
-    /// The row containing `needle` and the column where it starts.
-    fn find(buf: &ratatui::buffer::Buffer, needle: &str) -> Option<(u16, u16)> {
-        text(buf).iter().enumerate().find_map(|(y, line)| {
-            line.find(needle)
-                .map(|byte| (line[..byte].chars().count() as u16, y as u16))
-        })
-    }
 
     /// Words (with their columns) on row `row` below the title of the panel titled `title`, within
     /// that panel's borders.
