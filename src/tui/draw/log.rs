@@ -21,6 +21,14 @@ pub enum CellKind {
     Committed(u32),
     /// Records above the high watermark (not yet on every in-sync replica).
     Uncommitted(u32),
+    /// Records among which an epoch's first one lies: drawn as the epoch's last digit, so the
+    /// boundaries read without colour too.
+    Begins {
+        /// The epoch.
+        epoch: u32,
+        /// Whether every record in the cell is committed.
+        committed: bool,
+    },
     /// Records this replica just cut away (a truncation).
     Cut,
     /// Past the log end.
@@ -90,11 +98,16 @@ pub fn strip(
             if start >= r.log_end_offset {
                 return CellKind::Empty;
             }
-            let epoch = epoch_of(&r.epochs, start);
-            if end.min(r.log_end_offset) <= r.high_watermark {
-                CellKind::Committed(epoch)
-            } else {
-                CellKind::Uncommitted(epoch)
+            let committed = end.min(r.log_end_offset) <= r.high_watermark;
+            let begins = r
+                .epochs
+                .iter()
+                .rev()
+                .find(|(_, first)| (start..end).contains(first));
+            match begins {
+                Some(&(epoch, _)) => CellKind::Begins { epoch, committed },
+                None if committed => CellKind::Committed(epoch_of(&r.epochs, start)),
+                None => CellKind::Uncommitted(epoch_of(&r.epochs, start)),
             }
         })
         .collect()
@@ -107,6 +120,17 @@ fn cell_span(kind: CellKind) -> Span<'static> {
         }
         CellKind::Uncommitted(e) => {
             Span::styled(UNCOMMITTED.to_string(), Style::new().fg(epoch_colour(e)))
+        }
+        CellKind::Begins { epoch, committed } => {
+            let digit = char::from_digit(epoch % 10, 10).unwrap_or('?');
+            let style = if committed {
+                Style::new().fg(theme::ON_ACCENT).bg(epoch_colour(epoch))
+            } else {
+                Style::new()
+                    .fg(epoch_colour(epoch))
+                    .add_modifier(Modifier::REVERSED)
+            };
+            Span::styled(digit.to_string(), style.add_modifier(Modifier::BOLD))
         }
         CellKind::Cut => Span::styled(
             CUT.to_string(),
@@ -157,9 +181,8 @@ pub(super) fn draw_log(frame: &mut Frame, area: Rect, snap: &LabSnapshot, p: u32
     let per_cell = records_per_cell(longest, cells);
     let mut lines = vec![Line::styled(
         format!(
-            "{:LABEL$}offsets 0..{longest} · {per_cell} record{} a cell · {COMMITTED} committed {UNCOMMITTED} above the HW {CUT} cut",
-            "",
-            if per_cell == 1 { "" } else { "s" }
+            "{:LABEL$}offsets 0..{longest} · {per_cell} per cell · {COMMITTED} committed {UNCOMMITTED} above HW {CUT} cut",
+            ""
         ),
         Style::new().fg(theme::MUTED),
     )];
@@ -248,10 +271,16 @@ mod tests {
         assert_eq!(
             strip(&r, &[], 1, 8),
             vec![
+                Begins {
+                    epoch: 0,
+                    committed: true
+                },
                 Committed(0),
                 Committed(0),
-                Committed(0),
-                Committed(2),
+                Begins {
+                    epoch: 2,
+                    committed: true
+                },
                 Uncommitted(2),
                 Uncommitted(2),
                 Empty,
@@ -270,7 +299,15 @@ mod tests {
         // Cells of 10: [0,10) committed, [10,20) straddles the HW, [20,25) above it.
         assert_eq!(
             strip(&r, &[], 10, 4),
-            vec![Committed(1), Uncommitted(1), Uncommitted(1), Empty]
+            vec![
+                Begins {
+                    epoch: 1,
+                    committed: true
+                },
+                Uncommitted(1),
+                Uncommitted(1),
+                Empty
+            ]
         );
     }
 
@@ -280,7 +317,17 @@ mod tests {
         use CellKind::*;
         assert_eq!(
             strip(&r, &[(3, 5)], 1, 6),
-            vec![Committed(1), Committed(1), Committed(1), Cut, Cut, Empty]
+            vec![
+                Begins {
+                    epoch: 1,
+                    committed: true
+                },
+                Committed(1),
+                Committed(1),
+                Cut,
+                Cut,
+                Empty
+            ]
         );
     }
 
@@ -314,27 +361,24 @@ mod tests {
         let buf = render(&app, &three_rows(), 120, 36);
         assert!(find(&buf, "Log of partition 0").is_some());
         assert!(find(&buf, "Replicas — as each broker believes").is_none());
+        // Epoch 0 from offset 0, epoch 3 from offset 5; HW 7 of LEO 10.
         let (y1, leader) = row_of(&buf, "b1 leader");
-        assert_eq!(leader.matches(COMMITTED).count(), 7, "{leader}");
-        assert_eq!(leader.matches(UNCOMMITTED).count(), 3, "{leader}");
+        assert!(leader.contains("0████3█▒▒▒·"), "{leader}");
         assert!(leader.contains("HW 7 LEO 10"), "{leader}");
         let (_, lagging) = row_of(&buf, "b2 follower");
-        assert_eq!(lagging.matches(COMMITTED).count(), 7, "{lagging}");
-        assert_eq!(lagging.matches(UNCOMMITTED).count(), 1, "{lagging}");
         assert!(
-            lagging.matches(EMPTY).count() > leader.matches(EMPTY).count(),
-            "a lagging row is shorter"
+            lagging.contains("0████3█▒··"),
+            "a lagging row is shorter: {lagging}"
         );
         let (_, down) = row_of(&buf, "b3");
         assert!(down.contains("down"), "{down}");
-        // The epoch boundary at offset 5 changes colour.
+        // Colours: epoch 0's records, then epoch 3's first record on epoch 3's colour.
         let x0 = (0..buf.area.width)
-            .find(|&x| buf[(x, y1)].symbol() == COMMITTED.to_string())
-            .expect("a cell");
+            .find(|&x| buf[(x, y1)].symbol() == "0" && buf[(x + 1, y1)].symbol() == "█")
+            .expect("the strip");
         assert_eq!(buf[(x0 + 4, y1)].fg, epoch_colour(0));
-        assert_eq!(buf[(x0 + 5, y1)].fg, epoch_colour(3));
-        // Out of the ISR is marked.
-        assert!(find(&buf, "b3").is_some());
+        assert_eq!(buf[(x0 + 5, y1)].bg, epoch_colour(3));
+        assert_eq!(buf[(x0 + 6, y1)].fg, epoch_colour(3));
     }
 
     #[test]
