@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A broker won the controller election.
     ControllerElected,
@@ -33,7 +33,7 @@ pub enum EventKind {
 }
 
 /// One event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// Wall-clock time, Unix ms.
     pub at_ms: u64,

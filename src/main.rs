@@ -52,6 +52,9 @@ struct LabArgs {
     /// Play a scenario in the console.
     #[arg(long)]
     script: Option<PathBuf>,
+    /// Record the run's timeline (every change and event) as JSON Lines, for `replay`.
+    #[arg(long)]
+    record: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +77,15 @@ enum Mode {
         /// Run every step even after a failure.
         #[arg(long)]
         keep_going: bool,
+        /// Record the run's timeline (every change and event) as JSON Lines, for `replay`.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Open a recorded run (`--record`) in the console, without starting any broker or
+    /// ZooKeeper: step through it with [ and ].
+    Replay {
+        /// The recording (JSON Lines).
+        file: PathBuf,
     },
     /// Rounds of a fresh lab under load and the nemesis, each healed and checked for lost
     /// writes, linearizability and replicas agreeing; exit 1 on any loss or violation.
@@ -569,6 +581,7 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
             cluster,
             data_kept: temp.is_none(),
             log_file: log_file.clone(),
+            record: args.record.clone(),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -601,6 +614,7 @@ fn run_scenario(
     zk: Option<String>,
     data: Option<PathBuf>,
     keep_going: bool,
+    record: Option<PathBuf>,
 ) -> Result<bool, String> {
     let scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
     let flags = LabConfig {
@@ -635,6 +649,7 @@ fn run_scenario(
         cluster,
         data_kept: temp.is_none(),
         log_file,
+        record: record.clone(),
     };
     let summary = rt.block_on(async {
         let mut out = std::io::stdout();
@@ -642,7 +657,35 @@ fn run_scenario(
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     drop(temp);
-    Ok(summary?.failed == 0)
+    let summary = summary?;
+    if let Some(r) = record {
+        println!(
+            "(recorded to {}; replay it with: simplekv-lab replay {})",
+            r.display(),
+            r.display()
+        );
+    }
+    Ok(summary.failed == 0)
+}
+
+fn run_replay(file: PathBuf) -> Result<(), String> {
+    let timeline = simplekv::lab::Timeline::load(&file)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "replay needs a terminal; {} holds {} snapshots and {} events",
+            file.display(),
+            timeline.len(),
+            timeline.events()
+        ));
+    }
+    let rt = runtime()?;
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let outcome = rt.block_on(simplekv::tui::replay(timeline, name));
+    rt.shutdown_timeout(Duration::from_millis(100));
+    outcome
 }
 
 fn main() -> ExitCode {
@@ -654,11 +697,19 @@ fn main() -> ExitCode {
             zk,
             data_dir,
             keep_going,
-        }) => match run_scenario(scenario, nodes, zk, data_dir, keep_going) {
+            record,
+        }) => match run_scenario(scenario, nodes, zk, data_dir, keep_going, record) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("simplekv-lab run: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Mode::Replay { file }) => match run_replay(file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("simplekv-lab replay: {e}");
                 ExitCode::FAILURE
             }
         },

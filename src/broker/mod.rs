@@ -66,7 +66,7 @@ pub enum BrokerError {
 }
 
 /// State of the broker's ZooKeeper session, as the console shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SessionStatus {
     /// Opening a session.
     Connecting,
@@ -103,7 +103,7 @@ pub struct Metadata {
 }
 
 /// A broker's state for the console.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerSnapshot {
     /// Its id.
     pub id: u32,

@@ -51,7 +51,7 @@ impl ZkSource {
 }
 
 /// One partition as the client sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionView {
     /// The partition.
     pub partition: u32,

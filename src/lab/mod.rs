@@ -20,9 +20,11 @@ pub mod scenario;
 pub mod snapshot;
 pub mod soak;
 pub mod status;
+pub mod timeline;
 
 pub use cluster::{Cluster, ClusterError, ClusterOptions, ZkChoice};
 pub use config::LabConfig;
 pub use control::{Lab, LabError, LabOptions, SNAPSHOT_PERIOD};
 pub use scenario::{RunSummary, Scenario, play, run_headless};
 pub use snapshot::{BrokerState, BrokerView, LabInfo, LabSnapshot, LoadProgress, PartitionView};
+pub use timeline::Timeline;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Fixed facts about the lab.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabInfo {
     /// The cluster's settings (`brokers` is the number of brokers).
     pub spec: ClusterSpec,
@@ -31,7 +31,7 @@ pub struct LabInfo {
 }
 
 /// Up, paused, or down (and whether ZooKeeper still holds its session).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BrokerState {
     /// Running.
     Up,
@@ -44,7 +44,7 @@ pub enum BrokerState {
 }
 
 /// One broker in the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerView {
     /// Its id.
     pub id: u32,
@@ -77,7 +77,7 @@ impl BrokerView {
 }
 
 /// Progress of a background load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoadProgress {
     /// Operations finished.
     pub done: u64,

@@ -206,6 +206,7 @@ async fn run_round(
         cluster,
         data_kept: false,
         log_file: opts.work_dir.join("soak.log"),
+        record: None,
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -116,7 +116,7 @@ pub struct Membership {
 }
 
 /// The role a replica believes it has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     /// Takes writes and serves reads and fetches.
     Leader,
@@ -191,7 +191,7 @@ pub(crate) struct State {
 }
 
 /// A replica's state for the console and for elections.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaSnapshot {
     /// The partition.
     pub partition: u32,

@@ -1,6 +1,7 @@
 //! The console's state and what keys do to it. Drawing only reads this (see `draw`).
 
 use super::logview::LogView;
+use super::replay::Move;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::VecDeque;
 
@@ -53,6 +54,8 @@ pub enum Action {
     Step,
     /// Start or stop playing the scenario automatically.
     ToggleAutoplay,
+    /// Move through the timeline (replay).
+    Replay(Move),
     /// Leave.
     Quit,
 }
@@ -101,6 +104,10 @@ pub struct App {
     pub frames: FrameRate,
     /// The log strips.
     pub log: LogView,
+    /// The change of the timeline shown, when replaying (`None`: live).
+    pub replay: Option<usize>,
+    /// The title bar's replay warning, set by the loop while replaying.
+    pub replay_title: Option<String>,
 }
 
 /// Frames drawn in the last second: the console promises at least four, whatever the load.
@@ -156,6 +163,8 @@ impl App {
             script: None,
             frames: FrameRate::default(),
             log: LogView::default(),
+            replay: None,
+            replay_title: None,
         }
     }
 
@@ -242,6 +251,21 @@ impl App {
             self.log.cycle();
             return Action::None;
         }
+        // The timeline keys, wherever they would not be typed into a command.
+        if self.focus != Focus::Shell || self.input.is_empty() {
+            let mv = match key.code {
+                KeyCode::Char('[') => Some(Move::Back),
+                KeyCode::Char(']') => Some(Move::Forward),
+                KeyCode::Char('{') => Some(Move::BackBig),
+                KeyCode::Char('}') => Some(Move::ForwardBig),
+                KeyCode::Home => Some(Move::Start),
+                KeyCode::End => Some(Move::Live),
+                _ => None,
+            };
+            if let Some(mv) = mv {
+                return Action::Replay(mv);
+            }
+        }
         match self.focus {
             Focus::Shell => self.shell_key(key, ctrl),
             Focus::Brokers => self.brokers_key(key, brokers),
@@ -271,6 +295,9 @@ impl App {
                 }
                 if matches!(trimmed.as_str(), "quit" | "exit") {
                     return Action::Quit;
+                }
+                if trimmed == "live" {
+                    return Action::Replay(Move::Live);
                 }
                 if let Some(answer) = self.log.command(&trimmed) {
                     self.push(LineKind::Input, &format!("simplekv> {trimmed}"));
@@ -493,6 +520,29 @@ mod tests {
         assert_eq!(app.log.partition, Some(0));
         press(&mut app, KeyCode::Char('l'));
         assert_eq!(app.log.partition, Some(1));
+    }
+
+    #[test]
+    fn brackets_move_through_the_timeline_unless_they_are_being_typed() {
+        let mut app = App::new();
+        assert_eq!(
+            press(&mut app, KeyCode::Char('[')),
+            Action::Replay(Move::Back)
+        );
+        assert_eq!(
+            press(&mut app, KeyCode::Char('}')),
+            Action::Replay(Move::ForwardBig)
+        );
+        assert_eq!(press(&mut app, KeyCode::Home), Action::Replay(Move::Start));
+        assert_eq!(type_line(&mut app, "live"), Action::Replay(Move::Live));
+        press(&mut app, KeyCode::Char('s'));
+        assert_eq!(press(&mut app, KeyCode::Char('[')), Action::None);
+        assert_eq!(app.input, "s[", "typed into the command");
+        press(&mut app, KeyCode::Tab);
+        assert_eq!(
+            press(&mut app, KeyCode::Char(']')),
+            Action::Replay(Move::Forward)
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! What the log strips show (`l`, `show log P`): which partition, and the truncations seen
-//! lately. A truncation is seen as a replica's log end moving back between two snapshots while
-//! its broker stayed up; the cut records are drawn for [`CUT_SHOWN`] where they were.
+//! What the log strips show (`l`, `show log P`): which partition, and the records replicas lost
+//! lately. A replica's log end seen lower than the last time it was seen is a cut: a truncation
+//! to match a new leader, or — across a restart — a power loss or a wiped disk. The cut records
+//! are drawn for [`CUT_SHOWN`] where they were. Times are Unix ms, passed in (a replay passes
+//! the recorded times).
 
-use crate::lab::LabSnapshot;
+use crate::lab::{BrokerView, LabSnapshot, Timeline};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a truncation stays drawn.
 pub const CUT_SHOWN: Duration = Duration::from_secs(4);
@@ -20,8 +22,8 @@ pub struct Cut {
     pub from: u64,
     /// The log end before the cut.
     pub to: u64,
-    /// Drawn until then.
-    pub until: Instant,
+    /// Drawn until then, Unix ms.
+    pub until_ms: u64,
 }
 
 /// The log strips' state.
@@ -71,12 +73,28 @@ impl LogView {
         })
     }
 
-    /// Takes in a snapshot seen at `now`: notes truncations, forgets old ones.
-    pub fn observe(&mut self, snap: &LabSnapshot, now: Instant) {
+    /// The cuts to draw at change `i` of a timeline: those seen in the changes up to it, as
+    /// the live console would have shown them then.
+    pub fn replayed_cuts(t: &Timeline, i: usize) -> Vec<Cut> {
+        let mut v = LogView::default();
+        for j in i.saturating_sub(REPLAY_LOOKBACK)..=i {
+            if let Some(f) = t.frame(j) {
+                v.observe_brokers(&f.brokers, f.at_ms);
+            }
+        }
+        v.cuts
+    }
+
+    /// Takes in a snapshot seen at `now_ms`: notes cuts, forgets old ones.
+    pub fn observe(&mut self, snap: &LabSnapshot, now_ms: u64) {
         self.partitions = snap.partitions.len() as u32;
-        self.cuts.retain(|c| c.until > now);
-        let mut seen = HashMap::new();
-        for b in &snap.brokers {
+        self.observe_brokers(&snap.brokers, now_ms);
+    }
+
+    fn observe_brokers(&mut self, brokers: &[BrokerView], now_ms: u64) {
+        self.cuts.retain(|c| c.until_ms > now_ms);
+        for b in brokers {
+            // A broker that is down keeps its last log end: what it comes back with is compared.
             let Some(s) = &b.snapshot else { continue };
             for r in &s.replicas {
                 let key = (b.id, r.partition);
@@ -89,16 +107,17 @@ impl LogView {
                         partition: r.partition,
                         from: leo,
                         to: before,
-                        until: now + CUT_SHOWN,
+                        until_ms: now_ms + CUT_SHOWN.as_millis() as u64,
                     });
                 }
-                seen.insert(key, leo);
+                self.leos.insert(key, leo);
             }
         }
-        // A broker that went down is forgotten: what it has when it is back is a new log, not a cut.
-        self.leos = seen;
     }
 }
+
+/// How many changes back a replay looks for cuts still shown.
+const REPLAY_LOOKBACK: usize = 100;
 
 #[cfg(test)]
 mod tests {
@@ -132,30 +151,37 @@ mod tests {
     #[test]
     fn a_log_end_moving_back_is_a_cut_shown_for_a_while() {
         let mut v = LogView::default();
-        let t0 = Instant::now();
+        let t0 = 1_000;
         v.observe(&snap(&[(1, Some(10)), (2, Some(7))]), t0);
         v.observe(&snap(&[(1, Some(12)), (2, Some(4))]), t0);
         assert_eq!(v.cuts.len(), 1);
         let c = v.cuts[0];
         assert_eq!((c.broker, c.partition, c.from, c.to), (2, 0, 4, 7));
-        v.observe(&snap(&[(1, Some(12)), (2, Some(5))]), t0 + CUT_SHOWN);
+        v.observe(
+            &snap(&[(1, Some(12)), (2, Some(5))]),
+            t0 + CUT_SHOWN.as_millis() as u64,
+        );
         assert!(v.cuts.is_empty(), "gone after {CUT_SHOWN:?}");
     }
 
     #[test]
-    fn a_broker_back_from_the_dead_with_a_shorter_log_did_not_truncate() {
+    fn a_broker_back_with_a_shorter_log_shows_what_it_lost() {
         let mut v = LogView::default();
-        let t0 = Instant::now();
-        v.observe(&snap(&[(1, Some(10))]), t0);
-        v.observe(&snap(&[(1, None)]), t0);
-        v.observe(&snap(&[(1, Some(0))]), t0);
-        assert!(v.cuts.is_empty());
+        v.observe(&snap(&[(1, Some(10))]), 0);
+        v.observe(&snap(&[(1, None)]), 100);
+        assert!(v.cuts.is_empty(), "down is not a cut");
+        v.observe(&snap(&[(1, Some(10))]), 200);
+        assert!(v.cuts.is_empty(), "back whole");
+        v.observe(&snap(&[(1, None)]), 300);
+        v.observe(&snap(&[(1, Some(0))]), 400);
+        assert_eq!(v.cuts.len(), 1, "back empty (a wiped disk)");
+        assert_eq!((v.cuts[0].from, v.cuts[0].to), (0, 10));
     }
 
     #[test]
     fn l_cycles_through_the_partitions_and_show_log_names_one() {
         let mut v = LogView::default();
-        v.observe(&snap(&[]), Instant::now());
+        v.observe(&snap(&[]), 0);
         v.cycle();
         assert_eq!(v.partition, Some(0));
         v.cycle();

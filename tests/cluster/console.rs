@@ -271,3 +271,57 @@ fn the_console_plays_a_scenario_step_by_step_and_then_automatically() {
     let left = processes_mentioning(&data.display().to_string());
     assert!(left.is_empty(), "still running: {left:?}");
 }
+
+#[test]
+fn a_recorded_demo_replays_in_the_console_with_no_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("run.jsonl");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/seed-transcript.yaml");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&demo)
+        .args(["--zk", &simplekv::testkit::zk_connect("replay-record")])
+        .arg("--record")
+        .arg(&recording)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("simplekv-lab replay"), "{stdout}");
+    let changes = simplekv::lab::Timeline::load(&recording)
+        .expect("the recording loads")
+        .len();
+    assert!(changes > 2, "{changes} changes recorded");
+
+    let tmux = Tmux::start(120, 36);
+    tmux.type_line(&format!("{BIN} replay {}", recording.display()));
+    let screen = tmux.wait("the replay's first change", Duration::from_secs(30), |s| {
+        s.contains("REPLAY of run.jsonl +") && s.contains(&format!("change 1 of {changes}"))
+    });
+    assert!(!screen.contains("brokers are up"), "{screen}");
+    tmux.send(&["End"]);
+    tmux.wait("the last change", Duration::from_secs(10), |s| {
+        s.contains(&format!("change {changes} of {changes}"))
+    });
+    tmux.send(&["["]);
+    tmux.wait("one change back", Duration::from_secs(10), |s| {
+        s.contains(&format!("change {} of {changes}", changes - 1))
+    });
+    // The seed transcript wrote to partition 0 from broker 1: its log strip shows records.
+    tmux.send(&["Tab"]);
+    tmux.send(&["l"]);
+    tmux.wait("the log strips", Duration::from_secs(10), |s| {
+        s.contains("Log of partition 0") && s.contains("b1 leader")
+    });
+    tmux.send(&["Tab"]);
+    tmux.type_line("set a 1");
+    tmux.wait("the refusal", Duration::from_secs(10), |s| {
+        s.contains("this is a recording and no cluster runs")
+    });
+    tmux.type_line("quit");
+    let screen = tmux.wait("the shell back", Duration::from_secs(10), |s| {
+        !s.contains("REPLAY") && s.lines().any(|l| l.trim() == "$")
+    });
+    assert!(!screen.contains("simplekv>"), "{screen}");
+}

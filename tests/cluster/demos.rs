@@ -46,6 +46,7 @@ async fn play_demo(file: &str) {
             cluster,
             data_kept: true,
             log_file: dir.path().join("lab.log"),
+            record: Some(dir.path().join("run.jsonl")),
         },
         &mut out,
         false,
@@ -56,6 +57,23 @@ async fn play_demo(file: &str) {
     assert_eq!(summary.failed, 0, "{file}:\n{text}");
     assert!(summary.passed > 0);
     assert!(text.contains("scenario passed"), "{text}");
+    // The run was recorded, and `replay` can open it: its changes and events read back.
+    let recorded = simplekv::lab::Timeline::load(&dir.path().join("run.jsonl"))
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert!(
+        recorded.len() > 1 && recorded.events() > 0,
+        "{file}: {recorded:?}"
+    );
+    let last = recorded.snapshot(recorded.len() - 1).expect("last change");
+    assert_eq!(last.partitions.len() as u32, scenario_partitions(&scenario));
+}
+
+fn scenario_partitions(s: &Scenario) -> u32 {
+    LabConfig::default()
+        .overlay(&s.cluster)
+        .spec()
+        .expect("spec")
+        .partitions
 }
 
 macro_rules! demo_test {

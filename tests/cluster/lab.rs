@@ -40,6 +40,7 @@ async fn lab_with_a_full_isr(
         cluster: options(name, spec(3, 1, 3, 2), dir),
         data_kept: true,
         log_file: dir.join("lab.log"),
+        record: None,
     })
     .await
     .expect("lab");
@@ -192,6 +193,7 @@ async fn a_restored_preferred_leader_gets_its_leadership_back_by_itself() {
         cluster,
         data_kept: true,
         log_file: dir.path().join("lab.log"),
+        record: None,
     })
     .await
     .expect("lab");

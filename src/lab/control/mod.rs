@@ -7,6 +7,7 @@ use super::history::History;
 use super::load::{self, LoadPlan, LoadReport};
 use super::observer::{ZkObserver, ZkView};
 use super::snapshot::{BrokerState, LabInfo, LabSnapshot};
+use super::timeline::Timeline;
 use crate::client::{Client, ClientConfig};
 use crate::command::{Check, Fault, LabControl, LoadSpec, OpRecord, Target, WaitCondition};
 use crate::events::{Event, EventSink};
@@ -41,6 +42,8 @@ pub struct LabOptions {
     pub data_kept: bool,
     /// Where logs go (shown on screen).
     pub log_file: PathBuf,
+    /// Where to record the timeline as JSON Lines (`--record`), for `simplekv-lab replay`.
+    pub record: Option<PathBuf>,
 }
 
 /// Why a lab could not start.
@@ -91,16 +94,23 @@ pub struct Lab {
     load_runs: std::sync::atomic::AtomicU64,
     nemesis: Mutex<Option<nemesis::NemesisRun>>,
     snapshot_tx: watch::Sender<Arc<LabSnapshot>>,
+    /// Every published change and event, for replay (always `Some` once started).
+    timeline: Arc<Mutex<Option<Timeline>>>,
 }
 
 impl Lab {
     /// Starts the cluster, the observer and a client; publishes snapshots until dropped.
     pub async fn start(options: LabOptions) -> Result<Arc<Self>, LabError> {
         let events: Arc<Mutex<VecDeque<Event>>> = Arc::new(Mutex::new(VecDeque::new()));
+        // Made once the lab's facts are known; events before that are handed to it then.
+        let timeline: Arc<Mutex<Option<Timeline>>> = Arc::new(Mutex::new(None));
         let sink = {
-            let events = Arc::clone(&events);
+            let (events, timeline) = (Arc::clone(&events), Arc::clone(&timeline));
             EventSink::new(move |e| {
                 let mut ring = events.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(t) = timeline.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    t.note_event(&e);
+                }
                 if ring.len() == EVENT_RING {
                     ring.pop_front();
                 }
@@ -133,6 +143,15 @@ impl Lab {
             log_file: options.log_file,
             started_at_ms: crate::storage::now_ms(),
         });
+        {
+            let mut t = Timeline::new(Arc::clone(&info), options.record.as_deref())
+                .map_err(LabError::Other)?;
+            let ring = events.lock().unwrap_or_else(|p| p.into_inner());
+            for e in ring.iter() {
+                t.note_event(e);
+            }
+            *timeline.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        }
         let history = Arc::new(History::default());
         let lab = Arc::new(Self {
             cluster,
@@ -152,6 +171,7 @@ impl Lab {
             load_runs: std::sync::atomic::AtomicU64::new(0),
             nemesis: Mutex::new(None),
             snapshot_tx: watch::Sender::new(Arc::new(LabSnapshot::default())),
+            timeline,
         });
         lab.publish();
         let weak = Arc::downgrade(&lab);
@@ -254,7 +274,25 @@ impl Lab {
     }
 
     fn publish(&self) {
-        self.snapshot_tx.send_replace(Arc::new(self.snapshot()));
+        let snap = Arc::new(self.snapshot());
+        if let Some(t) = self
+            .timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            t.note_snapshot(&snap, crate::storage::now_ms());
+        }
+        self.snapshot_tx.send_replace(snap);
+    }
+
+    /// Runs `f` on the timeline of this run (for the console's replay).
+    pub fn with_timeline<R>(&self, f: impl FnOnce(&Timeline) -> R) -> Option<R> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(f)
     }
 
     fn zk(&self) -> ZkView {

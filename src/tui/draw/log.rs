@@ -181,7 +181,7 @@ pub(super) fn draw_log(frame: &mut Frame, area: Rect, snap: &LabSnapshot, p: u32
     let per_cell = records_per_cell(longest, cells);
     let mut lines = vec![Line::styled(
         format!(
-            "{:LABEL$}offsets 0..{longest} · {per_cell} per cell · {COMMITTED} committed {UNCOMMITTED} above HW {CUT} cut",
+            "{:LABEL$}offsets 0..{longest} · {per_cell}/cell · {COMMITTED} committed {UNCOMMITTED} above HW {CUT} cut",
             ""
         ),
         Style::new().fg(theme::MUTED),
@@ -387,7 +387,7 @@ mod tests {
         use crate::tui::fixtures::render;
         let mut app = App::new();
         app.log.partition = Some(0);
-        let t0 = std::time::Instant::now();
+        let t0 = 1_000;
         let mut before = three_rows();
         app.log.observe(&before, t0);
         if let Some(s) = &mut before.brokers[1].snapshot {

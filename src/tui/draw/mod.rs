@@ -71,7 +71,7 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(frame, header, snap);
+    draw_header(frame, header, app, snap);
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
     let brokers_h = (snap.brokers.len() as u16 + 3).min(left.height / 2);
@@ -107,7 +107,7 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
     }
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+fn draw_header(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
     let i = &snap.info;
     let data = if i.data_kept {
         format!("data {}", i.data_dir.display())
@@ -132,28 +132,29 @@ fn draw_header(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
         },
         i.zk
     );
-    if snap.faults.is_empty() {
-        frame.render_widget(
-            Paragraph::new(text).style(Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT)),
-            area,
-        );
-        return;
+    // A replay and the faults in force take the bar first: nobody should mistake the past for
+    // the present, or miss that the network is cut.
+    let warning = |t: String| {
+        Span::styled(
+            t,
+            Style::new()
+                .fg(theme::ON_ACCENT)
+                .bg(theme::WARN)
+                .add_modifier(Modifier::BOLD),
+        )
+    };
+    let mut spans = Vec::new();
+    if let Some(r) = &app.replay_title {
+        spans.push(warning(r.clone()));
     }
-    // Faults in force take the bar first: nobody should miss that the network is cut.
-    let faults = format!(" FAULTS: {} ", snap.faults.join(" · "));
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled(
-                faults,
-                Style::new()
-                    .fg(theme::ON_ACCENT)
-                    .bg(theme::WARN)
-                    .add_modifier(Modifier::BOLD),
-            ),
-            Span::styled(text, Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT)),
-        ])),
-        area,
-    );
+    if !snap.faults.is_empty() {
+        spans.push(warning(format!(" FAULTS: {} ", snap.faults.join(" · "))));
+    }
+    spans.push(Span::styled(
+        text,
+        Style::new().fg(theme::ON_ACCENT).bg(theme::ACCENT),
+    ));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
@@ -198,6 +199,11 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             "  l · Esc        (brokers table, scenario) log strips of the next partition · close them",
         ),
         Line::from("  show log P     (shell) the log strips of partition P · show log off"),
+        Line::from(
+            "  [ / ]          replay: one change back / forward (in the shell when the line is empty)",
+        ),
+        Line::from("  { / }          replay: 5 s back / forward (Shift+[ / Shift+])"),
+        Line::from("  Home / End     replay: the start / back to live (`live` in the shell too)"),
         Line::from("  ↑ / ↓          shell history, or select a broker"),
         Line::from("  space, a       (scenario panel) next step, autoplay on/off; F5 anywhere"),
         Line::from("  F1 or ?        this help · q (brokers table), quit or Ctrl-C to leave"),
