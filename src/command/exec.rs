@@ -109,6 +109,16 @@ pub trait LabControl: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoLab;
 
+/// A value as the shell prints it: as text when it is UTF-8 with no control characters (tabs
+/// aside); otherwise in double quotes with every other byte escaped (`"\xff\x00a"`), never
+/// lossily and never as raw control bytes on the terminal.
+pub fn shown_value(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if !s.chars().any(|c| c.is_control() && c != '\t') => s.to_string(),
+        _ => format!("\"{}\"", v.escape_ascii()),
+    }
+}
+
 fn lab_only(cmd: &str) -> String {
     format!("'{cmd}' works only in the lab (simplekv-lab, or simplekv-lab run SCENARIO)")
 }
@@ -241,7 +251,7 @@ impl<L: LabControl> Session<L> {
                     started,
                 );
                 match r {
-                    Ok(Some(v)) => text(&String::from_utf8_lossy(&v)),
+                    Ok(Some(v)) => text(&shown_value(&v)),
                     Ok(None) => text("record not found"),
                     Err(e) => Err(e.to_string()),
                 }
@@ -298,5 +308,20 @@ impl<L: LabControl> Session<L> {
         };
         self.lab.after_command();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_value;
+
+    #[test]
+    fn values_print_as_text_when_they_are_text_and_escaped_otherwise() {
+        assert_eq!(shown_value(b"hello world"), "hello world");
+        assert_eq!(shown_value("grüße\tdu".as_bytes()), "grüße\tdu");
+        assert_eq!(shown_value(b"\xff\x00a"), "\"\\xff\\x00a\"");
+        assert_eq!(shown_value(b"\x1b[2Jboo"), "\"\\x1b[2Jboo\"");
+        assert_eq!(shown_value(b"two\nlines"), "\"two\\nlines\"");
+        assert_eq!(shown_value(b""), "");
     }
 }

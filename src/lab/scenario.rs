@@ -61,12 +61,19 @@ pub enum Expect {
 }
 
 impl Expect {
+    /// `/regex/` or `/regex/i` (case-insensitive); anything else is exact text.
     fn parse(s: &str) -> Result<Self, String> {
-        match s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
-            Some(re) if s.len() >= 2 => regex::Regex::new(re)
+        let (body, fold) = match s.strip_suffix("/i") {
+            Some(b) => (Some(b), true),
+            None => (s.strip_suffix('/'), false),
+        };
+        match body.and_then(|b| b.strip_prefix('/')) {
+            Some(re) => regex::RegexBuilder::new(re)
+                .case_insensitive(fold)
+                .build()
                 .map(Self::Matches)
                 .map_err(|e| format!("bad regex {s}: {}", e.to_string().replace('\n', " "))),
-            _ => Ok(Self::Exact(s.to_string())),
+            None => Ok(Self::Exact(s.to_string())),
         }
     }
 
@@ -336,6 +343,19 @@ mod tests {
         assert!(s.verdict(1, &ok("-1")).is_ok());
         assert!(s.verdict(1, &ok("x")).is_err());
         assert!(s.verdict(2, &ok("anything")).is_ok());
+    }
+
+    #[test]
+    fn a_trailing_i_makes_a_regex_case_insensitive() {
+        let s = Scenario::parse(
+            "t.yaml",
+            "name: T\nsteps:\n  - run: get a\n    expect: /^record NOT found$/i\n  - run: get a\n    expect: /^record NOT found$/\n  - run: get a\n    expect: /\n",
+        )
+        .expect("parses");
+        let ok = |t: &str| Ok(Reply::Text(t.into()));
+        assert!(s.verdict(0, &ok("record not found")).is_ok());
+        assert!(s.verdict(1, &ok("record not found")).is_err());
+        assert!(s.verdict(2, &ok("/")).is_ok(), "a lone slash is text");
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct App {
     pub show_help: bool,
     /// The command running now.
     pub busy: Option<String>,
+    /// Commands typed while another ran, run next in order.
+    pub queued: VecDeque<String>,
     /// The console should close.
     pub quit: bool,
     /// The scenario being played.
@@ -159,6 +161,7 @@ impl App {
             selected: 0,
             show_help: false,
             busy: None,
+            queued: VecDeque::new(),
             quit: false,
             script: None,
             frames: FrameRate::default(),
@@ -179,6 +182,34 @@ impl App {
                 text: line.to_string(),
             });
         }
+    }
+
+    /// A line the user entered: returned to run now, or queued behind the running command.
+    pub fn submit(&mut self, line: String) -> Option<String> {
+        match &self.busy {
+            Some(b) => {
+                self.push(
+                    LineKind::Info,
+                    &format!("queued: '{line}' runs after '{b}'"),
+                );
+                self.queued.push_back(line);
+                None
+            }
+            None => Some(self.start(line)),
+        }
+    }
+
+    /// The running command finished: the next queued one, to run now.
+    pub fn finished(&mut self) -> Option<String> {
+        self.busy = None;
+        let next = self.queued.pop_front()?;
+        Some(self.start(next))
+    }
+
+    fn start(&mut self, line: String) -> String {
+        self.push(LineKind::Input, &format!("simplekv> {line}"));
+        self.busy = Some(line.clone());
+        line
     }
 
     fn byte_at(&self, char_pos: usize) -> usize {
@@ -543,6 +574,24 @@ mod tests {
             press(&mut app, KeyCode::Char(']')),
             Action::Replay(Move::Forward)
         );
+    }
+
+    #[test]
+    fn a_command_typed_while_another_runs_waits_its_turn() {
+        let mut app = App::new();
+        assert_eq!(app.submit("load 100".into()).as_deref(), Some("load 100"));
+        assert_eq!(app.submit("get a".into()), None);
+        assert_eq!(app.submit("get b".into()), None);
+        assert!(
+            app.lines
+                .iter()
+                .any(|l| l.text == "queued: 'get a' runs after 'load 100'")
+        );
+        assert_eq!(app.finished().as_deref(), Some("get a"));
+        assert_eq!(app.busy.as_deref(), Some("get a"));
+        assert_eq!(app.finished().as_deref(), Some("get b"));
+        assert_eq!(app.finished(), None);
+        assert_eq!(app.busy, None);
     }
 
     #[test]

@@ -239,12 +239,8 @@ async fn event_loop(
                         }
                     }
                     Action::Run(line) => {
-                        if let Some(b) = &app.busy {
-                            app.push(LineKind::Info, &format!("busy: '{b}' is still running"));
-                        } else {
-                            app.push(LineKind::Input, &format!("simplekv> {line}"));
-                            app.busy = Some(line.clone());
-                            let _ = line_tx.send(line);
+                        if let Some(now) = app.submit(line) {
+                            let _ = line_tx.send(now);
                         }
                     }
                     Action::Step => {
@@ -261,7 +257,6 @@ async fn event_loop(
             }
             reply = replies.recv() => {
                 let Some((_line, reply)) = reply else { return Ok(()) };
-                app.busy = None;
                 match &reply {
                     Ok(Reply::Text(t)) if !t.is_empty() => app.push(LineKind::Reply, t),
                     Ok(Reply::Text(_)) => {}
@@ -279,6 +274,9 @@ async fn event_loop(
                             }
                         }
                     }
+                }
+                if let Some(next) = app.finished() {
+                    let _ = line_tx.send(next);
                 }
             }
             _ = tokio::time::sleep_until(autoplay_deadline), if autoplay_ready => {
