@@ -204,7 +204,10 @@ impl Scenario {
         self.steps
             .iter()
             .map(|s| match s {
-                Step::Note(n) => format!("note: {}", n.lines().next().unwrap_or_default()),
+                Step::Note(n) => format!(
+                    "note: {}",
+                    n.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
                 Step::Run { line, .. } => line.clone(),
             })
             .collect()
