@@ -2,6 +2,7 @@
 
 use super::logview::LogView;
 use super::replay::Move;
+use super::view::View;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::VecDeque;
 
@@ -106,6 +107,8 @@ pub struct App {
     pub frames: FrameRate,
     /// The log strips.
     pub log: LogView,
+    /// Zoom and the events panel's scroll and filter.
+    pub view: View,
     /// The change of the timeline shown, when replaying (`None`: live).
     pub replay: Option<usize>,
     /// The title bar's replay warning, set by the loop while replaying.
@@ -166,6 +169,7 @@ impl App {
             script: None,
             frames: FrameRate::default(),
             log: LogView::default(),
+            view: View::default(),
             replay: None,
             replay_title: None,
         }
@@ -282,6 +286,14 @@ impl App {
             self.log.cycle();
             return Action::None;
         }
+        if key.code == KeyCode::Char('z') && self.focus != Focus::Shell {
+            self.view.cycle_zoom();
+            return Action::None;
+        }
+        if matches!(key.code, KeyCode::PageUp | KeyCode::PageDown) {
+            self.view.scroll(key.code == KeyCode::PageUp);
+            return Action::None;
+        }
         // The timeline keys, wherever they would not be typed into a command.
         if self.focus != Focus::Shell || self.input.is_empty() {
             let mv = match key.code {
@@ -330,7 +342,11 @@ impl App {
                 if trimmed == "live" {
                     return Action::Replay(Move::Live);
                 }
-                if let Some(answer) = self.log.command(&trimmed) {
+                if let Some(answer) = self
+                    .log
+                    .command(&trimmed)
+                    .or_else(|| self.view.command(&trimmed))
+                {
                     self.push(LineKind::Input, &format!("simplekv> {trimmed}"));
                     match answer {
                         Ok(t) => self.push(LineKind::Info, &t),

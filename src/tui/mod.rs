@@ -12,6 +12,7 @@ pub mod draw;
 mod fixtures;
 pub mod logview;
 pub mod replay;
+pub mod view;
 
 use crate::command::{Reply, Session};
 use crate::lab::scenario::Step;

@@ -4,6 +4,7 @@ use super::block;
 use super::theme;
 use crate::events::{Event, EventKind};
 use crate::lab::LabSnapshot;
+use crate::tui::app::App;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -74,13 +75,21 @@ fn event_line(e: &Event, started_ms: u64) -> Line<'static> {
     ])
 }
 
-pub(super) fn draw_events(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+pub(super) fn draw_events(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
     let rows = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2).max(1) as usize;
+    let filter = app.view.filter.as_ref();
+    let shown: Vec<&Event> = snap
+        .events
+        .iter()
+        .filter(|e| filter.is_none_or(|f| f.matches(e)))
+        .collect();
+    // PgUp scrolls back, never past the oldest event.
+    let back = app.view.events_back.min(shown.len().saturating_sub(1));
     // Newest last; long events wrap, so pick from the end until the panel is full.
     let mut lines: Vec<Line> = Vec::new();
     let mut used = 0;
-    for e in snap.events.iter().rev() {
+    for e in shown.iter().rev().skip(back) {
         let line = event_line(e, snap.info.started_at_ms);
         let height = line.width().div_ceil(width).max(1);
         if used + height > rows {
@@ -90,13 +99,18 @@ pub(super) fn draw_events(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
         lines.push(line);
     }
     lines.reverse();
+    let mut title = "Events".to_string();
+    if let Some(f) = filter {
+        title.push_str(&format!(" · only {} (/ shows all)", f.describe()));
+    }
+    if back > 0 {
+        title.push_str(&format!(" · {back} newer below (PgDn)"));
+    }
+    title.push_str(&format!(" · log: {}", snap.info.log_file.display()));
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(block(
-                &format!("Events (log: {})", snap.info.log_file.display()),
-                false,
-            )),
+            .block(block(&title, false)),
         area,
     );
 }

@@ -82,7 +82,11 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
     frame.render_widget(table, area);
 }
 
+/// Below this width a table drops its prose column and abbreviates (chosen, not cut).
+const NARROW: u16 = 72;
+
 pub(super) fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let narrow = area.width < NARROW;
     let mut rows = Vec::new();
     for p in &snap.partitions {
         let leader_leo = snap.leader_leo(p.partition);
@@ -115,6 +119,7 @@ pub(super) fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
                     "leader".to_string(),
                     Style::new().fg(theme::GOOD).add_modifier(Modifier::BOLD),
                 ),
+                Role::Follower { leader } if narrow => (format!("fol {leader}"), Style::new()),
                 Role::Follower { leader } => (format!("follow {leader}"), Style::new()),
                 Role::Offline if r.fenced => ("fenced".to_string(), Style::new().fg(theme::BAD)),
                 Role::Offline => ("offline".to_string(), Style::new().fg(theme::BAD)),
@@ -145,22 +150,24 @@ pub(super) fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
             rows.push(row);
         }
     }
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(4),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new([
+    // Narrow: the prose column goes (a disagreeing row stays highlighted) and headers shorten.
+    let widths: Vec<Constraint> = if narrow {
+        [2, 2, 8, 3, 7, 7, 5, 3]
+            .into_iter()
+            .map(Constraint::Length)
+            .collect()
+    } else {
+        let mut w: Vec<Constraint> = [3, 6, 9, 5, 7, 7, 5, 4]
+            .into_iter()
+            .map(Constraint::Length)
+            .collect();
+        w.push(Constraint::Min(10));
+        w
+    };
+    let header: &[&str] = if narrow {
+        &["p", "b", "role", "ep", "LEO", "HW", "lag", "ISR"]
+    } else {
+        &[
             "p",
             "broker",
             "role",
@@ -169,15 +176,19 @@ pub(super) fn draw_replicas(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
             "HW",
             "lag",
             "ISR",
-            "differs from ZooKeeper",
-        ])
-        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
-    )
-    .block(block("Replicas — as each broker believes", false));
+            "vs ZooKeeper",
+        ]
+    };
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(header.iter().copied()).style(Style::new().add_modifier(Modifier::UNDERLINED)),
+        )
+        .block(block("Replicas — as each broker believes", false));
     frame.render_widget(table, area);
 }
 
 pub(super) fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot) {
+    let narrow = area.width < 45;
     let i = &snap.info;
     let rows = snap.partitions.iter().map(|p| {
         let (leader, style) = match p.leader {
@@ -194,31 +205,31 @@ pub(super) fn draw_partitions(frame: &mut Frame, area: Rect, snap: &LabSnapshot)
         } else {
             Style::new()
         };
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(p.partition.to_string()),
             Cell::from(leader).style(style),
             Cell::from(p.leader_epoch.to_string()),
             Cell::from(ids(&p.isr)).style(isr_style),
-            Cell::from(ids(&p.replicas)),
-            // Eligible leaders: out of the ISR, but holding every committed write.
-            Cell::from(ids(&p.eligible)).style(Style::new().fg(theme::ACCENT)),
-        ])
+        ];
+        if !narrow {
+            cells.push(Cell::from(ids(&p.replicas)));
+        }
+        // Eligible leaders: out of the ISR, but holding every committed write.
+        cells.push(Cell::from(ids(&p.eligible)).style(Style::new().fg(theme::ACCENT)));
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(8),
-            Constraint::Length(6),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Min(8),
-        ],
-    )
-    .header(
-        Row::new(["p", "leader", "epoch", "ISR", "replicas", "eligible"])
-            .style(Style::new().add_modifier(Modifier::UNDERLINED)),
-    )
-    .block(block("Partitions — as ZooKeeper says", false));
+    let (widths, header): (Vec<u16>, &[&str]) = if narrow {
+        (vec![2, 7, 3, 7, 6], &["p", "leader", "ep", "ISR", "elig"])
+    } else {
+        (
+            vec![2, 7, 5, 8, 8, 8],
+            &["p", "leader", "epoch", "ISR", "replicas", "eligible"],
+        )
+    };
+    let table = Table::new(rows, widths.into_iter().map(Constraint::Length))
+        .header(
+            Row::new(header.iter().copied()).style(Style::new().add_modifier(Modifier::UNDERLINED)),
+        )
+        .block(block("Partitions — as ZooKeeper says", false));
     frame.render_widget(table, area);
 }

@@ -8,6 +8,7 @@ mod shell;
 mod theme;
 
 use super::app::{App, Focus};
+use super::view::Panel;
 use crate::lab::LabSnapshot;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -63,35 +64,47 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
         frame.render_widget(msg, area);
         return;
     }
-    let shell_height = if app.script.is_some() { 12 } else { 10 };
     let [header, body, shell, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(8),
-        Constraint::Length(shell_height),
+        Constraint::Length(shell_height(area.height, app.script.is_some())),
         Constraint::Length(1),
     ])
     .areas(area);
     draw_header(frame, header, app, snap);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
-    let brokers_h = (snap.brokers.len() as u16 + 3).min(left.height / 2);
-    let [brokers, replicas] =
-        Layout::vertical([Constraint::Length(brokers_h), Constraint::Min(3)]).areas(left);
-    cluster::draw_brokers(frame, brokers, app, snap);
-    match app.log.partition {
-        Some(p) => log::draw_log(frame, replicas, snap, p, &app.log.cuts),
-        None => cluster::draw_replicas(frame, replicas, snap),
+    let main = |frame: &mut Frame, at: Rect| match app.log.partition {
+        Some(p) => log::draw_log(frame, at, snap, p, &app.log.cuts),
+        None => cluster::draw_replicas(frame, at, snap),
+    };
+    match app.view.zoom {
+        Some(Panel::Brokers) => cluster::draw_brokers(frame, body, app, snap),
+        Some(Panel::Replicas) => main(frame, body),
+        Some(Panel::Partitions) => cluster::draw_partitions(frame, body, snap),
+        Some(Panel::Events) => activity::draw_events(frame, body, app, snap),
+        None => {
+            let [left, right] = Layout::horizontal([
+                Constraint::Length(left_width(body.width)),
+                Constraint::Min(20),
+            ])
+            .areas(body);
+            let brokers_h = (snap.brokers.len() as u16 + 3).min(left.height / 2);
+            let [brokers, replicas] =
+                Layout::vertical([Constraint::Length(brokers_h), Constraint::Min(3)]).areas(left);
+            cluster::draw_brokers(frame, brokers, app, snap);
+            main(frame, replicas);
+            let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 3);
+            let spark_h = if right.height < 16 { 3 } else { 4 };
+            let [parts, throughput, events] = Layout::vertical([
+                Constraint::Length(parts_h),
+                Constraint::Length(spark_h),
+                Constraint::Min(3),
+            ])
+            .areas(right);
+            cluster::draw_partitions(frame, parts, snap);
+            activity::draw_throughput(frame, throughput, snap);
+            activity::draw_events(frame, events, app, snap);
+        }
     }
-    let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 3);
-    let [parts, throughput, events] = Layout::vertical([
-        Constraint::Length(parts_h),
-        Constraint::Length(4),
-        Constraint::Min(3),
-    ])
-    .areas(right);
-    cluster::draw_partitions(frame, parts, snap);
-    activity::draw_throughput(frame, throughput, snap);
-    activity::draw_events(frame, events, snap);
     if app.script.is_some() {
         let [script, sh] =
             Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
@@ -105,6 +118,23 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
     if app.show_help {
         draw_help(frame, area);
     }
+}
+
+/// Rows of the shell panel: ten (twelve beside a scenario) on a tall terminal, a quarter of a
+/// short one (at least five).
+pub fn shell_height(height: u16, script: bool) -> u16 {
+    let base = if height >= 36 {
+        10
+    } else {
+        (height / 4).max(5)
+    };
+    base + if script { 2 } else { 0 }
+}
+
+/// Width of the left column (brokers, replicas): 60 %, but no more than its tables use, so a
+/// wide terminal gives the rest to the events.
+pub fn left_width(width: u16) -> u16 {
+    (width * 3 / 5).min(112)
 }
 
 fn draw_header(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
@@ -182,7 +212,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
 
 fn draw_help(frame: &mut Frame, area: Rect) {
     let w = area.width.min(96);
-    let h = area.height.min(44);
+    let h = area.height.min(60);
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -199,6 +229,13 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             "  l · Esc        (brokers table, scenario) log strips of the next partition · close them",
         ),
         Line::from("  show log P     (shell) the log strips of partition P · show log off"),
+        Line::from(
+            "  z              (brokers table, scenario) zoom: one panel takes the screen, in turn",
+        ),
+        Line::from("  PgUp / PgDn    scroll the events back / forward"),
+        Line::from(
+            "  /b2 p0 words   (shell) show only these events; / alone shows all · zoom PANEL|off",
+        ),
         Line::from(
             "  [ / ]          replay: one change back / forward (in the shell when the line is empty)",
         ),
@@ -234,8 +271,10 @@ mod tests {
     use super::*;
     use crate::lab::BrokerState;
     use crate::lab::snapshot::Role;
+    use crate::lab::{LabInfo, PartitionView};
     use crate::tui::fixtures::*;
     use ratatui::style::Color;
+    use std::sync::Arc;
 
     /// Words (with their columns) on row `row` below the title of the panel titled `title`, within
     /// that panel's borders.
@@ -395,6 +434,124 @@ mod tests {
         assert!(find(&buf, "FAULTS: cut 2↔zk · paused 1").is_some());
         assert!(find(&buf, "PAUSED (frozen)").is_some());
         assert!(find(&buf, "up · cut zk,3").is_some());
+    }
+
+    /// Three brokers, three partitions (each led by its first replica), one event.
+    fn three_partitions() -> LabSnapshot {
+        let mut snap = healthy();
+        let spec = crate::coord::ClusterSpec {
+            partitions: 3,
+            ..snap.info.spec.clone()
+        };
+        snap.info = Arc::new(LabInfo {
+            spec: spec.clone(),
+            ..(*snap.info).clone()
+        });
+        snap.partitions = (0..3)
+            .map(|p| PartitionView {
+                partition: p,
+                leader: Some(p + 1),
+                leader_epoch: 0,
+                isr: vec![1, 2, 3],
+                eligible: Vec::new(),
+                replicas: spec.replicas_of(p),
+            })
+            .collect();
+        for b in &mut snap.brokers {
+            let id = b.id;
+            if let Some(s) = &mut b.snapshot {
+                s.replicas = (0..3)
+                    .map(|p| {
+                        let role = if p + 1 == id {
+                            Role::Leader
+                        } else {
+                            Role::Follower { leader: p + 1 }
+                        };
+                        replica(p, role, 0, 10)
+                    })
+                    .collect();
+            }
+        }
+        snap.events.push(crate::events::Event {
+            at_ms: 0,
+            broker: Some(2),
+            partition: Some(1),
+            kind: crate::events::EventKind::LeaderElected,
+            message: "became leader in epoch 0".into(),
+        });
+        snap
+    }
+
+    #[test]
+    fn at_80x24_roles_read_whole_the_events_show_and_zoom_shows_every_replica() {
+        let snap = three_partitions();
+        let mut app = App::new();
+        let buf = render(&app, &snap, 80, 24);
+        let lines = text(&buf);
+        assert!(find(&buf, "leader").is_some());
+        assert!(find(&buf, "fol 1").is_some(), "{}", lines.join("\n"));
+        assert!(
+            find(&buf, "became leader").is_some(),
+            "{}",
+            lines.join("\n")
+        );
+        assert!(find(&buf, "simplekv>").is_some());
+        // Zoomed, the replicas table has the body to itself: all nine replicas show.
+        app.view.zoom = Some(Panel::Replicas);
+        let buf = render(&app, &snap, 80, 24);
+        let rows = text(&buf)
+            .iter()
+            .filter(|l| ["│0 ", "│1 ", "│2 "].iter().any(|p| l.starts_with(p)))
+            .count();
+        assert_eq!(rows, 9, "{}", text(&buf).join("\n"));
+        app.view.zoom = Some(Panel::Events);
+        let buf = render(&app, &snap, 80, 24);
+        assert!(find(&buf, "b2 p1 became leader in epoch 0").is_some());
+    }
+
+    #[test]
+    fn at_120x36_every_panel_shows_in_full() {
+        let snap = three_partitions();
+        let buf = render(&App::new(), &snap, 120, 36);
+        let lines = text(&buf).join("\n");
+        assert!(find(&buf, "follow 1").is_some(), "{lines}");
+        assert!(find(&buf, "vs ZooKeeper").is_some(), "{lines}");
+        assert!(find(&buf, "replicas").is_some(), "{lines}");
+        assert!(find(&buf, "became leader").is_some(), "{lines}");
+        let replica_rows = text(&buf)
+            .iter()
+            .filter(|l| l.contains("leader   ") || l.contains("follow "))
+            .count();
+        assert!(replica_rows >= 9, "{lines}");
+    }
+
+    #[test]
+    fn the_events_panel_filters_and_scrolls() {
+        let mut snap = three_partitions();
+        for i in 0..30u64 {
+            snap.events.push(crate::events::Event {
+                at_ms: i,
+                broker: Some(1 + (i % 3) as u32),
+                partition: Some(0),
+                kind: crate::events::EventKind::Info,
+                message: format!("event number {i}"),
+            });
+        }
+        let mut app = App::new();
+        app.view.zoom = Some(Panel::Events);
+        let buf = render(&app, &snap, 120, 36);
+        assert!(find(&buf, "event number 29").is_some());
+        app.view.scroll(true);
+        let buf = render(&app, &snap, 120, 36);
+        assert!(find(&buf, "event number 29").is_none());
+        assert!(find(&buf, "event number 19").is_some());
+        assert!(find(&buf, "10 newer below (PgDn)").is_some());
+        app.view.scroll(false);
+        app.view.command("/b2");
+        let buf = render(&app, &snap, 120, 36);
+        assert!(find(&buf, "event number 28").is_some());
+        assert!(find(&buf, "event number 29").is_none(), "broker 3's");
+        assert!(find(&buf, "only b2").is_some());
     }
 
     #[test]
