@@ -11,7 +11,7 @@ use super::election::{self, Answer, Decision, Live, Tier};
 use super::peers::peer_addr;
 use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError};
 use crate::events::EventKind;
-use crate::rpc::ReplicaStatusRequest;
+use crate::rpc::{PrepareHandoverRequest as ReplicaHandover, ReplicaStatusRequest};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,8 +93,11 @@ async fn control(
                 }
                 _ => "asked by `rebalance`".to_string(),
             };
-            for p in 0..inner.spec.partitions {
-                hand_back(inner, coord, lease, p, &live, &why).await?;
+            // Each handover may wait for a follower to catch up: they go side by side.
+            let passes =
+                (0..inner.spec.partitions).map(|p| hand_back(inner, coord, lease, p, &live, &why));
+            for r in futures_util::future::join_all(passes).await {
+                r?;
             }
             if asked {
                 coord.clear_rebalance_request().await?;
@@ -134,13 +137,39 @@ async fn hand_back(
         tracing::debug!(partition = p, %blocked, "leadership stays");
         return Ok(());
     }
-    let Some(&to) = replicas.first() else {
+    let (Some(&to), Some(from)) = (replicas.first(), old.leader()) else {
+        return Ok(());
+    };
+    // First the old leader stops taking requests and waits until `to` holds its whole log; the
+    // state is written only if it agrees, and only if nothing changed it meanwhile (the
+    // compare-and-set on `version`, which the old leader's taking back would also move).
+    let ready = async {
+        let mut client = peer_addr(inner, from)
+            .await
+            .and_then(|a| inner.peers.get(&a))?;
+        let req = ReplicaHandover {
+            partition: p,
+            to,
+            leader_epoch: old.leader_epoch,
+            wait_ms: super::handover::MAX_WAIT.as_millis() as u32,
+        };
+        let wait = super::handover::MAX_WAIT + inner.cfg.request_timeout();
+        match tokio::time::timeout(wait, client.prepare_handover(req)).await {
+            Ok(Ok(r)) => Some(r.into_inner().log_end_offset),
+            Ok(Err(e)) => {
+                tracing::debug!(partition = p, from, to, error = %e.message(), "handover refused");
+                None
+            }
+            Err(_) => None,
+        }
+    };
+    let Some(leo) = ready.await else {
         return Ok(());
     };
     let new = election::handed_over(&old, to, lease.epoch);
     let what = format!(
-        "partition {p}: leadership handed back to its preferred replica, broker {to}, in epoch {} ({why}); it is in the ISR {:?}, so it holds every committed write, and broker {} follows it",
-        new.leader_epoch, new.isr, old.leader
+        "partition {p}: leadership handed back to its preferred replica, broker {to}, in epoch {} ({why}); broker {from} stopped taking requests until broker {to} held its whole log (to offset {leo}), so nothing it acknowledged is cut; ISR {:?}",
+        new.leader_epoch, new.isr
     );
     write(inner, coord, lease, p, &new, Some(version), what).await
 }

@@ -62,7 +62,8 @@ impl KvService {
         match e {
             // A leader without a lease may have been deposed: the client looks again.
             ReplicaError::NotLeader { partition, .. }
-            | ReplicaError::LeaseLapsed { partition, .. } => {
+            | ReplicaError::LeaseLapsed { partition, .. }
+            | ReplicaError::HandingOver { partition, .. } => {
                 let leader = self
                     .inner
                     .leader_kv_addr(partition)

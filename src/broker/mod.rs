@@ -9,6 +9,7 @@ mod config;
 mod controller;
 mod election;
 mod fetcher;
+mod handover;
 mod isr;
 mod kv_service;
 pub use kv_service::LocalKv;

@@ -34,6 +34,7 @@ fn to_status(e: ReplicaError) -> Status {
         ReplicaError::Fenced { .. } => Reason::Fenced,
         ReplicaError::OffsetOutOfRange { .. } => Reason::OffsetOutOfRange,
         ReplicaError::UnknownReplica(_) => Reason::InvalidArgument,
+        ReplicaError::Timeout { .. } => Reason::Timeout,
         _ => return Status::internal(msg),
     };
     rpc::status(reason, msg, None)
@@ -99,6 +100,21 @@ impl Replication for PeerService {
                 leader_epoch: epoch,
                 end_offset,
             },
+        }))
+    }
+
+    async fn prepare_handover(
+        &self,
+        req: Request<rpc::PrepareHandoverRequest>,
+    ) -> Result<Response<rpc::PrepareHandoverResponse>, Status> {
+        let req = req.into_inner();
+        let replica = self.replica(req.partition)?;
+        let wait = Duration::from_millis(u64::from(req.wait_ms));
+        let leo = super::handover::prepare(&self.inner, replica, req.to, req.leader_epoch, wait)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(rpc::PrepareHandoverResponse {
+            log_end_offset: leo,
         }))
     }
 

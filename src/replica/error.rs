@@ -17,6 +17,19 @@ pub enum ReplicaError {
         /// Who leads, if known.
         leader: Option<u32>,
     },
+    /// The leader is handing the partition to another broker and takes no request meanwhile;
+    /// nothing was written.
+    #[error(
+        "broker {broker} is handing partition {partition} to broker {to}; nothing was written, try again"
+    )]
+    HandingOver {
+        /// This broker.
+        broker: u32,
+        /// The partition.
+        partition: u32,
+        /// The broker taking over.
+        to: u32,
+    },
     /// acks=all with the ISR below `min_insync_replicas`; nothing was written.
     #[error(
         "not enough replicas: partition {partition} has {isr} in-sync replica(s), acks=all needs {min}; nothing was written"

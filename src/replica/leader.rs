@@ -95,6 +95,19 @@ impl Replica {
         })
     }
 
+    /// A leader takes client requests unless it is handing the partition over.
+    fn check_taking_clients(&self, st: &State) -> Result<(), ReplicaError> {
+        self.check_serving(st)?;
+        match st.handing_over {
+            None => Ok(()),
+            Some(to) => Err(ReplicaError::HandingOver {
+                broker: self.cfg.broker_id,
+                partition: self.cfg.partition,
+                to,
+            }),
+        }
+    }
+
     /// The record at `offset` did not commit in time; says why when the HW stands still because
     /// the ISR is below min.insync (Kafka KIP-966: nothing commits without the eligible members).
     fn not_committed(&self, offset: u64) -> ReplicaError {
@@ -169,7 +182,7 @@ impl Replica {
     pub async fn write(&self, write: Write, acks: Acks) -> Result<u64, ReplicaError> {
         let (offset, generation) = {
             let st = self.lock();
-            self.check_serving(&st)?;
+            self.check_taking_clients(&st)?;
             self.check_lease()?;
             self.check_min_isr(&st, acks)?;
             let offset = self.log.append(&write.with_epoch(st.epoch))?;
@@ -197,7 +210,7 @@ impl Replica {
         let mut interrupted = None;
         let (range, generation) = {
             let st = self.lock();
-            self.check_serving(&st)?;
+            self.check_taking_clients(&st)?;
             self.check_lease()?;
             self.check_min_isr(&st, acks)?;
             let mut valid = Vec::with_capacity(writes.len());
@@ -259,7 +272,7 @@ impl Replica {
         let (offset, generation) = loop {
             {
                 let st = self.lock();
-                self.check_serving(&st)?;
+                self.check_taking_clients(&st)?;
                 self.check_lease()?;
                 hw_rx.borrow_and_update();
                 gen_rx.borrow_and_update();
@@ -366,7 +379,7 @@ impl Replica {
         loop {
             let hw = {
                 let st = self.lock();
-                self.check_serving(&st)?;
+                self.check_taking_clients(&st)?;
                 st.hw
             };
             hw_rx.borrow_and_update();
@@ -450,6 +463,7 @@ impl Replica {
             p.leader_leo_at_last_fetch = leo;
             p.last_fetch = now;
             p.leo = Some(offset);
+            self.progress.notify_waiters();
             self.maybe_advance_hw(&mut st);
             let in_isr = st.isr.contains(&req.follower);
             let restarted =

@@ -12,6 +12,7 @@
 
 mod error;
 mod follower;
+mod handover;
 mod leader;
 mod lease;
 pub mod rules;
@@ -188,6 +189,9 @@ pub(crate) struct State {
     checkpointed_hw: u64,
     /// The leader horizon generation this log reflects (persisted).
     horizon_generation: u64,
+    /// Leader side: handing the partition to this broker (see `handover.rs`): no client
+    /// request is taken meanwhile. Cleared with every change of role or epoch.
+    handing_over: Option<u32>,
 }
 
 /// A replica's state for the console and for elections.
@@ -230,6 +234,8 @@ pub struct Replica {
     leo_tx: watch::Sender<u64>,
     generation_tx: watch::Sender<u64>,
     isr_wanted: Notify,
+    /// Notified whenever a follower's fetch reports its log end (a handover waits on it).
+    progress: Notify,
     lease: Arc<Lease>,
     /// Its log may lack committed records (see [`Replica::incomplete`]); mirrored by a marker file.
     incomplete: std::sync::atomic::AtomicBool,
@@ -352,12 +358,14 @@ impl Replica {
                 generation: 0,
                 checkpointed_hw: hw,
                 horizon_generation,
+                handing_over: None,
             }),
             epochs: Mutex::new(epochs),
             hw_tx: watch::Sender::new(hw),
             leo_tx: watch::Sender::new(leo),
             generation_tx: watch::Sender::new(0),
             isr_wanted: Notify::new(),
+            progress: Notify::new(),
             lease,
             incomplete: std::sync::atomic::AtomicBool::new(incomplete),
             events,
@@ -504,6 +512,7 @@ impl Replica {
 
     fn bump_generation(&self, st: &mut State) {
         st.generation += 1;
+        st.handing_over = None;
         // Long-polls, acks=all waiters and fetchers watch this and stop or re-check.
         self.generation_tx.send_replace(st.generation);
     }

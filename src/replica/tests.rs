@@ -619,3 +619,75 @@ async fn a_batch_whose_log_write_fails_part_way_reports_the_rest_unknown() {
     assert_eq!(l.log().log_end_offset(), 2);
     assert!(by_hand::value(&l, "a").is_some());
 }
+
+#[tokio::test]
+async fn a_handover_takes_no_client_request_and_answers_once_the_new_leader_holds_the_log() {
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("d1"),
+        tempfile::tempdir().expect("d2"),
+    );
+    let l = replica(d1.path(), 1, 0);
+    let f = replica(d2.path(), 2, 0);
+    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
+    follow(&f, &l, 1);
+    for i in 0..3 {
+        put(&l, &format!("k{i}"), "v").await; // acks=1: acknowledged before 2 has them
+    }
+    let handover = {
+        let l = Arc::clone(&l);
+        tokio::spawn(async move { l.prepare_handover(2, 1, Duration::from_secs(10)).await })
+    };
+    // Wait until it is handing over (it sets that before its first look at the follower).
+    while l.handing_over().is_none() {
+        tokio::task::yield_now().await;
+    }
+    let w = Write::put(Bytes::from_static(b"late"), Bytes::from_static(b"x"));
+    assert!(matches!(
+        l.write(w, Acks::One).await,
+        Err(ReplicaError::HandingOver { to: 2, .. })
+    ));
+    assert!(matches!(
+        l.read(b"k0").await,
+        Err(ReplicaError::HandingOver { .. })
+    ));
+    assert!(!handover.is_finished(), "2 has not fetched yet");
+    while fetch_once(&f, &l).await {}
+    let leo = handover.await.expect("task").expect("handover ready");
+    assert_eq!(leo, 3);
+    assert_eq!(
+        f.log().log_end_offset(),
+        3,
+        "every acknowledged write is on 2"
+    );
+    // The controller's write never came: the broker takes the partition back.
+    assert!(l.end_handover(1, Some(5)));
+    put(&l, "after", "v").await;
+}
+
+#[tokio::test]
+async fn a_handover_to_a_follower_that_does_not_catch_up_is_abandoned() {
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("d1"),
+        tempfile::tempdir().expect("d2"),
+    );
+    let l = replica(d1.path(), 1, 0);
+    let f = replica(d2.path(), 2, 0);
+    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
+    follow(&f, &l, 1);
+    put(&l, "k", "v").await;
+    let r = l.prepare_handover(2, 1, Duration::from_millis(50)).await;
+    assert!(matches!(r, Err(ReplicaError::Timeout { .. })), "{r:?}");
+    assert_eq!(l.handing_over(), None, "it takes requests again");
+    put(&l, "k2", "v").await;
+    // Refused outright: a stale epoch, or a broker outside the ISR.
+    assert!(matches!(
+        l.prepare_handover(2, 0, Duration::from_millis(50)).await,
+        Err(ReplicaError::Fenced { .. })
+    ));
+    assert!(matches!(
+        l.prepare_handover(3, 1, Duration::from_millis(50)).await,
+        Err(ReplicaError::UnknownReplica(3))
+    ));
+}

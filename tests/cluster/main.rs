@@ -13,6 +13,7 @@ mod isr;
 mod lab;
 mod node_mode;
 mod procs;
+mod rebalance;
 mod replication;
 mod resp;
 mod smoke;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long `rebalance` waits for a controller to take the request.
-const CONTROLLER_WAIT: Duration = Duration::from_secs(10);
+const CONTROLLER_WAIT: Duration = Duration::from_secs(30);
 
 impl Lab {
     /// `rebalance`
@@ -57,8 +57,12 @@ impl Lab {
                         old.leader, new.leader, old.leader_epoch, new.leader_epoch
                     )
                 } else {
-                    let why = preferred_blocked(new, &replicas, &live)
-                        .map_or("it changed meanwhile".to_string(), |b| b.to_string());
+                    let why = preferred_blocked(new, &replicas, &live).map_or_else(
+                        || {
+                            "it did not hand over: its preferred replica did not catch up with its log in time, or the state changed meanwhile (the events say which)".to_string()
+                        },
+                        |b| b.to_string(),
+                    );
                     let who = new
                         .leader()
                         .map_or("no leader".to_string(), |l| format!("broker {l}"));
