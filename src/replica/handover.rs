@@ -12,7 +12,8 @@ use std::time::Duration;
 
 impl Replica {
     /// Stops taking client requests as leader of `epoch` and waits up to `wait` until follower
-    /// `to`, an ISR member, has fetched this log to its end; returns that end. On failure the
+    /// `to`, an ISR member, has fetched this log to its end, in a fetch sent after the call
+    /// (so a follower cut off since its last fetch does not qualify); returns that end. On failure the
     /// replica takes client requests again.
     pub async fn prepare_handover(
         &self,
@@ -43,6 +44,9 @@ impl Replica {
                 "handing the leadership to broker {to}: no client request is taken until it holds this whole log and ZooKeeper names it"
             ),
         );
+        // A fetch from `to` must arrive after this point: it proves `to` can reach this broker
+        // now, not only that it was caught up when the link was last whole.
+        let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let progress = self.progress.notified();
@@ -61,7 +65,11 @@ impl Replica {
                     });
                 }
                 let leo = self.log.log_end_offset();
-                if st.followers.get(&to).and_then(|p| p.leo) >= Some(leo) {
+                let caught_up = st
+                    .followers
+                    .get(&to)
+                    .is_some_and(|p| p.last_fetch >= started && p.leo >= Some(leo));
+                if caught_up {
                     return Ok(leo);
                 }
             }

@@ -205,8 +205,6 @@ steps:
   - run: set c 3
     expect: OK
   - run: isolate 1 peers
-  - run: set d 4
-    expect: OK
   - run: rebalance
     expect: "/partition 0: stays with broker [23]/"
   - run: set e 5
