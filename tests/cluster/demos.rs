@@ -66,6 +66,29 @@ async fn play_demo(file: &str) {
     );
     let last = recorded.snapshot(recorded.len() - 1).expect("last change");
     assert_eq!(last.partitions.len() as u32, scenario_partitions(&scenario));
+    // The console draws it as `replay` would: the first, a middle and the last change.
+    let mut app = simplekv::tui::app::App::new();
+    app.log.partition = Some(0);
+    for i in [0, recorded.len() / 2, recorded.len() - 1] {
+        let snap = recorded.snapshot(i).expect("change");
+        app.replay = Some(i);
+        app.replay_title = Some(simplekv::tui::replay::title(
+            &recorded,
+            i,
+            Some("run.jsonl"),
+        ));
+        let mut t =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 36)).expect("terminal");
+        t.draw(|f| simplekv::tui::draw::draw(f, &app, &snap))
+            .expect("draw");
+        let buf = t.backend().buffer();
+        let screen: String = (0..buf.area.height)
+            .flat_map(|y| (0..buf.area.width).map(move |x| (x, y)))
+            .map(|(x, y)| buf[(x, y)].symbol().to_string())
+            .collect();
+        assert!(screen.contains("REPLAY of run.jsonl +"), "{file}: {screen}");
+        assert!(screen.contains("Log of partition 0"), "{file}: {screen}");
+    }
 }
 
 fn scenario_partitions(s: &Scenario) -> u32 {
