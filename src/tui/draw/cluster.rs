@@ -12,6 +12,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Cell, Row, Table};
 
 pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
+    let narrow = area.width < NARROW;
     let rows = snap.brokers.iter().enumerate().map(|(i, b)| {
         let state_style = match b.state {
             BrokerState::Up if b.faults.is_empty() => Style::new().fg(theme::GOOD),
@@ -26,6 +27,7 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
             b.snapshot.as_ref().and_then(|s| s.controller_epoch),
             snap.controller,
         ) {
+            (Some(e), _) if narrow => format!("★ {e}"),
             (Some(e), _) => format!("★ epoch {e}"),
             (None, Some(c)) if c.broker_id == b.id => format!("(ZK) epoch {}", c.controller_epoch),
             _ => String::new(),
@@ -55,30 +57,42 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
         }
         row
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(34),
-            Constraint::Length(24),
-            Constraint::Length(12),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new([
-            "id",
-            "state",
-            "ZooKeeper session",
-            "controller",
-            "kv address · Redis port",
-        ])
-        .style(Style::new().add_modifier(Modifier::UNDERLINED)),
-    )
-    .block(block(
-        "Brokers  (Tab: focus · k kill · r restore · p pause · x power-loss · i isolate · h heal)",
-        app.focus == Focus::Brokers,
-    ));
+    // Narrow: no addresses (the title bar names the Redis port), short controller column.
+    let (widths, header, title): (Vec<Constraint>, &[&str], &str) = if narrow {
+        (
+            vec![
+                Constraint::Length(2),
+                Constraint::Length(16),
+                Constraint::Length(12),
+                Constraint::Min(5),
+            ],
+            &["id", "state", "session", "ctrl"],
+            "Brokers (Tab, then k r p u x w i h)",
+        )
+    } else {
+        (
+            vec![
+                Constraint::Length(3),
+                Constraint::Length(34),
+                Constraint::Length(24),
+                Constraint::Length(12),
+                Constraint::Min(10),
+            ],
+            &[
+                "id",
+                "state",
+                "ZooKeeper session",
+                "controller",
+                "kv address · Redis port",
+            ],
+            "Brokers  (Tab: focus · k kill · r restore · p pause · x power-loss · i isolate · h heal)",
+        )
+    };
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(header.iter().copied()).style(Style::new().add_modifier(Modifier::UNDERLINED)),
+        )
+        .block(block(title, app.focus == Focus::Brokers));
     frame.render_widget(table, area);
 }
 

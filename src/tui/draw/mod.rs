@@ -92,7 +92,7 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
                 Layout::vertical([Constraint::Length(brokers_h), Constraint::Min(3)]).areas(left);
             cluster::draw_brokers(frame, brokers, app, snap);
             main(frame, replicas);
-            let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 3);
+            let parts_h = (snap.partitions.len() as u16 + 3).min(right.height / 2);
             let spark_h = if right.height < 16 { 3 } else { 4 };
             let [parts, throughput, events] = Layout::vertical([
                 Constraint::Length(parts_h),
