@@ -495,6 +495,8 @@ mod tests {
             "{}",
             lines.join("\n")
         );
+        let isr_rows = lines.iter().filter(|l| l.contains("1,2,3")).count();
+        assert_eq!(isr_rows, 3, "every partition's row: {}", lines.join("\n"));
         assert!(find(&buf, "simplekv>").is_some());
         // Zoomed, the replicas table has the body to itself: all nine replicas show.
         app.view.zoom = Some(Panel::Replicas);
