@@ -9,6 +9,7 @@
 use super::Inner;
 use super::election::{self, Answer, Decision, Live, Tier};
 use super::peers::peer_addr;
+use super::preferred;
 use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError};
 use crate::events::EventKind;
 use crate::rpc::{PrepareHandoverRequest as ReplicaHandover, ReplicaStatusRequest};
@@ -115,7 +116,7 @@ async fn control(
 
 /// Kafka's preferred-replica election for partition `p`: when its first replica is a current
 /// ISR member and another current broker leads, leadership goes back to the first replica in a
-/// new leader epoch, the ISR unchanged (see [`election::preferred_blocked`]). The old leader
+/// new leader epoch, the ISR unchanged (see [`preferred::preferred_blocked`]). The old leader
 /// learns it from ZooKeeper and follows, cutting any uncommitted tail the new leader lacks.
 async fn hand_back(
     inner: &Arc<Inner>,
@@ -133,7 +134,7 @@ async fn hand_back(
     let Some((old, version)) = coord.partition_state(p).await? else {
         return Ok(());
     };
-    if let Some(blocked) = election::preferred_blocked(&old, &replicas, &live) {
+    if let Some(blocked) = preferred::preferred_blocked(&old, &replicas, &live) {
         tracing::debug!(partition = p, %blocked, "leadership stays");
         return Ok(());
     }
@@ -166,7 +167,7 @@ async fn hand_back(
     let Some(leo) = ready.await else {
         return Ok(());
     };
-    let new = election::handed_over(&old, to, lease.epoch);
+    let new = preferred::handed_over(&old, to, lease.epoch);
     let what = format!(
         "partition {p}: leadership handed back to its preferred replica, broker {to}, in epoch {} ({why}); broker {from} stopped taking requests until broker {to} held its whole log (to offset {leo}), so nothing it acknowledged is cut; ISR {:?}",
         new.leader_epoch, new.isr

@@ -16,10 +16,11 @@ pub use kv_service::LocalKv;
 mod maintenance;
 mod peer_service;
 mod peers;
+mod preferred;
 mod session;
 
 pub use config::{BrokerConfig, ReplicationConfig, ZkConfig};
-pub use election::{PreferredBlocked, preferred_blocked};
+pub use preferred::{PreferredBlocked, preferred_blocked};
 
 use crate::coord::{BrokerInfo, ClusterSpec, ControllerLease, Coord, CoordError, PartitionState};
 use crate::events::{EventKind, EventSink};
