@@ -67,7 +67,8 @@ pub fn one_shot(
                 return 1;
             }
         };
-        let mut session = Session::new(client, acks, NoLab);
+        let lab = NoLab::with_zookeeper(client.coord());
+        let mut session = Session::new(client, acks, lab);
         let r = session.execute(cmd).await;
         print_reply(&r);
         i32::from(r.is_err())
@@ -88,7 +89,8 @@ pub fn repl(
             return 1;
         }
     };
-    let mut session = Session::new(client, acks, NoLab);
+    let lab = NoLab::with_zookeeper(client.coord());
+    let mut session = Session::new(client, acks, lab);
     let mut run = |line: &str| -> bool {
         match rt.block_on(session.run_line(line)) {
             None => true,

@@ -241,8 +241,16 @@ impl Client {
         self.routes().view()
     }
 
-    /// The ZooKeeper session the client reads routes in (ZooKeeper discovery only), for tests
-    /// that make it expire.
+    /// The ZooKeeper session the client reads routes in (ZooKeeper discovery only): `cli`'s
+    /// `rebalance` asks the controller through it.
+    pub fn coord(&self) -> Option<crate::coord::Coord> {
+        match &self.inner.source {
+            Source::Zk(zk) => Some(zk.coord()),
+            Source::Seeds(_) => None,
+        }
+    }
+
+    /// The id and password of that session, for tests that make it expire.
     pub fn zk_session(&self) -> Option<crate::coord::SessionInfo> {
         match &self.inner.source {
             Source::Zk(zk) => Some(zk.coord().session_info()),

@@ -105,9 +105,19 @@ pub trait LabControl: Send + Sync {
     fn after_command(&self) {}
 }
 
-/// No lab: fault commands explain where they work.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoLab;
+/// No lab (`cli`): fault commands explain where they work; `rebalance` goes through the
+/// client's ZooKeeper session when it has one.
+#[derive(Debug, Clone, Default)]
+pub struct NoLab {
+    coord: Option<crate::coord::Coord>,
+}
+
+impl NoLab {
+    /// A `cli` session whose client found the cluster through `coord` (if any).
+    pub fn with_zookeeper(coord: Option<crate::coord::Coord>) -> Self {
+        Self { coord }
+    }
+}
 
 /// A value as the shell prints it: as text when it is UTF-8 with no control characters (tabs
 /// aside); otherwise in double quotes with every other byte escaped (`"\xff\x00a"`), never
@@ -134,7 +144,18 @@ impl LabControl for NoLab {
         Err(lab_only("wipe"))
     }
     async fn rebalance(&self) -> Result<String, String> {
-        Err(lab_only("rebalance"))
+        let Some(coord) = &self.coord else {
+            return Err(
+                "'rebalance' asks the controller through ZooKeeper: run the cli with --zk HOST:PORT/CHROOT"
+                    .into(),
+            );
+        };
+        let spec = coord
+            .cluster()
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("ZooKeeper holds no cluster here (/cluster is missing): is the chroot right?")?;
+        super::rebalance(coord, &spec).await
     }
     async fn status(&self) -> Result<String, String> {
         Err(lab_only("status"))

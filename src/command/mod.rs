@@ -4,6 +4,7 @@
 mod exec;
 mod faults;
 mod parse;
+mod rebalance;
 
 pub use exec::{LabControl, NoLab, OpKind, OpRecord, Outcome, Reply, Session};
 pub use faults::{
@@ -13,3 +14,4 @@ pub use parse::{
     Check, Command, HELP, LoadSpec, MAX_KEY_BYTES, Target, WaitCondition, parse, parse_duration,
     parse_words, tokenize,
 };
+pub use rebalance::rebalance;

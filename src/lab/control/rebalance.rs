@@ -1,89 +1,12 @@
-//! `rebalance`: the lab asks the controller, through ZooKeeper as Kafka's tools do, to hand each
-//! partition's leadership back to its preferred replica, waits until it has, and says what moved
-//! and why the rest stayed.
+//! `rebalance` in the lab: through the lab's own ZooKeeper session (see `command::rebalance`).
 
 use super::Lab;
-use crate::broker::preferred_blocked;
-use crate::coord::layout::REBALANCE;
-use crate::coord::{Coord, CoordError, PartitionState};
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-/// How long `rebalance` waits for a controller to take the request.
-const CONTROLLER_WAIT: Duration = Duration::from_secs(30);
 
 impl Lab {
     /// `rebalance`
     pub(super) async fn rebalance_leaders(&self) -> Result<String, String> {
-        let coord = self.observer.coord();
-        let partitions = self.info.spec.partitions;
-        let before = states(coord, partitions).await.map_err(|e| e.to_string())?;
-        coord
-            .request_rebalance()
-            .await
-            .map_err(|e| format!("could not ask the controller: {e}"))?;
-        let taken = coord
-            .wait_absent(REBALANCE, CONTROLLER_WAIT)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !taken {
-            return Err(format!(
-                "no controller took the request within {CONTROLLER_WAIT:?}; it waits in ZooKeeper ({REBALANCE}) for the next one"
-            ));
-        }
-        let after = states(coord, partitions).await.map_err(|e| e.to_string())?;
-        let live = coord
-            .brokers()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(id, b)| (id, b.epoch))
-            .collect();
-        let mut lines = Vec::new();
-        for p in 0..partitions {
-            let (Some(old), Some(new)) = (before.get(&p), after.get(&p)) else {
-                lines.push(format!("partition {p}: not created yet"));
-                continue;
-            };
-            let replicas = coord
-                .replicas(p)
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or_else(|| self.info.spec.replicas_of(p));
-            lines.push(
-                if (old.leader, old.leader_epoch) != (new.leader, new.leader_epoch) {
-                    format!(
-                        "partition {p}: broker {} -> broker {} (epoch {} -> {})",
-                        old.leader, new.leader, old.leader_epoch, new.leader_epoch
-                    )
-                } else {
-                    let why = preferred_blocked(new, &replicas, &live).map_or_else(
-                        || {
-                            "it did not hand over: its preferred replica did not catch up with its log in time, or the state changed meanwhile (the events say which)".to_string()
-                        },
-                        |b| b.to_string(),
-                    );
-                    let who = new
-                        .leader()
-                        .map_or("no leader".to_string(), |l| format!("broker {l}"));
-                    format!("partition {p}: stays with {who}: {why}")
-                },
-            );
-        }
+        let reply = crate::command::rebalance(self.observer.coord(), &self.info.spec).await;
         self.publish();
-        Ok(lines.join("\n"))
+        reply
     }
-}
-
-async fn states(
-    coord: &Coord,
-    partitions: u32,
-) -> Result<BTreeMap<u32, PartitionState>, CoordError> {
-    let mut out = BTreeMap::new();
-    for p in 0..partitions {
-        if let Some((s, _)) = coord.partition_state(p).await? {
-            out.insert(p, s);
-        }
-    }
-    Ok(out)
 }
