@@ -150,11 +150,10 @@ impl LabControl for NoLab {
                     .into(),
             );
         };
-        let spec = coord
-            .cluster()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("ZooKeeper holds no cluster here (/cluster is missing): is the chroot right?")?;
+        let spec =
+            coord.cluster().await.map_err(|e| e.to_string())?.ok_or(
+                "ZooKeeper holds no cluster here (/cluster is missing): is the chroot right?",
+            )?;
         super::rebalance(coord, &spec).await
     }
     async fn status(&self) -> Result<String, String> {

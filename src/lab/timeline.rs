@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 /// Frames kept in memory (the oldest go first); a file keeps every one.
 pub const MAX_FRAMES: usize = 5_000;
+/// Roughly how many bytes of frames are kept in memory: a lab of many partitions keeps fewer
+/// frames than [`MAX_FRAMES`].
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
 /// Events kept in memory.
 pub const MAX_EVENTS: usize = 10_000;
 /// Events a replayed snapshot carries (as many as the live console keeps).
@@ -59,6 +62,27 @@ impl Frame {
         }
     }
 
+    /// Roughly the bytes it holds.
+    pub fn weight(&self) -> usize {
+        let replica = |r: &crate::replica::ReplicaSnapshot| {
+            160 + 16 * r.epochs.len() + 4 * r.isr.len() + 16 * r.follower_leos.len()
+        };
+        let broker = |b: &BrokerView| {
+            150 + b.faults.iter().map(|f| f.len() + 24).sum::<usize>()
+                + b.snapshot
+                    .as_ref()
+                    .map_or(0, |s| s.replicas.iter().map(replica).sum())
+        };
+        200 + self.brokers.iter().map(broker).sum::<usize>()
+            + self
+                .partitions
+                .iter()
+                .map(|p| 100 + 4 * (p.isr.len() + p.eligible.len() + p.replicas.len()))
+                .sum::<usize>()
+            + 8 * self.throughput.len()
+            + self.faults.iter().map(|f| f.len() + 24).sum::<usize>()
+    }
+
     fn same_as(&self, other: &Frame) -> bool {
         Frame {
             at_ms: other.at_ms,
@@ -84,6 +108,8 @@ enum Line {
 pub struct Timeline {
     info: Arc<LabInfo>,
     frames: VecDeque<Frame>,
+    /// Sum of the frames' weights.
+    frame_bytes: usize,
     events: VecDeque<Event>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     /// Why writing the file stopped, if it did.
@@ -120,6 +146,7 @@ impl Timeline {
         Ok(Self {
             info,
             frames: VecDeque::new(),
+            frame_bytes: 0,
             events: VecDeque::new(),
             file,
             file_error: None,
@@ -211,10 +238,15 @@ impl Timeline {
     }
 
     fn push_frame(&mut self, frame: Frame) {
-        if self.frames.len() == MAX_FRAMES {
-            self.frames.pop_front();
-        }
+        self.frame_bytes += frame.weight();
         self.frames.push_back(frame);
+        while self.frames.len() > MAX_FRAMES
+            || (self.frame_bytes > MAX_FRAME_BYTES && self.frames.len() > 1)
+        {
+            if let Some(old) = self.frames.pop_front() {
+                self.frame_bytes = self.frame_bytes.saturating_sub(old.weight());
+            }
+        }
     }
 
     fn push_event(&mut self, event: Event) {
@@ -333,6 +365,33 @@ mod tests {
         }
         assert_eq!(t.len(), MAX_FRAMES);
         assert_eq!(t.time_of(0), Some(10));
+    }
+
+    #[test]
+    fn a_lab_of_many_partitions_keeps_fewer_frames_within_the_byte_bound() {
+        use crate::lab::snapshot::{BrokerState, BrokerView};
+        let mut t = Timeline::new(info(), None).expect("timeline");
+        let big = |n: u64| LabSnapshot {
+            brokers: vec![BrokerView {
+                id: 1,
+                state: BrokerState::Down,
+                registered: false,
+                snapshot: None,
+                faults: vec!["x".repeat(1 << 20)],
+                resp_port: None,
+            }],
+            load: Some(LoadProgress {
+                done: n,
+                ..LoadProgress::default()
+            }),
+            ..LabSnapshot::default()
+        };
+        for i in 0..200u64 {
+            t.note_snapshot(&big(i), i);
+        }
+        assert!(t.len() < 70, "{} frames of 1 MiB kept", t.len());
+        assert!(t.frame_bytes <= MAX_FRAME_BYTES);
+        assert_eq!(t.time_of(t.len() - 1), Some(199), "the newest stay");
     }
 
     #[test]

@@ -220,9 +220,11 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_rebalances_a_cluster_through_zookeeper() {
     let c = start("rebalance-cli", spec(3, 1, 3, 2)).await;
-    wait_for("broker 1 leading with ISR 3", Duration::from_secs(30), || async {
-        leader_of(&c, 0) == Some(1) && isr_of(&c, 0).len() == 3
-    })
+    wait_for(
+        "broker 1 leading with ISR 3",
+        Duration::from_secs(30),
+        || async { leader_of(&c, 0) == Some(1) && isr_of(&c, 0).len() == 3 },
+    )
     .await;
     c.kill(1).await.expect("kill 1");
     wait_for("another leader", Duration::from_secs(30), || async {
@@ -230,9 +232,11 @@ async fn cli_rebalances_a_cluster_through_zookeeper() {
     })
     .await;
     c.restore(1).await.expect("restore 1");
-    wait_for("broker 1 back in the ISR", Duration::from_secs(30), || async {
-        isr_of(&c, 0).len() == 3
-    })
+    wait_for(
+        "broker 1 back in the ISR",
+        Duration::from_secs(30),
+        || async { isr_of(&c, 0).len() == 3 },
+    )
     .await;
     let zk = c.zk_connect().to_string();
     let out = crate::procs::cli(&["--zk", &zk, "rebalance"]).await;
@@ -242,9 +246,11 @@ async fn cli_rebalances_a_cluster_through_zookeeper() {
         "{}",
         out.stdout
     );
-    wait_for("broker 1 leading again", Duration::from_secs(10), || async {
-        leader_of(&c, 0) == Some(1)
-    })
+    wait_for(
+        "broker 1 leading again",
+        Duration::from_secs(10),
+        || async { leader_of(&c, 0) == Some(1) },
+    )
     .await;
     let addr = c.broker(2).expect("broker 2").kv_addr().to_string();
     let seeds = crate::procs::cli(&["--broker", &addr, "rebalance"]).await;
