@@ -6,7 +6,7 @@
 
 use super::Inner;
 use crate::coord::CoordError;
-use crate::replica::{Replica, ReplicaError};
+use crate::replica::{Attempt, Membership, Replica, ReplicaError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ const RETRY: Duration = Duration::from_millis(250);
 pub const MAX_WAIT: Duration = Duration::from_secs(3);
 
 /// Serves `PrepareHandover`: on success the replica takes no client request until it is told its
-/// new role, or until it takes the partition back after [`HOLD`].
+/// new role, or until it takes the partition back after [`HOLD`]. The attempt runs in a task of
+/// its own, so a controller that dies mid-wait (dropping this request) cannot leave the replica
+/// refusing clients: the attempt still ends, by its timeout or by the take-back.
 pub(super) async fn prepare(
     inner: &Arc<Inner>,
     replica: &Arc<Replica>,
@@ -27,23 +29,40 @@ pub(super) async fn prepare(
     epoch: u32,
     wait: Duration,
 ) -> Result<u64, ReplicaError> {
-    let leo = replica
-        .prepare_handover(to, epoch, wait.min(MAX_WAIT))
-        .await?;
+    let (broker, partition) = (inner.id(), replica.config().partition);
     let (inner, replica) = (Arc::clone(inner), Arc::clone(replica));
-    tokio::spawn(async move { take_back_if_not_named(inner, replica, epoch).await });
-    Ok(leo)
+    let attempt = tokio::spawn(async move {
+        let (leo, attempt) = replica
+            .prepare_handover(to, epoch, wait.min(MAX_WAIT))
+            .await?;
+        tokio::spawn(take_back_if_not_named(inner, replica, epoch, attempt));
+        Ok(leo)
+    });
+    match attempt.await {
+        Ok(r) => r,
+        // The task panicked or the broker is stopping: no handover (the controller skips it).
+        Err(_) => Err(ReplicaError::NotLeader {
+            broker,
+            partition,
+            leader: None,
+        }),
+    }
 }
 
-/// After [`HOLD`], while the replica still hands over in `epoch`: if ZooKeeper still names this
-/// broker leader in `epoch`, take the partition back.
-async fn take_back_if_not_named(inner: Arc<Inner>, replica: Arc<Replica>, epoch: u32) {
+/// After [`HOLD`], while `attempt` is still in force: if ZooKeeper still names this broker
+/// leader in `epoch`, take the partition back.
+async fn take_back_if_not_named(
+    inner: Arc<Inner>,
+    replica: Arc<Replica>,
+    epoch: u32,
+    attempt: Attempt,
+) {
     let p = replica.config().partition;
     tokio::select! {
         _ = tokio::time::sleep(HOLD) => {}
         _ = inner.shutdown.cancelled() => return,
     }
-    while replica.handing_over().is_some() {
+    while replica.handing_over() == Some(attempt) {
         let Some(coord) = inner.current_session() else {
             return; // The session is gone: the replica is fenced anyway.
         };
@@ -51,15 +70,23 @@ async fn take_back_if_not_named(inner: Arc<Inner>, replica: Arc<Replica>, epoch:
             Ok(Some((state, version)))
                 if state.leader() == Some(inner.id()) && state.leader_epoch == epoch =>
             {
-                coord.write_state_cas(p, &state, version).await.map(Some)
+                coord
+                    .write_state_cas(p, &state, version)
+                    .await
+                    .map(|v| Some((state, v)))
             }
             // ZooKeeper names another leader or epoch: the state watch brings the new role.
             Ok(_) => return,
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(Some(version)) => {
-                if replica.end_handover(epoch, Some(version)) {
+            Ok(Some((state, version))) => {
+                let members = Membership {
+                    isr: state.isr,
+                    eligible: state.eligible,
+                    broker_epochs: state.broker_epochs,
+                };
+                if replica.take_back(attempt, epoch, members, version) {
                     inner.events.emit(
                         crate::events::EventKind::RoleChange,
                         Some(p),

@@ -5,23 +5,38 @@
 //! write the new leader commits: it serves none from then on. If the controller never names the
 //! new leader, the broker takes the partition back (`broker::handover`), fencing the controller
 //! with a compare-and-set of the state znode first.
+//!
+//! Each attempt is numbered and owns the flag it set: only that attempt ends it, and a second
+//! attempt is refused while one is under way, so a handover that timed out cannot let writes in
+//! under another that then reports the log complete.
 
-use super::{Replica, ReplicaError, Role};
+use super::{Membership, Replica, ReplicaError, Role};
 use crate::events::EventKind;
 use std::time::Duration;
+
+/// One handover attempt: to whom, and its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// The broker taking over.
+    pub to: u32,
+    /// Its number on this replica.
+    pub id: u64,
+}
 
 impl Replica {
     /// Stops taking client requests as leader of `epoch` and waits up to `wait` until follower
     /// `to`, an ISR member, has fetched this log to its end, in a fetch sent after the call
-    /// (so a follower cut off since its last fetch does not qualify); returns that end. On failure the
-    /// replica takes client requests again.
+    /// (so a follower cut off since its last fetch does not qualify); returns that end and the
+    /// attempt, which stays in force until [`Replica::end_handover`] or a new role. On failure
+    /// the replica takes client requests again. Run it in a task of its own: dropped
+    /// mid-wait, it would leave the replica refusing clients.
     pub async fn prepare_handover(
         &self,
         to: u32,
         epoch: u32,
         wait: Duration,
-    ) -> Result<u64, ReplicaError> {
-        let generation = {
+    ) -> Result<(u64, Attempt), ReplicaError> {
+        let (generation, attempt) = {
             let mut st = self.lock();
             self.check_serving(&st)?;
             if st.epoch != epoch {
@@ -33,9 +48,21 @@ impl Replica {
             if to == self.cfg.broker_id || !st.isr.contains(&to) {
                 return Err(ReplicaError::UnknownReplica(to));
             }
+            if let Some(a) = st.handing_over {
+                return Err(ReplicaError::HandingOver {
+                    broker: self.cfg.broker_id,
+                    partition: self.cfg.partition,
+                    to: a.to,
+                });
+            }
+            st.handovers += 1;
+            let attempt = Attempt {
+                to,
+                id: st.handovers,
+            };
             // Under the lock every append takes: no client write lands after this.
-            st.handing_over = Some(to);
-            st.generation
+            st.handing_over = Some(attempt);
+            (st.generation, attempt)
         };
         self.events.emit(
             EventKind::RoleChange,
@@ -54,7 +81,7 @@ impl Replica {
             progress.as_mut().enable();
             {
                 let st = self.lock();
-                if st.generation != generation {
+                if st.generation != generation || st.handing_over != Some(attempt) {
                     return Err(ReplicaError::NotLeader {
                         broker: self.cfg.broker_id,
                         partition: self.cfg.partition,
@@ -70,12 +97,11 @@ impl Replica {
                     .get(&to)
                     .is_some_and(|p| p.last_fetch >= started && p.leo >= Some(leo));
                 if caught_up {
-                    return Ok(leo);
+                    return Ok((leo, attempt));
                 }
             }
             if tokio::time::timeout_at(deadline, progress).await.is_err() {
-                let resumed = self.end_handover(epoch, None);
-                if resumed {
+                if self.end_handover(attempt) {
                     self.events.emit(
                         EventKind::RoleChange,
                         Some(self.cfg.partition),
@@ -92,23 +118,32 @@ impl Replica {
         }
     }
 
-    /// Takes client requests again as leader of `epoch` after a handover that did not happen;
-    /// `version` is the state znode's version after the broker re-took it. Returns whether the
-    /// replica was still handing over in that epoch.
-    pub fn end_handover(&self, epoch: u32, version: Option<i32>) -> bool {
+    /// Takes client requests again after handover `attempt` did not happen. Returns whether
+    /// that attempt was still in force (another attempt, or a new role, is left alone).
+    pub fn end_handover(&self, attempt: Attempt) -> bool {
         let mut st = self.lock();
-        if st.role != Role::Leader || st.epoch != epoch || st.handing_over.is_none() {
+        if st.role != Role::Leader || st.handing_over != Some(attempt) {
             return false;
         }
         st.handing_over = None;
-        if let Some(v) = version {
-            st.state_version = v;
-        }
         true
     }
 
-    /// The broker this leader is handing the partition to, if it is.
-    pub fn handing_over(&self) -> Option<u32> {
+    /// The broker took the partition back by rewriting its state as ZooKeeper held it (in
+    /// `epoch`, now at `version`): applies that state as a watch would, then ends `attempt`.
+    pub fn take_back(
+        &self,
+        attempt: Attempt,
+        epoch: u32,
+        members: Membership,
+        version: i32,
+    ) -> bool {
+        self.become_leader(epoch, members, version);
+        self.end_handover(attempt)
+    }
+
+    /// The handover under way, if any.
+    pub fn handing_over(&self) -> Option<Attempt> {
         self.lock().handing_over
     }
 }

@@ -100,10 +100,10 @@ impl Replica {
         self.check_serving(st)?;
         match st.handing_over {
             None => Ok(()),
-            Some(to) => Err(ReplicaError::HandingOver {
+            Some(a) => Err(ReplicaError::HandingOver {
                 broker: self.cfg.broker_id,
                 partition: self.cfg.partition,
-                to,
+                to: a.to,
             }),
         }
     }

@@ -30,6 +30,7 @@ use tokio::sync::{Notify, watch};
 
 pub use error::ReplicaError;
 pub use follower::{EpochAnswer, FollowTarget, LeaderView};
+pub use handover::Attempt;
 pub use leader::{BatchOutcome, FetchReply, FetchRequest, IsrProposal};
 pub use lease::{Lease, lease_end, renew_period};
 
@@ -189,9 +190,11 @@ pub(crate) struct State {
     checkpointed_hw: u64,
     /// The leader horizon generation this log reflects (persisted).
     horizon_generation: u64,
-    /// Leader side: handing the partition to this broker (see `handover.rs`): no client
-    /// request is taken meanwhile. Cleared with every change of role or epoch.
-    handing_over: Option<u32>,
+    /// Leader side: the handover under way, if any (see `handover.rs`): no client request is
+    /// taken meanwhile. Cleared with every change of role or epoch, and only by its own attempt.
+    handing_over: Option<handover::Attempt>,
+    /// Numbers handover attempts, so one attempt never ends another.
+    handovers: u64,
 }
 
 /// A replica's state for the console and for elections.
@@ -359,6 +362,7 @@ impl Replica {
                 checkpointed_hw: hw,
                 horizon_generation,
                 handing_over: None,
+                handovers: 0,
             }),
             epochs: Mutex::new(epochs),
             hw_tx: watch::Sender::new(hw),

@@ -653,16 +653,63 @@ async fn a_handover_takes_no_client_request_and_answers_once_the_new_leader_hold
     ));
     assert!(!handover.is_finished(), "2 has not fetched yet");
     while fetch_once(&f, &l).await {}
-    let leo = handover.await.expect("task").expect("handover ready");
+    let (leo, attempt) = handover.await.expect("task").expect("handover ready");
     assert_eq!(leo, 3);
     assert_eq!(
         f.log().log_end_offset(),
         3,
         "every acknowledged write is on 2"
     );
+    assert_eq!(l.handing_over(), Some(attempt), "still refusing until told");
     // The controller's write never came: the broker takes the partition back.
-    assert!(l.end_handover(1, Some(5)));
+    assert!(l.end_handover(attempt));
     put(&l, "after", "v").await;
+}
+
+#[tokio::test]
+async fn a_second_handover_is_refused_while_one_is_under_way_and_never_ends_it() {
+    // A fresh review's R2: a deposed controller's attempt and its successor's overlapped; the
+    // first timed out and let writes in under the second, which then reported the log whole.
+    use by_hand::*;
+    let (d1, d2) = (
+        tempfile::tempdir().expect("d1"),
+        tempfile::tempdir().expect("d2"),
+    );
+    let l = replica(d1.path(), 1, 0);
+    let f = replica(d2.path(), 2, 0);
+    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
+    follow(&f, &l, 1);
+    put(&l, "k", "v").await;
+    let first = {
+        let l = Arc::clone(&l);
+        tokio::spawn(async move { l.prepare_handover(2, 1, Duration::from_millis(100)).await })
+    };
+    while l.handing_over().is_none() {
+        tokio::task::yield_now().await;
+    }
+    let stale = l.handing_over().expect("first attempt");
+    assert!(matches!(
+        l.prepare_handover(2, 1, Duration::from_secs(10)).await,
+        Err(ReplicaError::HandingOver { to: 2, .. })
+    ));
+    assert!(matches!(
+        first.await.expect("task"),
+        Err(ReplicaError::Timeout { .. })
+    ));
+    put(&l, "late", "v").await;
+    // A new attempt is not ended by the old one's end.
+    let second = {
+        let l = Arc::clone(&l);
+        tokio::spawn(async move { l.prepare_handover(2, 1, Duration::from_secs(10)).await })
+    };
+    while l.handing_over().is_none() {
+        tokio::task::yield_now().await;
+    }
+    assert!(!l.end_handover(stale), "the first attempt is over");
+    assert!(l.handing_over().is_some());
+    while fetch_once(&f, &l).await {}
+    let (leo, _) = second.await.expect("task").expect("ready");
+    assert_eq!(leo, 2, "the log it reports whole holds the late write");
 }
 
 #[tokio::test]

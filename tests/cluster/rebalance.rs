@@ -257,3 +257,58 @@ async fn cli_rebalances_a_cluster_through_zookeeper() {
     assert_eq!(seeds.code, 1);
     assert!(seeds.stderr.contains("--zk"), "{}", seeds.stderr);
 }
+
+/// A fresh review's R1: the controller dies while the old leader waits for the preferred
+/// replica, dropping the request. The attempt must still end (by its own timeout), or the leader
+/// refuses every client request long after every fault healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_controller_dying_mid_handover_leaves_no_leader_refusing_clients() {
+    let c = start_with(|d| {
+        let mut o = options("rebalance-controller-dies", spec(3, 3, 3, 2), d);
+        o.replication.auto_leader_rebalance = false;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 3).await;
+    let ctl = controller_of(&c).expect("controller");
+    // Partition p's preferred replica is x; with x killed, l (next in its replica list) leads.
+    let x = ctl % 3 + 1;
+    let l = x % 3 + 1;
+    let p = x - 1;
+    c.kill(x).await.expect("kill x");
+    wait_for("l leading p", Duration::from_secs(30), || async {
+        leader_of(&c, p) == Some(l)
+    })
+    .await;
+    c.restore(x).await.expect("restore x");
+    wait_for_isr(&c, 3).await;
+    assert_eq!(controller_of(&c), Some(ctl), "the controller stayed");
+    let lrep = c.broker(l).and_then(|b| b.replica(p)).expect("replica");
+    // x cannot catch up: the handover waits.
+    c.network()
+        .change(|f, all| f.isolate(x, all, false, true, false))
+        .expect("isolate x from its peers");
+    let coord = Coord::connect(c.zk_connect(), Duration::from_secs(5))
+        .await
+        .expect("coord");
+    coord.request_rebalance().await.expect("request");
+    wait_for("l handing over", Duration::from_secs(10), || async {
+        lrep.handing_over().is_some()
+    })
+    .await;
+    c.kill(ctl).await.expect("kill the controller mid-handover");
+    coord.clear_rebalance_request().await.expect("clear");
+    wait_for(
+        "the old leader taking requests again",
+        Duration::from_secs(15),
+        || async { lrep.handing_over().is_none() },
+    )
+    .await;
+    c.network().change(|f, _| f.cuts.clear()).expect("heal");
+    c.restore(ctl).await.expect("restore the controller");
+    wait_for_isr(&c, 3).await;
+    let key = simplekv::storage::Write::put(&b"k"[..], &b"v"[..]);
+    lrep.write(key, Acks::All)
+        .await
+        .expect("the partition takes writes again");
+}
