@@ -95,6 +95,8 @@ pub struct App {
     pub selected: usize,
     /// The help overlay is shown.
     pub show_help: bool,
+    /// Lines the help overlay is scrolled down (a small terminal cannot show it whole).
+    pub help_scroll: u16,
     /// The command running now.
     pub busy: Option<String>,
     /// Commands typed while another ran, run next in order.
@@ -163,6 +165,7 @@ impl App {
             focus: Focus::Shell,
             selected: 0,
             show_help: false,
+            help_scroll: 0,
             busy: None,
             queued: VecDeque::new(),
             quit: false,
@@ -259,7 +262,17 @@ impl App {
             return Action::Quit;
         }
         if self.show_help {
-            self.show_help = false;
+            // ↑/↓ and PgUp/PgDn scroll it; any other key closes it.
+            match key.code {
+                KeyCode::Down => self.help_scroll = self.help_scroll.saturating_add(1),
+                KeyCode::PageDown => self.help_scroll = self.help_scroll.saturating_add(10),
+                KeyCode::Up => self.help_scroll = self.help_scroll.saturating_sub(1),
+                KeyCode::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
+                _ => {
+                    self.show_help = false;
+                    self.help_scroll = 0;
+                }
+            }
             return Action::None;
         }
         if key.code == KeyCode::F(1) {

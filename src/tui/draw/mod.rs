@@ -116,7 +116,7 @@ pub fn draw(frame: &mut Frame, app: &App, snap: &LabSnapshot) {
     }
     draw_footer(frame, footer, app);
     if app.show_help {
-        draw_help(frame, area);
+        draw_help(frame, area, app.help_scroll);
     }
 }
 
@@ -210,7 +210,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
+fn draw_help(frame: &mut Frame, area: Rect, scroll: u16) {
     let w = area.width.min(96);
     let h = area.height.min(60);
     let popup = Rect::new(
@@ -254,14 +254,30 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     );
     lines.push(Line::from(""));
     lines.push(Line::styled(
-        "any key closes this help",
+        "↑/↓ PgUp/PgDn scroll · any other key closes this help",
         Style::new().fg(theme::MUTED),
     ));
+    // Never scrolled past its end: the last lines stay in view.
+    let rows = popup.height.saturating_sub(2);
+    let inner_w = popup.width.saturating_sub(2).max(1) as usize;
+    let total: usize = lines
+        .iter()
+        .map(|l| l.width().div_ceil(inner_w).max(1))
+        .sum();
+    // Word wrap may take a few more rows than this count: a tenth more keeps the end in reach.
+    let total = (total + total / 10) as u16;
+    let scroll = scroll.min(total.saturating_sub(rows));
+    let title = if total > rows {
+        "Help (↑/↓ for more)"
+    } else {
+        "Help"
+    };
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(block("Help", true)),
+            .scroll((scroll, 0))
+            .block(block(title, true)),
         popup,
     );
 }
@@ -554,6 +570,19 @@ mod tests {
         assert!(find(&buf, "event number 28").is_some());
         assert!(find(&buf, "event number 29").is_none(), "broker 3's");
         assert!(find(&buf, "only b2").is_some());
+    }
+
+    #[test]
+    fn at_80x24_the_help_scrolls_to_its_last_line() {
+        let mut app = App::new();
+        app.show_help = true;
+        let buf = render(&app, &healthy(), 80, 24);
+        assert!(find(&buf, "Help (↑/↓ for more)").is_some());
+        assert!(find(&buf, "history save FILE").is_none(), "below the fold");
+        app.help_scroll = 500;
+        let buf = render(&app, &healthy(), 80, 24);
+        assert!(find(&buf, "history save FILE").is_some());
+        assert!(find(&buf, "any other key closes this help").is_some());
     }
 
     #[test]
