@@ -126,11 +126,7 @@ async fn hand_back(
     brokers: &BTreeMap<u32, BrokerInfo>,
     why: &str,
 ) -> Result<(), CoordError> {
-    let replicas = coord
-        .replicas(p)
-        .await?
-        .unwrap_or_else(|| inner.spec.replicas_of(p));
-    let live: Live = brokers.iter().map(|(id, b)| (*id, b.epoch)).collect();
+    let (replicas, live) = replicas_and_live(inner, coord, p, brokers).await?;
     let Some((old, version)) = coord.partition_state(p).await? else {
         return Ok(());
     };
@@ -175,6 +171,24 @@ async fn hand_back(
     write(inner, coord, lease, p, &new, Some(version), what).await
 }
 
+/// Partition `p`'s replicas (preferred first) as ZooKeeper holds them, and the live brokers
+/// with their broker epochs.
+async fn replicas_and_live(
+    inner: &Inner,
+    coord: &Coord,
+    p: u32,
+    brokers: &BTreeMap<u32, BrokerInfo>,
+) -> Result<(Vec<u32>, Live), CoordError> {
+    let replicas = coord
+        .replicas(p)
+        .await?
+        .unwrap_or_else(|| inner.spec.replicas_of(p));
+    Ok((
+        replicas,
+        brokers.iter().map(|(id, b)| (*id, b.epoch)).collect(),
+    ))
+}
+
 /// Brings partition `p` in line with the live brokers: see [`election::decide`].
 async fn reconcile(
     inner: &Arc<Inner>,
@@ -184,11 +198,7 @@ async fn reconcile(
     brokers: &BTreeMap<u32, BrokerInfo>,
     first_seen: &mut HashMap<u32, Instant>,
 ) -> Result<(), CoordError> {
-    let replicas = coord
-        .replicas(p)
-        .await?
-        .unwrap_or_else(|| inner.spec.replicas_of(p));
-    let live: Live = brokers.iter().map(|(id, b)| (*id, b.epoch)).collect();
+    let (replicas, live) = replicas_and_live(inner, coord, p, brokers).await?;
     let current = coord.partition_state(p).await?;
     // Wait a little for every replica to register, so that the preferred replica leads when
     // the cluster starts together.

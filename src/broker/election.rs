@@ -284,10 +284,14 @@ pub fn best_by_offsets(answers: &[Answer]) -> Option<Answer> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn state(leader: i32, isr: &[u32], epochs: &[(u32, i64)]) -> PartitionState {
+    pub(in crate::broker) fn state(
+        leader: i32,
+        isr: &[u32],
+        epochs: &[(u32, i64)],
+    ) -> PartitionState {
         PartitionState {
             leader,
             leader_epoch: 4,
@@ -298,7 +302,7 @@ mod tests {
         }
     }
 
-    fn live(brokers: &[(u32, i64)]) -> Live {
+    pub(in crate::broker) fn live(brokers: &[(u32, i64)]) -> Live {
         brokers.iter().copied().collect()
     }
 
@@ -309,7 +313,7 @@ mod tests {
         }
     }
 
-    const ALL: &[(u32, i64)] = &[(1, 10), (2, 20), (3, 30)];
+    pub(in crate::broker) const ALL: &[(u32, i64)] = &[(1, 10), (2, 20), (3, 30)];
 
     fn ans(id: u32, last_epoch: Option<u32>, leo: u64, incomplete: bool) -> Answer {
         Answer {

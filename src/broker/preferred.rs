@@ -75,23 +75,7 @@ pub fn handed_over(old: &PartitionState, to: u32, controller_epoch: u32) -> Part
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn state(leader: i32, isr: &[u32], epochs: &[(u32, i64)]) -> PartitionState {
-        PartitionState {
-            leader,
-            leader_epoch: 4,
-            isr: isr.to_vec(),
-            controller_epoch: 1,
-            eligible: Vec::new(),
-            broker_epochs: epochs.iter().copied().collect(),
-        }
-    }
-
-    fn live(brokers: &[(u32, i64)]) -> Live {
-        brokers.iter().copied().collect()
-    }
-
-    const ALL: &[(u32, i64)] = &[(1, 10), (2, 20), (3, 30)];
+    use crate::broker::election::tests::{ALL, live, state};
 
     #[test]
     fn leadership_goes_back_only_to_a_current_isr_member_from_a_current_leader() {

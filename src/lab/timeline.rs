@@ -83,14 +83,14 @@ impl Frame {
             + self.faults.iter().map(|f| f.len() + 24).sum::<usize>()
     }
 
-    /// Whether it shows what `other` shows (its time aside).
-    fn same_as(&self, other: &Frame) -> bool {
-        self.brokers == other.brokers
-            && self.partitions == other.partitions
-            && self.controller == other.controller
-            && self.throughput == other.throughput
-            && self.load == other.load
-            && self.faults == other.faults
+    /// Whether it shows what `snap` shows (events aside): then `snap` is no new change.
+    fn shows(&self, snap: &LabSnapshot) -> bool {
+        self.brokers == snap.brokers
+            && self.partitions == snap.partitions
+            && self.controller == snap.controller
+            && self.throughput == snap.throughput
+            && self.load == snap.load
+            && self.faults == snap.faults
     }
 }
 
@@ -226,10 +226,10 @@ impl Timeline {
 
     /// Notes a published snapshot at `at_ms`: kept (and written) when it differs from the last.
     pub fn note_snapshot(&mut self, snap: &LabSnapshot, at_ms: u64) {
-        let frame = Frame::of(snap, at_ms);
-        if self.frames.back().is_some_and(|last| last.same_as(&frame)) {
+        if self.frames.back().is_some_and(|last| last.shows(snap)) {
             return;
         }
+        let frame = Frame::of(snap, at_ms);
         self.write(&Line::Frame(frame.clone()));
         self.push_frame(frame);
     }

@@ -223,6 +223,19 @@ mod by_hand {
             .expect("truncate");
     }
 
+    /// Broker 1 leading epoch 1 with ISR [1, 2], broker 2 following it (handover tests).
+    pub fn handover_pair() -> ([tempfile::TempDir; 2], Arc<Replica>, Arc<Replica>) {
+        let dirs = [
+            tempfile::tempdir().expect("d1"),
+            tempfile::tempdir().expect("d2"),
+        ];
+        let l = replica(dirs[0].path(), 1, 0);
+        let f = replica(dirs[1].path(), 2, 0);
+        assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
+        follow(&f, &l, 1);
+        (dirs, l, f)
+    }
+
     pub fn value(r: &Replica, k: &str) -> Option<Bytes> {
         r.log().get(k.as_bytes()).expect("get").value().cloned()
     }
@@ -623,14 +636,7 @@ async fn a_batch_whose_log_write_fails_part_way_reports_the_rest_unknown() {
 #[tokio::test]
 async fn a_handover_takes_no_client_request_and_answers_once_the_new_leader_holds_the_log() {
     use by_hand::*;
-    let (d1, d2) = (
-        tempfile::tempdir().expect("d1"),
-        tempfile::tempdir().expect("d2"),
-    );
-    let l = replica(d1.path(), 1, 0);
-    let f = replica(d2.path(), 2, 0);
-    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
-    follow(&f, &l, 1);
+    let (_dirs, l, f) = handover_pair();
     for i in 0..3 {
         put(&l, &format!("k{i}"), "v").await; // acks=1: acknowledged before 2 has them
     }
@@ -671,14 +677,7 @@ async fn a_second_handover_is_refused_while_one_is_under_way_and_never_ends_it()
     // A fresh review's R2: a deposed controller's attempt and its successor's overlapped; the
     // first timed out and let writes in under the second, which then reported the log whole.
     use by_hand::*;
-    let (d1, d2) = (
-        tempfile::tempdir().expect("d1"),
-        tempfile::tempdir().expect("d2"),
-    );
-    let l = replica(d1.path(), 1, 0);
-    let f = replica(d2.path(), 2, 0);
-    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
-    follow(&f, &l, 1);
+    let (_dirs, l, f) = handover_pair();
     put(&l, "k", "v").await;
     let first = {
         let l = Arc::clone(&l);
@@ -715,14 +714,7 @@ async fn a_second_handover_is_refused_while_one_is_under_way_and_never_ends_it()
 #[tokio::test]
 async fn a_handover_to_a_follower_that_does_not_catch_up_is_abandoned() {
     use by_hand::*;
-    let (d1, d2) = (
-        tempfile::tempdir().expect("d1"),
-        tempfile::tempdir().expect("d2"),
-    );
-    let l = replica(d1.path(), 1, 0);
-    let f = replica(d2.path(), 2, 0);
-    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
-    follow(&f, &l, 1);
+    let (_dirs, l, _f) = handover_pair();
     put(&l, "k", "v").await;
     let r = l.prepare_handover(2, 1, Duration::from_millis(50)).await;
     assert!(matches!(r, Err(ReplicaError::Timeout { .. })), "{r:?}");

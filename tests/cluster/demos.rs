@@ -2,7 +2,7 @@
 //! test ZooKeeper; and the `run` front end itself on passing and failing scenarios.
 
 use crate::procs::BIN;
-use simplekv::lab::{LabConfig, LabOptions, Scenario, play};
+use simplekv::lab::{LabConfig, Scenario};
 use std::path::{Path, PathBuf};
 
 const DEMOS: [&str; 15] = [
@@ -32,30 +32,7 @@ fn demo(file: &str) -> PathBuf {
 async fn play_demo(file: &str) {
     let scenario = Scenario::load(&demo(file)).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = LabConfig::default().overlay(&scenario.cluster);
-    let cluster = cfg
-        .cluster_options(
-            dir.path().to_path_buf(),
-            Some(simplekv::testkit::zk_connect(file)),
-        )
-        .expect("options");
-    let mut out = Vec::new();
-    let summary = play(
-        &scenario,
-        LabOptions {
-            cluster,
-            data_kept: true,
-            log_file: dir.path().join("lab.log"),
-            record: Some(dir.path().join("run.jsonl")),
-        },
-        &mut out,
-        false,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{file}: {e}"));
-    let text = String::from_utf8_lossy(&out);
-    assert_eq!(summary.failed, 0, "{file}:\n{text}");
-    assert!(summary.passed > 0);
+    let text = crate::support::play_scenario(file, &scenario, dir.path(), true).await;
     assert!(text.contains("scenario passed"), "{text}");
     // The run was recorded, and `replay` can open it: its changes and events read back.
     let recorded = simplekv::lab::Timeline::load(&dir.path().join("run.jsonl"))

@@ -6,9 +6,23 @@
 use crate::support::*;
 use simplekv::client::{Client, ClientConfig};
 use simplekv::coord::Coord;
-use simplekv::lab::{LabConfig, LabOptions, Scenario, play};
+use simplekv::lab::Scenario;
 use simplekv::replica::Acks;
 use std::time::Duration;
+
+/// Kills broker `x`, waits until another leads partition `p`, restores `x` and waits until every
+/// partition's ISR is whole again. Returns the broker that took over `p`.
+async fn away_and_back(c: &TestCluster, x: u32, p: u32) -> u32 {
+    c.kill(x).await.expect("kill");
+    wait_for("another leader", Duration::from_secs(30), || async {
+        leader_of(c, p).is_some_and(|l| l != x)
+    })
+    .await;
+    let deputy = leader_of(c, p).expect("leader");
+    c.restore(x).await.expect("restore");
+    wait_for_isr(c, 3).await;
+    deputy
+}
 
 fn controller_of(c: &simplekv::lab::Cluster) -> Option<u32> {
     c.snapshots()
@@ -41,19 +55,7 @@ async fn a_leader_that_handed_over_serves_no_stale_read_while_its_lease_holds() 
         .set(b"k", b"old", None, Acks::All)
         .await
         .expect("set old");
-    c.kill(1).await.expect("kill 1");
-    wait_for("another leader", Duration::from_secs(30), || async {
-        leader_of(&c, 0).is_some_and(|l| l != 1)
-    })
-    .await;
-    let old = leader_of(&c, 0).expect("leader");
-    c.restore(1).await.expect("restore 1");
-    wait_for(
-        "broker 1 back in the ISR",
-        Duration::from_secs(30),
-        || async { isr_of(&c, 0).len() == 3 },
-    )
-    .await;
+    let old = away_and_back(&c, 1, 0).await;
     // The controller must not be the old leader (it is about to lose ZooKeeper): delete
     // /controller until another broker wins it.
     let zk = zookeeper_client::Client::connector()
@@ -131,30 +133,7 @@ async fn a_leader_that_handed_over_serves_no_stale_read_while_its_lease_holds() 
 async fn play_text(name: &str, yaml: &str) -> String {
     let scenario = Scenario::parse(name, yaml).unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let cluster = LabConfig::default()
-        .overlay(&scenario.cluster)
-        .cluster_options(
-            dir.path().to_path_buf(),
-            Some(simplekv::testkit::zk_connect(name)),
-        )
-        .expect("options");
-    let mut out = Vec::new();
-    let summary = play(
-        &scenario,
-        LabOptions {
-            cluster,
-            data_kept: true,
-            log_file: dir.path().join("lab.log"),
-            record: None,
-        },
-        &mut out,
-        true,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let text = String::from_utf8_lossy(&out).into_owned();
-    assert_eq!(summary.failed, 0, "{name}:\n{text}");
-    text
+    play_scenario(name, &scenario, dir.path(), false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,18 +205,7 @@ async fn cli_rebalances_a_cluster_through_zookeeper() {
         || async { leader_of(&c, 0) == Some(1) && isr_of(&c, 0).len() == 3 },
     )
     .await;
-    c.kill(1).await.expect("kill 1");
-    wait_for("another leader", Duration::from_secs(30), || async {
-        leader_of(&c, 0).is_some_and(|l| l != 1)
-    })
-    .await;
-    c.restore(1).await.expect("restore 1");
-    wait_for(
-        "broker 1 back in the ISR",
-        Duration::from_secs(30),
-        || async { isr_of(&c, 0).len() == 3 },
-    )
-    .await;
+    away_and_back(&c, 1, 0).await;
     let zk = c.zk_connect().to_string();
     let out = crate::procs::cli(&["--zk", &zk, "rebalance"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -271,17 +239,10 @@ async fn a_controller_dying_mid_handover_leaves_no_leader_refusing_clients() {
     .await;
     wait_for_isr(&c, 3).await;
     let ctl = controller_of(&c).expect("controller");
-    // Partition p's preferred replica is x; with x killed, l (next in its replica list) leads.
+    // Partition p's preferred replica is x, not the controller; while x is away, l leads it.
     let x = ctl % 3 + 1;
-    let l = x % 3 + 1;
     let p = x - 1;
-    c.kill(x).await.expect("kill x");
-    wait_for("l leading p", Duration::from_secs(30), || async {
-        leader_of(&c, p) == Some(l)
-    })
-    .await;
-    c.restore(x).await.expect("restore x");
-    wait_for_isr(&c, 3).await;
+    let l = away_and_back(&c, x, p).await;
     assert_eq!(controller_of(&c), Some(ctl), "the controller stayed");
     let lrep = c.broker(l).and_then(|b| b.replica(p)).expect("replica");
     // x cannot catch up: the handover waits.

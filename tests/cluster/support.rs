@@ -206,3 +206,35 @@ pub async fn wait_caught_up(c: &Cluster, p: u32) {
     )
     .await;
 }
+
+/// Plays `scenario` headless on the test ZooKeeper (chroot named `name`), in `dir`, recording
+/// to `dir/run.jsonl` when `record`; returns the transcript. Panics unless every step passed.
+pub async fn play_scenario(
+    name: &str,
+    scenario: &simplekv::lab::Scenario,
+    dir: &std::path::Path,
+    record: bool,
+) -> String {
+    let cluster = simplekv::lab::LabConfig::default()
+        .overlay(&scenario.cluster)
+        .cluster_options(dir.to_path_buf(), Some(simplekv::testkit::zk_connect(name)))
+        .expect("options");
+    let mut out = Vec::new();
+    let summary = simplekv::lab::play(
+        scenario,
+        simplekv::lab::LabOptions {
+            cluster,
+            data_kept: true,
+            log_file: dir.join("lab.log"),
+            record: record.then(|| dir.join("run.jsonl")),
+        },
+        &mut out,
+        false,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(summary.failed, 0, "{name}:\n{text}");
+    assert!(summary.passed > 0, "{name}: no step checked anything");
+    text
+}

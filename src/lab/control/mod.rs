@@ -106,11 +106,14 @@ impl Lab {
         let timeline: Arc<Mutex<Option<Timeline>>> = Arc::new(Mutex::new(None));
         let sink = {
             let (events, timeline) = (Arc::clone(&events), Arc::clone(&timeline));
+            // Timeline, then ring (as at start-up): the recording's file is written without the
+            // ring locked, and no event is noted twice or missed while the timeline is made.
             EventSink::new(move |e| {
-                let mut ring = events.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(t) = timeline.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                let mut t = timeline.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(t) = t.as_mut() {
                     t.note_event(&e);
                 }
+                let mut ring = events.lock().unwrap_or_else(|p| p.into_inner());
                 if ring.len() == EVENT_RING {
                     ring.pop_front();
                 }
@@ -146,11 +149,12 @@ impl Lab {
         {
             let mut t = Timeline::new(Arc::clone(&info), options.record.as_deref())
                 .map_err(LabError::Other)?;
+            let mut slot = timeline.lock().unwrap_or_else(|p| p.into_inner());
             let ring = events.lock().unwrap_or_else(|p| p.into_inner());
             for e in ring.iter() {
                 t.note_event(e);
             }
-            *timeline.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+            *slot = Some(t);
         }
         let history = Arc::new(History::default());
         let lab = Arc::new(Self {
