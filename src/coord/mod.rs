@@ -5,13 +5,15 @@
 //! Watches are one-shot and re-armed by their users after every event: the client crate loses
 //! persistent watches on reconnect (see `shared/notes/zookeeper.md`).
 
+pub mod ensemble;
 mod follow;
 pub mod layout;
 pub mod server;
 mod zk;
 
+pub use ensemble::Ensemble;
 pub use follow::{follow_brokers, follow_controller, follow_partition_state};
 pub use layout::{BrokerInfo, ClusterSpec, ControllerInfo, PartitionState, partition_of};
-pub use server::{ServerError, ServerOptions, ZkServer};
+pub use server::{ServerError, ServerOptions, ZkMode, ZkServer};
 pub use zk::{ControllerLease, Coord, CoordError, split_connect};
 pub use zookeeper_client::{OneshotWatcher, SessionInfo, SessionState};

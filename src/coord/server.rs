@@ -110,6 +110,111 @@ fn classpath() -> Result<String, ServerError> {
     Ok(parts.join(":"))
 }
 
+/// The classpath of the installed ZooKeeper, once `java` is known to run.
+pub(super) fn java_classpath() -> Result<String, ServerError> {
+    let cp = classpath()?;
+    if Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return Err(ServerError::NoJava);
+    }
+    Ok(cp)
+}
+
+/// A server's `zoo.cfg`: data under `dir/data`, clients on loopback `port`, the lab's `tick_ms`,
+/// then `extra` lines (an ensemble's `server.N` lines).
+pub(super) fn server_config(dir: &Path, port: u16, tick_ms: u64, extra: &str) -> String {
+    let tick = tick_ms.max(10);
+    format!(
+        "tickTime={tick}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
+         clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n\
+         4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\nminSessionTimeout={}\n\
+         maxSessionTimeout={}\nautopurge.purgeInterval=1\n{extra}",
+        dir.join("data").display(),
+        tick * 2,
+        // Above ZooKeeper's default of 20 ticks, so a lab or test with a short tick can still
+        // ask for long sessions.
+        (tick * 20).max(60_000),
+    )
+}
+
+/// What a server says it is (`srvr`'s `Mode:` line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ZkMode {
+    /// The ensemble's leader.
+    Leader,
+    /// A follower of the ensemble's leader.
+    Follower,
+    /// A single server, not part of an ensemble.
+    Standalone,
+    /// Up, but not serving: no quorum, or an election under way.
+    NotServing,
+    /// Not answering at all.
+    Down,
+}
+
+impl ZkMode {
+    /// Whether it serves clients.
+    pub fn serves(self) -> bool {
+        matches!(self, Self::Leader | Self::Follower | Self::Standalone)
+    }
+
+    /// Reads a `srvr` answer.
+    pub fn parse(answer: &str) -> Self {
+        match answer
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode:"))
+            .map(str::trim)
+        {
+            Some("leader") => Self::Leader,
+            Some("follower") => Self::Follower,
+            Some("standalone") => Self::Standalone,
+            _ => Self::NotServing,
+        }
+    }
+
+    /// The word the console shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Standalone => "standalone",
+            Self::NotServing => "not serving",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// The mode of the server at `addr` (blocking, at most about 2.5 s).
+pub fn mode_of(addr: SocketAddr) -> ZkMode {
+    match four_letter_word(addr, "srvr") {
+        Ok(answer) => ZkMode::parse(&answer),
+        Err(_) => ZkMode::Down,
+    }
+}
+
+/// The mode of the server at `addr`, without blocking a thread (at most `timeout`).
+pub async fn mode_of_async(addr: SocketAddr, timeout: Duration) -> ZkMode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"srvr").await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(timeout, ask).await {
+        Ok(Ok(answer)) => ZkMode::parse(&answer),
+        // Accepted but no answer: the JVM is there and not serving (or frozen).
+        Err(_) => ZkMode::NotServing,
+        Ok(Err(_)) => ZkMode::Down,
+    }
+}
+
 /// A free loopback port (bound and released; ZooKeeper binds it right after).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -126,21 +231,23 @@ pub fn four_letter_word(addr: SocketAddr, word: &str) -> std::io::Result<String>
 }
 
 impl ZkServer {
-    /// Starts a server with its data under `dir` and waits until it serves.
+    /// Starts a standalone server with its data under `dir` on a free port and waits until it
+    /// serves.
     pub fn start(dir: &Path, options: &ServerOptions) -> Result<Self, ServerError> {
-        let cp = classpath()?;
-        if Command::new("java")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            return Err(ServerError::NoJava);
-        }
+        let cp = java_classpath()?;
         let mut last_err = None;
         for _attempt in 0..3 {
-            match Self::start_once(dir, options, &cp) {
+            let started = free_port()
+                .map_err(io("find a free port"))
+                .and_then(|port| {
+                    let cfg = server_config(dir, port, options.tick_ms, "");
+                    Self::spawn(dir, &cfg, port, options.remove_dir_on_exit, &cp)
+                })
+                .and_then(|mut server| {
+                    server.wait_until(options.start_timeout, |m| m == ZkMode::Standalone)?;
+                    Ok(server)
+                });
+            match started {
                 Ok(s) => return Ok(s),
                 Err(e) => last_err = Some(e),
             }
@@ -148,32 +255,30 @@ impl ZkServer {
         Err(last_err.unwrap_or(ServerError::NotInstalled))
     }
 
-    fn start_once(dir: &Path, options: &ServerOptions, cp: &str) -> Result<Self, ServerError> {
+    /// Starts a server from the configuration text `cfg` (its `zoo.cfg`, with the data directory
+    /// under `dir` already named in it) listening for clients on `port`, and returns at once.
+    pub(super) fn spawn(
+        dir: &Path,
+        cfg: &str,
+        port: u16,
+        remove_dir_on_exit: bool,
+        cp: &str,
+    ) -> Result<Self, ServerError> {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
-        let port = free_port().map_err(io("find a free port"))?;
-        let tick = options.tick_ms.max(10);
-        let cfg = format!(
-            "tickTime={tick}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
-             clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n\
-             4lw.commands.whitelist=ruok,srvr,stat,mntr,cons\nminSessionTimeout={}\n\
-             maxSessionTimeout={}\nautopurge.purgeInterval=1\n",
-            data.display(),
-            tick * 2,
-            // Above ZooKeeper's default of 20 ticks, so a lab or test with a short tick can still
-            // ask for long sessions.
-            (tick * 20).max(60_000),
-        );
         let cfg_path = dir.join("zoo.cfg");
         std::fs::write(&cfg_path, cfg).map_err(io(format!("write {}", cfg_path.display())))?;
         let log_path = dir.join("zookeeper.out");
-        let log = std::fs::File::create(&log_path)
-            .map_err(io(format!("create {}", log_path.display())))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(format!("open {}", log_path.display())))?;
         let log_err = log.try_clone().map_err(io("duplicate the log handle"))?;
 
         // The watchdog: run the JVM in the background and stop it when we (the owner) disappear or
         // when we are asked to stop.
-        let cleanup = if options.remove_dir_on_exit {
+        let cleanup = if remove_dir_on_exit {
             format!("rm -rf '{}'", dir.display())
         } else {
             "true".to_string()
@@ -197,38 +302,54 @@ impl ZkServer {
             .stderr(log_err);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().map_err(io("start the ZooKeeper server"))?;
-        let mut server = Self {
+        Ok(Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir: dir.to_path_buf(),
             stopped: false,
-        };
-        let deadline = Instant::now() + options.start_timeout;
+        })
+    }
+
+    /// Waits until `srvr` answers with a mode `ready` accepts; stops the server and says why
+    /// when it exits or `timeout` passes first.
+    pub(super) fn wait_until(
+        &mut self,
+        timeout: Duration,
+        ready: impl Fn(ZkMode) -> bool,
+    ) -> Result<(), ServerError> {
+        let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(answer) = four_letter_word(server.addr, "srvr")
-                && answer.contains("Mode: standalone")
-            {
-                tracing::info!(addr = %server.addr, dir = %dir.display(), "private ZooKeeper serving");
-                return Ok(server);
+            if ready(mode_of(self.addr)) {
+                tracing::info!(addr = %self.addr, dir = %self.dir.display(), "private ZooKeeper serving");
+                return Ok(());
             }
-            let exited = matches!(server.child.try_wait(), Ok(Some(_)));
-            if exited || Instant::now() > deadline {
-                let tail = std::fs::read_to_string(&log_path)
-                    .unwrap_or_default()
-                    .lines()
-                    .rev()
-                    .find(|l| l.contains("ERROR") || l.contains("Exception"))
-                    .unwrap_or("(nothing)")
-                    .to_string();
-                server.stop();
+            if self.has_exited() || Instant::now() > deadline {
+                let tail = self.log_error();
+                self.stop();
                 return Err(ServerError::NotReady(
-                    options.start_timeout,
-                    log_path.display().to_string(),
+                    timeout,
+                    self.dir.join("zookeeper.out").display().to_string(),
                     tail,
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The last error line of the server's log, or `(nothing)`.
+    pub(super) fn log_error(&self) -> String {
+        std::fs::read_to_string(self.dir.join("zookeeper.out"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| l.contains("ERROR") || l.contains("Exception"))
+            .unwrap_or("(nothing)")
+            .to_string()
+    }
+
+    /// Whether its process has exited (crashed, or stopped).
+    pub fn has_exited(&mut self) -> bool {
+        self.stopped || matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// `127.0.0.1:PORT`.
@@ -244,6 +365,17 @@ impl ZkServer {
     /// The server's directory (config, data, log).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Kills the server at once (SIGKILL, no clean shutdown), as a crashed machine would, and
+    /// reaps it. Its data directory stays.
+    pub fn crash(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        signal_group(self.child.id() as libc::pid_t, libc::SIGKILL);
+        let _ = self.child.wait();
     }
 
     /// Stops the server and waits for it to exit. Idempotent: once stopped (explicitly, then

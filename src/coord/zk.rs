@@ -136,7 +136,9 @@ pub fn split_connect(connect: &str) -> (&str, &str) {
 
 impl Coord {
     /// Opens a session to `connect` (`host:port[,...][/chroot]`), creating the chroot if needed.
-    /// Fails at once when nothing listens, and after `session_timeout` when no session forms.
+    /// Fails at once when a single server refuses; an ensemble is tried again for up to
+    /// `session_timeout` (it may be electing a leader). Fails after `2 × session_timeout` when no
+    /// session forms.
     pub async fn connect(connect: &str, session_timeout: Duration) -> Result<Self> {
         let unreachable = |why: String| CoordError::Unreachable {
             addr: connect.to_string(),
@@ -147,18 +149,30 @@ impl Coord {
             return Err(unreachable("no server address given".into()));
         }
         let op_timeout = session_timeout.max(Duration::from_secs(2));
-        let connecting = zk::Client::connector()
-            .with_session_timeout(session_timeout)
-            .with_fail_eagerly()
-            .connect(servers);
-        let client = match tokio::time::timeout(session_timeout * 2, connecting).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no session within {:?}",
-                    session_timeout * 2
-                )));
+        // An ensemble may be electing its leader (no server serves for a moment): keep trying
+        // every server for up to a session timeout. One server that refuses is an error at once.
+        let ensemble = servers.contains(',');
+        let give_up = tokio::time::Instant::now() + session_timeout;
+        let mut backoff = Duration::from_millis(100);
+        let client = loop {
+            let connecting = zk::Client::connector()
+                .with_session_timeout(session_timeout)
+                .with_fail_eagerly()
+                .connect(servers);
+            match tokio::time::timeout(session_timeout * 2, connecting).await {
+                Ok(Ok(c)) => break c,
+                Ok(Err(e)) if ensemble && tokio::time::Instant::now() + backoff < give_up => {
+                    tracing::debug!(error = %e, "no ZooKeeper server serves yet; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Ok(Err(e)) => return Err(unreachable(e.to_string())),
+                Err(_) => {
+                    return Err(unreachable(format!(
+                        "no session within {:?}",
+                        session_timeout * 2
+                    )));
+                }
             }
         };
         let client = if chroot.is_empty() || chroot == "/" {

@@ -24,6 +24,8 @@ pub struct LabConfig {
     pub unclean_leader_election: Option<bool>,
     /// ZooKeeper tick of the private server, ms (default 200).
     pub zk_tick_ms: Option<u64>,
+    /// Private ZooKeeper servers: 1 (standalone, the default), 3 or 5 (an ensemble).
+    pub zk_servers: Option<u32>,
     /// Brokers' ZooKeeper session timeout, ms (default 3000).
     pub session_timeout_ms: Option<u64>,
     /// A follower this far behind leaves the ISR, ms (default 3000).
@@ -70,6 +72,7 @@ impl LabConfig {
             min_insync_replicas,
             unclean_leader_election,
             zk_tick_ms,
+            zk_servers,
             session_timeout_ms,
             replica_lag_time_max_ms,
             request_timeout_ms,
@@ -108,12 +111,24 @@ impl LabConfig {
         zk: Option<String>,
     ) -> Result<ClusterOptions, String> {
         let mut o = ClusterOptions::lab(data_dir, self.spec()?);
+        if let Some(n) = self.zk_servers {
+            crate::coord::ensemble::check_size(n)?;
+            if zk.is_some() && n > 1 {
+                return Err(format!(
+                    "zk_servers: {n} starts a private ensemble, but --zk names an existing one: \
+                     give one or the other"
+                ));
+            }
+        }
         o.zk = match zk {
             Some(connect) => ZkChoice::External(connect),
-            None => ZkChoice::Private(ServerOptions {
-                tick_ms: self.zk_tick_ms.unwrap_or(200),
-                ..ServerOptions::default()
-            }),
+            None => ZkChoice::Private {
+                options: ServerOptions {
+                    tick_ms: self.zk_tick_ms.unwrap_or(200),
+                    ..ServerOptions::default()
+                },
+                servers: self.zk_servers.unwrap_or(1),
+            },
         };
         if let Some(v) = self.session_timeout_ms {
             o.session_timeout_ms = v;

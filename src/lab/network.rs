@@ -21,7 +21,7 @@ pub enum Node {
     Clients,
     /// A broker.
     Broker(u32),
-    /// The ZooKeeper server.
+    /// ZooKeeper: every server of the ensemble (one link per server, cut and slowed together).
     Zk,
 }
 
@@ -205,11 +205,14 @@ impl Routing {
 /// Every link of the lab and the faults in force.
 pub struct Network {
     brokers: Vec<u32>,
-    /// ZooKeeper's own address (dialed directly when links are not proxied).
-    zk: SocketAddr,
+    /// ZooKeeper's own addresses, one per server (dialed directly when links are not proxied).
+    zk: Vec<SocketAddr>,
     /// Whether links run through proxies (the bench measures the brokers without them).
     proxied: bool,
-    links: BTreeMap<(Node, Node), LinkProxy>,
+    /// The proxies of each link: one, or one per ZooKeeper server for a broker's ZooKeeper link.
+    links: BTreeMap<(Node, Node), Vec<LinkProxy>>,
+    /// Each broker's proxies to ZooKeeper, in server order.
+    zk_proxies: HashMap<u32, Vec<SocketAddr>>,
     /// Shared with the dialers.
     routing: Arc<Routing>,
     /// Links of a dead broker that were cut when it died: their connections close only when
@@ -227,10 +230,10 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    /// Starts a proxy for every link between `brokers`, the clients and ZooKeeper at `zk` (none
-    /// when `proxied` is false: every party then dials every other directly, and no link fault
-    /// can be injected).
-    pub async fn start(brokers: &[u32], zk: SocketAddr, proxied: bool) -> std::io::Result<Self> {
+    /// Starts a proxy for every link between `brokers`, the clients and the ZooKeeper servers at
+    /// `zk` (none when `proxied` is false: every party then dials every other directly, and no
+    /// link fault can be injected).
+    pub async fn start(brokers: &[u32], zk: &[SocketAddr], proxied: bool) -> std::io::Result<Self> {
         let addresses = Arc::new(Addresses::default());
         let mut links = BTreeMap::new();
         for &b in brokers.iter().filter(|_| proxied) {
@@ -246,40 +249,73 @@ impl Network {
             );
             for (from, to) in wanted {
                 let a = Arc::clone(&addresses);
-                let upstream: Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync> = match to {
-                    Node::Zk => Arc::new(move || Some(zk)),
-                    Node::Broker(t) if from == Node::Clients => Arc::new(move || a.kv(t)),
-                    Node::Broker(t) => Arc::new(move || a.peer(t)),
+                let proxies = match to {
+                    Node::Zk => {
+                        let mut proxies = Vec::new();
+                        for (i, &server) in zk.iter().enumerate() {
+                            let name = format!("{from}→zk:{}", i + 1);
+                            proxies.push(
+                                LinkProxy::start(name, Arc::new(move || Some(server))).await?,
+                            );
+                        }
+                        proxies
+                    }
+                    Node::Broker(t) => {
+                        let upstream: Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync> =
+                            if from == Node::Clients {
+                                Arc::new(move || a.kv(t))
+                            } else {
+                                Arc::new(move || a.peer(t))
+                            };
+                        vec![LinkProxy::start(format!("{from}→{to}"), upstream).await?]
+                    }
                     Node::Clients => continue,
                 };
-                let proxy = LinkProxy::start(format!("{from}→{to}"), upstream).await?;
-                links.insert((from, to), proxy);
+                links.insert((from, to), proxies);
             }
         }
+        let zk_proxies = links
+            .iter()
+            .filter_map(|(k, p)| match k {
+                (Node::Broker(b), Node::Zk) => Some((*b, p.iter().map(LinkProxy::addr).collect())),
+                _ => None,
+            })
+            .collect();
         let routing = Arc::new(Routing {
-            proxies: links.iter().map(|(k, p)| (*k, p.addr())).collect(),
+            proxies: links
+                .iter()
+                .filter(|(k, _)| k.1 != Node::Zk)
+                .filter_map(|(k, p)| Some((*k, p.first()?.addr())))
+                .collect(),
             addresses,
             faults: Mutex::new(Faults::default()),
         });
         Ok(Self {
             brokers: brokers.to_vec(),
-            zk,
+            zk: zk.to_vec(),
             proxied,
             links,
+            zk_proxies,
             routing,
             pending_resets: Mutex::new(BTreeSet::new()),
         })
     }
 
-    /// Where broker `b` reaches ZooKeeper.
-    pub fn zk_addr(&self, b: u32) -> Option<SocketAddr> {
-        if !self.proxied {
-            return Some(self.zk);
-        }
-        self.routing
-            .proxies
-            .get(&(Node::Broker(b), Node::Zk))
-            .copied()
+    /// Where broker `b` reaches each ZooKeeper server, as a connect string's servers
+    /// (`host:port,host:port`).
+    pub fn zk_servers(&self, b: u32) -> Option<String> {
+        let addrs = if self.proxied {
+            self.zk_proxies.get(&b)?
+        } else {
+            &self.zk
+        };
+        Some(
+            addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
     }
 
     /// How broker `from` dials the peer addresses other brokers advertise.
@@ -321,12 +357,12 @@ impl Network {
             .pending_resets
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        for ((from, to), proxy) in &self.links {
+        for ((from, to), proxies) in &self.links {
             if *from == me || *to == me {
                 if link_state(&faults, *from, *to).cut {
                     pending.insert((*from, *to));
                 } else {
-                    proxy.reset();
+                    proxies.iter().for_each(LinkProxy::reset);
                 }
             }
         }
@@ -348,12 +384,15 @@ impl Network {
             .pending_resets
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        for ((from, to), proxy) in &self.links {
+        for ((from, to), proxies) in &self.links {
             let state = link_state(&faults, *from, *to);
-            if !state.cut && pending.remove(&(*from, *to)) {
-                proxy.reset();
+            let reset = !state.cut && pending.remove(&(*from, *to));
+            for proxy in proxies {
+                if reset {
+                    proxy.reset();
+                }
+                proxy.set(state);
             }
-            proxy.set(state);
         }
         Ok(faults.clone())
     }
@@ -389,12 +428,22 @@ mod tests {
     #[tokio::test]
     async fn without_proxies_everyone_dials_directly_and_link_faults_are_refused() {
         let zk: SocketAddr = ([127, 0, 0, 1], 2181).into();
-        let net = Network::start(&[1, 2], zk, false).await.expect("network");
-        assert_eq!(net.zk_addr(1), Some(zk));
+        let zk2: SocketAddr = ([127, 0, 0, 1], 2182).into();
+        let net = Network::start(&[1, 2], &[zk, zk2], false)
+            .await
+            .expect("network");
+        assert_eq!(
+            net.zk_servers(1).as_deref(),
+            Some("127.0.0.1:2181,127.0.0.1:2182")
+        );
         assert_eq!(net.broker_dialer(1).dial("127.0.0.1:9"), "127.0.0.1:9");
         assert!(net.change(|f, _| f.cuts.clear()).is_err());
-        let proxied = Network::start(&[1, 2], zk, true).await.expect("network");
-        assert_ne!(proxied.zk_addr(1), Some(zk));
+        let proxied = Network::start(&[1, 2], &[zk, zk2], true)
+            .await
+            .expect("network");
+        let via = proxied.zk_servers(1).expect("a ZooKeeper link");
+        assert_eq!(via.split(',').count(), 2, "one proxy per ZooKeeper server");
+        assert!(!via.contains(":2181") && !via.contains(":2182"), "{via}");
         proxied.broker_up(
             2,
             ([127, 0, 0, 1], 7002).into(),

@@ -3,6 +3,7 @@
 //! disk.
 
 use super::{Cluster, ClusterError};
+use crate::coord::ZkMode;
 use crate::events::EventKind;
 use crate::storage::PowerLossReport;
 
@@ -126,5 +127,84 @@ impl Cluster {
         self.events
             .emit(EventKind::Fault, None, format!("network: {what}; {state}"));
         Ok(now)
+    }
+}
+
+/// How long the console waits for one ZooKeeper server's `srvr` answer.
+const SRVR_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(400);
+
+impl Cluster {
+    /// How many private ZooKeeper servers the lab runs (0: it uses an external ZooKeeper).
+    pub fn zk_server_count(&self) -> usize {
+        self.ensemble.as_ref().map_or(0, |e| e.size())
+    }
+
+    /// Each private ZooKeeper server's mode, in id order (empty with an external ZooKeeper).
+    pub async fn zk_modes(&self) -> Vec<ZkMode> {
+        let Some(ensemble) = &self.ensemble else {
+            return Vec::new();
+        };
+        let asks = ensemble
+            .addrs()
+            .into_iter()
+            .map(|a| crate::coord::server::mode_of_async(a, SRVR_TIMEOUT));
+        futures_util::future::join_all(asks).await
+    }
+
+    fn ensemble(&self) -> Result<std::sync::Arc<crate::coord::Ensemble>, ClusterError> {
+        self.ensemble.clone().ok_or_else(|| {
+            ClusterError::Config(
+                "this lab uses an external ZooKeeper (--zk): it cannot kill or restore its servers"
+                    .into(),
+            )
+        })
+    }
+
+    /// Crashes private ZooKeeper server `n` (SIGKILL): its clients move to another server;
+    /// with a majority gone the ensemble stops serving.
+    pub async fn kill_zk(&self, n: u32) -> Result<(), ClusterError> {
+        let ensemble = self.ensemble()?;
+        let e = std::sync::Arc::clone(&ensemble);
+        tokio::task::spawn_blocking(move || e.kill(n))
+            .await
+            .map_err(|e| ClusterError::Other(e.to_string()))?
+            .map_err(ClusterError::Config)?;
+        let (up, size) = (ensemble.up_count(), ensemble.size());
+        let quorum = crate::coord::ensemble::quorum_of(size);
+        let what = if up >= quorum {
+            format!(
+                "{up} of {size} servers up, a quorum of {quorum} stands: its sessions move to another server"
+            )
+        } else {
+            format!(
+                "{up} of {size} servers up, fewer than a quorum of {quorum}: ZooKeeper stops \
+                 serving; leaders serve on only while their leases last, and nothing that needs \
+                 ZooKeeper (an election, an ISR change, a registration) can happen until it returns"
+            )
+        };
+        self.events.emit(
+            EventKind::Zk,
+            None,
+            format!("zk:{n} killed (crashed): {what}"),
+        );
+        Ok(())
+    }
+
+    /// Starts private ZooKeeper server `n` again on its data; returns once it serves (when a
+    /// quorum can form).
+    pub async fn restore_zk(&self, n: u32) -> Result<(), ClusterError> {
+        let ensemble = self.ensemble()?;
+        let e = std::sync::Arc::clone(&ensemble);
+        tokio::task::spawn_blocking(move || e.restore(n))
+            .await
+            .map_err(|e| ClusterError::Other(e.to_string()))?
+            .map_err(ClusterError::Config)?;
+        let (up, size) = (ensemble.up_count(), ensemble.size());
+        self.events.emit(
+            EventKind::Zk,
+            None,
+            format!("zk:{n} restored on its data ({up} of {size} servers up)"),
+        );
+        Ok(())
     }
 }

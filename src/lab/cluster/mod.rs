@@ -9,18 +9,24 @@ mod faults;
 use super::host::Host;
 use super::network::{Network, Node};
 use crate::broker::{Broker, BrokerConfig, BrokerSnapshot, ReplicationConfig, ZkConfig};
-use crate::coord::{ClusterSpec, ServerOptions, ZkServer, split_connect};
+use crate::coord::{ClusterSpec, Ensemble, ServerOptions, split_connect};
 use crate::events::{EventKind, EventSink};
 use crate::storage::{DiskModel, StoreConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which ZooKeeper the cluster uses.
 #[derive(Debug, Clone)]
 pub enum ZkChoice {
-    /// Start a private server under `<data_dir>/zookeeper`.
-    Private(ServerOptions),
+    /// Start a private server (or ensemble of `servers`) under `<data_dir>/zookeeper`.
+    Private {
+        /// The servers' settings.
+        options: ServerOptions,
+        /// How many servers: 1 (standalone), 3 or 5.
+        servers: u32,
+    },
     /// Use an existing ensemble (`host:port[,...][/chroot]`).
     External(String),
 }
@@ -53,7 +59,10 @@ impl ClusterOptions {
         Self {
             spec,
             data_dir,
-            zk: ZkChoice::Private(ServerOptions::default()),
+            zk: ZkChoice::Private {
+                options: ServerOptions::default(),
+                servers: 1,
+            },
             chroot: "/simplekv".into(),
             session_timeout_ms: 3000,
             replication: ReplicationConfig {
@@ -143,7 +152,8 @@ impl Slot {
 pub struct Cluster {
     network: Network,
     options: ClusterOptions,
-    zk_server: std::sync::Mutex<Option<ZkServer>>,
+    /// The private ZooKeeper (none when external).
+    ensemble: Option<Arc<Ensemble>>,
     zk_connect: String,
     slots: Vec<Slot>,
     events: EventSink,
@@ -165,15 +175,19 @@ impl Cluster {
         std::fs::create_dir_all(&options.data_dir).map_err(|e| {
             ClusterError::Config(format!("cannot create {}: {e}", options.data_dir.display()))
         })?;
-        let (zk_server, servers, chroot) = match &options.zk {
-            ZkChoice::Private(server_options) => {
+        let (ensemble, servers, chroot) = match &options.zk {
+            ZkChoice::Private {
+                options: server_options,
+                servers,
+            } => {
+                crate::coord::ensemble::check_size(*servers).map_err(ClusterError::Config)?;
                 let dir = options.data_dir.join("zookeeper");
-                let so = server_options.clone();
-                let server = tokio::task::spawn_blocking(move || ZkServer::start(&dir, &so))
+                let (so, n) = (server_options.clone(), *servers);
+                let ensemble = tokio::task::spawn_blocking(move || Ensemble::start(&dir, n, &so))
                     .await
                     .map_err(|e| ClusterError::Other(e.to_string()))??;
-                let addr = server.addr().to_string();
-                (Some(server), addr, options.chroot.clone())
+                let servers = ensemble.servers();
+                (Some(Arc::new(ensemble)), servers, options.chroot.clone())
             }
             ZkChoice::External(connect) => {
                 let (servers, chroot) = split_connect(connect);
@@ -185,17 +199,20 @@ impl Cluster {
                 (None, servers.to_string(), chroot)
             }
         };
-        let first = servers.split(',').next().unwrap_or_default();
-        let zk_addr: SocketAddr = tokio::net::lookup_host(first)
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| {
-                ClusterError::Config(format!("cannot resolve ZooKeeper address '{first}'"))
-            })?;
+        let mut zk_addrs: Vec<SocketAddr> = Vec::new();
+        for server in servers.split(',') {
+            let addr = tokio::net::lookup_host(server)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| {
+                    ClusterError::Config(format!("cannot resolve ZooKeeper address '{server}'"))
+                })?;
+            zk_addrs.push(addr);
+        }
         let zk_connect = format!("{servers}{chroot}");
         let ids: Vec<u32> = (1..=options.spec.brokers).collect();
-        let network = Network::start(&ids, zk_addr, options.proxied_links)
+        let network = Network::start(&ids, &zk_addrs, options.proxied_links)
             .await
             .map_err(|e| {
                 ClusterError::Other(format!("cannot start the lab's link proxies: {e}"))
@@ -203,7 +220,7 @@ impl Cluster {
         let mut slots = Vec::new();
         for id in 1..=options.spec.brokers {
             let zk_link = network
-                .zk_addr(id)
+                .zk_servers(id)
                 .ok_or_else(|| ClusterError::Other(format!("broker {id} has no ZooKeeper link")))?;
             let disk = DiskModel::tracking();
             let cfg = BrokerConfig {
@@ -239,7 +256,7 @@ impl Cluster {
         let cluster = Self {
             network,
             options,
-            zk_server: std::sync::Mutex::new(zk_server),
+            ensemble,
             zk_connect,
             slots,
             events,
@@ -558,13 +575,8 @@ impl Cluster {
                 running.crash().await;
             }
         }
-        let server = self
-            .zk_server
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(mut server) = server {
-            let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        if let Some(ensemble) = self.ensemble.clone() {
+            let _ = tokio::task::spawn_blocking(move || ensemble.stop()).await;
         }
     }
 }
