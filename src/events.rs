@@ -26,6 +26,9 @@ pub enum EventKind {
     Restore,
     /// The lab injected a fault (a cut link, a pause, a power loss) or healed one.
     Fault,
+    /// ZooKeeper itself: a server crashed or restarted, its ensemble elected a leader, lost or
+    /// regained its quorum.
+    Zk,
     /// Anything else worth a line.
     Info,
     /// Something went wrong.

@@ -43,6 +43,9 @@ struct LabArgs {
     /// Use this ZooKeeper (host:port[/chroot]) instead of a private one.
     #[arg(long)]
     zk: Option<String>,
+    /// Run the private ZooKeeper as an ensemble of this many servers (1, 3 or 5).
+    #[arg(long)]
+    zk_servers: Option<u32>,
     /// Keep data here (a restarted lab resumes on it).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -71,6 +74,10 @@ enum Mode {
         /// Use this ZooKeeper (host:port[/chroot]) instead of a private one.
         #[arg(long)]
         zk: Option<String>,
+        /// Run the private ZooKeeper as an ensemble of this many servers (overrides the
+        /// scenario).
+        #[arg(long)]
+        zk_servers: Option<u32>,
         /// Keep the data here instead of a fresh directory deleted on exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -522,6 +529,17 @@ fn data_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir
     }
 }
 
+/// What the lab starts for ZooKeeper, for its first line.
+fn zk_what(zk: &simplekv::lab::ZkChoice) -> String {
+    match zk {
+        simplekv::lab::ZkChoice::External(_) => "on the given ZooKeeper".into(),
+        simplekv::lab::ZkChoice::Private { servers: 1, .. } => "a private ZooKeeper".into(),
+        simplekv::lab::ZkChoice::Private { servers, .. } => {
+            format!("a private ZooKeeper ensemble of {servers} servers")
+        }
+    }
+}
+
 /// The lab's settings: the `--config` file, then a scenario's `cluster:` section, then flags —
 /// each layer overriding the one before.
 fn lab_config(
@@ -553,6 +571,7 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
         nodes: args.nodes,
         partitions: args.partitions,
         replication_factor: args.replication_factor,
+        zk_servers: args.zk_servers,
         ..LabConfig::default()
     };
     let cfg = lab_config(args.config.as_deref(), script.as_ref(), flags)?;
@@ -568,11 +587,7 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
     let nodes = cluster.spec.brokers;
     println!(
         "SimpleKV lab: starting {} and {nodes} brokers (data in {}) ...",
-        if args.zk.is_some() {
-            "on the given ZooKeeper"
-        } else {
-            "a private ZooKeeper"
-        },
+        zk_what(&cluster.zk),
         dir.display()
     );
     let rt = runtime()?;
@@ -610,17 +625,13 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
 
 fn run_scenario(
     path: PathBuf,
-    nodes: Option<u32>,
+    flags: LabConfig,
     zk: Option<String>,
     data: Option<PathBuf>,
     keep_going: bool,
     record: Option<PathBuf>,
 ) -> Result<bool, String> {
     let scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
-    let flags = LabConfig {
-        nodes,
-        ..LabConfig::default()
-    };
     let cfg = lab_config(None, Some(&scenario), flags)?;
     let (dir, temp) = data_dir(data)?;
     let log_file = dir.join("lab.log");
@@ -636,11 +647,7 @@ fn run_scenario(
     }
     println!(
         "(starting {} and {} brokers; log: {})",
-        if zk.is_some() {
-            "on the given ZooKeeper"
-        } else {
-            "a private ZooKeeper"
-        },
+        zk_what(&cluster.zk),
         cluster.spec.brokers,
         log_file.display()
     );
@@ -695,10 +702,22 @@ fn main() -> ExitCode {
             scenario,
             nodes,
             zk,
+            zk_servers,
             data_dir,
             keep_going,
             record,
-        }) => match run_scenario(scenario, nodes, zk, data_dir, keep_going, record) {
+        }) => match run_scenario(
+            scenario,
+            LabConfig {
+                nodes,
+                zk_servers,
+                ..LabConfig::default()
+            },
+            zk,
+            data_dir,
+            keep_going,
+            record,
+        ) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

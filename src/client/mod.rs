@@ -63,7 +63,7 @@ impl Default for ClientConfig {
 pub enum ClientError {
     /// No broker leads the key's partition, even after waiting.
     #[error(
-        "no leader available for partition {partition} (waited {waited:?}); the partition may be offline: start its brokers again"
+        "no leader available for partition {partition} (waited {waited:?}); the partition may be offline (start its brokers again), or ZooKeeper unreachable or without a quorum (no leader can be elected without it)"
     )]
     NoLeader {
         /// The partition.

@@ -128,9 +128,46 @@ pub const NEMESIS_DEFAULT_EVERY: Duration = Duration::from_secs(10);
 /// The shortest time between nemesis faults: a fault must have time to act and heal.
 pub const NEMESIS_MIN_EVERY: Duration = Duration::from_secs(1);
 
+/// A server of the lab's private ZooKeeper ensemble (`zk:2`, `zk:leader`, `zk:follower`,
+/// `zk:all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZkTarget {
+    /// Server N (1-based, as in its `server.N` line).
+    Server(u32),
+    /// Whichever server leads the ensemble now.
+    Leader,
+    /// A server following the ensemble's leader now.
+    Follower,
+    /// Every server.
+    All,
+}
+
+/// Parses `zk:N`, `zk:leader`, `zk:follower` or `zk:all`; `None` when `word` names no
+/// ZooKeeper server at all (it does not start with `zk:`).
+pub(super) fn zk_target(word: &str) -> Option<Result<ZkTarget, String>> {
+    let rest = word.strip_prefix("zk:")?;
+    Some(match rest {
+        "leader" => Ok(ZkTarget::Leader),
+        "follower" => Ok(ZkTarget::Follower),
+        "all" => Ok(ZkTarget::All),
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(ZkTarget::Server)
+            .ok_or_else(|| {
+                format!("'{word}' is not a ZooKeeper server: write zk:1, zk:2, ..., zk:leader, zk:follower or zk:all")
+            }),
+    })
+}
+
 /// A fault command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
+    /// `kill zk:N`: crash a server of the private ZooKeeper ensemble.
+    KillZk(ZkTarget),
+    /// `restore zk:N`: start it again on its data.
+    RestoreZk(ZkTarget),
     /// `pause B [DURATION]`
     Pause(Target, Option<Duration>),
     /// `resume B`
@@ -298,6 +335,19 @@ mod tests {
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn zookeeper_servers_are_named_zk_colon_something() {
+        assert_eq!(zk_target("zk:2"), Some(Ok(ZkTarget::Server(2))));
+        assert_eq!(zk_target("zk:leader"), Some(Ok(ZkTarget::Leader)));
+        assert_eq!(zk_target("zk:follower"), Some(Ok(ZkTarget::Follower)));
+        assert_eq!(zk_target("zk:all"), Some(Ok(ZkTarget::All)));
+        assert_eq!(zk_target("2"), None);
+        for bad in ["zk:0", "zk:", "zk:x"] {
+            let err = zk_target(bad).expect("a zk word").expect_err(bad);
+            assert!(err.contains("zk:1, zk:2"), "{err}");
+        }
     }
 
     #[test]

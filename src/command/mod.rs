@@ -8,7 +8,7 @@ mod rebalance;
 
 pub use exec::{LabControl, NoLab, OpKind, OpRecord, Outcome, Reply, Session};
 pub use faults::{
-    Fault, FaultKind, Member, NEMESIS_DEFAULT_EVERY, NemesisSpec, Sides, fault_kinds,
+    Fault, FaultKind, Member, NEMESIS_DEFAULT_EVERY, NemesisSpec, Sides, ZkTarget, fault_kinds,
 };
 pub use parse::{
     Check, Command, HELP, LoadSpec, MAX_KEY_BYTES, Target, WaitCondition, parse, parse_duration,

@@ -35,6 +35,9 @@ pub enum WaitCondition {
     Isr(u32),
     /// Every partition has a leader that is up.
     Available,
+    /// No partition has a leader serving clients (each is down, stepped down, or without a
+    /// lease): what a lost ZooKeeper quorum comes to once the leases lapse.
+    Unavailable,
     /// Every live replica has caught up with its leader.
     CaughtUp,
     /// Background load has finished.
@@ -142,6 +145,7 @@ expire K SECONDS      make K expire SECONDS from now
 ttl K                 seconds K has left; -1 no expiry, -2 missing
 acks 0|1|all          how many copies a write needs before OK (this session)
 kill B | restore B    crash / restart broker B (an id, leader[:P], follower[:P], controller, all)
+kill zk:N | restore zk:N   crash / restart ZooKeeper server N (or zk:leader, zk:follower, zk:all)
 wipe B                replace down broker B's disk: restore starts it empty
 rebalance             hand each partition back to its preferred (first) replica, if in sync
 pause B [DURATION]    freeze broker B whole (a zombie when it resumes) | resume B
@@ -151,7 +155,7 @@ isolate B [zk|peers|clients]   cut B's links (all of them by default)
 slow B MS [jitter MS] delay every byte on B's links
 nemesis KINDS [every D] [for D] [seed N]   random faults in the background | nemesis stop
 status                brokers and partitions
-wait COND [TIMEOUT]   available | leader-change | controller-change | isr N | caught-up | load
+wait COND [TIMEOUT]   available | unavailable | leader-change | controller-change | isr N | caught-up | load
 sleep DURATION        pause (e.g. sleep 500ms)
 load OPS [clients C] [acks A] [keys K] [reads PCT] [background]   concurrent ops, all recorded
 check lost-writes     read back every acknowledged write
@@ -323,8 +327,14 @@ pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
             key: key(one("KEY")?)?,
         },
         "acks" => Command::Acks(one("0|1|all")?.parse()?),
-        "kill" => Command::Kill(target(one("BROKER")?)?),
-        "restore" => Command::Restore(target(one("BROKER")?)?),
+        "kill" => match faults::zk_target(one("BROKER|zk:N")?) {
+            Some(zk) => Command::Fault(Fault::KillZk(zk?)),
+            None => Command::Kill(target(one("BROKER")?)?),
+        },
+        "restore" => match faults::zk_target(one("BROKER|zk:N")?) {
+            Some(zk) => Command::Fault(Fault::RestoreZk(zk?)),
+            None => Command::Restore(target(one("BROKER")?)?),
+        },
         "wipe" => Command::Wipe(target(one("BROKER")?)?),
         "rebalance" if args.is_empty() => Command::Rebalance,
         "rebalance" => return Err(usage("rebalance", "", n)),
@@ -411,13 +421,14 @@ fn parse_wait(args: &[String]) -> Result<Command, String> {
         [c, rest @ ..] if c == "controller-change" => (WaitCondition::ControllerChange, rest),
         [c, rest @ ..] if c == "caught-up" => (WaitCondition::CaughtUp, rest),
         [c, rest @ ..] if c == "available" => (WaitCondition::Available, rest),
+        [c, rest @ ..] if c == "unavailable" => (WaitCondition::Unavailable, rest),
         [c, rest @ ..] if c == "load" => (WaitCondition::Load, rest),
         [c, k, rest @ ..] if c == "isr" => {
             (WaitCondition::Isr(count(k, "the ISR size")? as u32), rest)
         }
         _ => {
             return Err(
-                "usage: wait available|leader-change|controller-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
+                "usage: wait available|unavailable|leader-change|controller-change|isr N|caught-up|load [TIMEOUT], e.g. wait isr 3 10s".into(),
             );
         }
     };

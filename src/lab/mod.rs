@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod soak;
 pub mod status;
 pub mod timeline;
+pub mod zk_watch;
 
 pub use cluster::{Cluster, ClusterError, ClusterOptions, ZkChoice};
 pub use config::LabConfig;

@@ -3,7 +3,7 @@
 //! what each broker believes, so the windows in which they disagree are visible.
 
 use crate::coord::{
-    BrokerInfo, ControllerInfo, Coord, CoordError, PartitionState, follow_brokers,
+    BrokerInfo, ControllerInfo, Coord, CoordError, PartitionState, SessionState, follow_brokers,
     follow_controller, follow_partition_state,
 };
 use std::collections::BTreeMap;
@@ -22,63 +22,122 @@ pub struct ZkView {
     pub states: BTreeMap<u32, PartitionState>,
 }
 
-/// Follows ZooKeeper until dropped.
+/// Follows ZooKeeper until dropped, opening a new session whenever its session expires (a lost
+/// quorum outlasting it), so the console never freezes on an old view.
 pub struct ZkObserver {
-    coord: Coord,
+    coord: Arc<Mutex<Coord>>,
     view: Arc<Mutex<ZkView>>,
     token: CancellationToken,
 }
 
+/// The observer's session timeout: long, so a short outage of ZooKeeper keeps the same session.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ZkObserver {
     /// Opens a session to `connect` and starts following the layout of `partitions` partitions.
     pub async fn start(connect: &str, partitions: u32) -> Result<Self, CoordError> {
-        let coord = Coord::connect(connect, Duration::from_secs(10)).await?;
+        let coord = Coord::connect(connect, SESSION_TIMEOUT).await?;
         let view = Arc::new(Mutex::new(ZkView::default()));
         let token = CancellationToken::new();
-        let update = |view: &Arc<Mutex<ZkView>>| {
-            let view = Arc::clone(view);
-            move |f: &dyn Fn(&mut ZkView)| f(&mut view.lock().unwrap_or_else(|p| p.into_inner()))
-        };
-        {
-            let (coord, token, set) = (coord.clone(), token.clone(), update(&view));
-            tokio::spawn(async move {
-                follow_brokers(&coord, &token, |b| set(&|v| v.registered = b.clone())).await;
-            });
-        }
-        {
-            let (coord, token, set) = (coord.clone(), token.clone(), update(&view));
-            tokio::spawn(async move {
-                follow_controller(&coord, &token, |c| set(&|v| v.controller = c)).await;
-            });
-        }
-        for p in 0..partitions {
-            let (coord, token, set) = (coord.clone(), token.clone(), update(&view));
-            tokio::spawn(async move {
-                follow_partition_state(&coord, p, &token, |s| {
-                    set(&|v| match &s {
-                        Some((state, _)) => {
-                            v.states.insert(p, state.clone());
-                        }
-                        None => {
-                            v.states.remove(&p);
-                        }
-                    })
-                })
-                .await;
-            });
-        }
-        Ok(Self { coord, view, token })
+        let shared = Arc::new(Mutex::new(coord.clone()));
+        let (connect, v, t, s) = (
+            connect.to_string(),
+            Arc::clone(&view),
+            token.clone(),
+            Arc::clone(&shared),
+        );
+        tokio::spawn(async move {
+            let mut coord = coord;
+            loop {
+                follow_all(&coord, &v, &t, partitions).await;
+                if t.is_cancelled() {
+                    return;
+                }
+                // The session expired: a new one, retried until ZooKeeper serves again.
+                let mut backoff = Duration::from_millis(200);
+                coord = loop {
+                    tokio::select! {
+                        c = Coord::connect(&connect, SESSION_TIMEOUT) => match c {
+                            Ok(c) => break c,
+                            Err(e) => tracing::debug!(error = %e, "the lab's ZooKeeper session: reconnecting"),
+                        },
+                        _ = t.cancelled() => return,
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = t.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                };
+                *s.lock().unwrap_or_else(|p| p.into_inner()) = coord.clone();
+            }
+        });
+        Ok(Self {
+            coord: shared,
+            view,
+            token,
+        })
     }
 
     /// The lab's own ZooKeeper session (the lab's requests to the controller go through it).
-    pub fn coord(&self) -> &Coord {
-        &self.coord
+    pub fn coord(&self) -> Coord {
+        self.coord.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The current view.
     pub fn view(&self) -> ZkView {
         self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
+
+/// Follows brokers, the controller and every partition's state on `coord` until its session
+/// expires or `token` is cancelled.
+async fn follow_all(
+    coord: &Coord,
+    view: &Arc<Mutex<ZkView>>,
+    token: &CancellationToken,
+    partitions: u32,
+) {
+    let session = token.child_token();
+    let set = |f: &dyn Fn(&mut ZkView)| f(&mut view.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut follows: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = vec![
+        Box::pin(follow_brokers(coord, &session, |b| {
+            set(&|v| v.registered = b.clone())
+        })),
+        Box::pin(follow_controller(coord, &session, |c| {
+            set(&|v| v.controller = c)
+        })),
+    ];
+    for p in 0..partitions {
+        follows.push(Box::pin(follow_partition_state(
+            coord,
+            p,
+            &session,
+            move |s| {
+                set(&|v| match &s {
+                    Some((state, _)) => {
+                        v.states.insert(p, state.clone());
+                    }
+                    None => {
+                        v.states.remove(&p);
+                    }
+                })
+            },
+        )));
+    }
+    let mut states = coord.state_watcher();
+    tokio::select! {
+        _ = futures_util::future::join_all(follows) => {}
+        _ = async {
+            loop {
+                if matches!(states.changed().await, SessionState::Expired | SessionState::Closed | SessionState::AuthFailed) {
+                    return;
+                }
+            }
+        } => {}
+        _ = token.cancelled() => {}
+    }
+    session.cancel();
 }
 
 impl Drop for ZkObserver {

@@ -5,6 +5,7 @@
 use super::observer::ZkView;
 pub use crate::broker::{BrokerSnapshot, SessionStatus};
 pub use crate::client::PartitionView;
+pub use crate::coord::ZkMode;
 use crate::coord::{ClusterSpec, ControllerInfo};
 use crate::events::Event;
 /// The console draws replicas from these types: they come with the snapshot, so it needs no
@@ -113,6 +114,8 @@ pub struct LabSnapshot {
     /// Every fault in force, one short phrase each (cut links, slow links, paused brokers, the
     /// nemesis).
     pub faults: Vec<String>,
+    /// Each private ZooKeeper server's mode, in id order (empty with an external ZooKeeper).
+    pub zk_servers: Vec<ZkMode>,
 }
 
 impl LabSnapshot {
@@ -167,6 +170,7 @@ impl LabSnapshot {
             throughput,
             load,
             faults: Vec::new(),
+            zk_servers: Vec::new(),
         }
     }
 

@@ -48,6 +48,27 @@ pub fn render(s: &LabSnapshot) -> String {
             session
         );
     }
+    if !s.zk_servers.is_empty() {
+        let modes: Vec<String> = s
+            .zk_servers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("zk:{} {}", i + 1, m.name()))
+            .collect();
+        let (n, serving) = (
+            s.zk_servers.len(),
+            s.zk_servers.iter().filter(|m| m.serves()).count(),
+        );
+        let quorum = if crate::coord::ensemble::quorum_stands(&s.zk_servers) {
+            format!("quorum stands ({serving} of {n} serve)")
+        } else {
+            format!(
+                "NO QUORUM ({serving} of {n} serve, {} needed): elections and ISR changes wait",
+                crate::coord::ensemble::quorum_of(n)
+            )
+        };
+        let _ = writeln!(out, "zookeeper: {}; {quorum}", modes.join(", "));
+    }
     let _ = writeln!(out, "partitions (ZooKeeper)");
     let _ = writeln!(
         out,

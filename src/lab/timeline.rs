@@ -8,7 +8,7 @@
 //! from the events: brokers, partitions, controller, throughput, load and faults, and `at_ms`
 //! (Unix ms). Replaying frame *i* shows it with the events up to its time.
 
-use super::snapshot::{BrokerView, LabInfo, LabSnapshot, LoadProgress};
+use super::snapshot::{BrokerView, LabInfo, LabSnapshot, LoadProgress, ZkMode};
 use crate::client::PartitionView;
 use crate::coord::ControllerInfo;
 use crate::events::Event;
@@ -47,6 +47,9 @@ pub struct Frame {
     pub load: Option<LoadProgress>,
     /// Faults in force.
     pub faults: Vec<String>,
+    /// Each private ZooKeeper server's mode (absent in recordings made before ensembles).
+    #[serde(default)]
+    pub zk_servers: Vec<ZkMode>,
 }
 
 impl Frame {
@@ -59,6 +62,7 @@ impl Frame {
             throughput: snap.throughput.clone(),
             load: snap.load,
             faults: snap.faults.clone(),
+            zk_servers: snap.zk_servers.clone(),
         }
     }
 
@@ -91,6 +95,7 @@ impl Frame {
             && self.throughput == snap.throughput
             && self.load == snap.load
             && self.faults == snap.faults
+            && self.zk_servers == snap.zk_servers
     }
 }
 
@@ -299,6 +304,7 @@ impl Timeline {
             throughput: f.throughput.clone(),
             load: f.load,
             faults: f.faults.clone(),
+            zk_servers: f.zk_servers.clone(),
         })
     }
 }

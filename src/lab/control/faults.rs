@@ -1,7 +1,9 @@
-//! Fault control: which brokers a target names, and killing, restoring and wiping them.
+//! Fault control: which brokers (or ZooKeeper servers) a target names, and killing, restoring
+//! and wiping them.
 
 use super::Lab;
-use crate::command::Target;
+use crate::command::{Target, ZkTarget};
+use crate::coord::ZkMode;
 
 impl Lab {
     /// The brokers `target` names now (`leader:P` and `follower:P` as ZooKeeper says).
@@ -99,5 +101,80 @@ impl Lab {
         }
         self.publish();
         Ok("OK".into())
+    }
+
+    /// The private ZooKeeper servers `target` names now (`zk:leader` by asking each its mode).
+    async fn resolve_zk(&self, target: ZkTarget) -> Result<Vec<u32>, String> {
+        let count = self.cluster.zk_server_count() as u32;
+        if count == 0 {
+            return Err(
+                "this lab uses an external ZooKeeper (--zk): it cannot kill or restore its servers"
+                    .into(),
+            );
+        }
+        let in_mode = |want: ZkMode, modes: &[ZkMode]| {
+            modes
+                .iter()
+                .position(|&m| m == want)
+                .map(|i| vec![i as u32 + 1])
+        };
+        match target {
+            ZkTarget::Server(n) if (1..=count).contains(&n) => Ok(vec![n]),
+            ZkTarget::Server(n) => Err(format!(
+                "there is no ZooKeeper server zk:{n}; this lab runs zk:1..zk:{count} (start it with --zk-servers 3 for an ensemble)"
+            )),
+            ZkTarget::All => Ok((1..=count).collect()),
+            ZkTarget::Leader if count == 1 => Err(
+                "a single standalone ZooKeeper server has no leader or followers: name it zk:1 (or start the lab with --zk-servers 3)".into(),
+            ),
+            ZkTarget::Follower if count == 1 => Err(
+                "a single standalone ZooKeeper server has no leader or followers: name it zk:1 (or start the lab with --zk-servers 3)".into(),
+            ),
+            ZkTarget::Leader => in_mode(ZkMode::Leader, &self.cluster.zk_modes().await)
+                .ok_or_else(|| "no ZooKeeper server leads right now (no quorum, or an election under way)".into()),
+            ZkTarget::Follower => in_mode(ZkMode::Follower, &self.cluster.zk_modes().await)
+                .ok_or_else(|| "no ZooKeeper server follows a leader right now".into()),
+        }
+    }
+
+    /// `kill zk:N`
+    pub(super) async fn kill_zk_servers(&self, target: ZkTarget) -> Result<String, String> {
+        let ids = self.resolve_zk(target).await?;
+        let modes = self.cluster.zk_modes().await;
+        let mut killed = Vec::new();
+        for &n in &ids {
+            match self.cluster.kill_zk(n).await {
+                Ok(()) => killed.push(match modes.get(n as usize - 1) {
+                    Some(m @ (ZkMode::Leader | ZkMode::Follower)) => {
+                        format!("zk:{n} (was {})", m.name())
+                    }
+                    _ => format!("zk:{n}"),
+                }),
+                Err(e) if ids.len() == 1 => return Err(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        self.poll_zookeeper().await;
+        self.publish();
+        Ok(format!("OK: killed {}", killed.join(", ")))
+    }
+
+    /// `restore zk:N`
+    pub(super) async fn restore_zk_servers(&self, target: ZkTarget) -> Result<String, String> {
+        let ids = match target {
+            ZkTarget::Server(_) | ZkTarget::All => self.resolve_zk(target).await?,
+            _ => return Err("restore takes zk:N or zk:all".into()),
+        };
+        let mut restored = Vec::new();
+        for &n in &ids {
+            match self.cluster.restore_zk(n).await {
+                Ok(()) => restored.push(format!("zk:{n}")),
+                Err(e) if ids.len() == 1 => return Err(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        self.poll_zookeeper().await;
+        self.publish();
+        Ok(format!("OK: restored {}", restored.join(", ")))
     }
 }

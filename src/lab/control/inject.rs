@@ -9,6 +9,8 @@ impl Lab {
     /// Carries out `fault`.
     pub(super) async fn inject(self: &Arc<Self>, fault: Fault) -> Result<String, String> {
         let reply = match fault {
+            Fault::KillZk(target) => self.kill_zk_servers(target).await?,
+            Fault::RestoreZk(target) => self.restore_zk_servers(target).await?,
             Fault::Pause(target, duration) => self.pause_brokers(target, duration).await?,
             Fault::Resume(target) => {
                 let ids = self.resolve(target)?;

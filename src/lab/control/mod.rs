@@ -10,8 +10,8 @@ use super::snapshot::{BrokerState, LabInfo, LabSnapshot};
 use super::timeline::Timeline;
 use crate::client::{Client, ClientConfig};
 use crate::command::{Check, Fault, LabControl, LoadSpec, OpRecord, Target, WaitCondition};
-use crate::events::{Event, EventSink};
-use crate::replica::Acks;
+use crate::events::{Event, EventKind, EventSink};
+use crate::replica::{Acks, Role};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -96,6 +96,10 @@ pub struct Lab {
     snapshot_tx: watch::Sender<Arc<LabSnapshot>>,
     /// Every published change and event, for replay (always `Some` once started).
     timeline: Arc<Mutex<Option<Timeline>>>,
+    /// Each private ZooKeeper server's mode at the last poll.
+    zk_modes: Mutex<Vec<crate::coord::ZkMode>>,
+    /// One poll at a time, so each change is told once.
+    zk_poll: tokio::sync::Mutex<()>,
 }
 
 impl Lab {
@@ -157,6 +161,8 @@ impl Lab {
             *slot = Some(t);
         }
         let history = Arc::new(History::default());
+        // The first poll before the first snapshot: a `status` at once shows the servers.
+        let zk_modes = cluster.zk_modes().await;
         let lab = Arc::new(Self {
             cluster,
             observer,
@@ -176,7 +182,12 @@ impl Lab {
             nemesis: Mutex::new(None),
             snapshot_tx: watch::Sender::new(Arc::new(LabSnapshot::default())),
             timeline,
+            zk_modes: Mutex::new(zk_modes),
+            zk_poll: tokio::sync::Mutex::new(()),
         });
+        if lab.cluster.zk_server_count() > 0 {
+            tokio::spawn(watch_zookeeper(Arc::downgrade(&lab)));
+        }
         lab.publish();
         let weak = Arc::downgrade(&lab);
         tokio::spawn(async move {
@@ -274,6 +285,11 @@ impl Lab {
         for (b, port) in snap.brokers.iter_mut().zip(self.cluster.resp_ports()) {
             b.resp_port = port;
         }
+        snap.zk_servers = self
+            .zk_modes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         snap
     }
 
@@ -499,6 +515,20 @@ impl LabControl for Arc<Lab> {
                 })
                 .await
             }
+            WaitCondition::Unavailable => {
+                self.wait_until(
+                    timeout,
+                    "no partition to have a leader serving clients",
+                    |s| {
+                        s.brokers
+                            .iter()
+                            .flat_map(|b| b.snapshot.iter().flat_map(|x| x.replicas.iter()))
+                            .all(|r| r.role != Role::Leader || r.fenced || !r.lease_held)
+                            .then(|| "OK: no partition has a leader serving clients".to_string())
+                    },
+                )
+                .await
+            }
             WaitCondition::CaughtUp => {
                 self.wait_until(timeout, "every live replica to catch up", |s| {
                     s.partitions
@@ -559,5 +589,32 @@ impl LabControl for Arc<Lab> {
 
     fn after_command(&self) {
         self.publish();
+    }
+}
+
+/// Polls the private ZooKeeper servers' modes for the console until the lab ends.
+async fn watch_zookeeper(lab: std::sync::Weak<Lab>) {
+    loop {
+        let Some(l) = lab.upgrade() else { return };
+        l.poll_zookeeper().await;
+        drop(l);
+        tokio::time::sleep(super::zk_watch::POLL).await;
+    }
+}
+
+impl Lab {
+    /// Asks each private ZooKeeper server its mode now, keeps the answers for snapshots, and
+    /// tells the event log when the ensemble elected a leader or lost or regained its quorum
+    /// (`zk_watch::changes`).
+    pub(super) async fn poll_zookeeper(&self) {
+        let _one = self.zk_poll.lock().await;
+        let modes = self.cluster.zk_modes().await;
+        let before = std::mem::replace(
+            &mut *self.zk_modes.lock().unwrap_or_else(|p| p.into_inner()),
+            modes.clone(),
+        );
+        for line in super::zk_watch::changes(&before, &modes) {
+            self.cluster.events().emit(EventKind::Zk, None, line);
+        }
     }
 }

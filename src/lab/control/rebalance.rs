@@ -5,7 +5,7 @@ use super::Lab;
 impl Lab {
     /// `rebalance`
     pub(super) async fn rebalance_leaders(&self) -> Result<String, String> {
-        let reply = crate::command::rebalance(self.observer.coord(), &self.info.spec).await;
+        let reply = crate::command::rebalance(&self.observer.coord(), &self.info.spec).await;
         self.publish();
         reply
     }

@@ -54,6 +54,7 @@ fn event_style(kind: EventKind) -> Style {
             .fg(theme::HIGHLIGHT)
             .add_modifier(Modifier::BOLD),
         EventKind::Session => Style::new().fg(theme::SESSION),
+        EventKind::Zk => Style::new().fg(theme::SESSION).add_modifier(Modifier::BOLD),
         EventKind::RoleChange => Style::new(),
         EventKind::Info => Style::new().fg(theme::MUTED),
     }

@@ -3,12 +3,14 @@
 use super::theme;
 use super::{block, ids};
 use crate::lab::snapshot::Role;
+use crate::lab::snapshot::ZkMode;
 use crate::lab::status::broker_state;
 use crate::lab::{BrokerState, LabSnapshot};
 use crate::tui::app::{App, Focus};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table};
 
 pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
@@ -92,8 +94,66 @@ pub(super) fn draw_brokers(frame: &mut Frame, area: Rect, app: &App, snap: &LabS
         .header(
             Row::new(header.iter().copied()).style(Style::new().add_modifier(Modifier::UNDERLINED)),
         )
-        .block(block(title, app.focus == Focus::Brokers));
+        .block(block(title, app.focus == Focus::Brokers).title_bottom(zk_line(snap, narrow)));
     frame.render_widget(table, area);
+}
+
+/// The private ZooKeeper servers on the brokers panel's bottom border: each one's mode, and
+/// whether a quorum stands (nothing with an external ZooKeeper).
+pub(super) fn zk_line(snap: &LabSnapshot, narrow: bool) -> Line<'static> {
+    let servers = &snap.zk_servers;
+    if servers.is_empty() {
+        return Line::default();
+    }
+    let mut spans = vec![Span::raw(if narrow { " ZK " } else { " ZooKeeper " })];
+    for (i, m) in servers.iter().enumerate() {
+        let style = match m {
+            ZkMode::Leader => Style::new().fg(theme::ACCENT).add_modifier(Modifier::BOLD),
+            ZkMode::Follower | ZkMode::Standalone => Style::new().fg(theme::GOOD),
+            ZkMode::NotServing => Style::new().fg(theme::WARN),
+            ZkMode::Down => Style::new().fg(theme::BAD).add_modifier(Modifier::BOLD),
+        };
+        let name = match (narrow, m) {
+            (true, ZkMode::Leader) => "L",
+            (true, ZkMode::Follower) => "F",
+            (true, ZkMode::Standalone) => "up",
+            (true, ZkMode::NotServing) => "?",
+            (true, ZkMode::Down) => "✗",
+            (false, m) => m.name(),
+        };
+        if i > 0 {
+            spans.push(Span::raw(if narrow { " " } else { " · " }));
+        }
+        let label = if narrow {
+            format!("{}{name}", i + 1)
+        } else {
+            format!("zk:{} {name}", i + 1)
+        };
+        spans.push(Span::styled(label, style));
+    }
+    if servers.len() > 1 {
+        let serving = servers.iter().filter(|m| m.serves()).count();
+        let (n, need) = (
+            servers.len(),
+            crate::coord::ensemble::quorum_of(servers.len()),
+        );
+        let stands = crate::coord::ensemble::quorum_stands(servers);
+        let text = match (stands, narrow) {
+            (true, true) => " quorum ✓ ".to_string(),
+            (true, false) => format!(" · quorum ✓ ({serving} of {n} serve) "),
+            (false, true) => " NO QUORUM ".to_string(),
+            (false, false) => format!(" · NO QUORUM: {serving} of {n} serve, {need} needed "),
+        };
+        let style = if stands {
+            Style::new().fg(theme::GOOD)
+        } else {
+            Style::new().fg(theme::BAD).add_modifier(Modifier::BOLD)
+        };
+        spans.push(Span::styled(text, style));
+    } else {
+        spans.push(Span::raw(" "));
+    }
+    Line::from(spans)
 }
 
 /// Below this width a table drops its prose column and abbreviates (chosen, not cut).

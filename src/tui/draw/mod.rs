@@ -160,7 +160,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
         } else {
             ""
         },
-        i.zk
+        match snap.zk_servers.len() {
+            n if n > 1 => format!("ensemble of {n}"),
+            _ => i.zk.clone(),
+        }
     );
     // A replay and the faults in force take the bar first: nobody should mistake the past for
     // the present, or miss that the network is cut.
@@ -436,6 +439,49 @@ mod tests {
         assert!(find(&buf, "Brokers").is_none());
         let buf = render(&App::new(), &healthy(), 80, 20);
         assert!(find(&buf, "Brokers").is_some(), "80x20 is enough");
+    }
+
+    #[test]
+    fn each_zookeeper_server_and_the_quorum_show_under_the_brokers() {
+        use crate::lab::snapshot::ZkMode::*;
+        let mut snap = healthy();
+        let buf = render(&App::new(), &snap, 160, 40);
+        assert!(
+            find(&buf, "zk:1").is_none(),
+            "an external ZooKeeper shows no servers"
+        );
+        snap.zk_servers = vec![Follower, Leader, Down];
+        let buf = render(&App::new(), &snap, 160, 40);
+        assert!(
+            text(&buf)[0].contains("ZooKeeper ensemble of 3"),
+            "{}",
+            text(&buf)[0]
+        );
+        let (x, y) = find(
+            &buf,
+            "ZooKeeper zk:1 follower · zk:2 leader · zk:3 down · quorum ✓ (2 of 3 serve)",
+        )
+        .expect("the ensemble line");
+        let (_, brokers_y) = find(&buf, "Brokers").expect("brokers panel");
+        assert!(
+            y > brokers_y && x < 10,
+            "on the brokers panel's bottom border"
+        );
+        snap.zk_servers = vec![NotServing, Down, Down];
+        let buf = render(&App::new(), &snap, 160, 40);
+        assert!(
+            find(&buf, "NO QUORUM: 0 of 3 serve, 2 needed").is_some(),
+            "{}",
+            text(&buf).join("\n")
+        );
+        // 80 columns: abbreviated, still whole.
+        snap.zk_servers = vec![Leader, Follower, Down, Follower, Follower];
+        let buf = render(&App::new(), &snap, 80, 24);
+        assert!(
+            find(&buf, "ZK 1L 2F 3✗ 4F 5F quorum ✓").is_some(),
+            "{}",
+            text(&buf).join("\n")
+        );
     }
 
     #[test]
