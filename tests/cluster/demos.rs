@@ -5,7 +5,7 @@ use crate::procs::BIN;
 use simplekv::lab::{LabConfig, Scenario};
 use std::path::{Path, PathBuf};
 
-const DEMOS: [&str; 15] = [
+const DEMOS: [&str; 18] = [
     "seed-transcript.yaml",
     "leader-failover.yaml",
     "isr-shrink-expand.yaml",
@@ -21,6 +21,9 @@ const DEMOS: [&str; 15] = [
     "power-loss-fsync-never.yaml",
     "power-loss-fsync-always.yaml",
     "preferred-leader.yaml",
+    "zookeeper-follower-dies.yaml",
+    "zookeeper-leader-dies.yaml",
+    "zookeeper-quorum-lost.yaml",
 ];
 
 fn demo(file: &str) -> PathBuf {
@@ -117,6 +120,18 @@ demo_test!(demo_eligible_leaders_keep_the_data, "eligible-leaders.yaml");
 demo_test!(
     demo_rebalance_hands_leadership_back_under_load,
     "preferred-leader.yaml"
+);
+demo_test!(
+    demo_a_zookeeper_follower_dies_and_nothing_notices,
+    "zookeeper-follower-dies.yaml"
+);
+demo_test!(
+    demo_the_brokers_ride_through_a_zookeeper_election,
+    "zookeeper-leader-dies.yaml"
+);
+demo_test!(
+    demo_a_lost_zookeeper_quorum_stops_metadata_and_loses_nothing,
+    "zookeeper-quorum-lost.yaml"
 );
 
 #[test]

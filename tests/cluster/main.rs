@@ -7,6 +7,7 @@ mod cli_input;
 mod console;
 mod coord;
 mod demos;
+mod ensemble;
 mod failover;
 mod horizon;
 mod isr;

@@ -207,17 +207,20 @@ pub async fn wait_caught_up(c: &Cluster, p: u32) {
     .await;
 }
 
-/// Plays `scenario` headless on the test ZooKeeper (chroot named `name`), in `dir`, recording
-/// to `dir/run.jsonl` when `record`; returns the transcript. Panics unless every step passed.
+/// Plays `scenario` headless on the test ZooKeeper (chroot named `name`) — or on a private
+/// ensemble of its own when the scenario asks for one (`zk_servers`) — in `dir`, recording to
+/// `dir/run.jsonl` when `record`; returns the transcript. Panics unless every step passed.
 pub async fn play_scenario(
     name: &str,
     scenario: &simplekv::lab::Scenario,
     dir: &std::path::Path,
     record: bool,
 ) -> String {
+    let ensemble = scenario.cluster.zk_servers.is_some_and(|n| n > 1);
+    let zk = (!ensemble).then(|| simplekv::testkit::zk_connect(name));
     let cluster = simplekv::lab::LabConfig::default()
         .overlay(&scenario.cluster)
-        .cluster_options(dir.to_path_buf(), Some(simplekv::testkit::zk_connect(name)))
+        .cluster_options(dir.to_path_buf(), zk)
         .expect("options");
     let mut out = Vec::new();
     let summary = simplekv::lab::play(
