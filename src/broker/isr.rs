@@ -1,11 +1,12 @@
 //! The ISR task of one replica: when the replica (as leader) wants its ISR changed, write the
 //! change to ZooKeeper by compare-and-set on the state znode, and apply it only once accepted.
 //! While the write is out, the proposed members already count in the high watermark (maximal
-//! ISR); when its outcome is unknown (a timeout), the task reads the znode back to learn it —
-//! ZooKeeper answers one session's requests in order, so that read settles the write.
+//! ISR); when its outcome is unknown (a timeout, a lost connection), the task sends the same
+//! compare-and-set again to learn it (a read alone could come from a server behind the one the
+//! write went to).
 
 use super::Inner;
-use crate::coord::{Coord, CoordError, PartitionState};
+use crate::coord::{CasOutcome, Coord, CoordError, PartitionState};
 use crate::replica::{IsrProposal, Membership, Replica};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,10 +91,11 @@ async fn write(inner: &Inner, coord: &Coord, proposal: &IsrProposal) -> Outcome 
     outcome
 }
 
-/// Learns whether a write of `state` whose answer was lost took effect: read the znode until
-/// ZooKeeper answers (or the session or broker ends). ZooKeeper answers a session's requests in
-/// order, so the read comes after the write. Meanwhile the proposal stays pending, so the HW
-/// keeps counting its members.
+/// Learns how a write of `state` whose answer was lost ended, by sending it again until
+/// ZooKeeper answers (or the session or broker ends): see [`Coord::settle_state_cas`]. A plain
+/// read would not do: after the lost answer the session may have moved to a server that has not
+/// applied the write yet, and the read would call it superseded while it commits. Meanwhile the
+/// proposal stays pending, so the HW keeps counting its members.
 async fn settle(
     inner: &Inner,
     coord: &Coord,
@@ -101,14 +103,13 @@ async fn settle(
     state: &PartitionState,
 ) -> Outcome {
     loop {
-        match coord.partition_state(proposal.partition).await {
-            Ok(Some((now, version)))
-                if version == proposal.expected_version + 1 && now == *state =>
-            {
-                return Outcome::Taken(version);
-            }
-            Ok(Some((now, version))) => return Outcome::Superseded(now, version),
-            Ok(None) | Err(CoordError::SessionExpired) => return Outcome::Refused,
+        match coord
+            .settle_state_cas(proposal.partition, state, proposal.expected_version)
+            .await
+        {
+            Ok(CasOutcome::Taken(version)) => return Outcome::Taken(version),
+            Ok(CasOutcome::Superseded(now, version)) => return Outcome::Superseded(now, version),
+            Ok(CasOutcome::Gone) | Err(CoordError::SessionExpired) => return Outcome::Refused,
             Err(_) if inner.shutdown.is_cancelled() => return Outcome::Refused,
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }

@@ -15,5 +15,5 @@ pub use ensemble::Ensemble;
 pub use follow::{follow_brokers, follow_controller, follow_partition_state};
 pub use layout::{BrokerInfo, ClusterSpec, ControllerInfo, PartitionState, partition_of};
 pub use server::{ServerError, ServerOptions, ZkMode, ZkServer};
-pub use zk::{ControllerLease, Coord, CoordError, split_connect};
+pub use zk::{CasOutcome, ControllerLease, Coord, CoordError, split_connect};
 pub use zookeeper_client::{OneshotWatcher, SessionInfo, SessionState};

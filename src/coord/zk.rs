@@ -126,6 +126,18 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// How a compare-and-set of a partition state whose answer was lost ended
+/// ([`Coord::settle_state_cas`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// It is in ZooKeeper at this version (the first send or the resend took effect).
+    Taken(i32),
+    /// Another state is: it changed under the write.
+    Superseded(PartitionState, i32),
+    /// The state znode is gone.
+    Gone,
+}
+
 /// Splits `host:port[,host:port...][/chroot]` into servers and chroot.
 pub fn split_connect(connect: &str) -> (&str, &str) {
     match connect.find('/') {
@@ -137,8 +149,8 @@ pub fn split_connect(connect: &str) -> (&str, &str) {
 impl Coord {
     /// Opens a session to `connect` (`host:port[,...][/chroot]`), creating the chroot if needed.
     /// Fails at once when a single server refuses; an ensemble is tried again for up to
-    /// `session_timeout` (it may be electing a leader). Fails after `2 × session_timeout` when no
-    /// session forms.
+    /// `session_timeout` (it may be electing a leader). Fails when no session forms within about
+    /// `2 × session_timeout` of the last try.
     pub async fn connect(connect: &str, session_timeout: Duration) -> Result<Self> {
         let unreachable = |why: String| CoordError::Unreachable {
             addr: connect.to_string(),
@@ -324,11 +336,11 @@ impl Coord {
         }
     }
 
-    /// A cheap round trip that proves the session alive when it answers (the leader lease).
+    /// A cheap round trip that proves the session alive when it answers (the leader lease). A
+    /// `sync`, not a read: in an ensemble a follower answers reads by itself, even one cut off
+    /// from the leader that expires sessions, while a `sync` completes only through the leader.
     pub async fn ping(&self) -> Result<()> {
-        self.op(BROKER_IDS, self.client.check_stat(BROKER_IDS))
-            .await
-            .map(|_| ())
+        self.op(BROKER_IDS, self.client.sync(BROKER_IDS)).await
     }
 
     /// Waits until `/brokers/ids/<id>` is gone, up to `timeout`; returns whether it is gone.
@@ -631,6 +643,31 @@ impl Coord {
             Ok(Err(zk::MultiWriteError::RequestFailed { source })) => {
                 Err(CoordError::from_zk(&path, source))
             }
+        }
+    }
+
+    /// Settles a [`Coord::write_state_cas`] whose answer was lost by sending it again. The
+    /// version check makes the resend safe: at most one of the two takes effect. A resend that
+    /// is refused was ordered after whatever changed the version, so the read that follows on
+    /// this session sees that change, even on another server than the lost write went to (a
+    /// plain read could come from a server that has not applied the first write yet).
+    pub async fn settle_state_cas(
+        &self,
+        p: u32,
+        state: &PartitionState,
+        expected_version: i32,
+    ) -> Result<CasOutcome> {
+        match self.write_state_cas(p, state, expected_version).await {
+            Ok(version) => Ok(CasOutcome::Taken(version)),
+            Err(CoordError::BadVersion(_)) => Ok(match self.partition_state(p).await? {
+                Some((now, version)) if version == expected_version + 1 && now == *state => {
+                    CasOutcome::Taken(version)
+                }
+                Some((now, version)) => CasOutcome::Superseded(now, version),
+                None => CasOutcome::Gone,
+            }),
+            Err(CoordError::NoNode(_)) => Ok(CasOutcome::Gone),
+            Err(e) => Err(e),
         }
     }
 

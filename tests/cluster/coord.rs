@@ -1,6 +1,6 @@
 //! The coordination layer against a real ZooKeeper.
 
-use simplekv::coord::{ClusterSpec, Coord, CoordError, PartitionState};
+use simplekv::coord::{CasOutcome, ClusterSpec, Coord, CoordError, PartitionState};
 use simplekv::testkit::zk_connect;
 use std::time::Duration;
 
@@ -159,7 +159,29 @@ async fn isr_compare_and_set_fails_on_a_stale_version() {
     assert!(matches!(err, CoordError::BadVersion(_)), "{err}");
     assert_eq!(
         c.partition_state(0).await.expect("read"),
-        Some((shrunk, v2))
+        Some((shrunk.clone(), v2))
+    );
+
+    // A write whose answer was lost is settled by sending it again: whether the first send took
+    // effect (the resend is refused, and the read after it sees the write) ...
+    assert_eq!(
+        c.settle_state_cas(0, &shrunk, v).await.expect("settle"),
+        CasOutcome::Taken(v2)
+    );
+    // ... or never reached ZooKeeper (the resend makes it).
+    let grown = PartitionState {
+        isr: vec![1, 2, 3],
+        ..shrunk.clone()
+    };
+    let v3 = match c.settle_state_cas(0, &grown, v2).await.expect("settle") {
+        CasOutcome::Taken(v3) => v3,
+        other => panic!("the resend takes effect: {other:?}"),
+    };
+    assert_eq!(v3, v2 + 1);
+    // Another state written meanwhile supersedes it.
+    assert_eq!(
+        c.settle_state_cas(0, &shrunk, v2).await.expect("settle"),
+        CasOutcome::Superseded(grown, v3)
     );
 }
 
