@@ -10,6 +10,8 @@ use super::server::{ServerError, ServerOptions, ZkMode, ZkServer, java_classpath
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The most servers an ensemble may have (ZooKeeper's usual sizes are 1, 3 and 5).
 pub const MAX_SERVERS: u32 = 7;
@@ -49,30 +51,86 @@ struct Member {
 #[derive(Debug)]
 pub struct Ensemble {
     members: Vec<Member>,
+    /// Each server's process; a lock is held only for a moment, never across a wait.
     servers: Vec<Mutex<Option<ZkServer>>>,
+    /// One kill or restore at a time (held across its wait; `stop` does not take it).
+    ops: Mutex<()>,
+    /// Stopped for good: a restore finishing late starts nothing.
+    stopped: AtomicBool,
     options: ServerOptions,
     classpath: String,
 }
 
-/// `count` distinct free loopback ports (all bound at once, then released).
+/// The first port of the kernel's range for outgoing connections and `bind(0)`: ports below it
+/// are never handed out by the kernel, so one chosen there stays free for the server that owns
+/// it while that server is down (a follower's quorum port is not even bound while it follows).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// `count` distinct loopback ports that are free now, below the kernel's ephemeral range (from
+/// a random start, so two labs rarely probe the same ones).
 fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    let high = ephemeral_low().max(12_000);
+    let low = high.saturating_sub(10_000).max(1024);
+    let span = u64::from(high - low);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 20);
+    let mut ports = Vec::new();
+    let mut held = Vec::new();
+    for i in 0..span {
+        if ports.len() == count {
+            return Ok(ports);
+        }
+        let port = low + ((seed.wrapping_add(i * 7919)) % span) as u16;
+        if ports.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            ports.push(port);
+            held.push(l);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("fewer than {count} free ports between {low} and {high}"),
+    ))
+}
+
+/// Refuses a data directory whose ZooKeeper was laid out for another number of servers: a
+/// standalone server keeps its data in `dir/data`, an ensemble in `dir/server-N/data`; starting
+/// the other kind would start an empty ZooKeeper over brokers that remember a cluster.
+fn check_layout(dir: &Path, servers: u32) -> Result<(), String> {
+    let standalone = dir.join("data").exists();
+    let members = (1..=MAX_SERVERS)
+        .filter(|n| dir.join(format!("server-{n}")).exists())
+        .count() as u32;
+    let was = match (standalone, members) {
+        (false, 0) => return Ok(()),
+        (true, _) => 1,
+        (false, n) => n,
+    };
+    if was == servers {
+        return Ok(());
+    }
+    Err(format!(
+        "{} holds the ZooKeeper of {was} server(s), not {servers}: start with --zk-servers {was} \
+         (zk_servers: {was}), or use a fresh --data-dir",
+        dir.display()
+    ))
 }
 
 impl Ensemble {
     /// Starts `servers` servers under `dir` (one standalone, or `server-N/` each) and waits until
     /// every one serves.
     pub fn start(dir: &Path, servers: u32, options: &ServerOptions) -> Result<Self, ServerError> {
-        check_size(servers).map_err(|e| ServerError::Io {
-            what: e,
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        })?;
+        check_size(servers).map_err(ServerError::Refused)?;
+        check_layout(dir, servers).map_err(ServerError::Refused)?;
         let classpath = java_classpath()?;
         let n = servers as usize;
         let ports = free_ports(3 * n).map_err(|source| ServerError::Io {
@@ -109,6 +167,8 @@ impl Ensemble {
             .collect();
         let ensemble = Self {
             servers: members.iter().map(|_| Mutex::new(None)).collect(),
+            ops: Mutex::new(()),
+            stopped: AtomicBool::new(false),
             members,
             options: options.clone(),
             classpath,
@@ -134,6 +194,9 @@ impl Ensemble {
     }
 
     fn launch(&self, m: &Member) -> Result<(), ServerError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(ServerError::Refused("the ensemble is stopping".into()));
+        }
         if self.members.len() > 1 {
             let data = m.dir.join("data");
             std::fs::create_dir_all(&data).map_err(|source| ServerError::Io {
@@ -154,7 +217,14 @@ impl Ensemble {
             self.options.remove_dir_on_exit,
             &self.classpath,
         )?;
-        *self.slot(m.id).lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
+        let mut slot = self.slot(m.id).lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(server);
+        if self.stopped.load(Ordering::SeqCst) {
+            // `stop` ran while this one started: it must not outlive the ensemble.
+            if let Some(mut late) = slot.take() {
+                late.crash();
+            }
+        }
         Ok(())
     }
 
@@ -214,6 +284,7 @@ impl Ensemble {
     /// Crashes server `id` (SIGKILL: no clean shutdown); its data directory stays.
     pub fn kill(&self, id: u32) -> Result<(), String> {
         self.member(id)?;
+        let _one = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let taken = self
             .slot(id)
             .lock()
@@ -237,6 +308,7 @@ impl Ensemble {
     /// servers are up for a quorum; otherwise returns once it runs.
     pub fn restore(&self, id: u32) -> Result<(), String> {
         let m = self.member(id)?.clone();
+        let _one = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         if self.is_up(id) {
             return Err(format!("ZooKeeper server zk:{id} is already up"));
         }
@@ -245,23 +317,44 @@ impl Ensemble {
         if self.up_count() < quorum_of(self.size()) {
             return Ok(());
         }
-        let mut guard = self.slot(id).lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
-            Some(server) => server
-                .wait_until(self.options.start_timeout, ZkMode::serves)
-                .map_err(|e| format!("zk:{id} was restarted but did not join: {e}")),
-            None => Err(format!("zk:{id} was killed while it restarted")),
+        // Asked without the server's lock held, so `stop` and the console never wait on it.
+        let addr = SocketAddr::from(([127, 0, 0, 1], m.client));
+        let deadline = Instant::now() + self.options.start_timeout;
+        loop {
+            if super::server::mode_of(addr).serves() {
+                return Ok(());
+            }
+            let mut slot = self.slot(id).lock().unwrap_or_else(|p| p.into_inner());
+            let Some(server) = slot.as_mut() else {
+                return Err(format!("zk:{id} was stopped while it restarted"));
+            };
+            if server.has_exited() || Instant::now() > deadline {
+                let why = server.log_error();
+                server.crash();
+                *slot = None;
+                return Err(format!(
+                    "zk:{id} was restarted but did not join its ensemble within {:?}; its log says: {why}",
+                    self.options.start_timeout
+                ));
+            }
+            drop(slot);
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// Stops every server (cleanly, SIGTERM first) and waits for each.
+    /// Stops every server (cleanly, SIGTERM first), all at once, and waits for each.
     pub fn stop(&self) {
-        for slot in &self.servers {
-            let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(mut server) = taken {
-                server.stop();
+        self.stopped.store(true, Ordering::SeqCst);
+        let taken: Vec<ZkServer> = self
+            .servers
+            .iter()
+            .filter_map(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+            .collect();
+        std::thread::scope(|s| {
+            for mut server in taken {
+                s.spawn(move || server.stop());
             }
-        }
+        });
     }
 }
 
@@ -304,9 +397,36 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_distinct() {
-        let ports = free_ports(9).expect("ports");
+    fn ports_are_distinct_and_never_ones_the_kernel_hands_out() {
+        let ports = free_ports(15).expect("ports");
         let unique: std::collections::BTreeSet<_> = ports.iter().collect();
-        assert_eq!(unique.len(), 9);
+        assert_eq!(unique.len(), 15);
+        assert!(
+            ports.iter().all(|&p| p < ephemeral_low() && p >= 1024),
+            "{ports:?}"
+        );
+    }
+
+    #[test]
+    fn a_data_directory_keeps_its_number_of_servers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(
+            check_layout(dir.path(), 3).is_ok(),
+            "a fresh directory takes any"
+        );
+        std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+        assert!(check_layout(dir.path(), 1).is_ok());
+        let e = check_layout(dir.path(), 3).expect_err("standalone data");
+        assert!(
+            e.contains("of 1 server(s), not 3: start with --zk-servers 1"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in 1..=3 {
+            std::fs::create_dir_all(dir.path().join(format!("server-{n}"))).expect("mkdir");
+        }
+        assert!(check_layout(dir.path(), 3).is_ok());
+        assert!(check_layout(dir.path(), 5).is_err());
+        assert!(check_layout(dir.path(), 1).is_err());
     }
 }

@@ -29,6 +29,9 @@ pub enum ServerError {
     /// The server started but never answered.
     #[error("ZooKeeper did not start within {0:?}; its log ({1}) says: {2}")]
     NotReady(Duration, String, String),
+    /// Settings or a data directory that do not fit.
+    #[error("{0}")]
+    Refused(String),
     /// A file or process operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -197,8 +200,9 @@ pub fn mode_of(addr: SocketAddr) -> ZkMode {
     }
 }
 
-/// The mode of the server at `addr`, without blocking a thread (at most `timeout`).
-pub async fn mode_of_async(addr: SocketAddr, timeout: Duration) -> ZkMode {
+/// The mode of the server at `addr`, without blocking a thread; `None` when it took longer than
+/// `timeout` to answer (a busy machine, not a verdict).
+pub async fn mode_of_async(addr: SocketAddr, timeout: Duration) -> Option<ZkMode> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let ask = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
@@ -208,10 +212,9 @@ pub async fn mode_of_async(addr: SocketAddr, timeout: Duration) -> ZkMode {
         Ok::<_, std::io::Error>(out)
     };
     match tokio::time::timeout(timeout, ask).await {
-        Ok(Ok(answer)) => ZkMode::parse(&answer),
-        // Accepted but no answer: the JVM is there and not serving (or frozen).
-        Err(_) => ZkMode::NotServing,
-        Ok(Err(_)) => ZkMode::Down,
+        Ok(Ok(answer)) => Some(ZkMode::parse(&answer)),
+        Ok(Err(_)) => Some(ZkMode::Down),
+        Err(_) => None,
     }
 }
 

@@ -275,6 +275,25 @@ async fn run_stops_its_ensemble_on_failure_and_refuses_an_even_one() {
         "still running: {:?}",
         processes_under(&data)
     );
+    // Its data directory remembers an ensemble of three: a standalone server is refused there.
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&[])
+    })
+    .await
+    .expect("task");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("start with --zk-servers 3"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.trim_end().ends_with("or use a fresh --data-dir"),
+        "{err}"
+    );
+    assert!(
+        processes_under(&data).is_empty(),
+        "still running: {:?}",
+        processes_under(&data)
+    );
     let (code, out, err) = tokio::task::spawn_blocking(move || run(&["--zk-servers", "2"]))
         .await
         .expect("task");
@@ -353,14 +372,14 @@ async fn the_shipped_ensemble3_runs_three_nodes_through_the_loss_of_its_leader()
     let modes =
         || async {
             futures_util::future::join_all((1..=3).map(|n| {
-                simplekv::coord::server::mode_of_async(addr(n), Duration::from_millis(500))
+                simplekv::coord::server::mode_of_async(addr(n), Duration::from_millis(1000))
             }))
             .await
         };
     crate::support::wait_for(
         "the shipped ensemble to serve",
         Duration::from_secs(60),
-        || async { modes().await.iter().all(|m| m.serves()) },
+        || async { modes().await.iter().all(|m| m.is_some_and(ZkMode::serves)) },
     )
     .await;
     for n in 1..=3 {
@@ -405,7 +424,7 @@ async fn the_shipped_ensemble3_runs_three_nodes_through_the_loss_of_its_leader()
     let leader = modes()
         .await
         .iter()
-        .position(|&m| m == ZkMode::Leader)
+        .position(|&m| m == Some(ZkMode::Leader))
         .expect("a ZooKeeper leader");
     servers.0[leader].kill().expect("SIGKILL");
     let _ = servers.0[leader].wait();

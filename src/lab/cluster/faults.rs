@@ -131,7 +131,7 @@ impl Cluster {
 }
 
 /// How long the console waits for one ZooKeeper server's `srvr` answer.
-const SRVR_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(400);
+const SRVR_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
 
 impl Cluster {
     /// How many private ZooKeeper servers the lab runs (0: it uses an external ZooKeeper).
@@ -139,8 +139,19 @@ impl Cluster {
         self.ensemble.as_ref().map_or(0, |e| e.size())
     }
 
-    /// Each private ZooKeeper server's mode, in id order (empty with an external ZooKeeper).
+    /// Each private ZooKeeper server's mode, in id order (empty with an external ZooKeeper);
+    /// one too slow to answer counts as not serving.
     pub async fn zk_modes(&self) -> Vec<ZkMode> {
+        self.zk_answers()
+            .await
+            .into_iter()
+            .map(|m| m.unwrap_or(ZkMode::NotServing))
+            .collect()
+    }
+
+    /// Each private ZooKeeper server's answer to `srvr`, in id order: `None` for one too slow
+    /// to answer.
+    pub async fn zk_answers(&self) -> Vec<Option<ZkMode>> {
         let Some(ensemble) = &self.ensemble else {
             return Vec::new();
         };
@@ -149,6 +160,11 @@ impl Cluster {
             .into_iter()
             .map(|a| crate::coord::server::mode_of_async(a, SRVR_TIMEOUT));
         futures_util::future::join_all(asks).await
+    }
+
+    /// Whether private ZooKeeper server `n`'s process runs.
+    pub fn zk_server_up(&self, n: u32) -> bool {
+        self.ensemble.as_ref().is_some_and(|e| e.is_up(n))
     }
 
     fn ensemble(&self) -> Result<std::sync::Arc<crate::coord::Ensemble>, ClusterError> {
@@ -173,11 +189,11 @@ impl Cluster {
         let quorum = crate::coord::ensemble::quorum_of(size);
         let what = if up >= quorum {
             format!(
-                "{up} of {size} servers up, a quorum of {quorum} stands: its sessions move to another server"
+                "{up} of {size} servers still run, enough for a quorum of {quorum}: its clients' sessions move to another server"
             )
         } else {
             format!(
-                "{up} of {size} servers up, fewer than a quorum of {quorum}: ZooKeeper stops \
+                "{up} of {size} servers still run, fewer than a quorum of {quorum}: ZooKeeper stops \
                  serving; leaders serve on only while their leases last, and nothing that needs \
                  ZooKeeper (an election, an ISR change, a registration) can happen until it returns"
             )

@@ -156,6 +156,9 @@ impl Lab {
         }
         self.poll_zookeeper().await;
         self.publish();
+        if killed.is_empty() {
+            return Err("every ZooKeeper server named was already down".into());
+        }
         Ok(format!("OK: killed {}", killed.join(", ")))
     }
 
@@ -175,6 +178,9 @@ impl Lab {
         }
         self.poll_zookeeper().await;
         self.publish();
+        if restored.is_empty() {
+            return Err("every ZooKeeper server named was already up".into());
+        }
         Ok(format!("OK: restored {}", restored.join(", ")))
     }
 }

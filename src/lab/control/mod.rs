@@ -608,11 +608,21 @@ impl Lab {
     /// (`zk_watch::changes`).
     pub(super) async fn poll_zookeeper(&self) {
         let _one = self.zk_poll.lock().await;
-        let modes = self.cluster.zk_modes().await;
-        let before = std::mem::replace(
-            &mut *self.zk_modes.lock().unwrap_or_else(|p| p.into_inner()),
-            modes.clone(),
-        );
+        let answers = self.cluster.zk_answers().await;
+        let (before, modes) = {
+            let mut kept = self.zk_modes.lock().unwrap_or_else(|p| p.into_inner());
+            // A server too slow to answer keeps the mode it last told (a busy machine is not
+            // an election).
+            let modes: Vec<crate::coord::ZkMode> = answers
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    a.or(kept.get(i).copied())
+                        .unwrap_or(crate::coord::ZkMode::NotServing)
+                })
+                .collect();
+            (std::mem::replace(&mut *kept, modes.clone()), modes)
+        };
         for line in super::zk_watch::changes(&before, &modes) {
             self.cluster.events().emit(EventKind::Zk, None, line);
         }
