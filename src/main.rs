@@ -137,7 +137,8 @@ struct SoakArgs {
     /// Seed of round 0 (round r uses seed + r); random when not given.
     #[arg(long)]
     seed: Option<u64>,
-    /// Fault kinds, one per round in turn: kill, pause, partition, power-loss, wipe, slow, all.
+    /// Fault kinds, one per round in turn: kill, pause, partition, power-loss, wipe, slow, zk
+    /// (crash ZooKeeper servers of a private ensemble), all.
     #[arg(long, default_value = "kill,pause,partition,power-loss,wipe", value_parser = simplekv::command::fault_kinds)]
     faults: std::vec::Vec<simplekv::command::FaultKind>,
     /// always | interval | never
@@ -174,6 +175,10 @@ struct SoakArgs {
     /// Use this ZooKeeper (host:port[/chroot]) instead of a private one.
     #[arg(long)]
     zk: Option<String>,
+    /// Run every round on a private ZooKeeper ensemble of this many servers (rounds of the zk
+    /// fault always get one, of three servers unless this says otherwise).
+    #[arg(long)]
+    zk_servers: Option<u32>,
     /// Where the histories of failing rounds are saved.
     #[arg(long, default_value = ".")]
     save_dir: PathBuf,
@@ -197,6 +202,7 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
             fsync: Some(a.fsync),
             session_timeout_ms: Some(a.session_timeout.as_millis() as u64),
             replica_lag_time_max_ms: Some(a.session_timeout.as_millis() as u64),
+            zk_servers: a.zk_servers,
             ..LabConfig::default()
         },
         acks: a.acks,
@@ -251,7 +257,7 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
         }
         if r.failed() {
             say(format!(
-                "    reproduce: simplekv-lab soak --rounds 1 --seed {} --faults {} --fsync {} --acks {} --duration {}ms --every {}ms --session-timeout {}ms --nodes {} --partitions {} --clients {} --keys {} --reads {}{}",
+                "    reproduce: simplekv-lab soak --rounds 1 --seed {} --faults {} --fsync {} --acks {} --duration {}ms --every {}ms --session-timeout {}ms --nodes {} --partitions {} --clients {} --keys {} --reads {}{}{}",
                 r.seed,
                 r.kind.name(),
                 a.fsync,
@@ -264,6 +270,8 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
                 a.clients,
                 a.keys,
                 a.reads,
+                a.zk_servers
+                    .map_or(String::new(), |n| format!(" --zk-servers {n}")),
                 r.history
                     .as_ref()
                     .map_or(String::new(), |h| format!("  (history: {})", h.display()))

@@ -51,17 +51,20 @@ pub enum FaultKind {
     Wipe,
     /// Slow a broker's links, heal later.
     Slow,
+    /// Crash a server of the lab's private ZooKeeper, restore it later.
+    Zk,
 }
 
 impl FaultKind {
     /// Every kind, in the order tables list them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Kill,
         Self::Pause,
         Self::Partition,
         Self::PowerLoss,
         Self::Wipe,
         Self::Slow,
+        Self::Zk,
     ];
 
     /// The name commands use.
@@ -73,6 +76,7 @@ impl FaultKind {
             Self::PowerLoss => "power-loss",
             Self::Wipe => "wipe",
             Self::Slow => "slow",
+            Self::Zk => "zk",
         }
     }
 }

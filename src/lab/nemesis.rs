@@ -30,6 +30,8 @@ pub enum Step {
     Wipe(u32),
     /// Delay the broker's links; heal: heal.
     Slow(u32, Duration, Duration),
+    /// Crash a server of the private ZooKeeper; heal: restore it.
+    KillZk(u32),
 }
 
 impl Step {
@@ -42,6 +44,7 @@ impl Step {
             Self::PowerLoss(_) => FaultKind::PowerLoss,
             Self::Wipe(_) => FaultKind::Wipe,
             Self::Slow(..) => FaultKind::Slow,
+            Self::KillZk(_) => FaultKind::Zk,
         }
     }
 
@@ -53,6 +56,7 @@ impl Step {
             Self::PowerLoss(b) => format!("power-loss {b}"),
             Self::Wipe(b) => format!("kill {b}; wipe {b}"),
             Self::Slow(b, d, j) => format!("slow {b} {} jitter {}", d.as_millis(), j.as_millis()),
+            Self::KillZk(n) => format!("kill zk:{n}"),
             Self::Partition(groups) => format!(
                 "partition {}",
                 groups
@@ -70,29 +74,53 @@ impl Step {
             Self::Kill(b) | Self::PowerLoss(b) | Self::Wipe(b) => format!("restore {b}"),
             Self::Pause(b) => format!("resume {b}"),
             Self::Partition(_) | Self::Slow(..) => "heal".into(),
+            Self::KillZk(n) => format!("restore zk:{n}"),
         }
     }
 }
 
-/// The next fault: a kind from `kinds`, aimed at a partition leader half of the time (`leaders`,
-/// where failures hurt most) and at any live broker otherwise. `None` when no broker is up.
-pub fn next_step(rng: &mut Rng, kinds: &[FaultKind], up: &[u32], leaders: &[u32]) -> Option<Step> {
+/// Who the nemesis may aim at now.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    /// Brokers up (and not paused).
+    pub up: Vec<u32>,
+    /// Brokers that lead a partition.
+    pub leaders: Vec<u32>,
+    /// Private ZooKeeper servers up.
+    pub zk_up: Vec<u32>,
+    /// The server leading the ZooKeeper ensemble.
+    pub zk_leader: Option<u32>,
+}
+
+/// The next fault: a kind from `kinds`, aimed at a leader half of the time (a partition's
+/// leader, or the ZooKeeper ensemble's, where failures hurt most) and at any live broker (or
+/// server) otherwise. `None` when there is nobody to aim at.
+pub fn next_step(rng: &mut Rng, kinds: &[FaultKind], t: &Targets) -> Option<Step> {
     let kind = rng.pick(kinds)?;
-    let target = match rng.below(2) {
-        0 if !leaders.is_empty() => rng.pick(leaders)?,
-        _ => rng.pick(up)?,
+    let aim_at_leader = rng.below(2) == 0;
+    let broker = |rng: &mut Rng| {
+        if aim_at_leader && !t.leaders.is_empty() {
+            rng.pick(&t.leaders)
+        } else {
+            rng.pick(&t.up)
+        }
     };
     Some(match kind {
-        FaultKind::Kill => Step::Kill(target),
-        FaultKind::Pause => Step::Pause(target),
-        FaultKind::PowerLoss => Step::PowerLoss(target),
-        FaultKind::Wipe => Step::Wipe(target),
+        FaultKind::Kill => Step::Kill(broker(rng)?),
+        FaultKind::Pause => Step::Pause(broker(rng)?),
+        FaultKind::PowerLoss => Step::PowerLoss(broker(rng)?),
+        FaultKind::Wipe => Step::Wipe(broker(rng)?),
         FaultKind::Slow => Step::Slow(
-            target,
+            broker(rng)?,
             Duration::from_millis(50 + rng.below(250)),
             Duration::from_millis(rng.below(50)),
         ),
+        FaultKind::Zk => match t.zk_leader {
+            Some(l) if aim_at_leader => Step::KillZk(l),
+            _ => Step::KillZk(rng.pick(&t.zk_up)?),
+        },
         FaultKind::Partition => {
+            let (target, up) = (broker(rng)?, &t.up);
             // The target alone on one side, or with a random share of the others; ZooKeeper
             // and the clients on a random side each (clients may also stay connected to all).
             let mut minority = vec![Node::Broker(target)];
@@ -126,10 +154,16 @@ mod tests {
     #[test]
     fn a_seed_replays_the_same_faults_and_every_kind_is_drawn() {
         let kinds = FaultKind::ALL.to_vec();
+        let t = Targets {
+            up: vec![1, 2, 3],
+            leaders: vec![2],
+            zk_up: vec![1, 2, 3],
+            zk_leader: Some(3),
+        };
         let run = |seed| {
             let mut rng = Rng::new(seed);
-            (0..50)
-                .map(|_| next_step(&mut rng, &kinds, &[1, 2, 3], &[2]).expect("a step"))
+            (0..60)
+                .map(|_| next_step(&mut rng, &kinds, &t).expect("a step"))
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
@@ -143,8 +177,11 @@ mod tests {
     fn partitions_split_the_live_brokers_in_two_and_aim_at_the_target() {
         let mut rng = Rng::new(1);
         for _ in 0..200 {
-            let Some(Step::Partition(groups)) =
-                next_step(&mut rng, &[FaultKind::Partition], &[1, 2, 3], &[])
+            let t = Targets {
+                up: vec![1, 2, 3],
+                ..Targets::default()
+            };
+            let Some(Step::Partition(groups)) = next_step(&mut rng, &[FaultKind::Partition], &t)
             else {
                 panic!("a partition");
             };
@@ -160,6 +197,41 @@ mod tests {
                 1
             );
         }
-        assert_eq!(next_step(&mut rng, &[FaultKind::Kill], &[], &[]), None);
+        assert_eq!(
+            next_step(&mut rng, &[FaultKind::Kill], &Targets::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn zookeeper_faults_aim_at_its_leader_half_of_the_time_and_need_a_server() {
+        let mut rng = Rng::new(5);
+        let t = Targets {
+            zk_up: vec![1, 2, 3],
+            zk_leader: Some(2),
+            ..Targets::default()
+        };
+        let steps: Vec<Step> = (0..200)
+            .map(|_| next_step(&mut rng, &[FaultKind::Zk], &t).expect("a step"))
+            .collect();
+        let at_leader = steps.iter().filter(|s| **s == Step::KillZk(2)).count();
+        assert!((100..190).contains(&at_leader), "{at_leader} of 200");
+        assert!(steps.contains(&Step::KillZk(1)) && steps.contains(&Step::KillZk(3)));
+        assert_eq!(
+            steps[0].command(),
+            format!(
+                "kill zk:{}",
+                match steps[0] {
+                    Step::KillZk(n) => n,
+                    _ => 0,
+                }
+            )
+        );
+        assert_eq!(Step::KillZk(3).heal_command(), "restore zk:3");
+        assert_eq!(
+            next_step(&mut rng, &[FaultKind::Zk], &Targets::default()),
+            None,
+            "no private ZooKeeper, no ZooKeeper fault"
+        );
     }
 }

@@ -150,8 +150,10 @@ pub async fn run(
     }
     std::fs::create_dir_all(&opts.work_dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.work_dir.display()))?;
+    let needs_shared = opts.kinds.iter().any(|&k| !private_zookeeper(opts, k));
     let (mut server, connect) = match &opts.zk {
         Some(c) => (None, c.clone()),
+        None if !needs_shared => (None, String::new()),
         None => {
             let dir = opts.work_dir.join("zookeeper");
             let so = ServerOptions {
@@ -188,6 +190,13 @@ pub async fn run(
     Ok(report)
 }
 
+/// Whether a round runs on a ZooKeeper of its own rather than the soak's shared one: a round
+/// of ZooKeeper faults needs servers its lab controls, and `zk_servers` above one asks for an
+/// ensemble in every round.
+fn private_zookeeper(opts: &SoakOptions, kind: FaultKind) -> bool {
+    kind == FaultKind::Zk || opts.config.zk_servers.is_some_and(|n| n > 1)
+}
+
 async fn run_round(
     opts: &SoakOptions,
     connect: &str,
@@ -196,11 +205,20 @@ async fn run_round(
 ) -> Result<RoundResult, String> {
     let seed = opts.seed.wrapping_add(u64::from(round));
     let kind = opts.kinds[round as usize % opts.kinds.len()];
-    let (servers, chroot) = split_connect(connect);
-    let zk = format!("{servers}{chroot}/soak-{seed}-{round}");
     let dir = opts.work_dir.join(format!("round-{round}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let cluster = opts.config.cluster_options(dir.clone(), Some(zk))?;
+    let cluster = if private_zookeeper(opts, kind) {
+        // Its own ensemble, which the nemesis may crash servers of (three unless told).
+        let config = LabConfig {
+            zk_servers: Some(opts.config.zk_servers.unwrap_or(3)),
+            ..opts.config.clone()
+        };
+        config.cluster_options(dir.clone(), None)?
+    } else {
+        let (servers, chroot) = split_connect(connect);
+        let zk = format!("{servers}{chroot}/soak-{seed}-{round}");
+        opts.config.cluster_options(dir.clone(), Some(zk))?
+    };
     progress(round, "starting a fresh lab");
     let lab = Lab::start(LabOptions {
         cluster,

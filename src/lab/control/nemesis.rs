@@ -3,8 +3,9 @@
 
 use super::Lab;
 use crate::command::{FaultKind, NemesisSpec};
+use crate::coord::ZkMode;
 use crate::events::EventKind;
-use crate::lab::nemesis::{Rng, Step, fresh_seed, next_step};
+use crate::lab::nemesis::{Rng, Step, Targets, fresh_seed, next_step};
 use crate::lab::network::Node;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ enum Undo {
     Cuts(std::collections::BTreeSet<(Node, Node)>),
     /// Put the party's slowness back as it was.
     Slow(Node, Option<(std::time::Duration, std::time::Duration)>),
+    /// Restore the ZooKeeper server (if down).
+    RestoreZk(u32),
 }
 
 /// Share of each period a fault stays in force before it is healed (the rest lets the cluster
@@ -41,11 +44,24 @@ impl Lab {
         if slot.as_ref().is_some_and(|n| !n.task.is_finished()) {
             return Err("a nemesis is already running; 'nemesis stop' first".into());
         }
+        // ZooKeeper faults need the lab's own servers: `all` leaves them out on an external
+        // ZooKeeper, and asking for them alone there is an error.
+        let mut kinds = spec.kinds.clone();
+        if self.cluster.zk_server_count() == 0 && kinds.contains(&FaultKind::Zk) {
+            kinds.retain(|&k| k != FaultKind::Zk);
+            if kinds.is_empty() {
+                return Err(
+                    "the zk fault crashes the lab's own ZooKeeper servers, and this lab uses an external one (--zk)"
+                        .into(),
+                );
+            }
+        }
         let seed = spec.seed.unwrap_or_else(fresh_seed);
         let stop = CancellationToken::new();
         let weak = Arc::downgrade(self);
         let token = stop.clone();
-        let kinds = spec.kinds.clone();
+        let shown: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        let shown = shown.join(",");
         let (every, duration) = (spec.every, spec.duration);
         let task = tokio::spawn(async move {
             let mut rng = Rng::new(seed);
@@ -65,7 +81,23 @@ impl Lab {
                     .filter_map(|(l, _)| *l)
                     .filter(|l| up.contains(l))
                     .collect();
-                let step = next_step(&mut rng, &kinds, &up, &leaders);
+                let zk = lab
+                    .zk_modes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let targets = Targets {
+                    up,
+                    leaders,
+                    zk_up: (1..=zk.len() as u32)
+                        .filter(|&n| zk[n as usize - 1] != ZkMode::Down)
+                        .collect(),
+                    zk_leader: zk
+                        .iter()
+                        .position(|&m| m == ZkMode::Leader)
+                        .map(|i| i as u32 + 1),
+                };
+                let step = next_step(&mut rng, &kinds, &targets);
                 let mut undo = None;
                 if let Some(step) = &step {
                     lab.nemesis_event(
@@ -104,10 +136,8 @@ impl Lab {
             done
         });
         *slot = Some(NemesisRun { stop, task, seed });
-        let kinds: Vec<&str> = spec.kinds.iter().map(|k| k.name()).collect();
         Ok(format!(
-            "nemesis started: {} every {:?}{} (seed {seed}; 'nemesis stop' ends it)",
-            kinds.join(","),
+            "nemesis started: {shown} every {:?}{} (seed {seed}; 'nemesis stop' ends it)",
             spec.every,
             spec.duration
                 .map_or(String::new(), |d| format!(" for {d:?}"))
@@ -182,6 +212,7 @@ impl Lab {
         let e = |e: crate::lab::ClusterError| e.to_string();
         match step {
             Step::Kill(b) => c.kill(*b).await.map(|()| Undo::Restore(*b)).map_err(e),
+            Step::KillZk(n) => c.kill_zk(*n).await.map(|()| Undo::RestoreZk(*n)).map_err(e),
             Step::Pause(b) => c.pause(*b).await.map(|n| Undo::Resume(*b, n)).map_err(e),
             Step::PowerLoss(b) => c.power_loss(*b).await.map(|_| Undo::Restore(*b)).map_err(e),
             Step::Wipe(b) => {
@@ -233,6 +264,8 @@ impl Lab {
                 .map(|_| ())
                 .map_err(e),
             Undo::Restore(_) => Ok(()),
+            Undo::RestoreZk(n) if !c.zk_server_up(n) => c.restore_zk(n).await.map_err(e),
+            Undo::RestoreZk(_) => Ok(()),
         }
     }
 
@@ -253,6 +286,15 @@ impl Lab {
                 .change_links("heal", |f, _| *f = Default::default())
                 .map_err(|e| e.to_string())?;
             done.push("links healed".into());
+        }
+        for n in 1..=self.cluster.zk_server_count() as u32 {
+            if !self.cluster.zk_server_up(n) {
+                self.cluster
+                    .restore_zk(n)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                done.push(format!("restored zk:{n}"));
+            }
         }
         for b in self.cluster.ids() {
             if self.cluster.is_paused(b) {
