@@ -147,7 +147,8 @@ fn every_demo_file_is_played_by_a_test() {
     assert_eq!(files, listed, "add a demo_test! line for every demo");
 }
 
-fn run_binary(args: &[&str]) -> (i32, String, String) {
+/// Runs `simplekv-lab run ARGS...` to completion: exit code, stdout, stderr.
+pub fn run_binary(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(BIN)
         .arg("run")
         .args(args)

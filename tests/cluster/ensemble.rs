@@ -3,7 +3,7 @@
 //! minority under acks=all load without a session expiring and without losing a write.
 
 use crate::support::*;
-use simplekv::command::{Reply, Session};
+use simplekv::command::Session;
 use simplekv::coord::{ServerOptions, ZkMode};
 use simplekv::events::EventKind;
 use simplekv::lab::{Cluster, ClusterOptions, Lab, LabOptions, ZkChoice};
@@ -52,16 +52,21 @@ async fn wait_modes(c: &Cluster, what: &str, ok: impl Fn(&[ZkMode]) -> bool) -> 
     }
 }
 
+/// A cluster on a private ensemble of three under `dir`.
+async fn start_on_three(dir: &std::path::Path) -> Cluster {
+    Cluster::start(
+        ensemble_options(dir, 3),
+        simplekv::events::EventSink::default(),
+    )
+    .await
+    .expect("cluster")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ensemble_elects_survives_a_minority_and_stops_every_server_on_every_exit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let zk_dir = dir.path().join("zookeeper");
-    let c = Cluster::start(
-        ensemble_options(dir.path(), 3),
-        simplekv::events::EventSink::default(),
-    )
-    .await
-    .expect("cluster");
+    let c = start_on_three(dir.path()).await;
     assert_eq!(c.zk_server_count(), 3);
     assert_eq!(
         c.zk_connect()
@@ -116,12 +121,7 @@ async fn an_ensemble_elects_survives_a_minority_and_stops_every_server_on_every_
     // Dropped without a shutdown (an error path): every server stops too.
     let dir = tempfile::tempdir().expect("tempdir");
     let zk_dir = dir.path().join("zookeeper");
-    let c = Cluster::start(
-        ensemble_options(dir.path(), 3),
-        simplekv::events::EventSink::default(),
-    )
-    .await
-    .expect("cluster");
+    let c = start_on_three(dir.path()).await;
     assert_eq!(processes_under(&zk_dir).len(), 6);
     tokio::task::spawn_blocking(move || drop(c))
         .await
@@ -130,13 +130,6 @@ async fn an_ensemble_elects_survives_a_minority_and_stops_every_server_on_every_
         processes_under(&zk_dir).is_empty(),
         "still running after drop"
     );
-}
-
-async fn run(session: &mut Session<Arc<Lab>>, line: &str) -> String {
-    match session.run_line(line).await {
-        Some(Ok(Reply::Text(t))) => t,
-        other => panic!("{line}: {other:?}"),
-    }
 }
 
 /// Two of five ZooKeeper servers — zk:1 and the leader — die under acks=all load and stay down
@@ -239,21 +232,11 @@ async fn run_stops_its_ensemble_on_failure_and_refuses_an_even_one() {
     .expect("write");
     let data = dir.path().join("data");
     let run = {
-        let (path, data) = (path.clone(), data.clone());
+        let (path, data) = (path.display().to_string(), data.display().to_string());
         move |extra: &[&str]| {
-            let out = std::process::Command::new(crate::procs::BIN)
-                .arg("run")
-                .arg(&path)
-                .args(["--data-dir", &data.display().to_string()])
-                .args(extra)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("run");
-            (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
+            let mut args = vec![path.as_str(), "--data-dir", data.as_str()];
+            args.extend_from_slice(extra);
+            crate::demos::run_binary(&args)
         }
     };
     let (code, out, err) = tokio::task::spawn_blocking({

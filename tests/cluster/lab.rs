@@ -2,7 +2,7 @@
 //! leader, the new leader, the ISR shrink, and after a restore the catch-up and the rejoin.
 
 use crate::support::*;
-use simplekv::command::{Reply, Session};
+use simplekv::command::Session;
 use simplekv::lab::{BrokerState, Lab, LabOptions, LabSnapshot};
 use simplekv::replica::Acks;
 use std::sync::Arc;
@@ -50,13 +50,6 @@ async fn lab_with_a_full_isr(
     })
     .await;
     (lab, rx, s)
-}
-
-async fn run(session: &mut Session<Arc<Lab>>, line: &str) -> String {
-    match session.run_line(line).await {
-        Some(Ok(Reply::Text(t))) => t,
-        other => panic!("{line}: {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

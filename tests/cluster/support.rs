@@ -120,6 +120,17 @@ where
     }
 }
 
+/// Runs one command line in a lab session and returns its text reply (panics on anything else).
+pub async fn run(
+    session: &mut simplekv::command::Session<Arc<simplekv::lab::Lab>>,
+    line: &str,
+) -> String {
+    match session.run_line(line).await {
+        Some(Ok(simplekv::command::Reply::Text(t))) => t,
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
 /// The broker that believes it leads `p` (and is up).
 pub fn leader_of(c: &Cluster, p: u32) -> Option<u32> {
     c.snapshots().into_iter().find_map(|(id, s)| {

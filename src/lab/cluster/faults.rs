@@ -167,25 +167,30 @@ impl Cluster {
         self.ensemble.as_ref().is_some_and(|e| e.is_up(n))
     }
 
-    fn ensemble(&self) -> Result<std::sync::Arc<crate::coord::Ensemble>, ClusterError> {
-        self.ensemble.clone().ok_or_else(|| {
+    /// Runs `op` on the private ensemble off the runtime (it may wait for a server); returns
+    /// how many of how many servers run afterwards.
+    async fn on_ensemble(
+        &self,
+        op: impl FnOnce(&crate::coord::Ensemble) -> Result<(), String> + Send + 'static,
+    ) -> Result<(usize, usize), ClusterError> {
+        let ensemble = self.ensemble.clone().ok_or_else(|| {
             ClusterError::Config(
                 "this lab uses an external ZooKeeper (--zk): it cannot kill or restore its servers"
                     .into(),
             )
+        })?;
+        tokio::task::spawn_blocking(move || {
+            op(&ensemble).map(|()| (ensemble.up_count(), ensemble.size()))
         })
+        .await
+        .map_err(|e| ClusterError::Other(e.to_string()))?
+        .map_err(ClusterError::Config)
     }
 
     /// Crashes private ZooKeeper server `n` (SIGKILL): its clients move to another server;
     /// with a majority gone the ensemble stops serving.
     pub async fn kill_zk(&self, n: u32) -> Result<(), ClusterError> {
-        let ensemble = self.ensemble()?;
-        let e = std::sync::Arc::clone(&ensemble);
-        tokio::task::spawn_blocking(move || e.kill(n))
-            .await
-            .map_err(|e| ClusterError::Other(e.to_string()))?
-            .map_err(ClusterError::Config)?;
-        let (up, size) = (ensemble.up_count(), ensemble.size());
+        let (up, size) = self.on_ensemble(move |e| e.kill(n)).await?;
         let quorum = crate::coord::ensemble::quorum_of(size);
         let what = if up >= quorum {
             format!(
@@ -209,13 +214,7 @@ impl Cluster {
     /// Starts private ZooKeeper server `n` again on its data; returns once it serves (when a
     /// quorum can form).
     pub async fn restore_zk(&self, n: u32) -> Result<(), ClusterError> {
-        let ensemble = self.ensemble()?;
-        let e = std::sync::Arc::clone(&ensemble);
-        tokio::task::spawn_blocking(move || e.restore(n))
-            .await
-            .map_err(|e| ClusterError::Other(e.to_string()))?
-            .map_err(ClusterError::Config)?;
-        let (up, size) = (ensemble.up_count(), ensemble.size());
+        let (up, size) = self.on_ensemble(move |e| e.restore(n)).await?;
         self.events.emit(
             EventKind::Zk,
             None,
