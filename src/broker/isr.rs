@@ -30,6 +30,10 @@ pub(super) async fn run(inner: Arc<Inner>, replica: Arc<Replica>) {
         match write(&inner, &coord, &proposal).await {
             Outcome::Taken(version) => replica.isr_change_committed(&proposal, version),
             Outcome::Refused => replica.isr_change_failed(),
+            // The session (or the broker) ended before the write's fate was learned: it may
+            // have committed, so its members keep counting in the HW until the step-down that
+            // the session's end brings fences the replica.
+            Outcome::Unknown => {}
             Outcome::Superseded(state, version) => {
                 let members = Membership {
                     isr: state.isr,
@@ -43,11 +47,14 @@ pub(super) async fn run(inner: Arc<Inner>, replica: Arc<Replica>) {
 }
 
 /// How an ISR change ended.
+#[derive(Debug, PartialEq)]
 enum Outcome {
     /// ZooKeeper took it: the new znode version.
     Taken(i32),
-    /// ZooKeeper refused it (compare-and-set lost), or the session ended.
+    /// ZooKeeper refused it (compare-and-set lost).
     Refused,
+    /// Its answer was lost and the session or the broker ended before it was learned.
+    Unknown,
     /// Its answer was lost and a read-back found another state (newer, or ours under a later
     /// write): apply it as the pending change ends.
     Superseded(PartitionState, i32),
@@ -103,15 +110,49 @@ async fn settle(
     state: &PartitionState,
 ) -> Outcome {
     loop {
-        match coord
+        let answer = coord
             .settle_state_cas(proposal.partition, state, proposal.expected_version)
-            .await
-        {
-            Ok(CasOutcome::Taken(version)) => return Outcome::Taken(version),
-            Ok(CasOutcome::Superseded(now, version)) => return Outcome::Superseded(now, version),
-            Ok(CasOutcome::Gone) | Err(CoordError::SessionExpired) => return Outcome::Refused,
-            Err(_) if inner.shutdown.is_cancelled() => return Outcome::Refused,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            .await;
+        match settled(answer, inner.shutdown.is_cancelled()) {
+            Some(outcome) => return outcome,
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// What one resend of a lost ISR change tells (`None`: ask again). Only ZooKeeper's answer
+/// settles it: when the session or the broker ends first, the outcome stays unknown, and the
+/// change must not be called refused (its members would stop counting in the HW while
+/// ZooKeeper may list them in the ISR).
+fn settled(answer: Result<CasOutcome, CoordError>, stopping: bool) -> Option<Outcome> {
+    match answer {
+        Ok(CasOutcome::Taken(version)) => Some(Outcome::Taken(version)),
+        Ok(CasOutcome::Superseded(now, version)) => Some(Outcome::Superseded(now, version)),
+        Ok(CasOutcome::Gone) => Some(Outcome::Refused),
+        Err(CoordError::SessionExpired) => Some(Outcome::Unknown),
+        Err(_) if stopping => Some(Outcome::Unknown),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_change_is_refused_only_by_zookeeper_never_by_the_end_of_a_session() {
+        assert_eq!(
+            settled(Ok(CasOutcome::Taken(4)), false),
+            Some(Outcome::Taken(4))
+        );
+        assert_eq!(settled(Ok(CasOutcome::Gone), false), Some(Outcome::Refused));
+        assert_eq!(
+            settled(Err(CoordError::SessionExpired), false),
+            Some(Outcome::Unknown),
+            "the session ended: the change may have committed"
+        );
+        let timeout = || CoordError::Timeout(Duration::from_secs(2));
+        assert_eq!(settled(Err(timeout()), false), None, "ask again");
+        assert_eq!(settled(Err(timeout()), true), Some(Outcome::Unknown));
     }
 }

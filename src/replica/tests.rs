@@ -730,3 +730,60 @@ async fn a_handover_to_a_follower_that_does_not_catch_up_is_abandoned() {
         Err(ReplicaError::UnknownReplica(3))
     ));
 }
+
+/// acks=all is acknowledged only under a lease, as acks=1 is: once the leader cannot prove its
+/// ZooKeeper session alive, its idea of the ISR may be one ZooKeeper no longer holds, so a write
+/// the HW passes then is of unknown outcome, never OK.
+#[tokio::test]
+async fn an_acks_all_write_the_hw_passes_after_the_lease_lapsed_is_not_acknowledged() {
+    let dirs = [
+        tempfile::tempdir().expect("d1"),
+        tempfile::tempdir().expect("d2"),
+    ];
+    let lease = Arc::new(Lease::new());
+    lease.extend_to(Instant::now() + Duration::from_secs(3600));
+    let cfg = ReplicaConfig {
+        request_timeout: Duration::from_secs(10),
+        ..config()
+    };
+    let l = Replica::open(
+        dirs[0].path(),
+        StoreConfig::default(),
+        cfg,
+        Arc::clone(&lease),
+        EventSink::log_only(),
+    )
+    .expect("open");
+    let f = by_hand::replica(dirs[1].path(), 2, 0);
+    assert!(l.become_leader(1, members(&[1, 2], &[(1, 1), (2, 7)]), 0));
+    by_hand::follow(&f, &l, 1);
+    let write = |k: &'static str| {
+        let l = Arc::clone(&l);
+        tokio::spawn(async move {
+            l.write(Write::put(Bytes::from(k), Bytes::from("v")), Acks::All)
+                .await
+        })
+    };
+    // Under the lease: acknowledged once the follower has it.
+    let first = write("a");
+    while l.log().log_end_offset() < 1 {
+        tokio::task::yield_now().await;
+    }
+    by_hand::fetch_once(&f, &l).await;
+    by_hand::fetch_once(&f, &l).await;
+    assert_eq!(first.await.expect("task").expect("acknowledged"), 0);
+    // Appended under the lease, committed after it lapsed.
+    let second = write("b");
+    while l.log().log_end_offset() < 2 {
+        tokio::task::yield_now().await;
+    }
+    lease.revoke();
+    by_hand::fetch_once(&f, &l).await;
+    by_hand::fetch_once(&f, &l).await;
+    assert_eq!(l.high_watermark(), 2, "the HW passed it");
+    let outcome = second.await.expect("task");
+    assert!(
+        matches!(outcome, Err(ReplicaError::LeadershipLost { offset: 1, .. })),
+        "{outcome:?}"
+    );
+}
