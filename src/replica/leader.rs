@@ -354,15 +354,6 @@ impl Replica {
                         min: self.cfg.min_insync_replicas,
                     });
                 }
-                // Acknowledged only under a lease, as acks=1 is: a leader that cannot prove its
-                // session alive may be counting an ISR ZooKeeper no longer holds (an ISR change
-                // of unknown outcome, a controller that moved leadership meanwhile).
-                if self.check_lease().is_err() {
-                    return Err(ReplicaError::LeadershipLost {
-                        partition: self.cfg.partition,
-                        offset,
-                    });
-                }
                 return Ok(());
             }
             if *gen_rx.borrow_and_update() != generation {
