@@ -118,7 +118,31 @@ pub struct LabSnapshot {
     pub zk_servers: Vec<ZkMode>,
 }
 
+/// Whether the private ZooKeeper's quorum stands, as the console and `status` tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuorumView {
+    /// Servers serving clients.
+    pub serving: usize,
+    /// Servers in the ensemble.
+    pub servers: usize,
+    /// Servers a quorum needs.
+    pub needed: usize,
+    /// Whether a quorum serves.
+    pub stands: bool,
+}
+
 impl LabSnapshot {
+    /// The private ZooKeeper's quorum (`None` with an external ZooKeeper).
+    pub fn zk_quorum(&self) -> Option<QuorumView> {
+        let modes = &self.zk_servers;
+        (!modes.is_empty()).then(|| QuorumView {
+            serving: modes.iter().filter(|m| m.serves()).count(),
+            servers: modes.len(),
+            needed: crate::coord::ensemble::quorum_of(modes.len()),
+            stands: crate::coord::ensemble::quorum_stands(modes),
+        })
+    }
+
     /// Builds a snapshot from the cluster's broker snapshots and ZooKeeper's view.
     pub fn build(
         info: Arc<LabInfo>,

@@ -48,23 +48,19 @@ pub fn render(s: &LabSnapshot) -> String {
             session
         );
     }
-    if !s.zk_servers.is_empty() {
+    if let Some(q) = s.zk_quorum() {
         let modes: Vec<String> = s
             .zk_servers
             .iter()
             .enumerate()
             .map(|(i, m)| format!("zk:{} {}", i + 1, m.name()))
             .collect();
-        let (n, serving) = (
-            s.zk_servers.len(),
-            s.zk_servers.iter().filter(|m| m.serves()).count(),
-        );
-        let quorum = if crate::coord::ensemble::quorum_stands(&s.zk_servers) {
-            format!("quorum stands ({serving} of {n} serve)")
+        let quorum = if q.stands {
+            format!("quorum stands ({} of {} serve)", q.serving, q.servers)
         } else {
             format!(
-                "NO QUORUM ({serving} of {n} serve, {} needed): elections and ISR changes wait",
-                crate::coord::ensemble::quorum_of(n)
+                "NO QUORUM ({} of {} serve, {} needed): elections and ISR changes wait",
+                q.serving, q.servers, q.needed
             )
         };
         let _ = writeln!(out, "zookeeper: {}; {quorum}", modes.join(", "));

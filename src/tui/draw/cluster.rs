@@ -131,13 +131,8 @@ pub(super) fn zk_line(snap: &LabSnapshot, narrow: bool) -> Line<'static> {
         };
         spans.push(Span::styled(label, style));
     }
-    if servers.len() > 1 {
-        let serving = servers.iter().filter(|m| m.serves()).count();
-        let (n, need) = (
-            servers.len(),
-            crate::coord::ensemble::quorum_of(servers.len()),
-        );
-        let stands = crate::coord::ensemble::quorum_stands(servers);
+    if let Some(q) = snap.zk_quorum().filter(|q| q.servers > 1) {
+        let (serving, n, need, stands) = (q.serving, q.servers, q.needed, q.stands);
         let text = match (stands, narrow) {
             (true, true) => " quorum ✓ ".to_string(),
             (true, false) => format!(" · quorum ✓ ({serving} of {n} serve) "),
