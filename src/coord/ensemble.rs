@@ -243,6 +243,11 @@ impl Ensemble {
             })
     }
 
+    /// Whether it was stopped for good (its servers are down on purpose).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     /// How many servers it has.
     pub fn size(&self) -> usize {
         self.members.len()

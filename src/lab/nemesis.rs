@@ -217,16 +217,7 @@ mod tests {
         let at_leader = steps.iter().filter(|s| **s == Step::KillZk(2)).count();
         assert!((100..190).contains(&at_leader), "{at_leader} of 200");
         assert!(steps.contains(&Step::KillZk(1)) && steps.contains(&Step::KillZk(3)));
-        assert_eq!(
-            steps[0].command(),
-            format!(
-                "kill zk:{}",
-                match steps[0] {
-                    Step::KillZk(n) => n,
-                    _ => 0,
-                }
-            )
-        );
+        assert_eq!(Step::KillZk(2).command(), "kill zk:2");
         assert_eq!(Step::KillZk(3).heal_command(), "restore zk:3");
         assert_eq!(
             next_step(&mut rng, &[FaultKind::Zk], &Targets::default()),

@@ -291,6 +291,13 @@ async fn exercise(
     lab.finish_load().await?;
     progress(round, "settling");
     let mut problems = Vec::new();
+    if lab.faults_injected() == 0 {
+        // A round that tried nothing proves nothing.
+        problems.push(format!(
+            "the nemesis injected no {} fault (see the events for why)",
+            kind.name()
+        ));
+    }
     for cond in [WaitCondition::Available, WaitCondition::CaughtUp] {
         if let Err(e) = lab.wait(cond, Some(SETTLE)).await {
             problems.push(format!("the healed cluster did not settle: {e}"));

@@ -180,7 +180,6 @@ impl Cluster {
                 options: server_options,
                 servers,
             } => {
-                crate::coord::ensemble::check_size(*servers).map_err(ClusterError::Config)?;
                 let dir = options.data_dir.join("zookeeper");
                 let (so, n) = (server_options.clone(), *servers);
                 let ensemble = tokio::task::spawn_blocking(move || Ensemble::start(&dir, n, &so))

@@ -93,6 +93,8 @@ pub struct Lab {
     load: Mutex<Option<LoadState>>,
     load_runs: std::sync::atomic::AtomicU64,
     nemesis: Mutex<Option<nemesis::NemesisRun>>,
+    /// Faults the nemesis injected (and did not fail to), over the lab's life.
+    faults_injected: std::sync::atomic::AtomicU64,
     snapshot_tx: watch::Sender<Arc<LabSnapshot>>,
     /// Every published change and event, for replay (always `Some` once started).
     timeline: Arc<Mutex<Option<Timeline>>>,
@@ -180,6 +182,7 @@ impl Lab {
             load: Mutex::new(None),
             load_runs: std::sync::atomic::AtomicU64::new(0),
             nemesis: Mutex::new(None),
+            faults_injected: std::sync::atomic::AtomicU64::new(0),
             snapshot_tx: watch::Sender::new(Arc::new(LabSnapshot::default())),
             timeline,
             zk_modes: Mutex::new(zk_modes),
@@ -317,6 +320,12 @@ impl Lab {
 
     fn zk(&self) -> ZkView {
         self.observer.view()
+    }
+
+    /// Faults the nemesis has injected so far (one that failed to go in does not count).
+    pub fn faults_injected(&self) -> u64 {
+        self.faults_injected
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the brokers cleanly and the private ZooKeeper.

@@ -105,12 +105,16 @@ impl Lab {
                         &format!("{} (heals with '{}')", step.command(), step.heal_command()),
                     );
                     match lab.apply_step(step).await {
-                        Ok(u) => undo = Some(u),
+                        Ok(u) => {
+                            undo = Some(u);
+                            *done.entry(step.kind()).or_default() += 1;
+                            lab.faults_injected
+                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         Err(e) => {
                             lab.nemesis_event(seed, &format!("{} failed: {e}", step.command()))
                         }
                     }
-                    *done.entry(step.kind()).or_default() += 1;
                     lab.publish();
                 }
                 drop(lab);
