@@ -91,11 +91,13 @@ pub fn repl(
     };
     let lab = NoLab::with_zookeeper(client.coord());
     let mut session = Session::new(client, acks, lab);
+    let mut failed = false;
     let mut run = |line: &str| -> bool {
         match rt.block_on(session.run_line(line)) {
             None => true,
             Some(Ok(Reply::Quit)) => false,
             Some(r) => {
+                failed |= r.is_err();
                 print_reply(&r);
                 let _ = std::io::stdout().flush();
                 true
@@ -103,13 +105,28 @@ pub fn repl(
         }
     };
     if !std::io::stdin().is_terminal() {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if !run(&line) {
+        // A script: every line runs, a line that is not text is an error like any other, and
+        // the exit code says whether any command failed (1) or none did (0).
+        let mut unreadable = false;
+        for (n, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+            let line = match line {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    eprintln!("error: reading standard input: {e}");
+                    unreadable = true;
+                    break;
+                }
+            };
+            let Ok(line) = std::str::from_utf8(&line) else {
+                eprintln!("error: line {} is not UTF-8 text; it was not run", n + 1);
+                unreadable = true;
+                continue;
+            };
+            if !run(line.strip_suffix('\r').unwrap_or(line)) {
                 break;
             }
         }
-        return 0;
+        return i32::from(failed || unreadable);
     }
     let Ok(mut editor) = rustyline::DefaultEditor::new() else {
         eprintln!("error: cannot set up line editing on this terminal");

@@ -117,8 +117,9 @@ enum Mode {
         /// How long one command may take, retries included (e.g. 10s).
         #[arg(long, default_value = "10s", value_parser = simplekv::command::parse_duration)]
         timeout: Duration,
-        /// The command to run once (omit for the REPL).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The command to run once (omit for the REPL). Flags may come before or after it; a
+        /// word of the command that starts with '-' goes after '--' (negative numbers need not).
+        #[arg(allow_negative_numbers = true)]
         command: Vec<String>,
     },
 }

@@ -28,6 +28,16 @@ impl KvService {
                 None,
             ));
         }
+        let max = self.inner.cfg.storage.max_key_bytes;
+        if key.len() > max {
+            // Every command refuses it the same way, reads too: a read of a key no write could
+            // have stored is a mistake, not a miss.
+            let e = StorageError::KeyTooLarge {
+                len: key.len(),
+                max,
+            };
+            return Err(rpc::status(Reason::InvalidArgument, e.to_string(), None));
+        }
         let p = partition_of(key, self.inner.spec.partitions);
         self.inner.replicas.get(&p).ok_or_else(|| {
             let leader = self.inner.leader_kv_addr(p);
@@ -141,6 +151,35 @@ impl std::fmt::Debug for LocalKv {
     }
 }
 
+/// The longest expiry a write may ask for: 100 years. Longer ones are refused, not capped, so
+/// that `ttl` never reports a number nobody asked for.
+pub const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// The moment (ms since the epoch) a write made at `now` with `ttl_ms` expires: 0 (never) for a
+/// ttl of 0, else `now + ttl_ms`; a ttl past [`MAX_TTL_MS`] is refused in one line.
+pub fn expiry_at(now: u64, ttl_ms: u64) -> Result<u64, String> {
+    match check_ttl(ttl_ms)? {
+        0 => Ok(0),
+        ttl => Ok(now.saturating_add(ttl)),
+    }
+}
+
+/// `ttl_ms` if it is within [`MAX_TTL_MS`], else why not.
+pub fn check_ttl(ttl_ms: u64) -> Result<u64, String> {
+    if ttl_ms > MAX_TTL_MS {
+        return Err(format!(
+            "the expiry is {} s; the longest this store keeps is {} s (100 years)",
+            ttl_ms / 1000,
+            MAX_TTL_MS / 1000
+        ));
+    }
+    Ok(ttl_ms)
+}
+
+fn invalid(message: String) -> Status {
+    rpc::status(Reason::InvalidArgument, message, None)
+}
+
 /// One write of a batch that failed as `status` says.
 fn failed(status: &Status) -> rpc::WriteResult {
     rpc::WriteResult {
@@ -198,11 +237,7 @@ impl Kv for KvService {
         self.check_accepting(&r.key)?;
         let acks = acks_of(r.acks)?;
         let now = now_ms();
-        let expire_at = if r.ttl_ms > 0 {
-            now.saturating_add(r.ttl_ms)
-        } else {
-            0
-        };
+        let expire_at = expiry_at(now, r.ttl_ms).map_err(invalid)?;
         let write = Write::put(r.key, r.value)
             .with_expiry(expire_at)
             .with_timestamp(now);
@@ -252,10 +287,12 @@ impl Kv for KvService {
             let write = if w.delete {
                 Write::delete(w.key)
             } else {
-                let expire_at = if w.ttl_ms > 0 {
-                    now.saturating_add(w.ttl_ms)
-                } else {
-                    0
+                let expire_at = match expiry_at(now, w.ttl_ms) {
+                    Ok(at) => at,
+                    Err(e) => {
+                        results[i] = Some(failed(&invalid(e)));
+                        continue;
+                    }
                 };
                 Write::put(w.key, w.value)
                     .with_expiry(expire_at)
@@ -317,7 +354,9 @@ impl Kv for KvService {
             ));
         }
         let acks = acks_of(r.acks)?;
-        let at = now_ms().saturating_add((r.seconds as u64).saturating_mul(1000));
+        // 0 seconds expires the key now: a moment, not "no expiry" as a ttl of 0 is.
+        let ttl_ms = check_ttl((r.seconds as u64).saturating_mul(1000)).map_err(invalid)?;
+        let at = now_ms().saturating_add(ttl_ms);
         match replica.expire(&r.key, at, acks).await {
             Ok(Some(offset)) => Ok(Response::new(rpc::ExpireResponse {
                 found: true,
@@ -383,5 +422,20 @@ impl Kv for KvService {
                 })
                 .collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiry_past_the_horizon_is_refused_and_one_within_it_is_kept() {
+        assert_eq!(expiry_at(1_000, 0), Ok(0));
+        assert_eq!(expiry_at(1_000, 5_000), Ok(6_000));
+        assert_eq!(expiry_at(1_000, MAX_TTL_MS), Ok(1_000 + MAX_TTL_MS));
+        let e = expiry_at(1_000, u64::MAX).unwrap_err();
+        assert!(e.contains("100 years"), "{e}");
+        assert!(check_ttl(MAX_TTL_MS + 1).is_err());
     }
 }

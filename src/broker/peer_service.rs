@@ -56,7 +56,12 @@ impl Replication for PeerService {
                 offset: r.fetch_offset,
                 epoch: r.leader_epoch,
                 horizon_generation: r.horizon_generation,
-                max_bytes: r.max_bytes.max(1) as usize,
+                // Never more than this broker's own fetch size (one whole record at least), so
+                // a reply always fits what a gRPC client receives, whatever a peer asks for.
+                max_bytes: r
+                    .max_bytes
+                    .clamp(1, self.inner.cfg.replication.fetch_max_bytes)
+                    as usize,
                 max_wait,
             })
             .await

@@ -171,7 +171,7 @@ impl Source {
                     let md = match answer {
                         Ok(Ok(r)) => r.into_inner(),
                         Ok(Err(s)) => {
-                            last = format!("broker {seed}: {}", s.message());
+                            last = format!("broker {seed}: {}", seed_failure(&s));
                             continue;
                         }
                         Err(_) => {
@@ -207,5 +207,18 @@ impl Source {
                 )))
             }
         }
+    }
+}
+
+/// Why a seed's Metadata call failed, never empty: a port that does not serve the client
+/// service (a broker's peer port, say) answers UNIMPLEMENTED with no message.
+fn seed_failure(s: &tonic::Status) -> String {
+    match (s.code(), s.message()) {
+        (tonic::Code::Unimplemented, _) => {
+            "it does not serve the client service (is this a broker's peer port? use its kv port)"
+                .to_string()
+        }
+        (code, "") => format!("{code}"),
+        (_, m) => m.to_string(),
     }
 }

@@ -1,6 +1,6 @@
 //! Bad input through `cli`: one clear line each, a non-zero exit, and nothing lost.
 
-use crate::procs::cli;
+use crate::procs::{cli, cli_piped};
 use crate::support::*;
 use std::time::Duration;
 
@@ -52,6 +52,15 @@ async fn bad_input_gets_one_clear_line_and_loses_nothing() {
     one_error_line(
         &cli(&["--zk", &zk, "set", "big", &big]).await,
         "the value is 2000 bytes; the limit is 1024 bytes",
+    );
+
+    one_error_line(
+        &cli(&["--zk", &zk, "set", "k", "v", "ttl", "9223372036854775807"]).await,
+        "100 years",
+    );
+    one_error_line(
+        &cli(&["--zk", &zk, "expire", "good", "9223372036854775807"]).await,
+        "100 years",
     );
 
     let log = log_of(&c, leader, 0);
@@ -118,33 +127,10 @@ async fn the_seed_transcript_works_verbatim_in_the_repl_and_with_a_seed_broker()
     wait_for_isr(&c, 3).await;
     let zk = c.zk_connect().to_string();
     let transcript = "set hello 1\nget hello\nexpire hello 200\nttl hello\ndel hello\nget hello\n";
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(crate::procs::BIN)
-            .args(["cli", "--zk", &zk])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(transcript.as_bytes())
-            .expect("write");
-        child.wait_with_output().expect("output")
-    })
-    .await
-    .expect("task");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(
-        lines.len(),
-        6,
-        "{stdout} / {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli_piped(&["--zk", &zk], Some(transcript.as_bytes().to_vec())).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{} / {}", out.stdout, out.stderr);
+    assert_eq!(out.code, 0, "a script whose commands all worked exits 0");
     assert_eq!(lines[..3], ["OK", "1", "OK"]);
     let ttl: i64 = lines[3].parse().expect("a number");
     assert!((198..=200).contains(&ttl), "{ttl}");
@@ -161,6 +147,28 @@ async fn the_seed_transcript_works_verbatim_in_the_repl_and_with_a_seed_broker()
     );
     let out = cli(&["--broker", &seed, "get", "via-seed"]).await;
     assert_eq!(out.stdout, "yes\n");
+
+    // Flags may follow the command.
+    let out = cli(&["--broker", &seed, "get", "via-seed", "--timeout", "5s"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "yes\n"),
+        "{}",
+        out.stderr
+    );
+
+    // A seed that is a peer port says so instead of printing an empty reason.
+    let peer = c.broker(2).expect("up").peer_addr().to_string();
+    one_error_line(&cli(&["--broker", &peer, "get", "k"]).await, "peer port");
+
+    // A piped script runs every line, even after one that is not text, and exits 1 when any
+    // line failed.
+    let script = b"set piped 1\n\xff\xfe\nget\nget piped\n".to_vec();
+    let out = cli_piped(&["--zk", &zk], Some(script)).await;
+    assert_eq!(out.stdout, "OK\n1\n", "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("line 2 is not UTF-8"), "{}", out.stderr);
+    assert!(out.stderr.contains("usage: get KEY"), "{}", out.stderr);
     c.cluster.shutdown().await;
 }
 

@@ -20,3 +20,4 @@ mod resp;
 mod smoke;
 mod soak;
 mod support;
+mod wire;

@@ -15,14 +15,31 @@ pub struct Output {
 
 /// Runs `simplekv-lab cli ARGS...` to completion.
 pub async fn cli(args: &[&str]) -> Output {
+    cli_piped(args, None).await
+}
+
+/// Runs `simplekv-lab cli ARGS...` to completion with `script` on its standard input (none
+/// when `None`).
+pub async fn cli_piped(args: &[&str], script: Option<Vec<u8>>) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        let out = Command::new(BIN)
+        use std::io::Write;
+        let mut child = Command::new(BIN)
             .arg("cli")
             .args(&args)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(if script.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run the cli");
+        if let (Some(script), Some(mut stdin)) = (script, child.stdin.take()) {
+            stdin.write_all(&script).expect("write the script");
+        }
+        let out = child.wait_with_output().expect("the cli's output");
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
