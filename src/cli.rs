@@ -17,13 +17,25 @@ pub enum Discovery {
     Brokers(Vec<String>),
 }
 
+/// How the cli reaches the cluster.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    /// Where it finds the brokers.
+    pub discovery: Discovery,
+    /// How long one command may take, retries included.
+    pub timeout: Duration,
+    /// TLS to client ports, when brokers serve them so.
+    pub tls: Option<crate::net::tls::ClientTls>,
+}
+
 /// Connects a client (errors are one line).
-pub async fn connect(discovery: &Discovery, timeout: Duration) -> Result<Client, String> {
+pub async fn connect(how: &Connect) -> Result<Client, String> {
     let cfg = ClientConfig {
-        request_timeout: timeout,
+        request_timeout: how.timeout,
+        tls: how.tls.clone(),
         ..ClientConfig::default()
     };
-    connect_with(discovery, cfg).await
+    connect_with(&how.discovery, cfg).await
 }
 
 /// Connects a client with these settings (errors are one line).
@@ -44,13 +56,7 @@ fn print_reply(r: &Result<Reply, String>) {
 }
 
 /// Runs one command given as words; returns the process exit code.
-pub fn one_shot(
-    rt: &tokio::runtime::Runtime,
-    discovery: &Discovery,
-    acks: Acks,
-    timeout: Duration,
-    words: &[String],
-) -> i32 {
+pub fn one_shot(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks, words: &[String]) -> i32 {
     let cmd = match parse_words(words) {
         Ok(Some(c)) => c,
         Ok(None) => return 0,
@@ -60,7 +66,7 @@ pub fn one_shot(
         }
     };
     rt.block_on(async {
-        let client = match connect(discovery, timeout).await {
+        let client = match connect(how).await {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -76,13 +82,8 @@ pub fn one_shot(
 }
 
 /// The interactive loop (or line-by-line from a pipe).
-pub fn repl(
-    rt: &tokio::runtime::Runtime,
-    discovery: &Discovery,
-    acks: Acks,
-    timeout: Duration,
-) -> i32 {
-    let client = match rt.block_on(connect(discovery, timeout)) {
+pub fn repl(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks) -> i32 {
+    let client = match rt.block_on(connect(how)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -10,6 +10,7 @@ pub mod config;
 pub mod coord;
 pub mod events;
 pub mod lab;
+pub mod net;
 pub mod replica;
 pub mod resp;
 pub mod rpc;

@@ -7,6 +7,7 @@ use simplekv::broker::{Broker, BrokerConfig};
 use simplekv::cli::{self, Discovery};
 use simplekv::events::EventSink;
 use simplekv::lab::{Lab, LabConfig, LabOptions, Scenario};
+use simplekv::net::tls::ClientTls;
 use simplekv::replica::Acks;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -103,6 +104,20 @@ enum Mode {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Make a cluster's CA and a certificate per broker, for mutual TLS between brokers
+    /// (`tls:` in each node's config). A CA already in the directory is kept and signs the rest.
+    Certs {
+        /// Where to write them (ca.pem, ca.key, broker-N.pem, broker-N.key).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many brokers.
+        #[arg(long)]
+        brokers: u32,
+        /// Another name or address the brokers are reached at (besides localhost and
+        /// 127.0.0.1); repeat for more.
+        #[arg(long)]
+        host: Vec<String>,
+    },
     /// Talk to a running cluster: a REPL, or one command when given.
     Cli {
         /// Find the cluster through ZooKeeper (host:port[/chroot]).
@@ -114,6 +129,10 @@ enum Mode {
         /// Acks for writes: 0, 1 or all.
         #[arg(long, default_value = "all")]
         acks: Acks,
+        /// Dial brokers' client ports over TLS, trusting this CA (brokers with
+        /// `tls.client_port: true`).
+        #[arg(long, value_name = "CA.pem")]
+        tls_ca: Option<PathBuf>,
         /// How long one command may take, retries included (e.g. 10s).
         #[arg(long, default_value = "10s", value_parser = simplekv::command::parse_duration)]
         timeout: Duration,
@@ -476,6 +495,7 @@ fn run_node(config: PathBuf) -> Result<(), String> {
             let client_cfg = simplekv::client::ClientConfig {
                 request_timeout: simplekv::resp::CLIENT_TIMEOUT,
                 local: Some(broker.local_kv()),
+                tls: broker.client_tls(),
                 ..Default::default()
             };
             let client = cli::connect_with(&Discovery::Zk(zk), client_cfg).await?;
@@ -763,14 +783,36 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Mode::Certs { out, brokers, host }) => {
+            match simplekv::net::certs::make(&out, brokers, &host) {
+                Ok(files) => {
+                    for f in files {
+                        println!("wrote {}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("simplekv-lab certs: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Mode::Cli {
             zk,
             broker,
             acks,
+            tls_ca,
             timeout,
             command,
         }) => {
             init_logs("error");
+            let tls = match tls_ca.as_deref().map(ClientTls::from_ca_file).transpose() {
+                Ok(tls) => tls,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let discovery = if broker.is_empty() {
                 Discovery::Zk(zk.unwrap_or_else(|| DEFAULT_ZK.to_string()))
             } else {
@@ -783,10 +825,15 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let how = cli::Connect {
+                discovery,
+                timeout,
+                tls,
+            };
             let code = if command.is_empty() {
-                cli::repl(&rt, &discovery, acks, timeout)
+                cli::repl(&rt, &how, acks)
             } else {
-                cli::one_shot(&rt, &discovery, acks, timeout, &command)
+                cli::one_shot(&rt, &how, acks, &command)
             };
             rt.shutdown_timeout(Duration::from_millis(100));
             ExitCode::from(code as u8)

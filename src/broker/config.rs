@@ -99,6 +99,13 @@ pub struct BrokerConfig {
     /// Storage settings of every replica.
     #[serde(default)]
     pub storage: StoreConfig,
+    /// Mutual TLS between brokers (and optionally on the client port); unset: plaintext, as in
+    /// the lab (one process on loopback).
+    #[serde(default)]
+    pub tls: Option<crate::net::tls::TlsConfig>,
+    /// How its ports bound their connections.
+    #[serde(default)]
+    pub connections: crate::net::listen::ConnectionLimits,
     /// Where to dial other brokers' advertised addresses (the lab routes them through its proxies).
     #[serde(skip)]
     pub dialer: crate::rpc::Dialer,
@@ -135,6 +142,7 @@ impl BrokerConfig {
             return Err("zookeeper.connect is empty; give host:port[/chroot]".into());
         }
         self.resp_acks()?;
+        self.connections.validate()?;
         let r = &self.replication;
         if r.auto_leader_rebalance && r.leader_imbalance_check_interval_ms == 0 {
             return Err(

@@ -8,7 +8,7 @@
 
 use super::Inner;
 use super::election::{self, Answer, Decision, Live, Tier};
-use super::peers::peer_addr;
+use super::peers::peer;
 use super::preferred;
 use crate::coord::{BrokerInfo, ControllerLease, Coord, CoordError};
 use crate::events::EventKind;
@@ -141,9 +141,7 @@ async fn hand_back(
     // state is written only if it agrees, and only if nothing changed it meanwhile (the
     // compare-and-set on `version`, which the old leader's taking back would also move).
     let ready = async {
-        let mut client = peer_addr(inner, from)
-            .await
-            .and_then(|a| inner.peers.get(&a))?;
+        let mut client = peer(inner, from).await?;
         let req = ReplicaHandover {
             partition: p,
             to,
@@ -362,7 +360,7 @@ async fn write(
 async fn offsets_of(inner: &Inner, p: u32, candidates: &[u32], live: &Live) -> Vec<Answer> {
     let mut answers = Vec::new();
     for &c in candidates {
-        let Some(mut client) = peer_addr(inner, c).await.and_then(|a| inner.peers.get(&a)) else {
+        let Some(mut client) = peer(inner, c).await else {
             continue;
         };
         let answer = tokio::time::timeout(

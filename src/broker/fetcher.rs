@@ -3,7 +3,7 @@
 //! ends the task; the session loop starts a new one.
 
 use super::Inner;
-use super::peers::peer_addr;
+use super::peers::peer;
 use crate::events::EventKind;
 use crate::replica::{EpochAnswer, FollowTarget, LeaderView, Replica, ReplicaError};
 use crate::rpc::{self, FetchRequest, OffsetForLeaderEpochRequest, Reason};
@@ -59,9 +59,7 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
     let grow = |b: Duration| (b * 2).min(Duration::from_secs(1));
     let pause = Duration::from_secs(1);
     loop {
-        let client = peer_addr(inner, target.leader)
-            .await
-            .and_then(|addr| inner.peers.get(&addr));
+        let client = peer(inner, target.leader).await;
         // Fetches carry this incarnation's broker epoch: without a registration, fetch nothing.
         let (Some(mut client), Some(broker_epoch)) = (client, inner.broker_epoch()) else {
             tokio::time::sleep(backoff).await;

@@ -24,6 +24,8 @@ pub use preferred::{PreferredBlocked, preferred_blocked};
 
 use crate::coord::{BrokerInfo, ClusterSpec, ControllerLease, Coord, CoordError, PartitionState};
 use crate::events::{EventKind, EventSink};
+use crate::net::listen::{ConnectionLimits, incoming};
+use crate::net::tls::Tls;
 use crate::replica::{Lease, Replica, ReplicaConfig, ReplicaSnapshot, Role};
 use crate::rpc::kv_server::KvServer;
 use crate::rpc::replication_server::ReplicationServer;
@@ -145,6 +147,8 @@ pub(crate) struct Inner {
     controller: Mutex<Option<ControllerLease>>,
     fetchers: Mutex<HashMap<u32, tokio::task::JoinHandle<()>>>,
     peers: peers::PeerClients,
+    /// Mutual TLS among brokers, when configured: then the peer port serves only brokers.
+    tls: Option<Tls>,
     shutdown: CancellationToken,
     accepting: AtomicBool,
 }
@@ -248,17 +252,20 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-/// Accepted connections with Nagle's algorithm off: small gRPC replies must not wait for the
-/// peer's delayed ACK (that alone costs ~40 ms a request).
-fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
+/// A gRPC server bounded as `limits` says, with TLS when `tls` is given.
+fn server(
+    limits: &ConnectionLimits,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<tonic::transport::Server, BrokerError> {
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(limits.keepalive_interval()))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout()));
+    match tls {
+        None => Ok(server),
+        Some(tls) => server
+            .tls_config(tls)
+            .map_err(|e| BrokerError::Config(format!("tls: {e}"))),
+    }
 }
 
 async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, BrokerError> {
@@ -320,6 +327,12 @@ impl Broker {
             })?;
             replicas.insert(p, replica);
         }
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(Tls::load)
+            .transpose()
+            .map_err(BrokerError::Config)?;
         let kv_listener = bind(&cfg.host, cfg.kv_port).await?;
         let peer_listener = bind(&cfg.host, cfg.peer_port).await?;
         let kv_addr = kv_listener
@@ -348,7 +361,8 @@ impl Broker {
             metadata: RwLock::new(Metadata::default()),
             controller: Mutex::new(None),
             fetchers: Mutex::new(HashMap::new()),
-            peers: peers::PeerClients::new(cfg.dialer.clone()),
+            peers: peers::PeerClients::new(cfg.dialer.clone(), tls.clone()),
+            tls,
             shutdown: CancellationToken::new(),
             accepting: AtomicBool::new(true),
             cfg,
@@ -359,11 +373,19 @@ impl Broker {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let local_kv = kv_service::LocalKv::new(kv.clone(), inner.info().kv_addr());
+        let limits = inner.cfg.connections;
+        let handshake = limits.handshake_timeout();
+        let kv_tls = inner
+            .tls
+            .as_ref()
+            .filter(|t| t.client_port)
+            .map(|t| t.client_server(handshake));
+        let peer_tls = inner.tls.as_ref().map(|t| t.peer_server(handshake));
         tokio::spawn(
-            tonic::transport::Server::builder()
+            server(&limits, kv_tls)?
                 .add_service(kv)
                 .serve_with_incoming_shutdown(
-                    incoming(kv_listener),
+                    incoming(kv_listener, limits, "kv", inner.events.clone()),
                     token.clone().cancelled_owned(),
                 ),
         );
@@ -371,10 +393,10 @@ impl Broker {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tokio::spawn(
-            tonic::transport::Server::builder()
+            server(&limits, peer_tls)?
                 .add_service(peer)
                 .serve_with_incoming_shutdown(
-                    incoming(peer_listener),
+                    incoming(peer_listener, limits, "peer", inner.events.clone()),
                     token.clone().cancelled_owned(),
                 ),
         );
@@ -395,6 +417,18 @@ impl Broker {
     /// listener's): see `client::transport`.
     pub fn local_kv(&self) -> LocalKv {
         self.local_kv.clone()
+    }
+
+    /// What a client of this broker's process needs to dial client ports: `None` unless they
+    /// are TLS (`tls.client_port`).
+    pub fn client_tls(&self) -> Option<crate::net::tls::ClientTls> {
+        let tls = self.inner.tls.as_ref().filter(|t| t.client_port)?;
+        Some(tls.client())
+    }
+
+    /// Whether it speaks mutual TLS with its peers.
+    pub fn peer_tls(&self) -> bool {
+        self.inner.tls.is_some()
     }
 
     /// Its id.

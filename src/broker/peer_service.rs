@@ -1,6 +1,7 @@
 //! The replication service other brokers call: Fetch, OffsetForLeaderEpoch, ReplicaStatus.
 
 use super::Inner;
+use crate::net::tls;
 use crate::replica::{EpochAnswer, FetchRequest, ReplicaError, Role};
 use crate::rpc::{self, Reason, replication_server::Replication};
 use std::sync::Arc;
@@ -14,6 +15,12 @@ pub(super) struct PeerService {
 impl PeerService {
     pub(super) fn new(inner: Arc<Inner>) -> Self {
         Self { inner }
+    }
+
+    /// The broker calling, as its certificate names it (`None` without TLS); anyone else is
+    /// refused before the request does anything.
+    fn caller<T>(&self, req: &Request<T>) -> Result<Option<u32>, Status> {
+        tls::caller(req, self.inner.tls.is_some())
     }
 
     fn replica(&self, p: u32) -> Result<&Arc<crate::replica::Replica>, Status> {
@@ -46,7 +53,11 @@ impl Replication for PeerService {
         &self,
         req: Request<rpc::FetchRequest>,
     ) -> Result<Response<rpc::FetchResponse>, Status> {
+        // A fetch moves the leader's view of a follower (and so the HW): only that follower may
+        // send it.
+        let caller = self.caller(&req)?;
         let r = req.into_inner();
+        tls::may_act_as(caller, r.replica_id).map_err(Status::permission_denied)?;
         let replica = self.replica(r.partition)?;
         let max_wait = Duration::from_millis(u64::from(r.max_wait_ms.min(10_000)));
         let reply = replica
@@ -89,6 +100,7 @@ impl Replication for PeerService {
         &self,
         req: Request<rpc::OffsetForLeaderEpochRequest>,
     ) -> Result<Response<rpc::OffsetForLeaderEpochResponse>, Status> {
+        self.caller(&req)?;
         let r = req.into_inner();
         let replica = self.replica(r.partition)?;
         let answer = replica
@@ -112,6 +124,7 @@ impl Replication for PeerService {
         &self,
         req: Request<rpc::PrepareHandoverRequest>,
     ) -> Result<Response<rpc::PrepareHandoverResponse>, Status> {
+        self.caller(&req)?;
         let req = req.into_inner();
         let replica = self.replica(req.partition)?;
         let wait = Duration::from_millis(u64::from(req.wait_ms));
@@ -125,8 +138,9 @@ impl Replication for PeerService {
 
     async fn replica_status(
         &self,
-        _req: Request<rpc::ReplicaStatusRequest>,
+        req: Request<rpc::ReplicaStatusRequest>,
     ) -> Result<Response<rpc::ReplicaStatusResponse>, Status> {
+        self.caller(&req)?;
         let replicas = self
             .inner
             .replicas

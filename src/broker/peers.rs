@@ -1,6 +1,7 @@
 //! gRPC clients for other brokers' replication services, one lazily connected channel per address.
 
 use super::{Inner, MAX_MESSAGE_BYTES};
+use crate::net::tls::Tls;
 use crate::rpc::replication_client::ReplicationClient;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,36 +14,52 @@ pub(super) type PeerClient = ReplicationClient<Channel>;
 pub(super) struct PeerClients {
     by_addr: Mutex<HashMap<String, PeerClient>>,
     dialer: crate::rpc::Dialer,
+    tls: Option<Tls>,
 }
 
 impl PeerClients {
-    /// Clients that dial through `dialer`.
-    pub(super) fn new(dialer: crate::rpc::Dialer) -> Self {
+    /// Clients that dial through `dialer`, with mutual TLS when `tls` is given.
+    pub(super) fn new(dialer: crate::rpc::Dialer, tls: Option<Tls>) -> Self {
         Self {
             by_addr: Mutex::new(HashMap::new()),
             dialer,
+            tls,
         }
     }
 
-    /// A client for `addr` (`host:port`).
-    pub(super) fn get(&self, addr: &str) -> Option<PeerClient> {
+    /// A client for broker `id`'s peer port at `addr` (`host:port`).
+    pub(super) fn get(&self, id: u32, addr: &str) -> Option<PeerClient> {
         // Per address dialed, asked anew each time (see `Client::channel`).
         let dialed = self.dialer.dial(addr);
+        // Keyed by broker too: with TLS a channel checks the certificate of the broker it was
+        // made for.
+        let key = format!("{id}@{dialed}");
         let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(dialed.as_ref()) {
+        if let Some(c) = map.get(&key) {
             return Some(c.clone());
         }
-        let channel = Channel::from_shared(format!("http://{dialed}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Channel::from_shared(format!("{scheme}://{dialed}"))
             .ok()?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            // The peer must prove it is broker `id`, whatever address reached it.
+            endpoint = endpoint.tls_config(tls.peer_client(id)).ok()?;
+        }
+        let channel = endpoint.connect_lazy();
         let client = ReplicationClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(dialed.into_owned(), client.clone());
+        map.insert(key, client.clone());
         Some(client)
     }
+}
+
+/// A client for broker `id`'s replication service.
+pub(super) async fn peer(inner: &Inner, id: u32) -> Option<PeerClient> {
+    let addr = peer_addr(inner, id).await?;
+    inner.peers.get(id, &addr)
 }
 
 /// The replication address of broker `id`, from the metadata or straight from ZooKeeper.

@@ -44,6 +44,8 @@ pub struct ClientConfig {
     /// A broker in this process to call directly when it is the one routed to (a RESP
     /// listener's own broker; see [`transport`]). Others are dialed as usual.
     pub local: Option<crate::broker::LocalKv>,
+    /// Dial client ports over TLS, trusting this CA (brokers with `tls.client_port`).
+    pub tls: Option<crate::net::tls::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -54,6 +56,7 @@ impl Default for ClientConfig {
             dialer: crate::rpc::Dialer::default(),
             batch_writes: true,
             local: None,
+            tls: None,
         }
     }
 }
@@ -324,11 +327,22 @@ impl Client {
         if let Some(c) = map.get(dialed.as_ref()) {
             return Ok(Arc::clone(c));
         }
-        let channel = Channel::from_shared(format!("http://{dialed}"))
-            .map_err(|e| ClientError::InvalidArgument(format!("bad broker address {addr}: {e}")))?
+        let scheme = if self.inner.cfg.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let bad = |e: &dyn std::fmt::Display| {
+            ClientError::InvalidArgument(format!("bad broker address {addr}: {e}"))
+        };
+        let mut endpoint = Channel::from_shared(format!("{scheme}://{dialed}"))
+            .map_err(|e| bad(&e))?
             .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.inner.cfg.tls {
+            endpoint = endpoint.tls_config(tls.config()).map_err(|e| bad(&e))?;
+        }
+        let channel = endpoint.connect_lazy();
         drop(map);
         Ok(self.endpoint(dialed.into_owned(), Transport::Remote(channel)))
     }

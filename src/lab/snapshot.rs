@@ -29,6 +29,21 @@ pub struct LabInfo {
     pub log_file: PathBuf,
     /// When the lab started, Unix ms (event times are shown relative to it).
     pub started_at_ms: u64,
+    /// Brokers speak mutual TLS among themselves; the lab's default is plaintext (one process
+    /// on loopback), and it says so.
+    #[serde(default)]
+    pub peer_tls: bool,
+}
+
+impl LabInfo {
+    /// How brokers talk to each other, in a few words.
+    pub fn peers_label(&self) -> &'static str {
+        if self.peer_tls {
+            "peers mutual TLS"
+        } else {
+            "peers plaintext (loopback)"
+        }
+    }
 }
 
 /// Up, paused, or down (and whether ZooKeeper still holds its session).

@@ -48,6 +48,15 @@ pub fn render(s: &LabSnapshot) -> String {
             session
         );
     }
+    let _ = writeln!(
+        out,
+        "{}",
+        if s.info.peer_tls {
+            "peers: mutual TLS (each broker proves it is broker-N)"
+        } else {
+            "peers: plaintext on loopback (one process; `node` deployments use mutual TLS, see README)"
+        }
+    );
     if let Some(q) = s.zk_quorum() {
         let modes: Vec<String> = s
             .zk_servers

@@ -13,6 +13,7 @@ mod horizon;
 mod isr;
 mod lab;
 mod node_mode;
+mod peer_tls;
 mod procs;
 mod rebalance;
 mod replication;

@@ -99,3 +99,73 @@ async fn raw_requests_are_checked_alike_and_a_fetch_reply_is_capped() {
     );
     c.cluster.shutdown().await;
 }
+
+/// Reads until the server closes the connection (end of stream or an error); panics if it is
+/// still open after `guard` (a bound on a hang, not a measured time).
+async fn closed_by_server(conn: &mut tokio::net::TcpStream, guard: std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(guard, async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .expect("the server never closed the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_bounded_silent_ones_closed_and_slots_freed() {
+    use simplekv::events::EventKind;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let guard = std::time::Duration::from_secs(20);
+    let c = start_with(|d| {
+        let mut o = options("bounded", spec(1, 1, 1, 1), d);
+        o.connections = simplekv::net::listen::ConnectionLimits {
+            max_per_port: 16,
+            handshake_timeout_ms: 1_000,
+            keepalive_interval_ms: 300,
+            keepalive_timeout_ms: 700,
+        };
+        o
+    })
+    .await;
+    let addr = c.broker(1).expect("up").kv_addr();
+
+    // Far more half-open connections than the limit: the ones past it are refused (and the
+    // broker says so); the rest say nothing and are closed at the handshake deadline.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    wait_for("a refused connection", guard, || async {
+        c.events_of(EventKind::Warning).iter().any(|e| {
+            e.message
+                .contains("kv port: 16 connections open, the limit")
+        })
+    })
+    .await;
+    for conn in &mut held {
+        closed_by_server(conn, guard).await;
+    }
+
+    // A peer that speaks HTTP/2 and then never answers a ping is dropped too.
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface and empty SETTINGS");
+    closed_by_server(&mut silent, guard).await;
+
+    // The slots are free again: a real client gets in and works.
+    let client = client(&c).await;
+    client
+        .set(b"after", b"1", None, simplekv::replica::Acks::All)
+        .await
+        .expect("a write once the held connections are gone");
+    c.cluster.shutdown().await;
+}

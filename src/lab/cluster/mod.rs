@@ -11,6 +11,7 @@ use super::network::{Network, Node};
 use crate::broker::{Broker, BrokerConfig, BrokerSnapshot, ReplicationConfig, ZkConfig};
 use crate::coord::{ClusterSpec, Ensemble, ServerOptions, split_connect};
 use crate::events::{EventKind, EventSink};
+use crate::net::{certs, listen::ConnectionLimits, tls::TlsConfig};
 use crate::storage::{DiskModel, StoreConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,11 @@ pub struct ClusterOptions {
     /// Route every link through a proxy of the lab's, so link faults can act on it. The bench
     /// turns it off, to measure the brokers rather than the proxies.
     pub proxied_links: bool,
+    /// Brokers speak mutual TLS among themselves with the certificates in this directory (made
+    /// by `simplekv-lab certs`); unset, as the lab runs by default: plaintext on loopback.
+    pub peer_tls: Option<PathBuf>,
+    /// How each broker's ports bound their connections.
+    pub connections: ConnectionLimits,
 }
 
 impl ClusterOptions {
@@ -75,6 +81,8 @@ impl ClusterOptions {
             },
             storage: StoreConfig::default(),
             proxied_links: true,
+            peer_tls: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -240,6 +248,13 @@ impl Cluster {
                     disk: disk.clone(),
                     ..options.storage.clone()
                 },
+                tls: options.peer_tls.as_ref().map(|d| TlsConfig {
+                    ca: d.join(certs::CA_CERT),
+                    cert: d.join(certs::cert_file(id)),
+                    key: d.join(certs::key_file(id)),
+                    client_port: false,
+                }),
+                connections: options.connections,
                 dialer: network.broker_dialer(id),
             };
             slots.push(Slot {
@@ -511,6 +526,11 @@ impl Cluster {
     /// The lab's links and the faults in force on them.
     pub fn network(&self) -> &Network {
         &self.network
+    }
+
+    /// Whether its brokers speak mutual TLS among themselves.
+    pub fn peer_tls(&self) -> bool {
+        self.options.peer_tls.is_some()
     }
 
     /// Broker `id`, if it is up.

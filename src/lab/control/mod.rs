@@ -151,6 +151,7 @@ impl Lab {
             data_kept: options.data_kept,
             log_file: options.log_file,
             started_at_ms: crate::storage::now_ms(),
+            peer_tls: cluster.peer_tls(),
         });
         {
             let mut t = Timeline::new(Arc::clone(&info), options.record.as_deref())

@@ -150,7 +150,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
         .find_map(|b| b.resp_port)
         .map_or(String::new(), |p| format!(" · redis-cli -p {p}"));
     let text = format!(
-        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {}{redis} · {data} ",
+        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {}{redis} · {} · {data} ",
         i.spec.brokers,
         i.spec.partitions,
         i.spec.replication_factor,
@@ -163,7 +163,8 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
         match snap.zk_servers.len() {
             n if n > 1 => format!("ensemble of {n}"),
             _ => i.zk.clone(),
-        }
+        },
+        i.peers_label(),
     );
     // A replay and the faults in force take the bar first: nobody should mistake the past for
     // the present, or miss that the network is cut.
@@ -455,6 +456,11 @@ mod tests {
         assert!(
             text(&buf)[0].contains("ZooKeeper ensemble of 3"),
             "{}",
+            text(&buf)[0]
+        );
+        assert!(
+            text(&buf)[0].contains("peers plaintext (loopback)"),
+            "the title bar says the lab's peers speak plaintext: {}",
             text(&buf)[0]
         );
         let (x, y) = find(
