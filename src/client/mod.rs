@@ -422,7 +422,7 @@ impl Client {
                     )));
                 }
             };
-            let msg = status.message().to_string();
+            let msg = with_tls_hint(status.message(), self.inner.cfg.tls.is_some());
             match rpc::reason_of(&status) {
                 Some(Reason::NotLeader) => {
                     match rpc::leader_of(&status) {
@@ -472,6 +472,9 @@ impl Client {
                 },
             }
             if Instant::now() + backoff >= deadline {
+                // Whether a leader is known decides which error it is: look once more, since an
+                // unreachable leader was forgotten above.
+                let _ = self.refresh().await;
                 return Err(match last_error {
                     Some(e) if self.leader_addr(p).is_some() => ClientError::Unavailable(e),
                     _ => ClientError::NoLeader {
@@ -725,6 +728,18 @@ fn ttl_ms(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |t| {
         u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
     })
+}
+
+/// `message` with a hint when it is what a TLS port says to a plaintext client (an HTTP/2
+/// protocol error: the TLS alert is not HTTP/2) or a plaintext port to a TLS client.
+fn with_tls_hint(message: &str, tls: bool) -> String {
+    if !tls && message.contains("h2 protocol error") {
+        format!("{message} (is the broker's client port TLS? give the cluster's CA with --tls-ca)")
+    } else if tls && message.contains("InvalidContentType") {
+        format!("{message} (the broker's client port is not TLS: leave out --tls-ca)")
+    } else {
+        message.to_string()
+    }
 }
 
 /// One write's failure within an answered batch, in the words `call` gives a whole request's:

@@ -161,6 +161,14 @@ async fn the_seed_transcript_works_verbatim_in_the_repl_and_with_a_seed_broker()
     let peer = c.broker(2).expect("up").peer_addr().to_string();
     one_error_line(&cli(&["--broker", &peer, "get", "k"]).await, "peer port");
 
+    // A TLS client of a plaintext port is told so.
+    let certs = tempfile::tempdir().expect("dir");
+    simplekv::net::certs::make(certs.path(), 1, &[]).expect("certs");
+    let ca = certs.path().join("ca.pem");
+    let args = ["--zk", &zk, "--timeout", "2s", "--tls-ca"];
+    let out = cli(&[&args[..], &[ca.to_str().expect("path"), "get", "k"]].concat()).await;
+    one_error_line(&out, "leave out --tls-ca");
+
     // A piped script runs every line, even after one that is not text, and exits 1 when any
     // line failed.
     let script = b"set piped 1\n\xff\xfe\nget\nget piped\n".to_vec();

@@ -10,11 +10,22 @@ use std::time::Duration;
 
 /// Node configs from the shipped `conf/cluster3`, on the test ZooKeeper, free ports and `dir`.
 fn node_configs(zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    shipped_configs("cluster3", zk, dir)
+}
+
+/// Node configs from the shipped `conf/<name>`, on the test ZooKeeper, free ports and `dir`
+/// (TLS files in `dir/certs`).
+fn shipped_configs(name: &str, zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     (1..=3)
         .map(|i| {
-            let shipped = format!("{}/conf/cluster3/node-{i}.yaml", env!("CARGO_MANIFEST_DIR"));
+            let shipped = format!("{}/conf/{name}/node-{i}.yaml", env!("CARGO_MANIFEST_DIR"));
             let mut cfg =
                 BrokerConfig::load(std::path::Path::new(&shipped)).expect("shipped config loads");
+            if let Some(tls) = &mut cfg.tls {
+                for file in [&mut tls.ca, &mut tls.cert, &mut tls.key] {
+                    *file = dir.join("certs").join(file.file_name().expect("a file"));
+                }
+            }
             cfg.zookeeper.connect = zk.to_string();
             cfg.zookeeper.session_timeout_ms = 2000;
             cfg.kv_port = free_port().expect("port");
@@ -246,6 +257,68 @@ async fn redis_cli_writes_through_one_node_and_reads_through_another() {
         assert_eq!(
             redis_cli(ports[2], vec!["get", key]).await,
             "through-node-1",
+            "get {key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_from_the_shipped_configs_serves_the_cli_and_redis_cli() {
+    let zk = simplekv::testkit::zk_connect("nodes-tls");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let made = tokio::process::Command::new(crate::procs::BIN)
+        .args(["certs", "--out"])
+        .arg(&certs)
+        .args(["--brokers", "3"])
+        .output()
+        .await
+        .expect("certs");
+    assert!(made.status.success(), "{made:?}");
+    let configs = shipped_configs("cluster3-tls", &zk, dir.path());
+    let resp = BrokerConfig::load(&configs[0])
+        .expect("config")
+        .resp_port
+        .expect("a RESP port");
+    let _nodes = Nodes::spawn(&configs, dir.path());
+    wait_for_cluster(&zk).await;
+    let ca = certs.join("ca.pem");
+    let ca = ca.to_str().expect("utf-8 path");
+
+    // The cli reaches TLS client ports with the CA; every partition, so every broker.
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        crate::support::wait_for("a write over TLS", Duration::from_secs(30), || {
+            let zk = zk.clone();
+            async move {
+                let out = cli(&["--zk", &zk, "--tls-ca", ca, "set", key, "v"]).await;
+                out.code == 0
+            }
+        })
+        .await;
+        let out = cli(&["--zk", &zk, "--tls-ca", ca, "get", key]).await;
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "v\n"),
+            "{}",
+            out.stderr
+        );
+    }
+    // Without the CA it cannot, and says so in one line.
+    let out = cli(&["--zk", &zk, "--timeout", "2s", "get", "a"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("--tls-ca"), "{out:?}");
+
+    // redis-cli through one node reaches the keys other brokers lead (it forwards over TLS).
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        let out = tokio::process::Command::new("redis-cli")
+            .args(["-p", &resp.to_string(), "get", key])
+            .output()
+            .await
+            .expect("redis-cli (make test installs redis-tools)");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            "v",
             "get {key}"
         );
     }
