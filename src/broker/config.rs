@@ -15,6 +15,10 @@ pub struct ZkConfig {
     pub connect: String,
     /// Session timeout; a crashed broker's registration lingers this long.
     pub session_timeout_ms: u64,
+    /// ZooKeeper digest credentials (`user:password`), the same for every broker of a cluster:
+    /// then the cluster's znodes anyone may read but only the brokers may change. Give them when
+    /// the cluster is first created; znodes made before stay open.
+    pub credentials: Option<String>,
 }
 
 impl Default for ZkConfig {
@@ -22,6 +26,7 @@ impl Default for ZkConfig {
         Self {
             connect: "127.0.0.1:2181/simplekv".into(),
             session_timeout_ms: 6000,
+            credentials: None,
         }
     }
 }
@@ -141,6 +146,12 @@ impl BrokerConfig {
         if self.zookeeper.connect.trim().is_empty() {
             return Err("zookeeper.connect is empty; give host:port[/chroot]".into());
         }
+        if let Some(c) = &self.zookeeper.credentials
+            && c.split_once(':')
+                .is_none_or(|(u, p)| u.is_empty() || p.is_empty())
+        {
+            return Err("zookeeper.credentials must be user:password".into());
+        }
         self.resp_acks()?;
         self.connections.validate()?;
         let r = &self.replication;
@@ -165,6 +176,16 @@ impl BrokerConfig {
         self.resp_acks
             .parse()
             .map_err(|_| format!("resp_acks is '{}'; use all, 1 or 0", self.resp_acks))
+    }
+
+    /// Opens a ZooKeeper session as this broker (with its credentials, if any).
+    pub async fn connect_zk(&self) -> Result<crate::coord::Coord, crate::coord::CoordError> {
+        crate::coord::Coord::connect_as(
+            &self.zookeeper.connect,
+            self.session_timeout(),
+            self.zookeeper.credentials.as_deref(),
+        )
+        .await
     }
 
     /// The ZooKeeper session timeout.

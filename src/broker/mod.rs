@@ -282,7 +282,7 @@ impl Broker {
     pub async fn start(cfg: BrokerConfig, events: EventSink) -> Result<Self, BrokerError> {
         cfg.validate().map_err(BrokerError::Config)?;
         let events = events.for_broker(cfg.id);
-        let coord = Coord::connect(&cfg.zookeeper.connect, cfg.session_timeout()).await?;
+        let coord = cfg.connect_zk().await?;
         coord.ensure_layout().await?;
         let spec = coord.ensure_cluster(&cfg.cluster).await?;
         if spec != cfg.cluster {

@@ -22,9 +22,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
             Some(c) => c,
             None => {
                 inner.set_session_status(SessionStatus::Connecting);
-                match Coord::connect(&inner.cfg.zookeeper.connect, inner.cfg.session_timeout())
-                    .await
-                {
+                match inner.cfg.connect_zk().await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::debug!(broker = inner.id(), error = %e, "ZooKeeper connect failed");

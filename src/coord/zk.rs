@@ -48,6 +48,11 @@ pub enum CoordError {
         /// What is wrong.
         why: String,
     },
+    /// The znode may be changed only by sessions with the brokers' credentials.
+    #[error(
+        "ZooKeeper refused the change of {0}: only the cluster's brokers may change it (a session with zookeeper.credentials)"
+    )]
+    NotAuthorised(String),
     /// Any other ZooKeeper error.
     #[error("ZooKeeper error on {path}: {source}")]
     Zk {
@@ -66,6 +71,7 @@ impl CoordError {
             zk::Error::NoNode => Self::NoNode(path.to_string()),
             zk::Error::NodeExists => Self::NodeExists(path.to_string()),
             zk::Error::BadVersion => Self::BadVersion(path.to_string()),
+            zk::Error::NoAuth => Self::NotAuthorised(path.to_string()),
             source => Self::Zk {
                 path: path.to_string(),
                 source,
@@ -93,6 +99,8 @@ pub struct Coord {
     client: zk::Client,
     op_timeout: Duration,
     connect: String,
+    /// The session has credentials: the znodes it creates only such sessions may change.
+    restricted: bool,
 }
 
 impl std::fmt::Debug for Coord {
@@ -103,16 +111,54 @@ impl std::fmt::Debug for Coord {
     }
 }
 
-fn acl() -> &'static zk::CreateOptions<'static> {
-    static PERSISTENT: zk::CreateOptions<'static> =
-        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    &PERSISTENT
+/// Anyone may read; only a session with the credentials that created a znode may change it
+/// (ZooKeeper's `auth` scheme: the creator's digest identity).
+static BROKERS_ONLY: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+];
+
+/// Makes `path` changeable only by sessions with this one's credentials, if anyone may change
+/// it now (it was made by a session without credentials).
+async fn close_to_others(client: &zk::Client, path: &str) -> Result<()> {
+    let (acl, stat) = client
+        .get_acl(path)
+        .await
+        .map_err(|e| CoordError::from_zk(path, e))?;
+    let open = acl
+        .iter()
+        .any(|a| a.scheme() == "world" && a.permission() != zk::Permission::READ);
+    if open {
+        match client
+            .set_acl(path, &BROKERS_ONLY, Some(stat.aversion))
+            .await
+        {
+            // Another broker closed it first.
+            Ok(_) | Err(zk::Error::BadVersion) => {}
+            Err(e) => return Err(CoordError::from_zk(path, e)),
+        }
+    }
+    Ok(())
 }
 
-fn ephemeral() -> &'static zk::CreateOptions<'static> {
-    static EPHEMERAL: zk::CreateOptions<'static> =
+/// How a session's znodes are created: open to anyone (no credentials: the lab), or changeable
+/// only by sessions with the same credentials (the brokers of a deployment).
+fn create_options(mode: zk::CreateMode, restricted: bool) -> &'static zk::CreateOptions<'static> {
+    use std::sync::LazyLock;
+    static OPEN_PERSISTENT: zk::CreateOptions<'static> =
+        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    static OPEN_EPHEMERAL: zk::CreateOptions<'static> =
         zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-    &EPHEMERAL
+    static PERSISTENT: LazyLock<zk::CreateOptions<'static>> =
+        LazyLock::new(|| zk::CreateMode::Persistent.with_acls(zk::Acls::new(&BROKERS_ONLY)));
+    static EPHEMERAL: LazyLock<zk::CreateOptions<'static>> =
+        LazyLock::new(|| zk::CreateMode::Ephemeral.with_acls(zk::Acls::new(&BROKERS_ONLY)));
+    match (mode, restricted) {
+        (zk::CreateMode::Ephemeral, false) => &OPEN_EPHEMERAL,
+        (zk::CreateMode::Ephemeral, true) => &EPHEMERAL,
+        (_, false) => &OPEN_PERSISTENT,
+        (_, true) => &PERSISTENT,
+    }
 }
 
 fn decode<T: DeserializeOwned>(path: &str, data: &[u8]) -> Result<T> {
@@ -152,6 +198,19 @@ impl Coord {
     /// `session_timeout` (it may be electing a leader). Fails when no session forms within about
     /// `2 × session_timeout` of the last try.
     pub async fn connect(connect: &str, session_timeout: Duration) -> Result<Self> {
+        Self::connect_as(connect, session_timeout, None).await
+    }
+
+    /// [`Coord::connect`] with ZooKeeper digest credentials (`user:password`), when given: the
+    /// znodes this session creates anyone may read, but only sessions with the same credentials
+    /// (the cluster's brokers) may change or delete, or create under. A wrong password is not
+    /// refused here (ZooKeeper accepts any digest); its writes are, as `NoAuth`.
+    pub async fn connect_as(
+        connect: &str,
+        session_timeout: Duration,
+        credentials: Option<&str>,
+    ) -> Result<Self> {
+        let restricted = credentials.is_some();
         let unreachable = |why: String| CoordError::Unreachable {
             addr: connect.to_string(),
             why,
@@ -167,10 +226,15 @@ impl Coord {
         let give_up = tokio::time::Instant::now() + session_timeout;
         let mut backoff = Duration::from_millis(100);
         let client = loop {
-            let connecting = zk::Client::connector()
+            let mut connector = zk::Client::connector();
+            connector = connector
                 .with_session_timeout(session_timeout)
-                .with_fail_eagerly()
-                .connect(servers);
+                .with_fail_eagerly();
+            if let Some(c) = credentials {
+                // Sent again by the client on every reconnection of the session.
+                connector = connector.with_auth("digest", c.as_bytes());
+            }
+            let connecting = connector.connect(servers);
             match tokio::time::timeout(session_timeout * 2, connecting).await {
                 Ok(Ok(c)) => break c,
                 Ok(Err(e)) if ensemble && tokio::time::Instant::now() + backoff < give_up => {
@@ -190,11 +254,25 @@ impl Coord {
         let client = if chroot.is_empty() || chroot == "/" {
             client
         } else {
-            let made = tokio::time::timeout(op_timeout, client.mkdir(chroot, acl())).await;
+            let made = tokio::time::timeout(
+                op_timeout,
+                client.mkdir(
+                    chroot,
+                    create_options(zk::CreateMode::Persistent, restricted),
+                ),
+            )
+            .await;
             match made {
                 Ok(Ok(())) | Ok(Err(zk::Error::NodeExists)) => {}
                 Ok(Err(e)) => return Err(CoordError::from_zk(chroot, e)),
                 Err(_) => return Err(CoordError::Timeout(op_timeout)),
+            }
+            if restricted {
+                // An anonymous client (a cli run before any broker) may have made the chroot open
+                // to all: then anyone could create a /controller in it. Brokers close it.
+                tokio::time::timeout(op_timeout, close_to_others(&client, chroot))
+                    .await
+                    .map_err(|_| CoordError::Timeout(op_timeout))??;
             }
             client
                 .chroot(chroot.to_string())
@@ -204,7 +282,16 @@ impl Coord {
             client,
             op_timeout,
             connect: connect.to_string(),
+            restricted,
         })
+    }
+
+    fn acl(&self) -> &'static zk::CreateOptions<'static> {
+        create_options(zk::CreateMode::Persistent, self.restricted)
+    }
+
+    fn ephemeral(&self) -> &'static zk::CreateOptions<'static> {
+        create_options(zk::CreateMode::Ephemeral, self.restricted)
     }
 
     /// The connect string this session used.
@@ -267,13 +354,13 @@ impl Coord {
             .map(|(p, _)| p)
             .filter(|p| !p.is_empty())
         {
-            match self.op(parent, self.client.mkdir(parent, acl())).await {
+            match self.op(parent, self.client.mkdir(parent, self.acl())).await {
                 Ok(()) | Err(CoordError::NodeExists(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         match self
-            .op(path, self.client.create(path, &encode(value), acl()))
+            .op(path, self.client.create(path, &encode(value), self.acl()))
             .await
         {
             Ok(_) | Err(CoordError::NodeExists(_)) => {}
@@ -288,7 +375,7 @@ impl Coord {
     /// Creates `/brokers/ids` and `/partitions` if missing.
     pub async fn ensure_layout(&self) -> Result<()> {
         for dir in [BROKER_IDS, PARTITIONS] {
-            match self.op(dir, self.client.mkdir(dir, acl())).await {
+            match self.op(dir, self.client.mkdir(dir, self.acl())).await {
                 Ok(()) | Err(CoordError::NodeExists(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -321,9 +408,12 @@ impl Coord {
     /// znode's creation zxid). `NodeExists` when an older session of the same broker still holds it.
     pub async fn register_broker(&self, id: u32, info: &BrokerInfo) -> Result<i64> {
         let path = layout::broker_path(id);
-        self.op(&path, self.client.create(&path, &encode(info), ephemeral()))
-            .await
-            .map(|(stat, _)| stat.czxid)
+        self.op(
+            &path,
+            self.client.create(&path, &encode(info), self.ephemeral()),
+        )
+        .await
+        .map(|(stat, _)| stat.czxid)
     }
 
     /// The broker epoch of `/brokers/ids/<id>` if this session holds it (a create that timed out
@@ -453,7 +543,7 @@ impl Coord {
                     match self
                         .op(
                             CONTROLLER_EPOCH,
-                            self.client.create(CONTROLLER_EPOCH, b"0", acl()),
+                            self.client.create(CONTROLLER_EPOCH, b"0", self.acl()),
                         )
                         .await
                     {
@@ -471,7 +561,7 @@ impl Coord {
         };
         let mut multi = self.client.new_multi_writer();
         let prepared = multi
-            .add_create(CONTROLLER, &encode(&info), ephemeral())
+            .add_create(CONTROLLER, &encode(&info), self.ephemeral())
             .and_then(|()| multi.add_set_data(CONTROLLER_EPOCH, &encode(&next), Some(version)));
         prepared.map_err(|e| CoordError::from_zk(CONTROLLER, e))?;
         match tokio::time::timeout(self.op_timeout, multi.commit()).await {
@@ -612,12 +702,15 @@ impl Coord {
             .add_check_version(CONTROLLER_EPOCH, lease.epoch_version)
             .and_then(|()| match expected_version {
                 Some(v) => multi.add_set_data(&path, &data, Some(v)),
-                None => multi.add_create(&path, &data, acl()),
+                None => multi.add_create(&path, &data, self.acl()),
             });
         prepared.map_err(|e| CoordError::from_zk(&path, e))?;
         if expected_version.is_none() {
             let parent = format!("{PARTITIONS}/{p}");
-            match self.op(&parent, self.client.mkdir(&parent, acl())).await {
+            match self
+                .op(&parent, self.client.mkdir(&parent, self.acl()))
+                .await
+            {
                 Ok(()) | Err(CoordError::NodeExists(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -309,6 +309,16 @@ async fn a_tls_cluster_from_the_shipped_configs_serves_the_cli_and_redis_cli() {
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     assert!(out.stderr.contains("--tls-ca"), "{out:?}");
 
+    // With ZooKeeper credentials only brokers change the cluster: an anonymous rebalance request
+    // is refused in one line.
+    let out = cli(&["--zk", &zk, "rebalance"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("only the cluster's brokers may change it"),
+        "{out:?}"
+    );
+
     // redis-cli through one node reaches the keys other brokers lead (it forwards over TLS).
     for key in ["a", "b", "c", "d", "e", "f"] {
         let out = tokio::process::Command::new("redis-cli")

@@ -57,6 +57,9 @@ pub struct ClusterOptions {
     pub peer_tls: Option<PathBuf>,
     /// How each broker's ports bound their connections.
     pub connections: ConnectionLimits,
+    /// ZooKeeper digest credentials of the brokers (`user:password`): the cluster's znodes
+    /// then only they may change. The lab's own view and clients stay anonymous readers.
+    pub zk_credentials: Option<String>,
 }
 
 impl ClusterOptions {
@@ -83,6 +86,7 @@ impl ClusterOptions {
             proxied_links: true,
             peer_tls: None,
             connections: ConnectionLimits::default(),
+            zk_credentials: None,
         }
     }
 }
@@ -241,6 +245,7 @@ impl Cluster {
                 zookeeper: ZkConfig {
                     connect: format!("{zk_link}{chroot}"),
                     session_timeout_ms: options.session_timeout_ms,
+                    credentials: options.zk_credentials.clone(),
                 },
                 cluster: options.spec.clone(),
                 replication: options.replication.clone(),

@@ -1,7 +1,8 @@
-//! Who may talk to a broker's peer port: with `tls:` configured, only brokers, and each only for
-//! itself. The forged fetch this guards against: an outsider sending `Fetch(replica_id = F,
-//! offset = LEO)` for every follower while they are down made the leader acknowledge an acks=all
-//! write no follower held.
+//! Who may change the cluster. With `tls:` configured, only brokers use the peer port, and each
+//! only for itself: the forged fetch this guards against (an outsider sending `Fetch(replica_id =
+//! F, offset = LEO)` for every follower while they were down) made the leader acknowledge an
+//! acks=all write no follower held. With ZooKeeper credentials, only brokers change the
+//! cluster's znodes.
 
 use crate::support::*;
 use simplekv::net::certs;
@@ -146,5 +147,83 @@ async fn only_brokers_use_the_peer_port_and_each_only_for_itself() {
         outcome.is_err(),
         "acknowledged with both followers down: {outcome:?}"
     );
+    c.cluster.shutdown().await;
+}
+
+/// A raw ZooKeeper session on the cluster's chroot, with `credentials` if given.
+async fn zk_session(connect: &str, credentials: Option<&str>) -> zookeeper_client::Client {
+    let (servers, chroot) = simplekv::coord::split_connect(connect);
+    let mut connector = zookeeper_client::Client::connector();
+    if let Some(c) = credentials {
+        connector = connector.with_auth("digest", c.as_bytes());
+    }
+    let client = connector.connect(servers).await.expect("zk");
+    client.chroot(chroot.to_string()).expect("chroot")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_credentials_only_brokers_change_the_cluster_in_zookeeper() {
+    use simplekv::coord::layout::{BROKER_IDS, CLUSTER, CONTROLLER, state_path};
+    use zookeeper_client::{Acls, CreateMode, Error};
+    // A client without credentials came first and made the cluster's chroot, open to all.
+    let connect = simplekv::testkit::zk_connect("zk-acl");
+    drop(
+        simplekv::coord::Coord::connect(&connect, Duration::from_secs(5))
+            .await
+            .expect("an anonymous session"),
+    );
+    let c = start_with(|d| {
+        let mut o = options("zk-acl", spec(3, 1, 3, 2), d);
+        o.zk = simplekv::lab::ZkChoice::External(connect.clone());
+        o.zk_credentials = Some("simplekv:s3cret".into());
+        o
+    })
+    .await;
+    wait_for_isr(&c, 3).await;
+
+    for (who, creds) in [
+        ("anonymous", None),
+        ("a wrong password", Some("simplekv:guess")),
+    ] {
+        let zk = zk_session(c.zk_connect(), creds).await;
+        let (data, stat) = zk.get_data(CLUSTER).await.expect("anyone reads");
+        assert!(!data.is_empty());
+        let refused = [
+            zk.set_data(CLUSTER, b"{}", Some(stat.version)).await.err(),
+            zk.set_data(&state_path(0), b"{}", None).await.err(),
+            zk.delete(CONTROLLER, None).await.err(),
+            // Not even a new znode at the top, such as a /controller while there is none.
+            zk.create(
+                "/intruder",
+                b"",
+                &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+            )
+            .await
+            .err(),
+            zk.create(
+                &format!("{BROKER_IDS}/99"),
+                b"{}",
+                &CreateMode::Ephemeral.with_acls(Acls::anyone_all()),
+            )
+            .await
+            .err(),
+        ];
+        for r in refused {
+            assert_eq!(r, Some(Error::NoAuth), "{who}");
+        }
+    }
+
+    // The brokers change each other's znodes: a new leader is elected and takes writes.
+    let leader = leader_of(&c, 0).expect("leader");
+    c.kill(leader).await.expect("kill");
+    wait_for("another leader", Duration::from_secs(30), || async {
+        leader_of(&c, 0).is_some_and(|l| l != leader)
+    })
+    .await;
+    client(&c)
+        .await
+        .set(b"after", b"1", None, Acks::All)
+        .await
+        .expect("a write under the new leader");
     c.cluster.shutdown().await;
 }
