@@ -9,6 +9,8 @@ pub mod command;
 pub mod config;
 pub mod coord;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lab;
 pub mod net;
 pub mod replica;

@@ -726,6 +726,10 @@ fn run_replay(file: PathBuf) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    // Brokers bound their connections per port (1,024 by default, several ports per process in
+    // the lab): a soft descriptor limit of 1,024 would run out first. Raise it to the hard limit,
+    // as servers commonly do; where that fails the limits still bound each port.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     match args.mode {
         Some(Mode::Run {
             scenario,

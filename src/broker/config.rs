@@ -146,11 +146,25 @@ impl BrokerConfig {
         if self.zookeeper.connect.trim().is_empty() {
             return Err("zookeeper.connect is empty; give host:port[/chroot]".into());
         }
-        if let Some(c) = &self.zookeeper.credentials
-            && c.split_once(':')
+        if let Some(c) = &self.zookeeper.credentials {
+            if c.split_once(':')
                 .is_none_or(|(u, p)| u.is_empty() || p.is_empty())
-        {
-            return Err("zookeeper.credentials must be user:password".into());
+            {
+                return Err("zookeeper.credentials must be user:password".into());
+            }
+            // ZooKeeper checks a create or delete against the parent's ACL: without a chroot of
+            // the cluster's own, the parent of /controller is the root, open to all.
+            let (_, chroot) = crate::coord::split_connect(&self.zookeeper.connect);
+            if chroot.is_empty() || chroot == "/" {
+                return Err(
+                    "zookeeper.credentials need a chroot in zookeeper.connect (host:port/name): \
+                     the root of ZooKeeper is open to all"
+                        .into(),
+                );
+            }
+        }
+        if self.replication.fetch_max_bytes == 0 {
+            return Err("replication.fetch_max_bytes must be at least 1".into());
         }
         self.resp_acks()?;
         self.connections.validate()?;
@@ -236,6 +250,20 @@ mod tests {
                 .unwrap_err()
                 .contains("resp_acks is 'most'")
         );
+        let mut no_fetch = cfg.clone();
+        no_fetch.replication.fetch_max_bytes = 0;
+        assert!(no_fetch.validate().unwrap_err().contains("fetch_max_bytes"));
+        let mut creds = cfg.clone();
+        creds.zookeeper.credentials = Some("simplekv".into());
+        assert!(creds.validate().unwrap_err().contains("user:password"));
+        creds.zookeeper.credentials = Some("simplekv:pw".into());
+        creds.zookeeper.connect = "127.0.0.1:2181".into();
+        assert!(
+            creds.validate().unwrap_err().contains("need a chroot"),
+            "the root of ZooKeeper is open to all"
+        );
+        creds.zookeeper.connect = "127.0.0.1:2181/kv".into();
+        assert!(creds.validate().is_ok());
         let bad = BrokerConfig { id: 9, ..cfg };
         assert!(bad.validate().unwrap_err().contains("cluster.brokers"));
     }
@@ -248,6 +276,9 @@ mod tests {
             "cluster3/node-1.yaml",
             "cluster3/node-2.yaml",
             "cluster3/node-3.yaml",
+            "cluster3-tls/node-1.yaml",
+            "cluster3-tls/node-2.yaml",
+            "cluster3-tls/node-3.yaml",
         ] {
             let cfg = BrokerConfig::load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(cfg.resp_port.is_some(), "{f} has a RESP port");

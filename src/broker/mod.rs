@@ -381,25 +381,21 @@ impl Broker {
             .filter(|t| t.client_port)
             .map(|t| t.client_server(handshake));
         let peer_tls = inner.tls.as_ref().map(|t| t.peer_server(handshake));
-        tokio::spawn(
-            server(&limits, kv_tls)?
-                .add_service(kv)
-                .serve_with_incoming_shutdown(
-                    incoming(kv_listener, limits, "kv", inner.events.clone()),
-                    token.clone().cancelled_owned(),
-                ),
-        );
+        // Both servers are built (their TLS checked) before either starts, so a failed start
+        // leaves nothing serving.
+        let (mut kv_server, mut peer_server) =
+            (server(&limits, kv_tls)?, server(&limits, peer_tls)?);
+        tokio::spawn(kv_server.add_service(kv).serve_with_incoming_shutdown(
+            incoming(kv_listener, limits, "kv", inner.events.clone()),
+            token.clone().cancelled_owned(),
+        ));
         let peer = ReplicationServer::new(peer_service::PeerService::new(Arc::clone(&inner)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        tokio::spawn(
-            server(&limits, peer_tls)?
-                .add_service(peer)
-                .serve_with_incoming_shutdown(
-                    incoming(peer_listener, limits, "peer", inner.events.clone()),
-                    token.clone().cancelled_owned(),
-                ),
-        );
+        tokio::spawn(peer_server.add_service(peer).serve_with_incoming_shutdown(
+            incoming(peer_listener, limits, "peer", inner.events.clone()),
+            token.clone().cancelled_owned(),
+        ));
         tokio::spawn(session::run(Arc::clone(&inner), Some(coord)));
         for replica in inner.replicas.values() {
             tokio::spawn(isr::run(Arc::clone(&inner), Arc::clone(replica)));

@@ -71,8 +71,8 @@ impl Replication for PeerService {
                 // a reply always fits what a gRPC client receives, whatever a peer asks for.
                 max_bytes: r
                     .max_bytes
-                    .clamp(1, self.inner.cfg.replication.fetch_max_bytes)
-                    as usize,
+                    .min(self.inner.cfg.replication.fetch_max_bytes)
+                    .max(1) as usize,
                 max_wait,
             })
             .await

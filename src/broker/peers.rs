@@ -45,7 +45,13 @@ impl PeerClients {
             .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
             // The peer must prove it is broker `id`, whatever address reached it.
-            endpoint = endpoint.tls_config(tls.peer_client(id)).ok()?;
+            endpoint = match endpoint.tls_config(tls.peer_client(id)) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(peer = id, error = %e, "cannot set up TLS to a peer");
+                    return None;
+                }
+            };
         }
         let channel = endpoint.connect_lazy();
         let client = ReplicationClient::new(channel)

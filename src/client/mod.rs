@@ -710,12 +710,16 @@ impl Client {
 }
 
 /// Whether a failed attempt certainly never reached the broker: the connection could not even
-/// be made. Any other transport failure (reset, broken pipe, cancelled) may have come after the
-/// broker received the request.
+/// be made, or it closed while the request still waited to be sent (hyper cancels a request it
+/// never took off its queue, and only such a one). Any other transport failure (reset, broken
+/// pipe, a gRPC cancel) may have come after the broker received the request.
 fn never_arrived(status: &tonic::Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
-        if e.downcast_ref::<tonic::ConnectError>().is_some() {
+        if e.downcast_ref::<tonic::ConnectError>().is_some()
+            || e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_canceled)
+        {
             return true;
         }
         source = e.source();

@@ -50,7 +50,7 @@ pub enum CoordError {
     },
     /// The znode may be changed only by sessions with the brokers' credentials.
     #[error(
-        "ZooKeeper refused the change of {0}: only the cluster's brokers may change it (a session with zookeeper.credentials)"
+        "ZooKeeper refused the change of {0}: only the cluster's brokers may change it (sessions with their zookeeper.credentials; this one has none or others)"
     )]
     NotAuthorised(String),
     /// Any other ZooKeeper error.
@@ -254,13 +254,22 @@ impl Coord {
         let client = if chroot.is_empty() || chroot == "/" {
             client
         } else {
-            let made = tokio::time::timeout(
-                op_timeout,
-                client.mkdir(
-                    chroot,
-                    create_options(zk::CreateMode::Persistent, restricted),
-                ),
-            )
+            // Made only if absent: ZooKeeper checks a create against the parent's ACL before it
+            // says the node exists, so a session without credentials could not even "make" a
+            // nested chroot the brokers made.
+            let made = tokio::time::timeout(op_timeout, async {
+                match client.check_stat(chroot).await? {
+                    Some(_) => Ok(()),
+                    None => {
+                        client
+                            .mkdir(
+                                chroot,
+                                create_options(zk::CreateMode::Persistent, restricted),
+                            )
+                            .await
+                    }
+                }
+            })
             .await;
             match made {
                 Ok(Ok(())) | Ok(Err(zk::Error::NodeExists)) => {}

@@ -38,7 +38,10 @@
 //!   - When the cut heals, held connections resume where they stopped and
 //!     deliver their held bytes in order, as TCP retransmission would after a
 //!     short partition, and held new connections are dialled then (asking the
-//!     upstream function where to dial at that moment).
+//!     upstream function where to dial at that moment). A cut longer than a
+//!     broker's keep-alive round (interval + timeout, 30 s by default) is not
+//!     short: the broker closes the connections it serves across it, as it
+//!     would on a real network, and clients dial again after the heal.
 //!   - A FIN cannot cross a cut either: a side that closed or reset during
 //!     the cut is seen to close by the other side only once the cut heals.
 //! * **Delay and jitter** model latency, not bandwidth. The proxy keeps

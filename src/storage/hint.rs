@@ -98,18 +98,24 @@ impl HintBuf {
 /// Reads the hint at `path` for a segment now `segment_len` bytes long: its entries, or `None`
 /// when the hint is missing, damaged or stale (then the segment must be scanned).
 pub fn read(path: &Path, segment_len: u64) -> Result<Option<HintBuf>> {
-    let mut data = match std::fs::read(path) {
+    let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).at(path),
     };
-    let Some(count) = validate(&data, segment_len) else {
+    let hint = decode(data, segment_len);
+    if hint.is_none() {
         tracing::warn!(hint = %path.display(), "ignoring a damaged or stale hint file; scanning its segment");
-        return Ok(None);
-    };
+    }
+    Ok(hint)
+}
+
+/// A hint file's bytes as its entries, or `None` when they are damaged or stale.
+pub(crate) fn decode(mut data: Vec<u8>, segment_len: u64) -> Option<HintBuf> {
+    let count = validate(&data, segment_len)?;
     data.truncate(data.len() - 4);
     data.drain(..PREFIX);
-    Ok(Some(HintBuf { bytes: data, count }))
+    Some(HintBuf { bytes: data, count })
 }
 
 /// Checks magic, CRC, segment length and the shape of every entry; returns the entry bytes.

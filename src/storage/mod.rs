@@ -39,7 +39,7 @@ mod config;
 mod disk;
 mod error;
 mod flusher;
-mod hint;
+pub(crate) mod hint;
 mod keydir;
 mod merge;
 pub mod record;

@@ -308,6 +308,12 @@ async fn a_tls_cluster_from_the_shipped_configs_serves_the_cli_and_redis_cli() {
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     assert!(out.stderr.contains("--tls-ca"), "{out:?}");
+    // A write fails as plainly (its outcome may be called unknown: a broken pipe does not tell
+    // the client whether the broker read the request) and changes nothing.
+    let out = cli(&["--zk", &zk, "--timeout", "2s", "set", "a", "w"]).await;
+    assert_eq!((out.code, out.stderr.lines().count()), (1, 1), "{out:?}");
+    let out = cli(&["--zk", &zk, "--tls-ca", ca, "get", "a"]).await;
+    assert_eq!(out.stdout, "v\n", "{out:?}");
 
     // With ZooKeeper credentials only brokers change the cluster: an anonymous rebalance request
     // is refused in one line.

@@ -213,6 +213,16 @@ async fn with_credentials_only_brokers_change_the_cluster_in_zookeeper() {
         }
     }
 
+    // A chroot nested under one the brokers made (closed): a session without credentials still
+    // connects to it, as the cli and a node's RESP client do.
+    let nested = format!("{connect}/deeper/still");
+    simplekv::coord::Coord::connect_as(&nested, Duration::from_secs(5), Some("simplekv:s3cret"))
+        .await
+        .expect("a broker's session makes the nested chroot");
+    simplekv::coord::Coord::connect(&nested, Duration::from_secs(5))
+        .await
+        .expect("an anonymous session on a nested chroot the brokers made");
+
     // The brokers change each other's znodes: a new leader is elected and takes writes.
     let leader = leader_of(&c, 0).expect("leader");
     c.kill(leader).await.expect("kill");
