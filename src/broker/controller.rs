@@ -26,14 +26,14 @@ pub(super) async fn run(inner: Arc<Inner>, coord: Coord, token: CancellationToke
         }
         match coord.try_elect_controller(inner.id()).await {
             Ok(Some(lease)) => {
-                *inner.controller.lock().unwrap_or_else(|p| p.into_inner()) = Some(lease);
+                *inner.controller.lock() = Some(lease);
                 inner.events.emit(
                     EventKind::ControllerElected,
                     None,
                     format!("became controller (controller epoch {})", lease.epoch),
                 );
                 let outcome = control(&inner, &coord, lease, &token).await;
-                *inner.controller.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *inner.controller.lock() = None;
                 match outcome {
                     Err(CoordError::Fenced) => inner.events.emit(
                         EventKind::ControllerElected,

@@ -18,24 +18,14 @@ pub(super) fn start(inner: &Arc<Inner>, replica: Arc<Replica>) {
     };
     let p = replica.partition();
     let handle = tokio::spawn(run(Arc::clone(inner), replica, target));
-    if let Some(old) = inner
-        .fetchers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(p, handle)
-    {
+    if let Some(old) = inner.fetchers.lock().insert(p, handle) {
         old.abort();
     }
 }
 
 /// Stops the fetcher of partition `p`, if any.
 pub(super) fn stop(inner: &Inner, p: u32) {
-    if let Some(h) = inner
-        .fetchers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&p)
-    {
+    if let Some(h) = inner.fetchers.lock().remove(&p) {
         h.abort();
     }
 }

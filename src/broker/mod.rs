@@ -29,10 +29,11 @@ use crate::net::tls::Tls;
 use crate::replica::{Lease, Replica, ReplicaConfig, ReplicaSnapshot, Role};
 use crate::rpc::kv_server::KvServer;
 use crate::rpc::replication_server::ReplicationServer;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -168,29 +169,23 @@ impl Inner {
     }
 
     fn metadata(&self) -> Metadata {
-        self.metadata
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.metadata.read().clone()
     }
 
     fn update_metadata(&self, f: impl FnOnce(&mut Metadata)) {
-        f(&mut self.metadata.write().unwrap_or_else(|p| p.into_inner()));
+        f(&mut self.metadata.write());
     }
 
     fn set_session_status(&self, s: SessionStatus) {
-        *self
-            .session_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = s;
+        *self.session_status.lock() = s;
     }
 
     fn current_session(&self) -> Option<Coord> {
         self.session.borrow().clone()
     }
 
-    fn incarnation(&self) -> std::sync::MutexGuard<'_, Option<Incarnation>> {
-        self.incarnation.lock().unwrap_or_else(|p| p.into_inner())
+    fn incarnation(&self) -> parking_lot::MutexGuard<'_, Option<Incarnation>> {
+        self.incarnation.lock()
     }
 
     /// This broker's epoch in its current registration, if it is registered.
@@ -214,13 +209,8 @@ impl Inner {
         let mut incarnation = self.incarnation();
         *incarnation = None;
         self.lease.revoke();
-        *self.controller.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        for (_, h) in self
-            .fetchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-        {
+        *self.controller.lock() = None;
+        for (_, h) in self.fetchers.lock().drain() {
             h.abort();
         }
         for r in self.replicas.values() {
@@ -230,7 +220,7 @@ impl Inner {
 
     /// The kv address of a partition's leader, as this broker knows it.
     fn leader_kv_addr(&self, partition: u32) -> Option<String> {
-        let md = self.metadata.read().unwrap_or_else(|p| p.into_inner());
+        let md = self.metadata.read();
         let leader = md.states.get(&partition)?.0.leader()?;
         md.brokers.get(&leader).map(BrokerInfo::kv_addr)
     }
@@ -463,17 +453,8 @@ impl Broker {
             id: self.inner.cfg.id,
             kv_addr: self.inner.kv_addr,
             peer_addr: self.inner.peer_addr,
-            session: *self
-                .inner
-                .session_status
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-            controller_epoch: self
-                .inner
-                .controller
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map(|l| l.epoch),
+            session: *self.inner.session_status.lock(),
+            controller_epoch: self.inner.controller.lock().map(|l| l.epoch),
             replicas: self.inner.replicas.values().map(|r| r.snapshot()).collect(),
         }
     }

@@ -3,8 +3,8 @@
 use super::{Inner, MAX_MESSAGE_BYTES};
 use crate::net::tls::Tls;
 use crate::rpc::replication_client::ReplicationClient;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -34,7 +34,7 @@ impl PeerClients {
         // Keyed by broker too: with TLS a channel checks the certificate of the broker it was
         // made for.
         let key = format!("{id}@{dialed}");
-        let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.by_addr.lock();
         if let Some(c) = map.get(&key) {
             return Some(c.clone());
         }

@@ -14,9 +14,10 @@
 use super::Transport;
 use crate::replica::Acks;
 use crate::rpc::{self, Reason, kv_client::KvClient};
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -91,7 +92,7 @@ impl Batcher {
     ) -> oneshot::Receiver<Reply> {
         let (tx, rx) = oneshot::channel();
         let mut pending = Pending { write, reply: tx };
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queues = self.queues.lock();
         // A queue whose task ended on idling refuses the send: start a new one.
         for _ in 0..2 {
             let queue = queues.entry((partition, acks)).or_insert_with(|| {

@@ -25,12 +25,7 @@ impl Client {
     pub(super) fn follow_with(&self, coord: Coord, partitions: u32) {
         let changed = Arc::new(tokio::sync::Notify::new());
         let token = self.inner.following.child_token();
-        let before = self
-            .inner
-            .session_tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(token.clone());
+        let before = self.inner.session_tasks.lock().replace(token.clone());
         if let Some(before) = before {
             before.cancel();
         }

@@ -19,9 +19,10 @@ use crate::coord::{Coord, partition_of};
 use crate::replica::Acks;
 use crate::rpc::{self, Reason, kv_client::KvClient};
 use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
 use routes::{Routes, Source};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -234,7 +235,7 @@ impl Client {
                 Source::Seeds(_) => return Err(e),
             },
         };
-        *self.inner.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+        *self.inner.routes.write() = routes;
         Ok(())
     }
 
@@ -269,28 +270,16 @@ impl Client {
 
     /// The leader address of partition `p`, read in place (this runs for every request).
     fn leader_addr(&self, p: u32) -> Option<String> {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .leader_addr(p)
+        self.inner.routes.read().leader_addr(p)
     }
 
     fn routes(&self) -> Routes {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.routes.read().clone()
     }
 
     /// Number of partitions.
     pub fn partitions(&self) -> u32 {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .partitions
+        self.inner.routes.read().partitions
     }
 
     /// How many `WriteBatch` requests this client has sent and how many writes they carried
@@ -319,11 +308,7 @@ impl Client {
             return Ok(self.endpoint(name, Transport::Local(local.clone())));
         }
         let dialed = self.inner.cfg.dialer.dial(addr);
-        let map = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let map = self.inner.channels.lock();
         if let Some(c) = map.get(dialed.as_ref()) {
             return Ok(Arc::clone(c));
         }
@@ -349,11 +334,7 @@ impl Client {
 
     /// The endpoint kept under `name`, made over `transport` if there is none yet.
     fn endpoint(&self, name: String, transport: Transport) -> Arc<Endpoint> {
-        let mut map = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.inner.channels.lock();
         let endpoint = map.entry(name).or_insert_with(|| {
             let kv = KvClient::new(transport)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -427,18 +408,10 @@ impl Client {
                 Some(Reason::NotLeader) => {
                     match rpc::leader_of(&status) {
                         Some(hint) if hint != addr => {
-                            self.inner
-                                .routes
-                                .write()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .set_leader_addr(p, hint);
+                            self.inner.routes.write().set_leader_addr(p, hint);
                         }
                         _ => {
-                            self.inner
-                                .routes
-                                .write()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .forget_leader(p);
+                            self.inner.routes.write().forget_leader(p);
                         }
                     }
                     last_error = Some(msg);
@@ -458,11 +431,7 @@ impl Client {
                     }
                     tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
                         // The leader is unreachable (crashed?): look again.
-                        self.inner
-                            .routes
-                            .write()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .forget_leader(p);
+                        self.inner.routes.write().forget_leader(p);
                         last_error = Some(format!("broker {addr} is unreachable: {msg}"));
                     }
                     tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => {

@@ -19,7 +19,7 @@ pub(super) enum Source {
 pub(super) struct ZkSource {
     connect: String,
     session_timeout: std::time::Duration,
-    coord: std::sync::Mutex<Coord>,
+    coord: parking_lot::Mutex<Coord>,
 }
 
 impl ZkSource {
@@ -27,13 +27,13 @@ impl ZkSource {
         Self {
             connect: connect.to_string(),
             session_timeout,
-            coord: std::sync::Mutex::new(coord),
+            coord: parking_lot::Mutex::new(coord),
         }
     }
 
     /// The current session.
     pub(super) fn coord(&self) -> Coord {
-        self.coord.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.coord.lock().clone()
     }
 
     /// If the session has expired, a new one (returned); `None` while it lives.
@@ -44,7 +44,7 @@ impl ZkSource {
         let fresh = Coord::connect(&self.connect, self.session_timeout)
             .await
             .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-        *self.coord.lock().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        *self.coord.lock() = fresh.clone();
         tracing::info!(zk = %self.connect, "the client's ZooKeeper session expired; a new one is open");
         Ok(Some(fresh))
     }

@@ -7,9 +7,9 @@
 //! Every server runs under the watchdog of [`ZkServer`], so none outlives this process.
 
 use super::server::{ServerError, ServerOptions, ZkMode, ZkServer, java_classpath, server_config};
+use parking_lot::Mutex;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -180,7 +180,7 @@ impl Ensemble {
             }
         }
         for (m, slot) in ensemble.members.iter().zip(&ensemble.servers) {
-            let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = slot.lock();
             if let Some(server) = guard.as_mut()
                 && let Err(e) = server.wait_until(options.start_timeout, ZkMode::serves)
             {
@@ -217,7 +217,7 @@ impl Ensemble {
             self.options.remove_dir_on_exit,
             &self.classpath,
         )?;
-        let mut slot = self.slot(m.id).lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.slot(m.id).lock();
         *slot = Some(server);
         if self.stopped.load(Ordering::SeqCst) {
             // `stop` ran while this one started: it must not outlive the ensemble.
@@ -276,7 +276,6 @@ impl Ensemble {
             && self
                 .slot(id)
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
                 .as_mut()
                 .is_some_and(|s| !s.has_exited())
     }
@@ -289,12 +288,8 @@ impl Ensemble {
     /// Crashes server `id` (SIGKILL: no clean shutdown); its data directory stays.
     pub fn kill(&self, id: u32) -> Result<(), String> {
         self.member(id)?;
-        let _one = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = self
-            .slot(id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let _one = self.ops.lock();
+        let taken = self.slot(id).lock().take();
         match taken {
             Some(mut server) => {
                 let was_running = !server.has_exited();
@@ -313,7 +308,7 @@ impl Ensemble {
     /// servers are up for a quorum; otherwise returns once it runs.
     pub fn restore(&self, id: u32) -> Result<(), String> {
         let m = self.member(id)?.clone();
-        let _one = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.ops.lock();
         if self.is_up(id) {
             return Err(format!("ZooKeeper server zk:{id} is already up"));
         }
@@ -329,7 +324,7 @@ impl Ensemble {
             if super::server::mode_of(addr).serves() {
                 return Ok(());
             }
-            let mut slot = self.slot(id).lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = self.slot(id).lock();
             let Some(server) = slot.as_mut() else {
                 return Err(format!("zk:{id} was stopped while it restarted"));
             };
@@ -353,7 +348,7 @@ impl Ensemble {
         let taken: Vec<ZkServer> = self
             .servers
             .iter()
-            .filter_map(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+            .filter_map(|slot| slot.lock().take())
             .collect();
         std::thread::scope(|s| {
             for mut server in taken {

@@ -9,8 +9,8 @@
 use super::linearizable::{Kind, Operation, Outcome};
 use crate::command::{OpKind, OpRecord};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
@@ -54,15 +54,12 @@ impl History {
 
     /// Records an operation.
     pub fn record(&self, op: Operation) {
-        self.ops.lock().unwrap_or_else(|p| p.into_inner()).push(op);
+        self.ops.lock().push(op);
     }
 
     /// Records many operations at once.
     pub fn record_all(&self, ops: impl IntoIterator<Item = Operation>) {
-        self.ops
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(ops);
+        self.ops.lock().extend(ops);
     }
 
     /// Records a command-layer operation by `client`, sent at `started`, answered at `finished`.
@@ -86,12 +83,12 @@ impl History {
 
     /// All operations so far, in the order they were recorded.
     pub fn ops(&self) -> Vec<Operation> {
-        self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.ops.lock().clone()
     }
 
     /// How many operations are recorded.
     pub fn len(&self) -> usize {
-        self.ops.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.ops.lock().len()
     }
 
     /// Whether nothing is recorded.

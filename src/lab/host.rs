@@ -4,7 +4,8 @@
 //! mid-flight and resume exactly where they stopped, as under SIGSTOP or a long GC pause — while
 //! the rest of the lab runs on. Stopping the runtime drops every task and socket at once: a crash.
 
-use std::sync::{Arc, Condvar, Mutex};
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Handle;
 
@@ -30,8 +31,8 @@ struct GateState {
 }
 
 impl Gate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, GateState> {
+        self.state.lock()
     }
 
     /// Sets the gate for a new pause and returns its number.
@@ -58,7 +59,7 @@ impl Gate {
     fn hold(&self, n: u64) {
         let mut st = self.lock();
         while st.paused && st.pause == n {
-            st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            self.wake.wait(&mut st);
         }
     }
 }

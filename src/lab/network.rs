@@ -9,9 +9,10 @@
 
 use super::link::{LinkProxy, LinkState};
 use crate::rpc::Dialer;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A party of the lab's network.
@@ -156,8 +157,8 @@ impl Addresses {
         self.lock().get(&b).filter(|a| a.up).map(|a| a.peer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Listening>> {
-        self.by_broker.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<u32, Listening>> {
+        self.by_broker.lock()
     }
 
     /// The broker advertising (or last advertising) `addr` as its kv (`kv`) or peer address,
@@ -181,8 +182,8 @@ struct Routing {
 }
 
 impl Routing {
-    fn lock_faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_faults(&self) -> parking_lot::MutexGuard<'_, Faults> {
+        self.faults.lock()
     }
 
     /// Where `from` dials `adv`: the link's proxy while its target is up, or while the link is
@@ -353,10 +354,7 @@ impl Network {
         }
         let me = Node::Broker(b);
         let faults = self.routing.lock_faults();
-        let mut pending = self
-            .pending_resets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending_resets.lock();
         for ((from, to), proxies) in &self.links {
             if *from == me || *to == me {
                 if link_state(&faults, *from, *to).cut {
@@ -380,10 +378,7 @@ impl Network {
         }
         let mut faults = self.routing.lock_faults();
         f(&mut faults, &self.brokers);
-        let mut pending = self
-            .pending_resets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending_resets.lock();
         for ((from, to), proxies) in &self.links {
             let state = link_state(&faults, *from, *to);
             let reset = !state.cut && pending.remove(&(*from, *to));

@@ -6,8 +6,9 @@ use crate::coord::{
     BrokerInfo, ControllerInfo, Coord, CoordError, PartitionState, SessionState, follow_brokers,
     follow_controller, follow_partition_state,
 };
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +70,7 @@ impl ZkObserver {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 };
-                *s.lock().unwrap_or_else(|p| p.into_inner()) = coord.clone();
+                *s.lock() = coord.clone();
             }
         });
         Ok(Self {
@@ -81,12 +82,12 @@ impl ZkObserver {
 
     /// The lab's own ZooKeeper session (the lab's requests to the controller go through it).
     pub fn coord(&self) -> Coord {
-        self.coord.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.coord.lock().clone()
     }
 
     /// The current view.
     pub fn view(&self) -> ZkView {
-        self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.view.lock().clone()
     }
 }
 
@@ -99,7 +100,7 @@ async fn follow_all(
     partitions: u32,
 ) {
     let session = token.child_token();
-    let set = |f: &dyn Fn(&mut ZkView)| f(&mut view.lock().unwrap_or_else(|p| p.into_inner()));
+    let set = |f: &dyn Fn(&mut ZkView)| f(&mut view.lock());
     let mut follows: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = vec![
         Box::pin(follow_brokers(coord, &session, |b| {
             set(&|v| v.registered = b.clone())

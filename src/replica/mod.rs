@@ -6,7 +6,7 @@
 //! changes. It knows nothing of ZooKeeper or gRPC: the broker tells it its role, carries ISR
 //! proposals to ZooKeeper and moves bytes over the network.
 //!
-//! Locking: one `std::sync::Mutex` per replica around the role state; it is held across the
+//! Locking: one `parking_lot::Mutex` per replica around the role state; it is held across the
 //! store's append (so a write can never land under an epoch the replica already left) but never
 //! across an `.await`.
 
@@ -22,9 +22,10 @@ mod tests;
 use crate::events::{EventKind, EventSink};
 use crate::storage::checkpoint::{self, HIGH_WATERMARK_FILE, LeaderEpochCache};
 use crate::storage::{FsyncPolicy, StorageError, Store, StoreConfig};
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
@@ -378,11 +379,11 @@ impl Replica {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     fn lock_epochs(&self) -> MutexGuard<'_, LeaderEpochCache> {
-        self.epochs.lock().unwrap_or_else(|p| p.into_inner())
+        self.epochs.lock()
     }
 
     /// The partition.

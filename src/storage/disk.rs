@@ -10,10 +10,11 @@
 //! Files the model never heard of (those that predate it, and checkpoints, which are always
 //! written through an fsynced rename) are left as they are.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Durable {
@@ -73,7 +74,7 @@ impl DiskModel {
         if let Some(m) = &self.0
             && !m.off.load(Ordering::SeqCst)
         {
-            f(&mut m.files.lock().unwrap_or_else(|p| p.into_inner()));
+            f(&mut m.files.lock());
         }
     }
 
@@ -134,7 +135,7 @@ impl DiskModel {
         };
         m.off.store(true, Ordering::SeqCst);
         m.boots.fetch_add(1, Ordering::SeqCst);
-        let mut files = m.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = m.files.lock();
         for (path, durable) in files.iter_mut().filter(|(p, _)| p.starts_with(dir)) {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;

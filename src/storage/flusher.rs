@@ -8,11 +8,12 @@
 //! runs at a time either way. With `interval` the flusher syncs on a timer and nobody waits; with
 //! `never` there is no thread.
 //!
-//! The state sits behind a `std::sync::Mutex` (never held across an fsync or an `.await`).
+//! The state sits behind a `parking_lot::Mutex` (never held across an fsync or an `.await`).
 
 use super::config::FsyncPolicy;
 use super::error::{Result, StorageError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 struct State {
@@ -69,7 +70,7 @@ impl Durability {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the counters inconsistent; keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// Starts the flusher thread if the policy needs one. `sync` fsyncs the active segment and
@@ -98,15 +99,11 @@ impl Durability {
                 match self.policy {
                     FsyncPolicy::Always => {
                         while !st.stop && (st.written <= st.durable || st.syncing) {
-                            st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                            self.work.wait(&mut st);
                         }
                     }
                     _ => {
-                        st = self
-                            .work
-                            .wait_timeout(st, self.interval)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                        self.work.wait_for(&mut st, self.interval);
                     }
                 }
                 if st.stop {
@@ -234,7 +231,7 @@ impl Durability {
                 st = self.lock();
                 continue;
             }
-            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+            self.done.wait(&mut st);
         }
     }
 
@@ -280,7 +277,7 @@ mod tests {
         let seen = Arc::clone(&who);
         d.spawn("fsync test".into(), move || {
             let me = std::thread::current().name().unwrap_or("?").to_string();
-            seen.lock().unwrap_or_else(|p| p.into_inner()).push(me);
+            seen.lock().push(me);
             Some(Ok(log_end.load(Ordering::SeqCst)))
         })
         .expect("spawn");
@@ -298,7 +295,7 @@ mod tests {
         let (seen, end) = (Arc::clone(&who), Arc::clone(&log_end));
         let sync: SyncFn = Arc::new(move || {
             let me = std::thread::current().name().unwrap_or("?").to_string();
-            seen.lock().unwrap_or_else(|p| p.into_inner()).push(me);
+            seen.lock().push(me);
             Some(Ok(end.load(Ordering::SeqCst)))
         });
         assert!(d.sync.set(sync).is_ok());
@@ -319,7 +316,7 @@ mod tests {
         done_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the writer made its writes durable without a flusher thread");
-        let who = who.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let who = who.lock().clone();
         assert_eq!(who, vec!["writer"; 3]);
     }
 
@@ -341,7 +338,7 @@ mod tests {
                 .expect("watch");
         });
         d.stop();
-        let who = who.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let who = who.lock().clone();
         assert_eq!(who, vec!["fsync test"]);
     }
 }

@@ -136,14 +136,14 @@ impl Running {
 }
 
 struct Slot {
-    cfg: std::sync::Mutex<BrokerConfig>,
+    cfg: parking_lot::Mutex<BrokerConfig>,
     /// Its machine's disk, as a power loss would leave it.
     disk: DiskModel,
     /// Its disk was replaced and it has not been restored since.
     wiped: std::sync::atomic::AtomicBool,
     /// Pauses so far: a timed resume ends only the pause it belongs to.
     pauses: std::sync::atomic::AtomicU64,
-    running: std::sync::Mutex<Option<Running>>,
+    running: parking_lot::Mutex<Option<Running>>,
     /// Serialises kill and restore of this broker (held across their awaits).
     busy: tokio::sync::Mutex<()>,
     /// The RESP port it had, kept across restarts (0: none yet).
@@ -151,12 +151,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    fn running(&self) -> parking_lot::MutexGuard<'_, Option<Running>> {
+        self.running.lock()
     }
 
     fn cfg(&self) -> BrokerConfig {
-        self.cfg.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cfg.lock().clone()
     }
 }
 
@@ -263,11 +263,11 @@ impl Cluster {
                 dialer: network.broker_dialer(id),
             };
             slots.push(Slot {
-                cfg: std::sync::Mutex::new(cfg),
+                cfg: parking_lot::Mutex::new(cfg),
                 disk,
                 wiped: std::sync::atomic::AtomicBool::new(false),
                 pauses: std::sync::atomic::AtomicU64::new(0),
-                running: std::sync::Mutex::new(None),
+                running: parking_lot::Mutex::new(None),
                 busy: tokio::sync::Mutex::new(()),
                 resp_port: std::sync::atomic::AtomicU16::new(0),
             });
@@ -320,7 +320,7 @@ impl Cluster {
                     // connection may have been given it): take new ones. Peers and clients find
                     // the broker through its registration in ZooKeeper.
                     if attempt == 20 && matches!(e, crate::broker::BrokerError::Bind { .. }) {
-                        let mut cfg = slot.cfg.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut cfg = slot.cfg.lock();
                         (cfg.kv_port, cfg.peer_port) = (0, 0);
                         self.events.for_broker(id).emit(
                             EventKind::Warning,
@@ -343,7 +343,7 @@ impl Cluster {
             }
         };
         {
-            let mut cfg = slot.cfg.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cfg = slot.cfg.lock();
             cfg.kv_port = broker.kv_addr().port();
             cfg.peer_port = broker.peer_addr().port();
         }

@@ -12,9 +12,10 @@ use crate::client::{Client, ClientConfig};
 use crate::command::{Check, Fault, LabControl, LoadSpec, OpRecord, Target, WaitCondition};
 use crate::events::{Event, EventKind, EventSink};
 use crate::replica::{Acks, Role};
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -115,11 +116,11 @@ impl Lab {
             // Timeline, then ring (as at start-up): the recording's file is written without the
             // ring locked, and no event is noted twice or missed while the timeline is made.
             EventSink::new(move |e| {
-                let mut t = timeline.lock().unwrap_or_else(|p| p.into_inner());
+                let mut t = timeline.lock();
                 if let Some(t) = t.as_mut() {
                     t.note_event(&e);
                 }
-                let mut ring = events.lock().unwrap_or_else(|p| p.into_inner());
+                let mut ring = events.lock();
                 if ring.len() == EVENT_RING {
                     ring.pop_front();
                 }
@@ -156,8 +157,8 @@ impl Lab {
         {
             let mut t = Timeline::new(Arc::clone(&info), options.record.as_deref())
                 .map_err(LabError::Other)?;
-            let mut slot = timeline.lock().unwrap_or_else(|p| p.into_inner());
-            let ring = events.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = timeline.lock();
+            let ring = events.lock();
             for e in ring.iter() {
                 t.note_event(e);
             }
@@ -245,7 +246,7 @@ impl Lab {
             })
             .sum();
         let throughput = {
-            let mut t = self.throughput.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = self.throughput.lock();
             let elapsed = t.last_at.elapsed();
             if elapsed >= Duration::from_secs(1) {
                 let rate = total.saturating_sub(t.last_total) as f64 / elapsed.as_secs_f64();
@@ -258,25 +259,14 @@ impl Lab {
             }
             t.samples.iter().copied().collect()
         };
-        let events = self
-            .events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        let load = self
-            .load
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|l| {
-                load::progress(
-                    &l.counters,
-                    l.total,
-                    l.task.as_ref().is_some_and(|t| !t.is_finished()),
-                )
-            });
+        let events = self.events.lock().iter().cloned().collect();
+        let load = self.load.lock().as_ref().map(|l| {
+            load::progress(
+                &l.counters,
+                l.total,
+                l.task.as_ref().is_some_and(|t| !t.is_finished()),
+            )
+        });
         let mut snap = LabSnapshot::build(
             Arc::clone(&self.info),
             brokers,
@@ -289,22 +279,13 @@ impl Lab {
         for (b, port) in snap.brokers.iter_mut().zip(self.cluster.resp_ports()) {
             b.resp_port = port;
         }
-        snap.zk_servers = self
-            .zk_modes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        snap.zk_servers = self.zk_modes.lock().clone();
         snap
     }
 
     fn publish(&self) {
         let snap = Arc::new(self.snapshot());
-        if let Some(t) = self
-            .timeline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
+        if let Some(t) = self.timeline.lock().as_mut() {
             t.note_snapshot(&snap, crate::storage::now_ms());
         }
         self.snapshot_tx.send_replace(snap);
@@ -312,11 +293,7 @@ impl Lab {
 
     /// Runs `f` on the timeline of this run (for the console's replay).
     pub fn with_timeline<R>(&self, f: impl FnOnce(&Timeline) -> R) -> Option<R> {
-        self.timeline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(f)
+        self.timeline.lock().as_ref().map(f)
     }
 
     fn zk(&self) -> ZkView {
@@ -344,7 +321,7 @@ impl Lab {
                 let _ = self.cluster.resume(b).await;
             }
         }
-        if let Some(l) = self.load.lock().unwrap_or_else(|p| p.into_inner()).take()
+        if let Some(l) = self.load.lock().take()
             && let Some(t) = l.task
         {
             t.abort();
@@ -385,7 +362,7 @@ impl Lab {
     /// Runs a load in the foreground or background.
     async fn start_load(&self, spec: LoadSpec, acks: Acks) -> Result<String, String> {
         {
-            let load = self.load.lock().unwrap_or_else(|p| p.into_inner());
+            let load = self.load.lock();
             if load
                 .as_ref()
                 .and_then(|l| l.task.as_ref())
@@ -422,7 +399,7 @@ impl Lab {
             Some(Arc::clone(&self.history)),
             Arc::clone(&counters),
         ));
-        *self.load.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoadState {
+        *self.load.lock() = Some(LoadState {
             total,
             counters,
             task: Some(task),
@@ -431,12 +408,7 @@ impl Lab {
 
     /// Waits for the running load and reports it.
     pub async fn finish_load(&self) -> Result<String, String> {
-        let task = self
-            .load
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-            .and_then(|l| l.task.take());
+        let task = self.load.lock().as_mut().and_then(|l| l.task.take());
         let Some(task) = task else {
             return Err("no load is running".into());
         };
@@ -470,12 +442,7 @@ impl LabControl for Arc<Lab> {
         let timeout = timeout.unwrap_or(DEFAULT_WAIT);
         match cond {
             WaitCondition::LeaderChange => {
-                let before = self
-                    .reference
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .leaders
-                    .clone();
+                let before = self.reference.lock().leaders.clone();
                 self.wait_until(timeout, "a leader change", |s| {
                     s.partitions
                         .iter()
@@ -485,11 +452,7 @@ impl LabControl for Arc<Lab> {
                 .await
             }
             WaitCondition::ControllerChange => {
-                let before = self
-                    .reference
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .controller_epoch;
+                let before = self.reference.lock().controller_epoch;
                 self.wait_until(timeout, "a new controller", |s| {
                     s.controller
                         .is_some_and(|c| Some(c.controller_epoch) != before)
@@ -591,7 +554,7 @@ impl LabControl for Arc<Lab> {
 
     fn before_command(&self) {
         let controller = self.zk().controller.map(|c| c.controller_epoch);
-        *self.reference.lock().unwrap_or_else(|p| p.into_inner()) = Reference {
+        *self.reference.lock() = Reference {
             leaders: self.leaders(),
             controller_epoch: controller,
         };
@@ -620,7 +583,7 @@ impl Lab {
         let _one = self.zk_poll.lock().await;
         let answers = self.cluster.zk_answers().await;
         let (before, modes) = {
-            let mut kept = self.zk_modes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut kept = self.zk_modes.lock();
             // A server too slow to answer keeps the mode it last told (a busy machine is not
             // an election).
             let modes: Vec<crate::coord::ZkMode> = answers

@@ -40,7 +40,7 @@ const FAULT_SHARE: f64 = 0.6;
 impl Lab {
     /// `nemesis KINDS [every D] [for D] [seed N]`
     pub(super) fn start_nemesis(self: &Arc<Self>, spec: NemesisSpec) -> Result<String, String> {
-        let mut slot = self.nemesis.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.nemesis.lock();
         if slot.as_ref().is_some_and(|n| !n.task.is_finished()) {
             return Err("a nemesis is already running; 'nemesis stop' first".into());
         }
@@ -81,11 +81,7 @@ impl Lab {
                     .filter_map(|(l, _)| *l)
                     .filter(|l| up.contains(l))
                     .collect();
-                let zk = lab
-                    .zk_modes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                let zk = lab.zk_modes.lock().clone();
                 let targets = Targets {
                     up,
                     leaders,
@@ -150,11 +146,7 @@ impl Lab {
 
     /// `nemesis stop`: heals the fault in force and reports what was injected.
     pub(super) async fn stop_nemesis(&self) -> Result<String, String> {
-        let run = self
-            .nemesis
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let run = self.nemesis.lock().take();
         let Some(run) = run else {
             return Err("no nemesis is running".into());
         };
@@ -180,12 +172,7 @@ impl Lab {
 
     /// Stops the nemesis at once, healing nothing (the lab is going away).
     pub(super) fn abort_nemesis(&self) {
-        if let Some(run) = self
-            .nemesis
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(run) = self.nemesis.lock().take() {
             run.stop.cancel();
             run.task.abort();
         }
@@ -195,7 +182,6 @@ impl Lab {
     pub(super) fn nemesis_seed(&self) -> Option<u64> {
         self.nemesis
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .filter(|n| !n.task.is_finished())
             .map(|n| n.seed)
@@ -277,12 +263,7 @@ impl Lab {
     /// restores down ones. Returns what it did.
     pub async fn heal_everything(self: &Arc<Self>) -> Result<String, String> {
         let mut done = Vec::new();
-        if self
-            .nemesis
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
+        if self.nemesis.lock().is_some() {
             done.push(self.stop_nemesis().await?);
         }
         if !self.cluster.network().faults().is_empty() {
