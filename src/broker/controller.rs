@@ -18,6 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// How long a broker that is not controller waits on the controller znode before looking again.
+const CONTROLLER_WATCH: Duration = Duration::from_secs(5);
+/// Pause before trying the election again after a ZooKeeper error.
+const RETRY: Duration = Duration::from_millis(200);
+/// The controller reconciles every partition at least this often (a candidate may not have
+/// answered the last time).
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
 /// Competes for the controller role for as long as the session lives.
 pub(super) async fn run(inner: Arc<Inner>, coord: Coord, token: CancellationToken) {
     loop {
@@ -50,9 +58,9 @@ pub(super) async fn run(inner: Arc<Inner>, coord: Coord, token: CancellationToke
             }
             Ok(None) => {
                 tokio::select! {
-                    r = coord.watch_controller(Duration::from_secs(5)) => {
+                    r = coord.watch_controller(CONTROLLER_WATCH) => {
                         if let Err(CoordError::SessionExpired) = r { return; }
-                        if r.is_err() { tokio::time::sleep(Duration::from_millis(200)).await; }
+                        if r.is_err() { tokio::time::sleep(RETRY).await; }
                     }
                     _ = token.cancelled() => return,
                 }
@@ -60,7 +68,7 @@ pub(super) async fn run(inner: Arc<Inner>, coord: Coord, token: CancellationToke
             Err(CoordError::SessionExpired) => return,
             Err(e) => {
                 tracing::debug!(broker = inner.id(), error = %e, "controller election");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(RETRY).await;
             }
         }
     }
@@ -108,7 +116,7 @@ async fn control(
         tokio::select! {
             _ = watcher.changed() => {}
             _ = rebalance_watch.changed() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
             _ = token.cancelled() => return Ok(()),
         }
     }

@@ -11,6 +11,13 @@ use crate::storage::checkpoint::EpochEntry;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The first wait after a failed fetch; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(20);
+/// The longest wait between failed fetches.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The wait after a fetch the leader refused for a reason waiting may cure.
+const PAUSE: Duration = Duration::from_secs(1);
+
 /// Starts (or restarts) the fetcher of `replica` for its current leader.
 pub(super) fn start(inner: &Arc<Inner>, replica: Arc<Replica>) {
     let Some(target) = replica.follow_target() else {
@@ -45,9 +52,9 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
     let max_wait = Duration::from_millis(u64::from(inner.cfg.replication.fetch_max_wait_ms));
     let rpc_timeout = inner.cfg.request_timeout();
     let mut truncated = false;
-    let mut backoff = Duration::from_millis(20);
-    let grow = |b: Duration| (b * 2).min(Duration::from_secs(1));
-    let pause = Duration::from_secs(1);
+    let mut backoff = BACKOFF_FIRST;
+    let grow = |b: Duration| (b * 2).min(BACKOFF_MAX);
+    let pause = PAUSE;
     loop {
         let client = peer(inner, target.leader).await;
         // Fetches carry this incarnation's broker epoch: without a registration, fetch nothing.
@@ -125,7 +132,7 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
         };
         match tokio::time::timeout(max_wait + rpc_timeout, client.fetch(req)).await {
             Ok(Ok(resp)) => {
-                backoff = Duration::from_millis(20);
+                backoff = BACKOFF_FIRST;
                 let r = resp.into_inner();
                 let done = if r.truncate_to_empty {
                     replica

@@ -11,9 +11,15 @@ use crate::replica::{IsrProposal, Membership, Replica};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A leader checks its ISR every quarter of the lag time, within these bounds.
+const CHECK_MIN: Duration = Duration::from_millis(50);
+/// See [`CHECK_MIN`].
+const CHECK_MAX: Duration = Duration::from_secs(1);
+/// The wait before asking ZooKeeper again whether an ISR change whose answer was lost took.
+const SETTLE_RETRY: Duration = Duration::from_millis(100);
+
 pub(super) async fn run(inner: Arc<Inner>, replica: Arc<Replica>) {
-    let period = (replica.config().replica_lag_time_max / 4)
-        .clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let period = (replica.config().replica_lag_time_max / 4).clamp(CHECK_MIN, CHECK_MAX);
     loop {
         tokio::select! {
             _ = replica.isr_change_wanted() => {}
@@ -115,7 +121,7 @@ async fn settle(
             .await;
         match settled(answer, inner.shutdown.is_cancelled()) {
             Some(outcome) => return outcome,
-            None => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => tokio::time::sleep(SETTLE_RETRY).await,
         }
     }
 }

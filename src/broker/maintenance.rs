@@ -6,12 +6,15 @@ use crate::events::EventKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often maintenance looks whether a merge is due.
+const TICK: Duration = Duration::from_secs(1);
+
 pub(super) async fn run(inner: Arc<Inner>) {
     let merge_every = Duration::from_millis(inner.cfg.replication.merge_interval_ms);
     let mut last_merge = Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(TICK) => {}
             _ = inner.shutdown.cancelled() => return,
         }
         let merge = !merge_every.is_zero() && last_merge.elapsed() >= merge_every;

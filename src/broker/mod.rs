@@ -38,6 +38,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// How long a broker shutting down gives its followers to catch up with what it leads.
+const SHUTDOWN_CATCH_UP: Duration = Duration::from_secs(3);
+/// How often it looks whether they have.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+
 /// Largest gRPC message a broker sends or accepts (values are at most 16 MiB by default).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -465,7 +470,7 @@ impl Broker {
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         inner.accepting.store(false, Ordering::SeqCst);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_CATCH_UP;
         for r in inner.replicas.values() {
             while tokio::time::Instant::now() < deadline {
                 let s = r.snapshot();
@@ -477,7 +482,7 @@ impl Broker {
                 if caught_up {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(SHUTDOWN_POLL).await;
             }
         }
         if let Some(coord) = inner.current_session() {

@@ -5,7 +5,7 @@ use crate::net::tls::Tls;
 use crate::rpc::replication_client::ReplicationClient;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::time::Duration;
+
 use tonic::transport::Channel;
 
 /// A replication client.
@@ -41,7 +41,7 @@ impl PeerClients {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut endpoint = Channel::from_shared(format!("{scheme}://{dialed}"))
             .ok()?
-            .connect_timeout(Duration::from_secs(1))
+            .connect_timeout(crate::rpc::CONNECT_TIMEOUT)
             .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
             // The peer must prove it is broker `id`, whatever address reached it.

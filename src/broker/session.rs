@@ -11,9 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The first wait after ZooKeeper refused a session; it doubles up to [`CONNECT_BACKOFF_MAX`].
+const CONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between session attempts.
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The wait before a new session after a failed registration.
+const REGISTER_RETRY: Duration = Duration::from_millis(200);
+
 /// Runs until the broker shuts down. `first` is the session opened at start-up.
 pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = CONNECT_BACKOFF_FIRST;
     loop {
         if inner.shutdown.is_cancelled() {
             return;
@@ -30,18 +37,18 @@ pub(super) async fn run(inner: Arc<Inner>, mut first: Option<Coord>) {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = inner.shutdown.cancelled() => return,
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        backoff = (backoff * 2).min(CONNECT_BACKOFF_MAX);
                         continue;
                     }
                 }
             }
         };
-        backoff = Duration::from_millis(100);
+        backoff = CONNECT_BACKOFF_FIRST;
         let broker_epoch = match register(&inner, &coord).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::debug!(broker = inner.id(), error = %e, "registration failed; new session");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(REGISTER_RETRY).await;
                 continue;
             }
         };

@@ -26,6 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::transport::Channel;
+
+/// The first wait before a request is tried again (no leader known, or it did not answer); it
+/// doubles up to [`RETRY_MAX`] within the request timeout.
+const RETRY_FIRST: Duration = Duration::from_millis(20);
+/// The longest wait between tries of one request.
+const RETRY_MAX: Duration = Duration::from_millis(500);
 pub use transport::Transport;
 
 pub use routes::{ClusterView, PartitionView};
@@ -322,7 +328,7 @@ impl Client {
         };
         let mut endpoint = Channel::from_shared(format!("{scheme}://{dialed}"))
             .map_err(|e| bad(&e))?
-            .connect_timeout(Duration::from_secs(1))
+            .connect_timeout(crate::rpc::CONNECT_TIMEOUT)
             .tcp_nodelay(true);
         if let Some(tls) = &self.inner.cfg.tls {
             endpoint = endpoint.tls_config(tls.config()).map_err(|e| bad(&e))?;
@@ -375,7 +381,7 @@ impl Client {
         let started = Instant::now();
         let deadline = started + self.inner.cfg.request_timeout;
         let p = self.partition_of(key);
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = RETRY_FIRST;
         let mut last_error: Option<String>;
         loop {
             let leader = self.leader_addr(p);
@@ -387,7 +393,7 @@ impl Client {
                     });
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
+                backoff = (backoff * 2).min(RETRY_MAX);
                 let _ = self.refresh().await;
                 continue;
             };
@@ -453,7 +459,7 @@ impl Client {
                 });
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            backoff = (backoff * 2).min(RETRY_MAX);
             let _ = self.refresh().await;
         }
     }

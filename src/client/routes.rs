@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use super::ClientError;
 
+/// How long a seed broker has to answer Metadata before the next seed is asked.
+const SEED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Where routes come from.
 pub(super) enum Source {
     /// ZooKeeper, read directly.
@@ -164,7 +167,7 @@ impl Source {
                 for seed in seeds {
                     let mut client = channel(seed)?;
                     let answer = tokio::time::timeout(
-                        std::time::Duration::from_secs(3),
+                        SEED_TIMEOUT,
                         client.metadata(rpc::MetadataRequest {}),
                     )
                     .await;

@@ -11,6 +11,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use zookeeper_client as zk;
 
+/// The shortest time a ZooKeeper operation may take before it counts as timed out (a session
+/// timeout, when longer).
+const MIN_OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first wait before an ensemble with no serving server is tried again; it doubles up to
+/// [`CONNECT_RETRY_MAX`].
+const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between tries.
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// What can go wrong talking to ZooKeeper.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordError {
@@ -219,12 +228,12 @@ impl Coord {
         if servers.is_empty() {
             return Err(unreachable("no server address given".into()));
         }
-        let op_timeout = session_timeout.max(Duration::from_secs(2));
+        let op_timeout = session_timeout.max(MIN_OP_TIMEOUT);
         // An ensemble may be electing its leader (no server serves for a moment): keep trying
         // every server for up to a session timeout. One server that refuses is an error at once.
         let ensemble = servers.contains(',');
         let give_up = tokio::time::Instant::now() + session_timeout;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = CONNECT_RETRY_FIRST;
         let client = loop {
             let mut connector = zk::Client::connector();
             connector = connector
@@ -240,7 +249,7 @@ impl Coord {
                 Ok(Err(e)) if ensemble && tokio::time::Instant::now() + backoff < give_up => {
                     tracing::debug!(error = %e, "no ZooKeeper server serves yet; trying again");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(CONNECT_RETRY_MAX);
                 }
                 Ok(Err(e)) => return Err(unreachable(e.to_string())),
                 Err(_) => {

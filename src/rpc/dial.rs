@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+/// How long dialing a broker may take before the attempt counts as failed (brokers and clients
+/// alike; a request then looks for the leader again).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Maps an advertised `host:port` to the `host:port` to connect to. The default dials the
 /// advertised address itself. Configs carry it so that brokers and clients need no other hook.
 #[derive(Clone, Default)]

@@ -6,7 +6,7 @@
 tonic::include_proto!("simplekv");
 
 mod dial;
-pub use dial::Dialer;
+pub use dial::{CONNECT_TIMEOUT, Dialer};
 
 use tonic::metadata::MetadataValue;
 
