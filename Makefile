@@ -10,7 +10,7 @@ lab: setup build
 
 ## Run the whole test suite (real ZooKeeper, real gRPC on loopback).
 test: setup
-	$(CARGO) test --locked
+	$(CARGO) test --locked --features failpoints
 
 ## Install ZooKeeper, tmux and redis-tools from the system's packages when missing.
 setup:

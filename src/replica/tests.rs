@@ -268,7 +268,7 @@ async fn a_follower_cut_below_its_adopted_horizon_is_emptied_and_keeps_the_delet
     while fetch_once(&f, &l).await {}
     fetch_once(&f, &l).await; // carries the HW
     l.log()
-        .merge_at(l.high_watermark(), crate::storage::now_ms(), None)
+        .merge_at(l.high_watermark(), crate::storage::now_ms())
         .expect("merge");
     assert!(l.log().tombstone_horizon() >= del);
     fetch_once(&f, &l).await; // adopts the horizon
@@ -352,7 +352,7 @@ async fn an_epoch_cache_copied_from_a_merged_log_keeps_the_true_epoch_starts() {
     let hw = b.log().log_end_offset();
     b.lock().hw = hw;
     b.log()
-        .merge_at(hw, crate::storage::now_ms(), None)
+        .merge_at(hw, crate::storage::now_ms())
         .expect("merge");
     assert!(b.log().get(b"X0").expect("get").offset() > Some(33));
     let n = replica(dirs[2].path(), 3, 60_000);
@@ -406,7 +406,7 @@ async fn a_replica_cut_below_its_merged_prefix_copies_the_new_leader_whole() {
     while fetch_once(&f, &l).await {}
     fetch_once(&f, &l).await;
     l.log()
-        .merge_at(l.high_watermark(), crate::storage::now_ms(), None)
+        .merge_at(l.high_watermark(), crate::storage::now_ms())
         .expect("merge");
     f.log().truncate(jb).expect("cut");
     lead(&f, 2);

@@ -18,9 +18,10 @@ use super::error::{IoContext, Result, StorageError};
 use super::hint::{HintBuf, HintEntry};
 use super::record::{self, RecordKind, Write};
 use super::segment::{self, SegFile};
-use super::state::SegMeta;
+use super::state::{SegMeta, State};
 use super::store::{Store, remove_if_exists};
 use bytes::Bytes;
+use parking_lot::MutexGuard;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -107,9 +108,11 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered> {
     }
 }
 
-/// Counts file operations so a test can stop a merge after any one of them, as a crash would.
+/// Counts a merge's file operations. With the `failpoints` feature a test can stop the merge
+/// after any one of them, leaving the files exactly as a crash would.
 struct Steps {
     done: usize,
+    #[cfg(feature = "failpoints")]
     crash_after: Option<usize>,
 }
 
@@ -117,12 +120,14 @@ impl Steps {
     fn none() -> Self {
         Self {
             done: 0,
+            #[cfg(feature = "failpoints")]
             crash_after: None,
         }
     }
 
     fn step(&mut self) -> Result<()> {
         self.done += 1;
+        #[cfg(feature = "failpoints")]
         if self.crash_after == Some(self.done) {
             return Err(StorageError::Failed(format!(
                 "simulated crash after merge step {}",
@@ -169,6 +174,17 @@ fn finish(dir: &Path, marker: &Marker, steps: &mut Steps) -> Result<()> {
     Ok(())
 }
 
+/// What pass 2 wrote, and what became of each input record: moved (to an output, at a
+/// position) or dropped.
+#[derive(Default)]
+struct Compacted {
+    outputs: Vec<Output>,
+    moved: HashMap<u64, (usize, u64)>,
+    dropped: HashSet<u64>,
+    /// The highest offset of a key's newest record that was dropped.
+    horizon: u64,
+}
+
 /// One output segment being written.
 struct Output {
     base: u64,
@@ -210,51 +226,91 @@ impl Store {
     /// Merges the committed sealed segments (all records below `high_watermark`) now.
     /// `None` when there was nothing to merge.
     pub fn merge(&self, high_watermark: u64) -> Result<Option<MergeReport>> {
-        self.merge_at(high_watermark, super::now_ms(), None)
+        self.merge_at(high_watermark, super::now_ms())
     }
 
-    /// [`Store::merge`] as of `now_ms`. `crash_after`, for tests, stops the merge after that many
-    /// file operations, leaving the files exactly as a crash would; the store must then be dropped
-    /// and reopened.
+    /// [`Store::merge`] as of `now_ms` (tests choose the clock).
     #[doc(hidden)]
-    pub fn merge_at(
+    pub fn merge_at(&self, high_watermark: u64, now_ms: u64) -> Result<Option<MergeReport>> {
+        self.run_merge(high_watermark, now_ms, Steps::none())
+    }
+
+    /// [`Store::merge_at`] stopped after `steps` file operations, as a crash would stop it; the
+    /// store must then be dropped and reopened.
+    #[cfg(feature = "failpoints")]
+    #[doc(hidden)]
+    pub fn merge_crashing_after(
         &self,
         high_watermark: u64,
         now_ms: u64,
-        crash_after: Option<usize>,
+        steps: usize,
     ) -> Result<Option<MergeReport>> {
-        let shared = &self.shared;
-        let _one_at_a_time = shared.merge_lock.lock();
-        let dir = shared.dir.clone();
-        let max = shared.config.max_record_bytes();
-        let retention = shared.config.tombstone_retention_ms;
-        let mut steps = Steps {
+        let steps = Steps {
             done: 0,
-            crash_after,
+            crash_after: Some(steps),
         };
+        self.run_merge(high_watermark, now_ms, steps)
+    }
 
-        let inputs: Vec<(Arc<SegFile>, u64)> = {
-            let mut st = shared.state.lock();
-            st.truncated_to = u64::MAX;
-            let n = st.segments.len();
-            st.segments
-                .values()
-                .take(n.saturating_sub(1))
-                .take_while(|m| m.last_offset.is_none_or(|l| l < high_watermark))
-                .map(|m| (Arc::clone(&m.file), m.len))
-                .collect()
-        };
+    /// The phases: pick the inputs, find each key's newest record, write the survivors, seal the
+    /// outputs, commit, and install the result in memory.
+    fn run_merge(
+        &self,
+        high_watermark: u64,
+        now_ms: u64,
+        mut steps: Steps,
+    ) -> Result<Option<MergeReport>> {
+        let _one_at_a_time = self.shared.merge_lock.lock();
+        let inputs = self.merge_inputs(high_watermark);
         if inputs.is_empty() {
             return Ok(None);
         }
-
-        // Pass 1: each key's newest offset within the inputs.
-        let mut newest: HashMap<Box<[u8]>, u64> = HashMap::new();
         let mut report = MergeReport {
             segments_in: inputs.len(),
             ..MergeReport::default()
         };
-        for (file, len) in &inputs {
+        let newest = self.newest_offsets(&inputs, &mut report)?;
+        let mut compacted = self.compact(&inputs, &newest, now_ms, &mut report)?;
+        drop(newest);
+        self.seal(&mut compacted.outputs, &mut steps, &mut report)?;
+        let Some(st) = self.commit(&inputs, &compacted, &mut steps)? else {
+            return Ok(None);
+        };
+        self.install(st, &inputs, compacted, &mut report)?;
+        tracing::info!(
+            dir = %self.shared.dir.display(),
+            segments_in = report.segments_in,
+            segments_out = report.segments_out,
+            records_in = report.records_in,
+            records_kept = report.records_kept,
+            "merged sealed segments"
+        );
+        Ok(Some(report))
+    }
+
+    /// The oldest sealed segments whose every record lies below `high_watermark`, with their
+    /// lengths now. Resets the truncation mark, so a truncation meanwhile is noticed at commit.
+    fn merge_inputs(&self, high_watermark: u64) -> Vec<(Arc<SegFile>, u64)> {
+        let mut st = self.shared.state.lock();
+        st.truncated_to = u64::MAX;
+        let n = st.segments.len();
+        st.segments
+            .values()
+            .take(n.saturating_sub(1))
+            .take_while(|m| m.last_offset.is_none_or(|l| l < high_watermark))
+            .map(|m| (Arc::clone(&m.file), m.len))
+            .collect()
+    }
+
+    /// Pass 1: each key's newest offset within the inputs.
+    fn newest_offsets(
+        &self,
+        inputs: &[(Arc<SegFile>, u64)],
+        report: &mut MergeReport,
+    ) -> Result<HashMap<Box<[u8]>, u64>> {
+        let max = self.shared.config.max_record_bytes();
+        let mut newest: HashMap<Box<[u8]>, u64> = HashMap::new();
+        for (file, len) in inputs {
             report.bytes_in += len;
             let end = segment::scan(&file.file, &file.path, max, |_, r| {
                 report.records_in += 1;
@@ -270,26 +326,35 @@ impl Store {
                 return Err(file.corrupt(end.valid_len, format!("{why} in a sealed segment")));
             }
         }
+        Ok(newest)
+    }
 
-        // Pass 2: write the survivors.
-        let mut outputs: Vec<Output> = Vec::new();
-        let mut moved: HashMap<u64, (usize, u64)> = HashMap::new();
-        let mut dropped: HashSet<u64> = HashSet::new();
-        let mut horizon = 0u64;
+    /// Pass 2: writes each key's newest record, unless expired or a tombstone past retention, to
+    /// `*.merge` outputs of at most a segment's size.
+    fn compact(
+        &self,
+        inputs: &[(Arc<SegFile>, u64)],
+        newest: &HashMap<Box<[u8]>, u64>,
+        now_ms: u64,
+        report: &mut MergeReport,
+    ) -> Result<Compacted> {
+        let shared = &self.shared;
+        let max = shared.config.max_record_bytes();
+        let retention = shared.config.tombstone_retention_ms;
+        let mut c = Compacted::default();
         let mut enc = Vec::new();
-        for (file, _) in &inputs {
+        for (file, _) in inputs {
             segment::scan(&file.file, &file.path, max, |_, r| {
                 let h = &r.header;
-                let is_newest = newest.get(r.key) == Some(&h.offset);
-                if !is_newest {
+                if newest.get(r.key) != Some(&h.offset) {
                     return Ok(());
                 }
                 let expired = h.expire_at_ms != 0 && h.expire_at_ms <= now_ms;
                 let old_tombstone = h.kind == RecordKind::Delete
                     && now_ms.saturating_sub(h.timestamp_ms) >= retention;
                 if expired || old_tombstone {
-                    horizon = horizon.max(h.offset);
-                    dropped.insert(h.offset);
+                    c.horizon = c.horizon.max(h.offset);
+                    c.dropped.insert(h.offset);
                     return Ok(());
                 }
                 enc.clear();
@@ -305,19 +370,19 @@ impl Store {
                         timestamp_ms: h.timestamp_ms,
                     },
                 );
-                let full = outputs.last().is_none_or(|o| {
+                let full = c.outputs.last().is_none_or(|o| {
                     o.len > 0 && o.len + enc.len() as u64 > shared.config.segment_bytes
                 });
                 if full {
-                    let base = if outputs.is_empty() {
+                    let base = if c.outputs.is_empty() {
                         inputs[0].0.base
                     } else {
                         h.offset
                     };
-                    outputs.push(Output::create(&dir, base)?);
+                    c.outputs.push(Output::create(&shared.dir, base)?);
                 }
-                let out_index = outputs.len() - 1;
-                let out = &mut outputs[out_index];
+                let out_index = c.outputs.len() - 1;
+                let out = &mut c.outputs[out_index];
                 out.writer.write_all(&enc).at(&out.path)?;
                 out.hint.push(&HintEntry {
                     offset: h.offset,
@@ -328,35 +393,56 @@ impl Store {
                     key: r.key,
                 });
                 out.records.push((h.offset, out.len, enc.len() as u64));
-                moved.insert(h.offset, (out_index, out.len));
+                c.moved.insert(h.offset, (out_index, out.len));
                 out.len += enc.len() as u64;
                 report.records_kept += 1;
                 Ok(())
             })?;
         }
-        drop(newest);
-        for out in &mut outputs {
+        Ok(c)
+    }
+
+    /// Makes the outputs and their hints durable (still as `*.merge` files).
+    fn seal(
+        &self,
+        outputs: &mut [Output],
+        steps: &mut Steps,
+        report: &mut MergeReport,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        for out in outputs {
             out.writer.flush().at(&out.path)?;
             out.writer.get_ref().sync_all().at(&out.path)?;
             shared.config.disk.synced(&out.path, out.len);
-            let hint_m = merge_name(segment::hint_path(&dir, out.base));
+            let hint_m = merge_name(segment::hint_path(&shared.dir, out.base));
             out.hint
                 .write(&hint_m, out.len, true, &shared.config.disk)?;
             steps.step()?;
             report.bytes_out += out.len;
         }
-        checkpoint::sync_dir(&dir)?;
+        checkpoint::sync_dir(&shared.dir)
+    }
 
-        let horizon = horizon.max(shared.state.lock().horizon);
+    /// Writes the commit marker and swaps the files, unless the log was truncated below the
+    /// inputs meanwhile (then the outputs go and `None` is returned). Returns the state, locked
+    /// from before the truncation check until the swap in memory is done.
+    fn commit(
+        &self,
+        inputs: &[(Arc<SegFile>, u64)],
+        c: &Compacted,
+        steps: &mut Steps,
+    ) -> Result<Option<MutexGuard<'_, State>>> {
+        let shared = &self.shared;
+        let dir = &shared.dir;
+        let horizon = c.horizon.max(shared.state.lock().horizon);
         let marker = Marker {
             inputs: inputs.iter().map(|(f, _)| f.base).collect(),
-            outputs: outputs.iter().map(|o| o.base).collect(),
+            outputs: c.outputs.iter().map(|o| o.base).collect(),
             horizon,
         };
         let marker_bytes = serde_json::to_vec(&marker)
             .map_err(|e| StorageError::Failed(format!("cannot encode the merge marker: {e}")))?;
-
-        let mut st = shared.state.lock();
+        let st = shared.state.lock();
         let max_input_offset = inputs
             .iter()
             .filter_map(|(f, _)| st.segments.get(&f.base).and_then(|m| m.last_offset))
@@ -364,37 +450,48 @@ impl Store {
             .unwrap_or(0);
         if st.truncated_to <= max_input_offset {
             drop(st);
-            for out in &outputs {
+            for out in &c.outputs {
                 remove_if_exists(&out.path)?;
-                remove_if_exists(&merge_name(segment::hint_path(&dir, out.base)))?;
+                remove_if_exists(&merge_name(segment::hint_path(dir, out.base)))?;
             }
             tracing::info!(dir = %dir.display(), "merge abandoned: the log was truncated below its inputs");
             return Ok(None);
         }
         checkpoint::write_file_atomic(&dir.join(MARKER), &marker_bytes, true)?;
         steps.step()?;
-        finish(&dir, &marker, &mut steps)?;
-        for out in &outputs {
+        finish(dir, &marker, steps)?;
+        for out in &c.outputs {
             // Renamed into place after their fsync, and the directory fsynced: durable.
             shared
                 .config
                 .disk
-                .synced(&segment::log_path(&dir, out.base), out.len);
+                .synced(&segment::log_path(dir, out.base), out.len);
             shared
                 .config
                 .disk
-                .durable_now(&segment::hint_path(&dir, out.base));
+                .durable_now(&segment::hint_path(dir, out.base));
         }
+        Ok(Some(st))
+    }
 
-        // The swap in memory.
+    /// The swap in memory: keys of the inputs point into the outputs, dropped ones go.
+    fn install(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        inputs: &[(Arc<SegFile>, u64)],
+        c: Compacted,
+        report: &mut MergeReport,
+    ) -> Result<()> {
+        let dir = &self.shared.dir;
+        let horizon = c.horizon.max(st.horizon);
         let input_ids: HashSet<u32> = inputs.iter().map(|(f, _)| f.id).collect();
-        let mut out_files = Vec::with_capacity(outputs.len());
-        for out in &outputs {
+        let mut out_files = Vec::with_capacity(c.outputs.len());
+        for out in &c.outputs {
             let id = st.alloc_id();
             let file = Arc::new(SegFile::open(
                 id,
                 out.base,
-                segment::log_path(&dir, out.base),
+                segment::log_path(dir, out.base),
                 false,
             )?);
             out_files.push(file);
@@ -404,10 +501,10 @@ impl Store {
             if !input_ids.contains(&loc.segment) {
                 return;
             }
-            if let Some(&(i, pos)) = moved.get(&loc.offset) {
+            if let Some(&(i, pos)) = c.moved.get(&loc.offset) {
                 loc.segment = out_files[i].id;
                 loc.pos = pos as u32;
-            } else if dropped.contains(&loc.offset) {
+            } else if c.dropped.contains(&loc.offset) {
                 gone.push(key.to_vec());
             }
         });
@@ -415,11 +512,11 @@ impl Store {
             st.keydir.remove(&key);
             st.cache.invalidate(&key);
         }
-        for (file, _) in &inputs {
+        for (file, _) in inputs {
             st.segments.remove(&file.base);
             st.by_id.remove(&file.id);
         }
-        for (out, file) in outputs.iter().zip(out_files) {
+        for (out, file) in c.outputs.iter().zip(out_files) {
             let mut meta = SegMeta::new(Arc::clone(&file));
             for &(offset, pos, len) in &out.records {
                 meta.note(offset, pos, len);
@@ -428,20 +525,11 @@ impl Store {
             st.segments.insert(out.base, meta);
         }
         st.horizon = horizon;
-        if !dropped.is_empty() {
+        if !c.dropped.is_empty() {
             st.drops += 1;
         }
-        report.segments_out = outputs.len();
+        report.segments_out = c.outputs.len();
         report.tombstone_horizon = horizon;
-        drop(st);
-        tracing::info!(
-            dir = %dir.display(),
-            segments_in = report.segments_in,
-            segments_out = report.segments_out,
-            records_in = report.records_in,
-            records_kept = report.records_kept,
-            "merged sealed segments"
-        );
-        Ok(Some(report))
+        Ok(())
     }
 }

@@ -130,7 +130,7 @@ fn run(seed: u64, ops: usize) {
             }
             89..=93 => {
                 committed = model.log.len() as u64;
-                store.merge_at(committed, now, None).expect("merge");
+                store.merge_at(committed, now).expect("merge");
             }
             _ => {
                 let leo = model.log.len() as u64;

@@ -225,6 +225,7 @@ fn check_state(store: &Store, expect: &[(String, Option<String>)], when: &str) {
     }
 }
 
+#[cfg(feature = "failpoints")]
 #[test]
 fn a_merge_cut_short_after_any_step_leaves_the_old_or_the_new_set_whole() {
     let template = tempfile::tempdir().expect("tempdir");
@@ -234,7 +235,7 @@ fn a_merge_cut_short_after_any_step_leaves_the_old_or_the_new_set_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(template.path(), dir.path());
         let store = open(dir.path(), &small_config());
-        let outcome = store.merge_at(leo, 10_000, Some(crash_after));
+        let outcome = store.merge_crashing_after(leo, 10_000, crash_after);
         drop(store);
         let store = open(dir.path(), &small_config());
         let when = format!("crash after step {crash_after}");
@@ -274,7 +275,7 @@ fn merge_keeps_offsets_and_records_the_tombstone_horizon() {
     let (leo, expect) = merge_template(dir.path());
     let store = open(dir.path(), &small_config());
     let report = store
-        .merge_at(leo, 10_000, None)
+        .merge_at(leo, 10_000)
         .expect("merge")
         .expect("something merged");
     assert!(report.records_kept < report.records_in);

@@ -60,7 +60,7 @@ fn a_follower_of_a_merged_log_gets_the_same_records_and_offsets() {
         a.append(&put_at(&format!("k{}", i % 20), &format!("{i:>60}"), 1))
             .expect("put");
     }
-    a.merge_at(a.log_end_offset(), 2, None).expect("merge");
+    a.merge_at(a.log_end_offset(), 2).expect("merge");
     let b = open(b_dir.path(), &small_config());
     copy_all(&a, &b, 700);
     assert_eq!(b.log_end_offset(), a.log_end_offset());
