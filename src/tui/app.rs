@@ -105,6 +105,8 @@ pub struct App {
     pub quit: bool,
     /// The scenario being played.
     pub script: Option<ScriptView>,
+    /// The scenario step whose command runs now (judged when its reply comes).
+    pub(super) running_step: Option<usize>,
     /// When the last second's frames were drawn (the footer shows the rate).
     pub frames: FrameRate,
     /// The log strips.
@@ -170,6 +172,7 @@ impl App {
             queued: VecDeque::new(),
             quit: false,
             script: None,
+            running_step: None,
             frames: FrameRate::default(),
             log: LogView::default(),
             view: View::default(),

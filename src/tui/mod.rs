@@ -11,11 +11,11 @@ pub mod draw;
 #[cfg(test)]
 mod fixtures;
 pub mod logview;
+mod playback;
 pub mod replay;
 pub mod view;
 
 use crate::command::{Reply, Session};
-use crate::lab::scenario::Step;
 use crate::lab::snapshot::Acks;
 use crate::lab::{Lab, LabSnapshot, Scenario, Timeline};
 use app::{Action, App, LineKind};
@@ -172,7 +172,6 @@ async fn event_loop(
         Source::Live(_) => None,
     };
     let mut ticker = tokio::time::interval(FRAME);
-    let mut running_step: Option<usize> = None;
     // When autoplay plays its next step: a fixed deadline, so redraws do not keep postponing it.
     let mut autoplay_at: Option<tokio::time::Instant> = None;
     loop {
@@ -202,11 +201,7 @@ async fn event_loop(
         if app.quit {
             return Ok(());
         }
-        let autoplay_ready = app.busy.is_none()
-            && app
-                .script
-                .as_ref()
-                .is_some_and(|s| s.autoplay && s.next < s.steps.len());
+        let autoplay_ready = app.autoplay_ready();
         if !autoplay_ready {
             autoplay_at = None;
         } else if autoplay_at.is_none() {
@@ -245,8 +240,10 @@ async fn event_loop(
                         }
                     }
                     Action::Step => {
-                        if app.busy.is_none() {
-                            running_step = play_step(&mut app, script.as_ref(), &line_tx);
+                        if app.busy.is_none()
+                            && let Some(line) = app.play_step(script.as_ref())
+                        {
+                            let _ = line_tx.send(line);
                         }
                     }
                     Action::ToggleAutoplay => {
@@ -258,60 +255,18 @@ async fn event_loop(
             }
             reply = replies.recv() => {
                 let Some((_line, reply)) = reply else { return Ok(()) };
-                match &reply {
-                    Ok(Reply::Text(t)) if !t.is_empty() => app.push(LineKind::Reply, t),
-                    Ok(Reply::Text(_)) => {}
-                    Ok(Reply::Quit) => app.quit = true,
-                    Err(e) => app.push(LineKind::Error, &format!("error: {e}")),
-                }
-                if let (Some(i), Some(s)) = (running_step.take(), script.as_ref()) {
-                    match s.verdict(i, &reply) {
-                        Ok(()) => app.push(LineKind::Info, "PASS"),
-                        Err(why) => {
-                            app.push(LineKind::Error, &format!("FAIL: {why}"));
-                            if let Some(v) = &mut app.script {
-                                v.failed.push(i);
-                                v.autoplay = false;
-                            }
-                        }
-                    }
-                }
-                if let Some(next) = app.finished() {
+                if let Some(next) = app.on_reply(&reply, script.as_ref()) {
                     let _ = line_tx.send(next);
                 }
             }
             _ = tokio::time::sleep_until(autoplay_deadline), if autoplay_ready => {
                 autoplay_at = None;
-                running_step = play_step(&mut app, script.as_ref(), &line_tx);
+                if let Some(line) = app.play_step(script.as_ref()) {
+                    let _ = line_tx.send(line);
+                }
             }
             _ = snapshots.changed() => {}
             _ = ticker.tick() => {}
-        }
-    }
-}
-
-/// Plays the next step of the script; returns its index when it started a command.
-fn play_step(
-    app: &mut App,
-    script: Option<&Scenario>,
-    line_tx: &mpsc::UnboundedSender<String>,
-) -> Option<usize> {
-    let script = script?;
-    let view = app.script.as_mut()?;
-    let i = view.next;
-    let step = script.steps.get(i)?;
-    view.next += 1;
-    match step {
-        Step::Note(text) => {
-            app.push(LineKind::Note, text);
-            None
-        }
-        Step::Run { line, .. } => {
-            let line = line.clone();
-            app.push(LineKind::Input, &format!("simplekv> {line}"));
-            app.busy = Some(line.clone());
-            let _ = line_tx.send(line);
-            Some(i)
         }
     }
 }
