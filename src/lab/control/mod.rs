@@ -53,10 +53,22 @@ pub enum LabError {
     /// The cluster failed.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-    /// ZooKeeper or the client failed.
+    /// The lab's own view of ZooKeeper could not start.
+    #[error("the lab cannot follow ZooKeeper: {0}")]
+    Observer(#[source] crate::coord::CoordError),
+    /// The lab's client could not reach the cluster.
+    #[error("the lab's client cannot reach the cluster: {0}")]
+    Client(#[source] crate::client::ClientError),
+    /// The recording (`--record`) could not be opened.
     #[error("{0}")]
-    Other(String),
+    Recording(String),
 }
+
+/// How long a command from the shell or a scenario may take, retries included: long, since a
+/// class watches failovers that take seconds.
+const SHELL_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The lab client's ZooKeeper session: long, so a short outage keeps it.
+const SHELL_ZK_SESSION: Duration = Duration::from_secs(10);
 
 struct Throughput {
     last_total: u64,
@@ -133,18 +145,18 @@ impl Lab {
         let zk = cluster.zk_connect().to_string();
         let observer = ZkObserver::start(&zk, spec.partitions)
             .await
-            .map_err(|e| LabError::Other(e.to_string()))?;
+            .map_err(LabError::Observer)?;
         let client = Client::connect_zk(
             &zk,
             ClientConfig {
-                request_timeout: Duration::from_secs(15),
-                zk_session_timeout: Duration::from_secs(10),
+                request_timeout: SHELL_REQUEST_TIMEOUT,
+                zk_session_timeout: SHELL_ZK_SESSION,
                 dialer: cluster.network().client_dialer(),
                 ..ClientConfig::default()
             },
         )
         .await
-        .map_err(|e| LabError::Other(e.to_string()))?;
+        .map_err(LabError::Client)?;
         let info = Arc::new(LabInfo {
             spec,
             zk,
@@ -156,7 +168,7 @@ impl Lab {
         });
         {
             let mut t = Timeline::new(Arc::clone(&info), options.record.as_deref())
-                .map_err(LabError::Other)?;
+                .map_err(LabError::Recording)?;
             let mut slot = timeline.lock();
             let ring = events.lock();
             for e in ring.iter() {
