@@ -36,12 +36,13 @@ pub struct LabInfo {
 }
 
 impl LabInfo {
-    /// How brokers talk to each other, in a few words.
+    /// How brokers talk to each other, in two words (the title bar is crowded; `status` says
+    /// more).
     pub fn peers_label(&self) -> &'static str {
         if self.peer_tls {
-            "peers mutual TLS"
+            "mTLS peers"
         } else {
-            "peers plaintext (loopback)"
+            "plaintext peers"
         }
     }
 }

@@ -150,7 +150,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, snap: &LabSnapshot) {
         .find_map(|b| b.resp_port)
         .map_or(String::new(), |p| format!(" · redis-cli -p {p}"));
     let text = format!(
-        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {}{redis} · {} · {data} ",
+        " SimpleKV lab · {} brokers · {} partitions · RF {} · min ISR {}{} · ZooKeeper {}{redis} · {data} · {} ",
         i.spec.brokers,
         i.spec.partitions,
         i.spec.replication_factor,
@@ -459,7 +459,7 @@ mod tests {
             text(&buf)[0]
         );
         assert!(
-            text(&buf)[0].contains("peers plaintext (loopback)"),
+            text(&buf)[0].contains("plaintext peers"),
             "the title bar says the lab's peers speak plaintext: {}",
             text(&buf)[0]
         );
