@@ -147,6 +147,12 @@ enum Mode {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How long the runtime's remaining tasks (brokers, ZooKeeper clients) have to stop when a
+/// mode ends.
+const RUNTIME_STOP: Duration = Duration::from_secs(2);
+/// The same for `cli`, which holds no broker.
+const CLI_RUNTIME_STOP: Duration = Duration::from_millis(100);
+
 const DEFAULT_ZK: &str = "127.0.0.1:2181/simplekv";
 
 #[derive(Args, Debug)]
@@ -300,7 +306,7 @@ fn run_soak(a: SoakArgs) -> Result<bool, String> {
     };
     let rt = runtime()?;
     let report = rt.block_on(soak::run(&opts, &progress, &mut done));
-    rt.shutdown_timeout(Duration::from_secs(2));
+    rt.shutdown_timeout(RUNTIME_STOP);
     bar.finish_and_clear();
     let report = report?;
     println!("{}", report.table());
@@ -437,7 +443,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         if let Some(p) = profiler {
             p.finish()?;
         }
-        rt.shutdown_timeout(Duration::from_secs(2));
+        rt.shutdown_timeout(RUNTIME_STOP);
         print!("{text}");
         return Ok(());
     }
@@ -445,7 +451,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
     if let Some(p) = profiler {
         p.finish()?;
     }
-    rt.shutdown_timeout(Duration::from_secs(2));
+    rt.shutdown_timeout(RUNTIME_STOP);
     println!("{}", result.text());
     if args.json {
         println!("{}", result.json());
@@ -634,7 +640,7 @@ fn run_lab(args: LabArgs) -> Result<(), String> {
         lab.shutdown().await;
         ui
     });
-    rt.shutdown_timeout(Duration::from_secs(2));
+    rt.shutdown_timeout(RUNTIME_STOP);
     match temp {
         Some(t) => {
             let path = t.path().display().to_string();
@@ -691,7 +697,7 @@ fn run_scenario(
         let mut out = std::io::stdout();
         simplekv::lab::play(&scenario, options, &mut out, keep_going).await
     });
-    rt.shutdown_timeout(Duration::from_secs(2));
+    rt.shutdown_timeout(RUNTIME_STOP);
     drop(temp);
     let summary = summary?;
     if let Some(r) = record {
@@ -720,7 +726,7 @@ fn run_replay(file: PathBuf) -> Result<(), String> {
         |n| n.to_string_lossy().into_owned(),
     );
     let outcome = rt.block_on(simplekv::tui::replay(timeline, name));
-    rt.shutdown_timeout(Duration::from_millis(100));
+    rt.shutdown_timeout(CLI_RUNTIME_STOP);
     outcome
 }
 
@@ -839,7 +845,7 @@ fn main() -> ExitCode {
             } else {
                 cli::one_shot(&rt, &how, acks, &command)
             };
-            rt.shutdown_timeout(Duration::from_millis(100));
+            rt.shutdown_timeout(CLI_RUNTIME_STOP);
             ExitCode::from(code as u8)
         }
         None => match run_lab(args.lab) {

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// How often a restarted server is asked whether it has joined its ensemble.
+const JOIN_POLL: Duration = Duration::from_millis(50);
+
 /// The most servers an ensemble may have (ZooKeeper's usual sizes are 1, 3 and 5).
 pub const MAX_SERVERS: u32 = 7;
 
@@ -338,7 +341,7 @@ impl Ensemble {
                 ));
             }
             drop(slot);
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(JOIN_POLL);
         }
     }
 

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zookeeper_client::OneshotWatcher;
 
+/// The wait before re-arming a watch that failed for another reason than the session's end.
+const REARM_RETRY: Duration = Duration::from_millis(200);
+
 async fn follow<T, F, Fut>(token: &CancellationToken, mut read: F, mut on_change: impl FnMut(T))
 where
     F: FnMut() -> Fut,
@@ -26,7 +29,7 @@ where
             Err(e) => {
                 tracing::debug!(error = %e, "re-arming a ZooKeeper watch");
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = tokio::time::sleep(REARM_RETRY) => {}
                     _ = token.cancelled() => return,
                 }
             }

@@ -12,6 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long a server may take to serve after it starts (a JVM on a busy machine is slow).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a starting server is asked whether it serves.
+const READY_POLL: Duration = Duration::from_millis(50);
+/// Connecting to a server to ask it a four-letter word.
+const FOUR_LETTER_CONNECT: Duration = Duration::from_millis(500);
+/// How long its answer may take.
+const FOUR_LETTER_ANSWER: Duration = Duration::from_secs(2);
+/// How long a stopped server has to exit after SIGTERM before it gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a stopping server is looked at.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
 /// Why the private server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -63,7 +76,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             tick_ms: 200,
-            start_timeout: Duration::from_secs(30),
+            start_timeout: START_TIMEOUT,
             remove_dir_on_exit: false,
         }
     }
@@ -225,8 +238,8 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// Sends a four-letter word and returns the answer.
 pub fn four_letter_word(addr: SocketAddr, word: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut s = TcpStream::connect_timeout(&addr, FOUR_LETTER_CONNECT)?;
+    s.set_read_timeout(Some(FOUR_LETTER_ANSWER))?;
     s.write_all(word.as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
@@ -335,7 +348,7 @@ impl ZkServer {
                     tail,
                 ));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(READY_POLL);
         }
     }
 
@@ -390,12 +403,12 @@ impl ZkServer {
         self.stopped = true;
         let pgid = self.child.id() as libc::pid_t;
         signal_group(pgid, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(STOP_POLL);
         }
         signal_group(pgid, libc::SIGKILL);
         let _ = self.child.wait();

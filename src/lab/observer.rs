@@ -12,6 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The first wait before the lab's view opens a new session; it doubles up to
+/// [`RECONNECT_MAX`].
+const RECONNECT_FIRST: Duration = Duration::from_millis(200);
+/// The longest wait between tries.
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
 /// What ZooKeeper says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZkView {
@@ -55,7 +61,7 @@ impl ZkObserver {
                     return;
                 }
                 // The session expired: a new one, retried until ZooKeeper serves again.
-                let mut backoff = Duration::from_millis(200);
+                let mut backoff = RECONNECT_FIRST;
                 coord = loop {
                     tokio::select! {
                         c = Coord::connect(&connect, SESSION_TIMEOUT) => match c {
@@ -68,7 +74,7 @@ impl ZkObserver {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = t.cancelled() => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
                 };
                 *s.lock() = coord.clone();
             }

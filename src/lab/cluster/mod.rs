@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The wait before a broker whose restart failed on a taken port is started again.
+const RESTART_RETRY: Duration = Duration::from_millis(100);
+
 /// Which ZooKeeper the cluster uses.
 #[derive(Debug, Clone)]
 pub enum ZkChoice {
@@ -328,7 +331,7 @@ impl Cluster {
                             format!("{e}: its old port is taken by another process; restoring it on new ports"),
                         );
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(RESTART_RETRY).await;
                 }
                 Ok(Err(source)) => {
                     drop(host);
