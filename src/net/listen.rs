@@ -2,8 +2,10 @@
 //! that says nothing. A gRPC server takes its connections from [`incoming`].
 //!
 //! The rules, each for a fault a careless or hostile peer brings:
-//! - **A limit per port.** A connection past the limit is accepted and closed at once, so a
-//!   flood of clients cannot take every file descriptor (it gets a closed connection, not a hang).
+//! - **A limit per port, and per peer address.** A connection past either is accepted and
+//!   closed at once, so a flood of clients cannot take every file descriptor (it gets a closed
+//!   connection, not a hang), and one host cannot take every slot of a port from the others
+//!   (a broker that must reconnect still gets in).
 //! - **A handshake deadline.** A connection must send its first bytes (an HTTP/2 preface, or a
 //!   TLS ClientHello) within the handshake timeout, or it is closed.
 //! - **An idle deadline.** After that, a connection on which nothing arrives for longer than a
@@ -12,16 +14,18 @@
 //!   peer that finishes a TLS handshake and never starts HTTP/2, before which no ping is sent.
 
 use crate::events::{EventKind, EventSink};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
@@ -35,6 +39,8 @@ const HANDSHAKE_BYTES: u64 = 24;
 pub struct ConnectionLimits {
     /// Most connections open at once on each port.
     pub max_per_port: usize,
+    /// Most connections open at once on each port from one peer address.
+    pub max_per_address: usize,
     /// A new connection must send its first bytes (and finish a TLS handshake) within this.
     pub handshake_timeout_ms: u64,
     /// The server pings a connection's peer this often (HTTP/2 keep-alive).
@@ -47,6 +53,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_per_port: 1024,
+            max_per_address: 256,
             handshake_timeout_ms: 10_000,
             keepalive_interval_ms: 10_000,
             keepalive_timeout_ms: 20_000,
@@ -59,6 +66,9 @@ impl ConnectionLimits {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_per_port == 0 {
             return Err("connections.max_per_port must be at least 1".into());
+        }
+        if self.max_per_address == 0 {
+            return Err("connections.max_per_address must be at least 1".into());
         }
         for (name, ms) in [
             ("handshake_timeout_ms", self.handshake_timeout_ms),
@@ -109,6 +119,64 @@ pub fn deadline(
     }
 }
 
+/// Whether a port with `open` connections, `from_address` of them from the new one's address,
+/// takes it; if not, which limit it met, as the event says it.
+pub fn admit(limits: &ConnectionLimits, open: usize, from_address: usize) -> Result<(), String> {
+    if open >= limits.max_per_port {
+        Err(format!("{open} connections open, the limit"))
+    } else if from_address >= limits.max_per_address {
+        Err(format!(
+            "{from_address} connections open from one address, the limit per address"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The connections a port has open, in all and per peer address.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// A connection's place in [`Open`], given back when it closes.
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    address: IpAddr,
+}
+
+impl Slot {
+    fn take(
+        open: &Arc<Mutex<Open>>,
+        limits: &ConnectionLimits,
+        address: IpAddr,
+    ) -> Result<Self, String> {
+        let mut o = open.lock();
+        let from_address = o.by_address.get(&address).copied().unwrap_or(0);
+        admit(limits, o.total, from_address)?;
+        o.total += 1;
+        *o.by_address.entry(address).or_default() += 1;
+        Ok(Self {
+            open: Arc::clone(open),
+            address,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut o = self.open.lock();
+        o.total = o.total.saturating_sub(1);
+        if let Some(n) = o.by_address.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                o.by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
 /// Connections accepted from `listener` within `limits`, with Nagle's algorithm off (small gRPC
 /// replies must not wait for the peer's delayed ACK). `port` names the port in events.
 pub fn incoming(
@@ -117,39 +185,41 @@ pub fn incoming(
     port: &'static str,
     events: EventSink,
 ) -> impl tokio_stream::Stream<Item = io::Result<Conn>> {
-    let slots = Arc::new(Semaphore::new(limits.max_per_port));
+    let open = Arc::new(Mutex::new(Open::default()));
     futures_util::stream::unfold(
-        (listener, slots, 0u64),
-        move |(listener, slots, mut refused)| {
+        (listener, open, 0u64),
+        move |(listener, open, mut refused)| {
             let events = events.clone();
             async move {
                 loop {
-                    let (stream, _) = match listener.accept().await {
+                    let (stream, peer) = match listener.accept().await {
                         Ok(c) => c,
                         // Out of descriptors and the like: the server logs it and goes on.
-                        Err(e) => return Some((Err(e), (listener, slots, refused))),
+                        Err(e) => return Some((Err(e), (listener, open, refused))),
                     };
-                    let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                        // Closed at once: the peer sees the connection end, not a hang.
-                        drop(stream);
-                        refused += 1;
-                        if refused.is_power_of_two() {
-                            events.emit(
-                                EventKind::Warning,
-                                None,
-                                format!(
-                                    "{port} port: {} connections open, the limit; refused one \
-                                     ({refused} refused so far)",
-                                    limits.max_per_port
-                                ),
-                            );
+                    let slot = match Slot::take(&open, &limits, peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            // Closed at once: the peer sees the connection end, not a hang.
+                            drop(stream);
+                            refused += 1;
+                            if refused.is_power_of_two() {
+                                events.emit(
+                                    EventKind::Warning,
+                                    None,
+                                    format!(
+                                        "{port} port: {why}; refused one from {} ({refused} refused so far)",
+                                        peer.ip()
+                                    ),
+                                );
+                            }
+                            continue;
                         }
-                        continue;
                     };
                     let conn = stream
                         .set_nodelay(true)
-                        .map(|()| Conn::new(stream, permit, limits));
-                    return Some((conn, (listener, slots, refused)));
+                        .map(|()| Conn::new(stream, slot, limits));
+                    return Some((conn, (listener, open, refused)));
                 }
             }
         },
@@ -159,7 +229,7 @@ pub fn incoming(
 /// An accepted connection that holds its slot until it closes and ends itself at its deadline.
 pub struct Conn {
     io: TcpStream,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
     limits: ConnectionLimits,
     opened: Instant,
     last_read: Instant,
@@ -168,7 +238,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn new(io: TcpStream, slot: OwnedSemaphorePermit, limits: ConnectionLimits) -> Self {
+    fn new(io: TcpStream, slot: Slot, limits: ConnectionLimits) -> Self {
         let now = Instant::now();
         Self {
             io,
@@ -282,6 +352,39 @@ mod tests {
         assert_eq!(deadline(&l, t0, later, 23), t0 + l.handshake_timeout());
         assert_eq!(deadline(&l, t0, later, 24), later + l.idle_timeout());
         assert!(l.idle_timeout() > l.keepalive_interval());
+    }
+
+    #[test]
+    fn a_connection_is_taken_within_both_limits_and_refused_saying_which() {
+        let l = ConnectionLimits {
+            max_per_port: 10,
+            max_per_address: 3,
+            ..ConnectionLimits::default()
+        };
+        assert!(admit(&l, 0, 0).is_ok());
+        assert!(admit(&l, 9, 2).is_ok());
+        assert!(admit(&l, 9, 3).unwrap_err().contains("limit per address"));
+        assert!(
+            admit(&l, 10, 0)
+                .unwrap_err()
+                .contains("10 connections open, the limit")
+        );
+        let open = Arc::new(Mutex::new(Open::default()));
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let held: Vec<Slot> = (0..3)
+            .map(|_| Slot::take(&open, &l, a).expect("a"))
+            .collect();
+        assert!(Slot::take(&open, &l, a).is_err(), "a fourth from a");
+        let other = Slot::take(&open, &l, b).expect("another address still gets in");
+        drop(held);
+        drop(other);
+        let o = open.lock();
+        assert_eq!(
+            (o.total, o.by_address.len()),
+            (0, 0),
+            "every slot given back"
+        );
     }
 
     #[test]

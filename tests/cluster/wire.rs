@@ -127,6 +127,7 @@ async fn connections_are_bounded_silent_ones_closed_and_slots_freed() {
         let mut o = options("bounded", spec(1, 1, 1, 1), d);
         o.connections = simplekv::net::listen::ConnectionLimits {
             max_per_port: 16,
+            max_per_address: 16,
             handshake_timeout_ms: 1_000,
             keepalive_interval_ms: 300,
             keepalive_timeout_ms: 700,
