@@ -55,6 +55,15 @@ fn print_reply(r: &Result<Reply, String>) {
     }
 }
 
+/// Stops the client following ZooKeeper when the REPL ends, however it ends.
+struct StopFollowing(Client);
+
+impl Drop for StopFollowing {
+    fn drop(&mut self) {
+        self.0.stop_following();
+    }
+}
+
 /// Runs one command given as words; returns the process exit code.
 pub fn one_shot(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks, words: &[String]) -> i32 {
     let cmd = match parse_words(words) {
@@ -74,9 +83,11 @@ pub fn one_shot(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks, words: 
             }
         };
         let lab = NoLab::with_zookeeper(client.coord());
+        let following = client.clone();
         let mut session = Session::new(client, acks, lab);
         let r = session.execute(cmd).await;
         print_reply(&r);
+        following.stop_following();
         i32::from(r.is_err())
     })
 }
@@ -91,6 +102,8 @@ pub fn repl(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks) -> i32 {
         }
     };
     let lab = NoLab::with_zookeeper(client.coord());
+    let following = client.clone();
+    let _stop = StopFollowing(following);
     let mut session = Session::new(client, acks, lab);
     let mut failed = false;
     let mut run = |line: &str| -> bool {

@@ -21,6 +21,13 @@ impl Client {
         self.follow_with(zk.coord(), self.partitions());
     }
 
+    /// Ends the tasks that follow ZooKeeper, before a process stops its runtime: a watch task
+    /// still waiting when the runtime drops the ZooKeeper session's own task would be woken by
+    /// it and panic inside zookeeper-client (seen as a stray panic on a cli's stderr).
+    pub fn stop_following(&self) {
+        self.inner.following.cancel();
+    }
+
     /// Follows ZooKeeper in session `coord`, ending the tasks of the session before.
     pub(super) fn follow_with(&self, coord: Coord, partitions: u32) {
         let changed = Arc::new(tokio::sync::Notify::new());

@@ -20,9 +20,14 @@ where
         match read().await {
             Ok((value, watcher)) => {
                 on_change(value);
+                // The token first: once a client is dropped its session may end with the
+                // process, and zookeeper-client panics when a watch whose session task is gone
+                // is polled (an unwrap on the cancelled channel), printing a panic on a cli's
+                // stderr as it exits.
                 tokio::select! {
-                    _ = watcher.changed() => {}
+                    biased;
                     _ = token.cancelled() => return,
+                    _ = watcher.changed() => {}
                 }
             }
             Err(CoordError::SessionExpired) => return,
