@@ -55,7 +55,8 @@ fn print_reply(r: &Result<Reply, String>) {
     }
 }
 
-/// Stops the client following ZooKeeper when the REPL ends, however it ends.
+/// Stops the client following ZooKeeper when the session ends, however it ends, before the
+/// runtime shuts down (see `Client::stop_following`).
 struct StopFollowing(Client);
 
 impl Drop for StopFollowing {
@@ -83,11 +84,10 @@ pub fn one_shot(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks, words: 
             }
         };
         let lab = NoLab::with_zookeeper(client.coord());
-        let following = client.clone();
+        let _stop = StopFollowing(client.clone());
         let mut session = Session::new(client, acks, lab);
         let r = session.execute(cmd).await;
         print_reply(&r);
-        following.stop_following();
         i32::from(r.is_err())
     })
 }
@@ -102,8 +102,7 @@ pub fn repl(rt: &tokio::runtime::Runtime, how: &Connect, acks: Acks) -> i32 {
         }
     };
     let lab = NoLab::with_zookeeper(client.coord());
-    let following = client.clone();
-    let _stop = StopFollowing(following);
+    let _stop = StopFollowing(client.clone());
     let mut session = Session::new(client, acks, lab);
     let mut failed = false;
     let mut run = |line: &str| -> bool {

@@ -417,11 +417,6 @@ impl Broker {
         Some(tls.client())
     }
 
-    /// Whether it speaks mutual TLS with its peers.
-    pub fn peer_tls(&self) -> bool {
-        self.inner.tls.is_some()
-    }
-
     /// Its id.
     pub fn id(&self) -> u32 {
         self.inner.cfg.id

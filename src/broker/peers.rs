@@ -12,7 +12,9 @@ use tonic::transport::Channel;
 pub(super) type PeerClient = ReplicationClient<Channel>;
 
 pub(super) struct PeerClients {
-    by_addr: Mutex<HashMap<String, PeerClient>>,
+    /// By address dialed: the broker the channel was made for (with TLS it checks that broker's
+    /// certificate) and the client.
+    by_addr: Mutex<HashMap<String, (u32, PeerClient)>>,
     dialer: crate::rpc::Dialer,
     tls: Option<Tls>,
 }
@@ -31,11 +33,10 @@ impl PeerClients {
     pub(super) fn get(&self, id: u32, addr: &str) -> Option<PeerClient> {
         // Per address dialed, asked anew each time (see `Client::channel`).
         let dialed = self.dialer.dial(addr);
-        // Keyed by broker too: with TLS a channel checks the certificate of the broker it was
-        // made for.
-        let key = format!("{id}@{dialed}");
         let mut map = self.by_addr.lock();
-        if let Some(c) = map.get(&key) {
+        if let Some((made_for, c)) = map.get(dialed.as_ref())
+            && *made_for == id
+        {
             return Some(c.clone());
         }
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -57,7 +58,7 @@ impl PeerClients {
         let client = ReplicationClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        map.insert(key, client.clone());
+        map.insert(dialed.into_owned(), (id, client.clone()));
         Some(client)
     }
 }

@@ -235,8 +235,7 @@ impl Coord {
         let give_up = tokio::time::Instant::now() + session_timeout;
         let mut backoff = CONNECT_RETRY_FIRST;
         let client = loop {
-            let mut connector = zk::Client::connector();
-            connector = connector
+            let mut connector = zk::Client::connector()
                 .with_session_timeout(session_timeout)
                 .with_fail_eagerly();
             if let Some(c) = credentials {
