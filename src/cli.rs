@@ -47,7 +47,7 @@ pub async fn connect_with(discovery: &Discovery, cfg: ClientConfig) -> Result<Cl
     .map_err(|e| e.to_string())
 }
 
-fn print_reply(r: &Result<Reply, String>) {
+fn print_reply(r: &Result<Reply, crate::command::CommandError>) {
     match r {
         Ok(Reply::Text(t)) => println!("{t}"),
         Ok(Reply::Quit) => {}

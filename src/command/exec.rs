@@ -2,6 +2,7 @@
 //! commands through [`LabControl`], which the lab implements (so this module never depends on
 //! the lab, and `cli` runs it with [`NoLab`]).
 
+use super::CommandError;
 use super::faults::Fault;
 use super::parse::{Check, Command, HELP, LoadSpec, Target, WaitCondition};
 use crate::client::{Client, ClientError};
@@ -66,36 +67,36 @@ pub struct OpRecord {
 /// reply line(s) or one error line.
 pub trait LabControl: Send + Sync {
     /// `kill B`
-    fn kill(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    fn kill(&self, target: Target) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `restore B`
-    fn restore(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    fn restore(&self, target: Target) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `wipe B`
-    fn wipe(&self, target: Target) -> impl Future<Output = Result<String, String>> + Send;
+    fn wipe(&self, target: Target) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `rebalance`
-    fn rebalance(&self) -> impl Future<Output = Result<String, String>> + Send;
+    fn rebalance(&self) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `status`
-    fn status(&self) -> impl Future<Output = Result<String, String>> + Send;
+    fn status(&self) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `wait COND [TIMEOUT]`
     fn wait(
         &self,
         cond: WaitCondition,
         timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `load ...` (with the session's acks when the spec names none).
     fn load(
         &self,
         spec: LoadSpec,
         acks: Acks,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `check ...`
-    fn check(&self, check: Check) -> impl Future<Output = Result<String, String>> + Send;
+    fn check(&self, check: Check) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// A link, machine or nemesis fault.
-    fn fault(&self, fault: Fault) -> impl Future<Output = Result<String, String>> + Send;
+    fn fault(&self, fault: Fault) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// `history save FILE`
     fn save_history(
         &self,
         path: std::path::PathBuf,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, CommandError>> + Send;
     /// Notes a client operation issued by a shell or scenario (`started` is when it was sent).
     fn record(&self, op: OpRecord, started: std::time::Instant);
     /// Called before every command but `wait` and `sleep`, so that `wait leader-change` and
@@ -129,50 +130,52 @@ pub fn shown_value(v: &[u8]) -> String {
     }
 }
 
-fn lab_only(cmd: &str) -> String {
-    format!("'{cmd}' works only in the lab (simplekv-lab, or simplekv-lab run SCENARIO)")
-}
-
 impl LabControl for NoLab {
-    async fn kill(&self, _: Target) -> Result<String, String> {
-        Err(lab_only("kill"))
+    async fn kill(&self, _: Target) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("kill"))
     }
-    async fn restore(&self, _: Target) -> Result<String, String> {
-        Err(lab_only("restore"))
+    async fn restore(&self, _: Target) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("restore"))
     }
-    async fn wipe(&self, _: Target) -> Result<String, String> {
-        Err(lab_only("wipe"))
+    async fn wipe(&self, _: Target) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("wipe"))
     }
-    async fn rebalance(&self) -> Result<String, String> {
+    async fn rebalance(&self) -> Result<String, CommandError> {
         let Some(coord) = &self.coord else {
-            return Err(
+            return Err(CommandError::Usage(
                 "'rebalance' asks the controller through ZooKeeper: run the cli with --zk HOST:PORT/CHROOT"
                     .into(),
-            );
+            ));
         };
-        let spec =
-            coord.cluster().await.map_err(|e| e.to_string())?.ok_or(
-                "ZooKeeper holds no cluster here (/cluster is missing): is the chroot right?",
-            )?;
+        let spec = coord
+            .cluster()
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))?
+            .ok_or_else(|| {
+                CommandError::Refused(
+                    "ZooKeeper holds no cluster here (/cluster is missing): is the chroot right?"
+                        .into(),
+                )
+            })?;
         super::rebalance(coord, &spec).await
     }
-    async fn status(&self) -> Result<String, String> {
-        Err(lab_only("status"))
+    async fn status(&self) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("status"))
     }
-    async fn wait(&self, _: WaitCondition, _: Option<Duration>) -> Result<String, String> {
-        Err(lab_only("wait"))
+    async fn wait(&self, _: WaitCondition, _: Option<Duration>) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("wait"))
     }
-    async fn load(&self, _: LoadSpec, _: Acks) -> Result<String, String> {
-        Err(lab_only("load"))
+    async fn load(&self, _: LoadSpec, _: Acks) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("load"))
     }
-    async fn check(&self, _: Check) -> Result<String, String> {
-        Err(lab_only("check"))
+    async fn check(&self, _: Check) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("check"))
     }
-    async fn fault(&self, _: Fault) -> Result<String, String> {
-        Err(lab_only("fault commands"))
+    async fn fault(&self, _: Fault) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("fault commands"))
     }
-    async fn save_history(&self, _: std::path::PathBuf) -> Result<String, String> {
-        Err(lab_only("history"))
+    async fn save_history(&self, _: std::path::PathBuf) -> Result<String, CommandError> {
+        Err(CommandError::LabOnly("history"))
     }
     fn record(&self, _: OpRecord, _: std::time::Instant) {}
 }
@@ -205,7 +208,7 @@ impl<L: LabControl> Session<L> {
     }
 
     /// Parses and runs one line. `None` for a blank line or comment.
-    pub async fn run_line(&mut self, line: &str) -> Option<Result<Reply, String>> {
+    pub async fn run_line(&mut self, line: &str) -> Option<Result<Reply, CommandError>> {
         match super::parse(line) {
             Ok(None) => None,
             Ok(Some(cmd)) => Some(self.execute(cmd).await),
@@ -235,7 +238,7 @@ impl<L: LabControl> Session<L> {
     }
 
     /// Runs one command.
-    pub async fn execute(&mut self, cmd: Command) -> Result<Reply, String> {
+    pub async fn execute(&mut self, cmd: Command) -> Result<Reply, CommandError> {
         let text = |s: &str| Ok(Reply::Text(s.to_string()));
         if !matches!(cmd, Command::Wait(..) | Command::Sleep(_)) {
             self.lab.before_command();
@@ -258,7 +261,7 @@ impl<L: LabControl> Session<L> {
                     },
                     started,
                 );
-                r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
+                r.map_err(CommandError::from).and_then(|_| text("OK"))
             }
             Command::Get { key } => {
                 let r = self.client.get(&key).await;
@@ -273,13 +276,13 @@ impl<L: LabControl> Session<L> {
                 match r {
                     Ok(Some(v)) => text(&shown_value(&v)),
                     Ok(None) => text("record not found"),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e.into()),
                 }
             }
             Command::Del { key } => {
                 let r = self.client.del(&key, self.acks).await;
                 self.note(OpKind::Del, key, None, None, &r, started);
-                r.map_err(|e| e.to_string()).and_then(|_| text("OK"))
+                r.map_err(CommandError::from).and_then(|_| text("OK"))
             }
             Command::Expire { key, seconds } => {
                 let r = self.client.expire(&key, seconds, self.acks).await;
@@ -295,12 +298,12 @@ impl<L: LabControl> Session<L> {
                 match r {
                     Ok(true) => text("OK"),
                     Ok(false) => text("record not found"),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e.into()),
                 }
             }
             Command::Ttl { key } => match self.client.ttl(&key).await {
                 Ok(t) => text(&t.to_string()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             },
             Command::Acks(a) => {
                 self.acks = a;
@@ -333,7 +336,17 @@ impl<L: LabControl> Session<L> {
 
 #[cfg(test)]
 mod tests {
-    use super::shown_value;
+    use super::{CommandError, LabControl, NoLab, Target, shown_value};
+
+    #[tokio::test]
+    async fn the_cli_says_which_commands_need_the_lab() {
+        let lab = NoLab::default();
+        let e = lab.kill(Target::All).await.expect_err("no lab");
+        assert!(matches!(e, CommandError::LabOnly("kill")), "{e:?}");
+        let e = lab.rebalance().await.expect_err("no ZooKeeper");
+        assert!(matches!(e, CommandError::Usage(_)), "{e:?}");
+        assert!(e.to_string().contains("--zk"), "{e}");
+    }
 
     #[test]
     fn values_print_as_text_when_they_are_text_and_escaped_otherwise() {

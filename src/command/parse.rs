@@ -1,6 +1,7 @@
 //! The command language's parser: one line in, one [`Command`] or one clear error out. The shell,
 //! `cli` and scenarios all use it.
 
+use super::CommandError;
 use super::faults::{self, Fault};
 use crate::replica::Acks;
 use bytes::Bytes;
@@ -295,16 +296,22 @@ fn count(word: &str, what: &str) -> Result<u64, String> {
 }
 
 /// Parses one line. `Ok(None)` for a blank line or a comment (`# ...`).
-pub fn parse(line: &str) -> Result<Option<Command>, String> {
+pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
     let trimmed = line.trim();
     if trimmed.is_empty() || trimmed.starts_with('#') {
         return Ok(None);
     }
-    parse_words(&tokenize(trimmed)?)
+    let words = tokenize(trimmed).map_err(CommandError::Usage)?;
+    parse_words(&words)
 }
 
 /// Parses a command already split into words (e.g. a program's arguments).
-pub fn parse_words(words: &[String]) -> Result<Option<Command>, String> {
+pub fn parse_words(words: &[String]) -> Result<Option<Command>, CommandError> {
+    command(words).map_err(CommandError::Usage)
+}
+
+/// The command `words` make, or what is wrong with them.
+fn command(words: &[String]) -> Result<Option<Command>, String> {
     let Some((name, args)) = words.split_first() else {
         return Ok(None);
     };
@@ -508,7 +515,10 @@ mod tests {
     }
 
     fn err(line: &str) -> String {
-        parse(line).expect_err("an error")
+        match parse(line) {
+            Err(CommandError::Usage(e)) => e,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! partition's leadership back to its preferred replica; wait until it has; say what moved and
 //! why the rest stayed. The lab's shell and `cli --zk` share it.
 
+use super::CommandError;
 use crate::broker::preferred_blocked;
 use crate::coord::layout::REBALANCE;
 use crate::coord::{ClusterSpec, Coord, CoordError, PartitionState};
@@ -13,27 +14,28 @@ const CONTROLLER_WAIT: Duration = Duration::from_secs(30);
 
 /// Asks for the preferred-replica elections of the cluster `spec` describes and reports them,
 /// one line per partition.
-pub async fn rebalance(coord: &Coord, spec: &ClusterSpec) -> Result<String, String> {
+pub async fn rebalance(coord: &Coord, spec: &ClusterSpec) -> Result<String, CommandError> {
+    let failed = |e: CoordError| CommandError::Failed(e.to_string());
     let partitions = spec.partitions;
-    let before = states(coord, partitions).await.map_err(|e| e.to_string())?;
+    let before = states(coord, partitions).await.map_err(failed)?;
     coord
         .request_rebalance()
         .await
-        .map_err(|e| format!("could not ask the controller: {e}"))?;
+        .map_err(|e| CommandError::Failed(format!("could not ask the controller: {e}")))?;
     let taken = coord
         .wait_absent(REBALANCE, CONTROLLER_WAIT)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
     if !taken {
-        return Err(format!(
+        return Err(CommandError::Failed(format!(
             "no controller took the request within {CONTROLLER_WAIT:?}; it waits in ZooKeeper ({REBALANCE}) for the next one"
-        ));
+        )));
     }
-    let after = states(coord, partitions).await.map_err(|e| e.to_string())?;
+    let after = states(coord, partitions).await.map_err(failed)?;
     let live = coord
         .brokers()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(failed)?
         .into_iter()
         .map(|(id, b)| (id, b.epoch))
         .collect();
@@ -46,7 +48,7 @@ pub async fn rebalance(coord: &Coord, spec: &ClusterSpec) -> Result<String, Stri
         let replicas = coord
             .replicas(p)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(failed)?
             .unwrap_or_else(|| spec.replicas_of(p));
         lines.push(
             if (old.leader, old.leader_epoch) != (new.leader, new.leader_epoch) {

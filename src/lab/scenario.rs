@@ -16,7 +16,7 @@
 
 use super::config::LabConfig;
 use super::control::Lab;
-use crate::command::{Reply, Session};
+use crate::command::{CommandError, Reply, Session};
 use crate::config::{ConfigError, load_yaml};
 use crate::replica::Acks;
 use serde::Deserialize;
@@ -120,7 +120,7 @@ pub struct Scenario {
 }
 
 /// How a reply is printed and judged: the text, or `error: ...`.
-pub fn reply_text(reply: &Result<Reply, String>) -> String {
+pub fn reply_text(reply: &Result<Reply, CommandError>) -> String {
     match reply {
         Ok(Reply::Text(t)) => t.clone(),
         Ok(Reply::Quit) => "quit".into(),
@@ -186,7 +186,7 @@ impl Scenario {
     }
 
     /// Whether `reply` to step `i` meets its expectation; without one, any reply but an error does.
-    pub fn verdict(&self, i: usize, reply: &Result<Reply, String>) -> Result<(), String> {
+    pub fn verdict(&self, i: usize, reply: &Result<Reply, CommandError>) -> Result<(), String> {
         let Some(Step::Run { expect, .. }) = self.steps.get(i) else {
             return Ok(());
         };
@@ -368,10 +368,16 @@ mod tests {
             "name: T\nsteps:\n  - run: get a\n  - run: set a 1\n    expect: /not enough replicas/\n",
         )
         .expect("parses");
-        assert!(s.verdict(0, &Err("no leader".into())).is_err());
         assert!(
-            s.verdict(1, &Err("not enough replicas: ...".into()))
-                .is_ok()
+            s.verdict(0, &Err(CommandError::Failed("no leader".into())))
+                .is_err()
+        );
+        assert!(
+            s.verdict(
+                1,
+                &Err(CommandError::Refused("not enough replicas: ...".into()))
+            )
+            .is_ok()
         );
     }
 

@@ -242,7 +242,7 @@ async fn run_round(
             violations: 0,
             gave_up: 0,
             elections: 0,
-            problems: vec![e],
+            problems: vec![e.to_string()],
             history: None,
         },
     };
@@ -267,7 +267,7 @@ async fn exercise(
     seed: u64,
     kind: FaultKind,
     progress: &(dyn Fn(u32, &str) + Sync),
-) -> Result<RoundResult, String> {
+) -> Result<RoundResult, crate::command::CommandError> {
     lab.wait(WaitCondition::Available, Some(SETTLE)).await?;
     progress(round, &format!("load and nemesis ({})", kind.name()));
     let plan = LoadPlan {

@@ -108,7 +108,8 @@ async fn event_loop(
     let _stop_input = StopOnDrop(Arc::clone(&stop));
 
     let (line_tx, mut line_rx) = mpsc::unbounded_channel::<String>();
-    let (reply_tx, mut replies) = mpsc::unbounded_channel::<(String, Result<Reply, String>)>();
+    let (reply_tx, mut replies) =
+        mpsc::unbounded_channel::<(String, Result<Reply, crate::command::CommandError>)>();
     if let Source::Live(lab) = &source {
         let lab = Arc::clone(lab);
         tokio::spawn(async move {

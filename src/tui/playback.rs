@@ -12,7 +12,7 @@ impl App {
     /// autoplay), and returns the next queued command, to run now.
     pub fn on_reply(
         &mut self,
-        reply: &Result<Reply, String>,
+        reply: &Result<Reply, crate::command::CommandError>,
         script: Option<&Scenario>,
     ) -> Option<String> {
         match reply {
@@ -122,7 +122,13 @@ mod tests {
         assert!(app.lines.iter().any(|l| l.text == "PASS"));
         // The queued command's reply is not judged as a step.
         let before = app.lines.len();
-        assert_eq!(app.on_reply(&Err("boom".into()), Some(&s)), None);
+        assert_eq!(
+            app.on_reply(
+                &Err(crate::command::CommandError::Failed("boom".into())),
+                Some(&s)
+            ),
+            None
+        );
         assert_eq!(app.lines.len(), before + 1, "just the error line");
         assert!(app.autoplay_ready(), "the last step is left to play");
     }

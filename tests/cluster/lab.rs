@@ -2,7 +2,7 @@
 //! leader, the new leader, the ISR shrink, and after a restore the catch-up and the rejoin.
 
 use crate::support::*;
-use simplekv::command::Session;
+use simplekv::command::{CommandError, Session};
 use simplekv::lab::{BrokerState, Lab, LabOptions, LabSnapshot};
 use simplekv::replica::Acks;
 use std::sync::Arc;
@@ -90,6 +90,24 @@ async fn published_snapshots_show_a_failover_and_a_rejoin() {
     .await;
 
     assert_eq!(run(&mut session, "set b 2").await, "OK");
+    // A failed command says what kind of failure it was, beside its one line.
+    let failed = |r: Option<Result<_, CommandError>>| match r {
+        Some(Err(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    };
+    let e = failed(session.run_line("kill 9").await);
+    assert!(matches!(e, CommandError::Refused(_)), "{e:?}");
+    assert_eq!(e.to_string(), "there is no broker 9; brokers are 1..3");
+    let e = failed(session.run_line(&format!("restore {new}")).await);
+    assert!(matches!(e, CommandError::Refused(_)), "{e:?}");
+    let e = failed(session.run_line("wait leader-change 300ms").await);
+    assert!(matches!(e, CommandError::TimedOut { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "timed out after 300ms waiting for a leader change"
+    );
+    let e = failed(session.run_line("frobnicate").await);
+    assert!(matches!(e, CommandError::Usage(_)), "{e:?}");
     assert_eq!(run(&mut session, &format!("restore {old}")).await, "OK");
     let s = wait_snapshot(
         &mut rx,

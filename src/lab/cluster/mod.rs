@@ -120,6 +120,12 @@ pub enum ClusterError {
     Other(String),
 }
 
+impl From<ClusterError> for crate::command::CommandError {
+    fn from(e: ClusterError) -> Self {
+        Self::Cluster(Box::new(e))
+    }
+}
+
 struct Running {
     host: Host,
     broker: Broker,

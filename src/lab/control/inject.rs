@@ -1,13 +1,13 @@
 //! Link, machine and nemesis faults (DESIGN §13): the lab's side of the fault commands.
 
 use super::Lab;
-use crate::command::{Fault, Member, Target};
+use crate::command::{CommandError, Fault, Member, Target};
 use crate::lab::network::Node;
 use std::sync::Arc;
 
 impl Lab {
     /// Carries out `fault`.
-    pub(super) async fn inject(self: &Arc<Self>, fault: Fault) -> Result<String, String> {
+    pub(super) async fn inject(self: &Arc<Self>, fault: Fault) -> Result<String, CommandError> {
         let reply = match fault {
             Fault::KillZk(target) => self.kill_zk_servers(target).await?,
             Fault::RestoreZk(target) => self.restore_zk_servers(target).await?,
@@ -20,18 +20,14 @@ impl Lab {
                     if many && !self.cluster.is_paused(id) {
                         continue;
                     }
-                    self.cluster.resume(id).await.map_err(|e| e.to_string())?;
+                    self.cluster.resume(id).await?;
                 }
                 "OK".into()
             }
             Fault::PowerLoss(target) => {
                 let mut lines = Vec::new();
                 for id in self.resolve(target)? {
-                    let r = self
-                        .cluster
-                        .power_loss(id)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let r = self.cluster.power_loss(id).await?;
                     lines.push(format!(
                         "broker {id} lost power: {} bytes never fsynced are gone ({} files cut back, {} vanished)",
                         r.bytes_lost(),
@@ -63,48 +59,40 @@ impl Lab {
                     .join(" | ");
                 let f = self
                     .cluster
-                    .change_links(&format!("partition {what}"), |f, _| f.partition(&nodes))
-                    .map_err(|e| e.to_string())?;
+                    .change_links(&format!("partition {what}"), |f, _| f.partition(&nodes))?;
                 format!("OK: {}", f.describe().join(", "))
             }
             Fault::Isolate(target, sides) => {
                 let ids = self.resolve(target)?;
-                let f = self
-                    .cluster
-                    .change_links(
-                        &format!(
-                            "isolate {}",
-                            ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-                        ),
-                        |f, all| {
-                            for &id in &ids {
-                                f.isolate(id, all, sides.zk, sides.peers, sides.clients);
-                            }
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
+                let f = self.cluster.change_links(
+                    &format!(
+                        "isolate {}",
+                        ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                    ),
+                    |f, all| {
+                        for &id in &ids {
+                            f.isolate(id, all, sides.zk, sides.peers, sides.clients);
+                        }
+                    },
+                )?;
                 format!("OK: {}", f.describe().join(", "))
             }
             Fault::Slow(target, delay, jitter) => {
                 let ids = self.resolve(target)?;
-                let f = self
-                    .cluster
-                    .change_links("slow", |f, _| {
-                        for &id in &ids {
-                            if delay.is_zero() && jitter.is_zero() {
-                                f.slow.remove(&Node::Broker(id));
-                            } else {
-                                f.slow.insert(Node::Broker(id), (delay, jitter));
-                            }
+                let f = self.cluster.change_links("slow", |f, _| {
+                    for &id in &ids {
+                        if delay.is_zero() && jitter.is_zero() {
+                            f.slow.remove(&Node::Broker(id));
+                        } else {
+                            f.slow.insert(Node::Broker(id), (delay, jitter));
                         }
-                    })
-                    .map_err(|e| e.to_string())?;
+                    }
+                })?;
                 format!("OK: {}", f.describe().join(", "))
             }
             Fault::Heal => {
                 self.cluster
-                    .change_links("heal", |f, _| *f = Default::default())
-                    .map_err(|e| e.to_string())?;
+                    .change_links("heal", |f, _| *f = Default::default())?;
                 "OK: every link is whole".into()
             }
             Fault::Nemesis(spec) => self.start_nemesis(spec)?,
@@ -119,13 +107,13 @@ impl Lab {
         self: &Arc<Self>,
         target: Target,
         duration: Option<std::time::Duration>,
-    ) -> Result<String, String> {
+    ) -> Result<String, CommandError> {
         let ids = self.resolve(target)?;
         for &id in &ids {
             if ids.len() > 1 && (!self.cluster.is_up(id) || self.cluster.is_paused(id)) {
                 continue;
             }
-            let number = self.cluster.pause(id).await.map_err(|e| e.to_string())?;
+            let number = self.cluster.pause(id).await?;
             if let Some(d) = duration {
                 let lab = Arc::downgrade(self);
                 tokio::spawn(async move {
@@ -149,14 +137,14 @@ impl Lab {
     }
 
     /// `history save FILE`
-    pub fn write_history(&self, path: &std::path::Path) -> Result<String, String> {
+    pub fn write_history(&self, path: &std::path::Path) -> Result<String, CommandError> {
         let ops = self.history.ops();
         let file = std::fs::File::create(path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            .map_err(|e| CommandError::Failed(format!("cannot create {}: {e}", path.display())))?;
         let mut out = std::io::BufWriter::new(file);
         crate::lab::jsonl::write_all(&ops, &mut out)
             .and_then(|()| std::io::Write::flush(&mut out))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| CommandError::Failed(format!("cannot write {}: {e}", path.display())))?;
         Ok(format!(
             "wrote {} operations to {} (JSON Lines, DESIGN §14)",
             ops.len(),

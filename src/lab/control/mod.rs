@@ -9,7 +9,9 @@ use super::observer::{ZkObserver, ZkView};
 use super::snapshot::{BrokerState, LabInfo, LabSnapshot};
 use super::timeline::Timeline;
 use crate::client::{Client, ClientConfig};
-use crate::command::{Check, Fault, LabControl, LoadSpec, OpRecord, Target, WaitCondition};
+use crate::command::{
+    Check, CommandError, Fault, LabControl, LoadSpec, OpRecord, Target, WaitCondition,
+};
 use crate::events::{Event, EventKind, EventSink};
 use crate::replica::{Acks, Role};
 use parking_lot::Mutex;
@@ -354,7 +356,7 @@ impl Lab {
         timeout: Duration,
         what: &str,
         mut cond: impl FnMut(&LabSnapshot) -> Option<String>,
-    ) -> Result<String, String> {
+    ) -> Result<String, CommandError> {
         // Judge each published snapshot as it arrives (every SNAPSHOT_PERIOD, and at once after
         // a kill or restore) rather than building snapshots of our own.
         let deadline = tokio::time::Instant::now() + timeout;
@@ -366,13 +368,13 @@ impl Lab {
             }
             match tokio::time::timeout_at(deadline, snapshots.changed()).await {
                 Ok(Ok(())) => {}
-                _ => return Err(format!("timed out after {timeout:?} waiting for {what}")),
+                _ => return Err(CommandError::timed_out(timeout, what)),
             }
         }
     }
 
     /// Runs a load in the foreground or background.
-    async fn start_load(&self, spec: LoadSpec, acks: Acks) -> Result<String, String> {
+    async fn start_load(&self, spec: LoadSpec, acks: Acks) -> Result<String, CommandError> {
         {
             let load = self.load.lock();
             if load
@@ -380,7 +382,9 @@ impl Lab {
                 .and_then(|l| l.task.as_ref())
                 .is_some_and(|t| !t.is_finished())
             {
-                return Err("a load is already running; 'wait load' for it first".into());
+                return Err(CommandError::Refused(
+                    "a load is already running; 'wait load' for it first".into(),
+                ));
             }
         }
         let run = self
@@ -419,38 +423,44 @@ impl Lab {
     }
 
     /// Waits for the running load and reports it.
-    pub async fn finish_load(&self) -> Result<String, String> {
+    pub async fn finish_load(&self) -> Result<String, CommandError> {
         let task = self.load.lock().as_mut().and_then(|l| l.task.take());
         let Some(task) = task else {
-            return Err("no load is running".into());
+            return Err(CommandError::Refused("no load is running".into()));
         };
-        let report = task.await.map_err(|e| format!("the load failed: {e}"))?;
+        let report = task
+            .await
+            .map_err(|e| CommandError::Failed(format!("the load failed: {e}")))?;
         Ok(format!("load: {}", report.summary()))
     }
 }
 
 impl LabControl for Arc<Lab> {
-    async fn kill(&self, target: Target) -> Result<String, String> {
+    async fn kill(&self, target: Target) -> Result<String, CommandError> {
         self.kill_brokers(target).await
     }
 
-    async fn restore(&self, target: Target) -> Result<String, String> {
+    async fn restore(&self, target: Target) -> Result<String, CommandError> {
         self.restore_brokers(target).await
     }
 
-    async fn wipe(&self, target: Target) -> Result<String, String> {
+    async fn wipe(&self, target: Target) -> Result<String, CommandError> {
         self.wipe_brokers(target).await
     }
 
-    async fn rebalance(&self) -> Result<String, String> {
+    async fn rebalance(&self) -> Result<String, CommandError> {
         self.rebalance_leaders().await
     }
 
-    async fn status(&self) -> Result<String, String> {
+    async fn status(&self) -> Result<String, CommandError> {
         Ok(super::status::render(&self.snapshot()))
     }
 
-    async fn wait(&self, cond: WaitCondition, timeout: Option<Duration>) -> Result<String, String> {
+    async fn wait(
+        &self,
+        cond: WaitCondition,
+        timeout: Option<Duration>,
+    ) -> Result<String, CommandError> {
         let timeout = timeout.unwrap_or(DEFAULT_WAIT);
         match cond {
             WaitCondition::LeaderChange => {
@@ -534,16 +544,16 @@ impl LabControl for Arc<Lab> {
             }
             WaitCondition::Load => match tokio::time::timeout(timeout, self.finish_load()).await {
                 Ok(r) => r,
-                Err(_) => Err(format!("timed out after {timeout:?} waiting for the load")),
+                Err(_) => Err(CommandError::timed_out(timeout, "the load")),
             },
         }
     }
 
-    async fn load(&self, spec: LoadSpec, acks: Acks) -> Result<String, String> {
+    async fn load(&self, spec: LoadSpec, acks: Acks) -> Result<String, CommandError> {
         self.start_load(spec, acks).await
     }
 
-    async fn check(&self, check: Check) -> Result<String, String> {
+    async fn check(&self, check: Check) -> Result<String, CommandError> {
         match check {
             Check::LostWrites => self.check_lost_writes().await,
             Check::ReplicasAgree => self.check_replicas_agree(),
@@ -551,11 +561,11 @@ impl LabControl for Arc<Lab> {
         }
     }
 
-    async fn fault(&self, fault: Fault) -> Result<String, String> {
+    async fn fault(&self, fault: Fault) -> Result<String, CommandError> {
         self.inject(fault).await
     }
 
-    async fn save_history(&self, path: std::path::PathBuf) -> Result<String, String> {
+    async fn save_history(&self, path: std::path::PathBuf) -> Result<String, CommandError> {
         self.write_history(&path)
     }
 

@@ -2,9 +2,10 @@
 //! healed before the next, every fault and heal an event.
 
 use super::Lab;
-use crate::command::{FaultKind, NemesisSpec};
+use crate::command::{CommandError, FaultKind, NemesisSpec};
 use crate::coord::ZkMode;
 use crate::events::EventKind;
+use crate::lab::ClusterError;
 use crate::lab::nemesis::{Rng, Step, Targets, fresh_seed, next_step};
 use crate::lab::network::Node;
 use std::collections::BTreeMap;
@@ -39,10 +40,15 @@ const FAULT_SHARE: f64 = 0.6;
 
 impl Lab {
     /// `nemesis KINDS [every D] [for D] [seed N]`
-    pub(super) fn start_nemesis(self: &Arc<Self>, spec: NemesisSpec) -> Result<String, String> {
+    pub(super) fn start_nemesis(
+        self: &Arc<Self>,
+        spec: NemesisSpec,
+    ) -> Result<String, CommandError> {
         let mut slot = self.nemesis.lock();
         if slot.as_ref().is_some_and(|n| !n.task.is_finished()) {
-            return Err("a nemesis is already running; 'nemesis stop' first".into());
+            return Err(CommandError::Refused(
+                "a nemesis is already running; 'nemesis stop' first".into(),
+            ));
         }
         // ZooKeeper faults need the lab's own servers: `all` leaves them out on an external
         // ZooKeeper, and asking for them alone there is an error.
@@ -50,10 +56,10 @@ impl Lab {
         if self.cluster.zk_server_count() == 0 && kinds.contains(&FaultKind::Zk) {
             kinds.retain(|&k| k != FaultKind::Zk);
             if kinds.is_empty() {
-                return Err(
+                return Err(CommandError::Refused(
                     "the zk fault crashes the lab's own ZooKeeper servers, and this lab uses an external one (--zk)"
                         .into(),
-                );
+                ));
             }
         }
         let seed = spec.seed.unwrap_or_else(fresh_seed);
@@ -145,16 +151,16 @@ impl Lab {
     }
 
     /// `nemesis stop`: heals the fault in force and reports what was injected.
-    pub(super) async fn stop_nemesis(&self) -> Result<String, String> {
+    pub(super) async fn stop_nemesis(&self) -> Result<String, CommandError> {
         let run = self.nemesis.lock().take();
         let Some(run) = run else {
-            return Err("no nemesis is running".into());
+            return Err(CommandError::Refused("no nemesis is running".into()));
         };
         run.stop.cancel();
         let done = run
             .task
             .await
-            .map_err(|e| format!("the nemesis failed: {e}"))?;
+            .map_err(|e| CommandError::Failed(format!("the nemesis failed: {e}")))?;
         let counts: Vec<String> = done
             .iter()
             .map(|(k, n)| format!("{} {n}", k.name()))
@@ -197,32 +203,28 @@ impl Lab {
 
     /// Injects `step`; returns what healing it must undo (and only that: faults someone else
     /// set stay in force).
-    async fn apply_step(&self, step: &Step) -> Result<Undo, String> {
+    async fn apply_step(&self, step: &Step) -> Result<Undo, ClusterError> {
         let c = &self.cluster;
-        let e = |e: crate::lab::ClusterError| e.to_string();
         match step {
-            Step::Kill(b) => c.kill(*b).await.map(|()| Undo::Restore(*b)).map_err(e),
-            Step::KillZk(n) => c.kill_zk(*n).await.map(|()| Undo::RestoreZk(*n)).map_err(e),
-            Step::Pause(b) => c.pause(*b).await.map(|n| Undo::Resume(*b, n)).map_err(e),
-            Step::PowerLoss(b) => c.power_loss(*b).await.map(|_| Undo::Restore(*b)).map_err(e),
+            Step::Kill(b) => c.kill(*b).await.map(|()| Undo::Restore(*b)),
+            Step::KillZk(n) => c.kill_zk(*n).await.map(|()| Undo::RestoreZk(*n)),
+            Step::Pause(b) => c.pause(*b).await.map(|n| Undo::Resume(*b, n)),
+            Step::PowerLoss(b) => c.power_loss(*b).await.map(|_| Undo::Restore(*b)),
             Step::Wipe(b) => {
-                c.kill(*b).await.map_err(e)?;
-                c.wipe(*b).await.map(|()| Undo::Restore(*b)).map_err(e)
+                c.kill(*b).await?;
+                c.wipe(*b).await.map(|()| Undo::Restore(*b))
             }
             Step::Slow(b, d, j) => {
                 let node = Node::Broker(*b);
                 let before = c.network().faults().slow.get(&node).copied();
                 c.change_links(&step.command(), |f, _| {
                     f.slow.insert(node, (*d, *j));
-                })
-                .map_err(e)?;
+                })?;
                 Ok(Undo::Slow(node, before))
             }
             Step::Partition(groups) => {
                 let before = c.network().faults().cuts;
-                let after = c
-                    .change_links(&step.command(), |f, _| f.partition(groups))
-                    .map_err(e)?;
+                let after = c.change_links(&step.command(), |f, _| f.partition(groups))?;
                 Ok(Undo::Cuts(
                     after.cuts.difference(&before).copied().collect(),
                 ))
@@ -230,18 +232,16 @@ impl Lab {
         }
     }
 
-    async fn heal_step(&self, undo: Undo) -> Result<(), String> {
+    async fn heal_step(&self, undo: Undo) -> Result<(), ClusterError> {
         let c = &self.cluster;
-        let e = |e: crate::lab::ClusterError| e.to_string();
         match undo {
-            Undo::Restore(b) if !c.is_up(b) => c.restore(b).await.map_err(e),
-            Undo::Resume(b, n) => c.resume_pause(b, n).await.map_err(e),
+            Undo::Restore(b) if !c.is_up(b) => c.restore(b).await,
+            Undo::Resume(b, n) => c.resume_pause(b, n).await,
             Undo::Cuts(cuts) => c
                 .change_links("heal the nemesis's partition", |f, _| {
                     f.cuts.retain(|cut| !cuts.contains(cut));
                 })
-                .map(|_| ())
-                .map_err(e),
+                .map(|_| ()),
             Undo::Slow(node, before) => c
                 .change_links("heal the nemesis's slow link", |f, _| match before {
                     Some(v) => {
@@ -251,43 +251,38 @@ impl Lab {
                         f.slow.remove(&node);
                     }
                 })
-                .map(|_| ())
-                .map_err(e),
+                .map(|_| ()),
             Undo::Restore(_) => Ok(()),
-            Undo::RestoreZk(n) if !c.zk_server_up(n) => c.restore_zk(n).await.map_err(e),
+            Undo::RestoreZk(n) if !c.zk_server_up(n) => c.restore_zk(n).await,
             Undo::RestoreZk(_) => Ok(()),
         }
     }
 
     /// Ends every fault: stops the nemesis, heals every link, resumes paused brokers and
     /// restores down ones. Returns what it did.
-    pub async fn heal_everything(self: &Arc<Self>) -> Result<String, String> {
+    pub async fn heal_everything(self: &Arc<Self>) -> Result<String, CommandError> {
         let mut done = Vec::new();
         if self.nemesis.lock().is_some() {
             done.push(self.stop_nemesis().await?);
         }
         if !self.cluster.network().faults().is_empty() {
             self.cluster
-                .change_links("heal", |f, _| *f = Default::default())
-                .map_err(|e| e.to_string())?;
+                .change_links("heal", |f, _| *f = Default::default())?;
             done.push("links healed".into());
         }
         for n in 1..=self.cluster.zk_server_count() as u32 {
             if !self.cluster.zk_server_up(n) {
-                self.cluster
-                    .restore_zk(n)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.cluster.restore_zk(n).await?;
                 done.push(format!("restored zk:{n}"));
             }
         }
         for b in self.cluster.ids() {
             if self.cluster.is_paused(b) {
-                self.cluster.resume(b).await.map_err(|e| e.to_string())?;
+                self.cluster.resume(b).await?;
                 done.push(format!("resumed {b}"));
             }
             if !self.cluster.is_up(b) {
-                self.cluster.restore(b).await.map_err(|e| e.to_string())?;
+                self.cluster.restore(b).await?;
                 done.push(format!("restored {b}"));
             }
         }

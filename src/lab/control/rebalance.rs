@@ -4,7 +4,7 @@ use super::Lab;
 
 impl Lab {
     /// `rebalance`
-    pub(super) async fn rebalance_leaders(&self) -> Result<String, String> {
+    pub(super) async fn rebalance_leaders(&self) -> Result<String, crate::command::CommandError> {
         let reply = crate::command::rebalance(&self.observer.coord(), &self.info.spec).await;
         self.publish();
         reply
