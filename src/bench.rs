@@ -231,10 +231,20 @@ impl BenchResult {
     }
 }
 
+/// A benchmark client's request timeout, retries included: long, so that a slow operation is
+/// measured rather than counted as failed.
+const BENCH_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a benchmark waits for leaders and full ISRs before it measures.
+const READY_WAIT: Duration = Duration::from_secs(60);
+/// How often it looks while it waits.
+const READY_POLL: Duration = Duration::from_millis(50);
+/// How often the progress bar moves.
+const PROGRESS_PERIOD: Duration = Duration::from_millis(100);
+
 /// Runs the benchmark. `progress` shows a progress bar on stderr.
 pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, String> {
     let cfg = ClientConfig {
-        request_timeout: Duration::from_secs(15),
+        request_timeout: BENCH_REQUEST_TIMEOUT,
         batch_writes: options.batch_writes,
         ..ClientConfig::default()
     };
@@ -389,7 +399,7 @@ pub async fn redis_benchmark(
 /// Waits until every partition has a leader and a full ISR: a benchmark measures a cluster at
 /// work, not one still electing its first leaders.
 async fn wait_ready(client: &Client, rf: u32) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + READY_WAIT;
     loop {
         let view = client.cluster_view().await.map_err(|e| e.to_string())?;
         let ready = view
@@ -400,9 +410,11 @@ async fn wait_ready(client: &Client, rf: u32) -> Result<(), String> {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err("the cluster did not get leaders and full ISRs within 60s".into());
+            return Err(format!(
+                "the cluster did not get leaders and full ISRs within {READY_WAIT:?}"
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(READY_POLL).await;
     }
 }
 
@@ -437,7 +449,7 @@ async fn measure(client: Client, plan: &LoadPlan, progress: bool) -> Result<Load
             let secs = started.elapsed().as_secs_f64().max(1e-3);
             bar.set_message(format!("{:.0} ops/s", done as f64 / secs));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(PROGRESS_PERIOD).await;
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();

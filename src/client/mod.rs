@@ -55,11 +55,16 @@ pub struct ClientConfig {
     pub tls: Option<crate::net::tls::ClientTls>,
 }
 
+/// A client's request timeout unless told otherwise, retries included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client's ZooKeeper session timeout unless told otherwise.
+pub const DEFAULT_ZK_SESSION: Duration = Duration::from_secs(6);
+
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(10),
-            zk_session_timeout: Duration::from_secs(6),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            zk_session_timeout: DEFAULT_ZK_SESSION,
             dialer: crate::rpc::Dialer::default(),
             batch_writes: true,
             local: None,

@@ -7,6 +7,13 @@ pub use super::rng::Rng;
 use crate::command::FaultKind;
 use std::time::Duration;
 
+/// The least delay a `slow` step adds to a broker's links.
+const SLOW_DELAY_MIN: Duration = Duration::from_millis(50);
+/// How much more it may add, at random (milliseconds).
+const SLOW_DELAY_SPREAD_MS: u64 = 250;
+/// The most jitter it adds on top (milliseconds).
+const SLOW_JITTER_MAX_MS: u64 = 50;
+
 /// A random seed for runs not given one (printed, so the run can be replayed).
 pub fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -112,8 +119,8 @@ pub fn next_step(rng: &mut Rng, kinds: &[FaultKind], t: &Targets) -> Option<Step
         FaultKind::Wipe => Step::Wipe(broker(rng)?),
         FaultKind::Slow => Step::Slow(
             broker(rng)?,
-            Duration::from_millis(50 + rng.below(250)),
-            Duration::from_millis(rng.below(50)),
+            SLOW_DELAY_MIN + Duration::from_millis(rng.below(SLOW_DELAY_SPREAD_MS)),
+            Duration::from_millis(rng.below(SLOW_JITTER_MAX_MS)),
         ),
         FaultKind::Zk => match t.zk_leader {
             Some(l) if aim_at_leader => Step::KillZk(l),

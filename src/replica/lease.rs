@@ -18,9 +18,12 @@ pub fn lease_end(sent: Instant, session_timeout: Duration) -> Instant {
     sent + session_timeout * LEASE_FRACTION.0 / LEASE_FRACTION.1
 }
 
+/// The shortest renewal period, however short the session (a renewal is a ZooKeeper round trip).
+const MIN_RENEW_PERIOD: Duration = Duration::from_millis(20);
+
 /// How often to renew so that one late or lost answer does not lapse the lease.
 pub fn renew_period(session_timeout: Duration) -> Duration {
-    (session_timeout / 6).max(Duration::from_millis(20))
+    (session_timeout / 6).max(MIN_RENEW_PERIOD)
 }
 
 /// A broker's lease, shared by its replicas. Lock-free: it is read on every request.

@@ -31,6 +31,8 @@ pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 /// Connections one listener serves at once (Redis's `maxclients` default); more are told so and
 /// closed.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// The pause after a failed accept (out of descriptors, say) before the listener tries again.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Serves RESP on `listener` until `stop` is cancelled.
 pub async fn serve(
@@ -67,7 +69,7 @@ pub async fn serve(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "RESP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(ACCEPT_RETRY).await;
             }
         }
     }

@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 
 /// Lines kept in the shell panel.
 const MAX_LINES: usize = 2000;
+/// The window the footer's frame rate counts frames over.
+const FRAME_RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Which panel takes keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +143,7 @@ impl FrameRate {
         while self
             .drawn
             .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
+            .is_some_and(|&t| now.saturating_duration_since(t) >= FRAME_RATE_WINDOW)
         {
             self.drawn.pop_front();
         }

@@ -31,6 +31,8 @@ mod rebalance;
 const EVENT_RING: usize = 500;
 /// Throughput samples kept (one per second).
 const THROUGHPUT_SAMPLES: usize = 120;
+/// How often a throughput sample is taken (one per snapshot at most).
+const THROUGHPUT_PERIOD: Duration = Duration::from_secs(1);
 /// How often a snapshot is published.
 pub const SNAPSHOT_PERIOD: Duration = Duration::from_millis(200);
 /// How long `wait` waits when no timeout is given.
@@ -262,7 +264,7 @@ impl Lab {
         let throughput = {
             let mut t = self.throughput.lock();
             let elapsed = t.last_at.elapsed();
-            if elapsed >= Duration::from_secs(1) {
+            if elapsed >= THROUGHPUT_PERIOD {
                 let rate = total.saturating_sub(t.last_total) as f64 / elapsed.as_secs_f64();
                 t.samples.push_back(rate.round() as u64);
                 if t.samples.len() > THROUGHPUT_SAMPLES {
