@@ -110,6 +110,23 @@ fn thread_ticks() -> Vec<(u32, String, u64)> {
     out
 }
 
+/// CPU ticks so far of this process's children that have ended and been waited for (Linux's
+/// `cutime` + `cstime`; 0 elsewhere).
+fn children_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // Fields 16 and 17 of the line (cutime, cstime) are 13 and 14 after the name.
+    [13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum()
+}
+
 /// CPU spent by each thread group between two readings of [`thread_ticks`].
 fn cpu_between(before: &[(u32, String, u64)], after: &[(u32, String, u64)]) -> CpuUse {
     let mut cpu = CpuUse::default();
@@ -370,6 +387,7 @@ pub async fn redis_benchmark(
             .copied()
             .flatten()
             .ok_or_else(|| format!("there is no broker {via} with a RESP listener"))?;
+        let (before, children_before) = (thread_ticks(), children_ticks());
         let out = tokio::process::Command::new("redis-benchmark")
             .arg("-p")
             .arg(port.to_string())
@@ -377,17 +395,25 @@ pub async fn redis_benchmark(
             .output()
             .await
             .map_err(|e| format!("cannot run redis-benchmark (install redis-tools): {e}"))?;
+        let cpu = cpu_between(&before, &thread_ticks());
+        let load_s = children_ticks().saturating_sub(children_before) as f64 / USER_HZ;
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
             return Err(format!("redis-benchmark failed: {}", text.trim()));
         }
+        // The lab's own threads and redis-benchmark (a child, waited for): what the run cost
+        // (ZooKeeper, a process of its own, is left out).
         Ok(format!(
             "redis-benchmark {} against broker {via}'s RESP port {port}: {n} brokers in this process, \
-             {} partitions, RF {rf}, acks all, fsync {}\n{text}",
+             {} partitions, RF {rf}, acks all, fsync {}\n{text}\
+             cpu: brokers {:.2}s, fsync {:.2}s, other lab threads {:.2}s, redis-benchmark {load_s:.2}s\n",
             args.join(" "),
             options.partitions,
-            options.fsync
+            options.fsync,
+            cpu.brokers_s,
+            cpu.fsync_s,
+            cpu.load_s,
         ))
     }
     .await;

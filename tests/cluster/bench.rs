@@ -95,4 +95,16 @@ fn bench_runs_the_real_redis_benchmark_against_its_clusters_resp_port() {
         assert!(rps > 0.0, "{row}");
     }
     assert!(!stdout.contains("WARNING"), "{stdout}");
+    // What the run cost: the brokers did the work, and redis-benchmark (a child) is counted.
+    let cpu = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu: "))
+        .unwrap_or_else(|| panic!("no cpu line: {stdout}"));
+    let seconds: Vec<f64> = cpu
+        .split(", ")
+        .filter_map(|part| part.rsplit(' ').next()?.strip_suffix('s')?.parse().ok())
+        .collect();
+    assert_eq!(seconds.len(), 4, "{cpu}");
+    assert!(seconds[0] > 0.0, "the brokers' CPU: {cpu}");
+    assert!(seconds[3] > 0.0, "redis-benchmark's CPU: {cpu}");
 }
