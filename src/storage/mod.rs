@@ -42,6 +42,7 @@ mod flusher;
 pub(crate) mod hint;
 mod keydir;
 mod merge;
+mod read;
 pub mod record;
 mod recovery;
 mod segment;

@@ -1,6 +1,6 @@
-//! The store: one Bitcask log per partition replica — its public API, the write path and the
-//! read path. Opening and recovery live in `recovery`, truncation in `truncate`, merge in `merge`,
-//! and the state they all share in `state`.
+//! The store: one Bitcask log per partition replica — its public API and the write path. The read
+//! path lives in `read`, opening and recovery in `recovery`, truncation in `truncate`, merge in
+//! `merge`, and the state they all share in `state`.
 //!
 //! All mutable state sits behind one `parking_lot::Mutex` that is held for memory updates and the
 //! `write` of appended bytes, never for an fsync of the active segment or for reading values (except
@@ -8,12 +8,11 @@
 //! the lock and do their positioned read outside it; a read that races with a truncation notices it
 //! (offset, key and CRC are checked) and retries.
 
-use super::cache::Cached;
 use super::checkpoint::{self, TOMBSTONE_HORIZON_FILE};
 use super::config::{FsyncPolicy, StoreConfig};
 use super::error::{IoContext, Result, StorageError};
 use super::hint::HintEntry;
-use super::keydir::Location;
+use super::read::read_value;
 use super::record::{self, HEADER_LEN, RecordKind, Write};
 use super::segment::{self, SegFile};
 use super::state::{SegMeta, Shared, State};
@@ -24,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Chunk size for sequential reads of segment data.
-const READ_CHUNK: usize = 64 << 10;
+pub(super) const READ_CHUNK: usize = 64 << 10;
 /// The active segment grows in chunks of this size (zero-filled by the file system), so that an
 /// fsync after an append need not also commit a new file size: on ext4 that halves its cost.
 const PREALLOC_CHUNK: u64 = 1 << 20;
@@ -150,7 +149,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn expired(expire_at_ms: u64, now_ms: u64) -> bool {
+pub(super) fn expired(expire_at_ms: u64, now_ms: u64) -> bool {
     expire_at_ms != 0 && expire_at_ms <= now_ms
 }
 
@@ -517,168 +516,6 @@ impl Store {
         Ok(())
     }
 
-    /// Looks `key` up now.
-    pub fn get(&self, key: &[u8]) -> Result<Lookup> {
-        self.get_at(key, super::now_ms())
-    }
-
-    /// Looks `key` up as of `now_ms` (expiry is lazy: an expired record reads as `Expired`).
-    pub fn get_at(&self, key: &[u8], now_ms: u64) -> Result<Lookup> {
-        let max = self.shared.config.max_record_bytes();
-        loop {
-            let (loc, file) = {
-                let mut st = self.shared.state.lock();
-                if let Some(c) = st.cache.get(key) {
-                    return Ok(if expired(c.expire_at_ms, now_ms) {
-                        Lookup::Expired { offset: c.offset }
-                    } else {
-                        Lookup::Found {
-                            value: c.value.clone(),
-                            offset: c.offset,
-                            expire_at_ms: c.expire_at_ms,
-                        }
-                    });
-                }
-                match st.keydir.get(key) {
-                    None => return Ok(Lookup::Absent),
-                    Some(l) if l.tombstone => return Ok(Lookup::Deleted { offset: l.offset }),
-                    Some(l) if expired(l.expire_at_ms, now_ms) => {
-                        return Ok(Lookup::Expired { offset: l.offset });
-                    }
-                    Some(l) => (*l, Arc::clone(&st.by_id[&l.segment])),
-                }
-            };
-            match read_value(&file, &loc, key, max) {
-                Ok(value) => {
-                    let mut st = self.shared.state.lock();
-                    if st.keydir.get(key).is_some_and(|l| l.offset == loc.offset) {
-                        st.cache.insert(
-                            key,
-                            Cached {
-                                value: value.clone(),
-                                offset: loc.offset,
-                                expire_at_ms: loc.expire_at_ms,
-                            },
-                        );
-                    }
-                    return Ok(Lookup::Found {
-                        value,
-                        offset: loc.offset,
-                        expire_at_ms: loc.expire_at_ms,
-                    });
-                }
-                Err(e) => {
-                    // A truncation or merge may have moved the key while we read: look again.
-                    // If nothing moved, the bytes on disk are bad.
-                    let st = self.shared.state.lock();
-                    if st.keydir.get(key) == Some(&loc) {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads raw records starting at the first record at or after `offset`, up to about
-    /// `max_bytes` (always at least one whole record), from one segment. `None` when `offset` is at
-    /// or past the log end. Each record's CRC is checked before it is handed out.
-    pub fn read_from(&self, offset: u64, max_bytes: usize) -> Result<Option<RawRecords>> {
-        let max = self.shared.config.max_record_bytes();
-        let (file, len, mut pos) = {
-            let st = self.shared.state.lock();
-            if offset >= st.leo {
-                return Ok(None);
-            }
-            let Some(meta) = st
-                .segments
-                .values()
-                .find(|m| m.last_offset.is_some_and(|l| l >= offset))
-            else {
-                return Ok(None);
-            };
-            (Arc::clone(&meta.file), meta.len, meta.index_pos(offset))
-        };
-        // Skip to the first record at or after `offset`.
-        'skip: loop {
-            if pos >= len {
-                return Ok(None);
-            }
-            let want = ((len - pos) as usize).min(READ_CHUNK);
-            let mut chunk = vec![0u8; want];
-            file.read_at(&mut chunk, pos)?;
-            let mut q = 0;
-            while q + HEADER_LEN <= chunk.len() {
-                let h = record::decode_header(&chunk[q..], max)
-                    .map_err(|e| file.corrupt(pos + q as u64, e.to_string()))?;
-                if h.offset >= offset {
-                    pos += q as u64;
-                    break 'skip;
-                }
-                q += h.record_len();
-            }
-            pos += q as u64;
-        }
-        // Collect whole records up to `max_bytes`.
-        let mut want = ((len - pos) as usize).min(max_bytes.max(HEADER_LEN));
-        let mut buf = vec![0u8; want];
-        file.read_at(&mut buf, pos)?;
-        let first_len = record::decode_header(&buf, max)
-            .map_err(|e| file.corrupt(pos, e.to_string()))?
-            .record_len();
-        if first_len > want {
-            want = first_len;
-            buf.resize(want, 0);
-            file.read_at(&mut buf, pos)?;
-        }
-        let (mut q, mut count, mut first, mut last) = (0, 0u32, 0, 0);
-        while q < buf.len() {
-            match record::decode(&buf[q..], max) {
-                Ok((r, l)) => {
-                    if count == 0 {
-                        first = r.header.offset;
-                    }
-                    last = r.header.offset;
-                    count += 1;
-                    q += l;
-                }
-                Err(record::DecodeError::Incomplete) if count > 0 => break,
-                Err(e) => return Err(file.corrupt(pos + q as u64, e.to_string())),
-            }
-        }
-        buf.truncate(q);
-        Ok(Some(RawRecords {
-            bytes: Bytes::from(buf),
-            count,
-            first_offset: first,
-            last_offset: last,
-        }))
-    }
-
-    /// Every record below `upto`, as (offset, raw bytes): what replicas compare to prove their logs
-    /// identical up to a high watermark.
-    pub fn records_below(&self, upto: u64) -> Result<Vec<(u64, Bytes)>> {
-        let max = self.shared.config.max_record_bytes();
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < upto {
-            let Some(raw) = self.read_from(at, 1 << 20)? else {
-                break;
-            };
-            let mut p = 0;
-            while p < raw.bytes.len() {
-                let h = record::decode_header(&raw.bytes[p..], max)
-                    .map_err(|e| StorageError::BadBatch(e.to_string()))?;
-                if h.offset >= upto {
-                    return Ok(out);
-                }
-                out.push((h.offset, raw.bytes.slice(p..p + h.record_len())));
-                at = h.offset + 1;
-                p += h.record_len();
-            }
-        }
-        Ok(out)
-    }
-
     /// Makes everything written so far durable (a clean shutdown calls this).
     pub fn sync(&self) -> Result<()> {
         self.check_failed()?;
@@ -726,21 +563,6 @@ impl Store {
             flusher_syncs: self.shared.durability.syncs(),
         }
     }
-}
-
-/// Reads and verifies the record at `loc`, returning its value.
-fn read_value(file: &SegFile, loc: &Location, key: &[u8], max: usize) -> Result<Bytes> {
-    let len = HEADER_LEN + key.len() + loc.value_len as usize;
-    let mut buf = vec![0u8; len];
-    let pos = u64::from(loc.pos);
-    file.read_at(&mut buf, pos)
-        .map_err(|e| file.corrupt(pos, format!("cannot read the record: {e}")))?;
-    let (r, _) = record::decode(&buf, max).map_err(|e| file.corrupt(pos, e.to_string()))?;
-    if r.header.offset != loc.offset || r.key != key {
-        return Err(file.corrupt(pos, "the record is not the one the keydir expects"));
-    }
-    let start = HEADER_LEN + key.len();
-    Ok(Bytes::from(buf).slice(start..))
 }
 
 /// How many bytes of `[from, to)` in `file` lie before and at its last non-zero byte: the damage in
