@@ -1,6 +1,6 @@
 //! The store's read path: key lookups (with lazy expiry and the value cache) and raw records for
 //! replication. Readers copy a segment handle out of the lock and read outside it; a read that
-//! races with a truncation or a merge notices (offset, key and CRC are checked) and retries.
+//! races with a truncation notices it (offset, key and CRC are checked) and retries.
 
 use super::cache::Cached;
 use super::error::{Result, StorageError};
