@@ -130,6 +130,10 @@ async fn three_node_processes_keep_the_data_through_a_sigkill() {
         .await
         .expect("node stops within 20s");
         assert!(status.success(), "node {} exited with {status}", i + 1);
+        // Nothing it ran panicked on the way out (its ZooKeeper client's tasks included).
+        let log = std::fs::read_to_string(dir.path().join(format!("node-{}.out", i + 1)))
+            .expect("the node's output");
+        assert!(!log.contains("panicked"), "node {}: {log}", i + 1);
     }
 }
 
