@@ -1,8 +1,9 @@
 //! Following znodes: call back with the current value now and after every change, re-arming the
 //! one-shot watch each time, until cancelled or the session expires.
 
+use super::error::{CoordError, Result};
 use super::layout::{BrokerInfo, ControllerInfo, PartitionState};
-use super::zk::{Coord, CoordError, Result};
+use super::zk::Coord;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -1,6 +1,8 @@
 //! Typed ZooKeeper operations on the layout: every call bounded by a timeout (the client queues
 //! calls while disconnected), every znode value JSON, every controller write fenced.
 
+use super::acl::{close_to_others, create_options};
+use super::error::{CoordError, Result};
 use super::layout::{
     self, BROKER_IDS, BrokerInfo, CLUSTER, CONTROLLER, CONTROLLER_EPOCH, ClusterSpec,
     ControllerInfo, PARTITIONS, PartitionState, REBALANCE,
@@ -19,78 +21,6 @@ const MIN_OP_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The longest wait between tries.
 const CONNECT_RETRY_MAX: Duration = Duration::from_secs(1);
-
-/// What can go wrong talking to ZooKeeper.
-#[derive(Debug, thiserror::Error)]
-pub enum CoordError {
-    /// Connecting failed.
-    #[error("cannot reach ZooKeeper at {addr}: {why}")]
-    Unreachable {
-        /// The connect string.
-        addr: String,
-        /// Why.
-        why: String,
-    },
-    /// The session is gone; a new one is needed.
-    #[error("the ZooKeeper session expired")]
-    SessionExpired,
-    /// No answer in time (the client may be disconnected).
-    #[error("ZooKeeper did not answer within {0:?}")]
-    Timeout(Duration),
-    /// A compare-and-set lost: the znode changed since it was read.
-    #[error("{0} changed since it was read")]
-    BadVersion(String),
-    /// The controller epoch moved: this controller is a zombie.
-    #[error("fenced: another controller has taken over (the controller epoch moved)")]
-    Fenced,
-    /// The znode exists already.
-    #[error("{0} already exists")]
-    NodeExists(String),
-    /// The znode does not exist.
-    #[error("{0} does not exist")]
-    NoNode(String),
-    /// A znode holds something that is not what the layout says.
-    #[error("{path} holds invalid data: {why}")]
-    BadData {
-        /// The znode.
-        path: String,
-        /// What is wrong.
-        why: String,
-    },
-    /// The znode may be changed only by sessions with the brokers' credentials.
-    #[error(
-        "ZooKeeper refused the change of {0}: only the cluster's brokers may change it (sessions with their zookeeper.credentials; this one has none or others)"
-    )]
-    NotAuthorised(String),
-    /// Any other ZooKeeper error.
-    #[error("ZooKeeper error on {path}: {source}")]
-    Zk {
-        /// The znode.
-        path: String,
-        /// The error.
-        #[source]
-        source: zk::Error,
-    },
-}
-
-impl CoordError {
-    fn from_zk(path: &str, e: zk::Error) -> Self {
-        match e {
-            zk::Error::SessionExpired => Self::SessionExpired,
-            zk::Error::NoNode => Self::NoNode(path.to_string()),
-            zk::Error::NodeExists => Self::NodeExists(path.to_string()),
-            zk::Error::BadVersion => Self::BadVersion(path.to_string()),
-            zk::Error::NoAuth => Self::NotAuthorised(path.to_string()),
-            source => Self::Zk {
-                path: path.to_string(),
-                source,
-            },
-        }
-    }
-}
-
-/// Result with [`CoordError`].
-pub type Result<T> = std::result::Result<T, CoordError>;
 
 /// Proof of being controller: the epoch and the version of `/controller_epoch` it wrote, which
 /// every fenced write checks.
@@ -117,56 +47,6 @@ impl std::fmt::Debug for Coord {
         f.debug_struct("Coord")
             .field("connect", &self.connect)
             .finish()
-    }
-}
-
-/// Anyone may read; only a session with the credentials that created a znode may change it
-/// (ZooKeeper's `auth` scheme: the creator's digest identity).
-static BROKERS_ONLY: [zk::Acl; 2] = [
-    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
-    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
-];
-
-/// Makes `path` changeable only by sessions with this one's credentials, if anyone may change
-/// it now (it was made by a session without credentials).
-async fn close_to_others(client: &zk::Client, path: &str) -> Result<()> {
-    let (acl, stat) = client
-        .get_acl(path)
-        .await
-        .map_err(|e| CoordError::from_zk(path, e))?;
-    let open = acl
-        .iter()
-        .any(|a| a.scheme() == "world" && a.permission() != zk::Permission::READ);
-    if open {
-        match client
-            .set_acl(path, &BROKERS_ONLY, Some(stat.aversion))
-            .await
-        {
-            // Another broker closed it first.
-            Ok(_) | Err(zk::Error::BadVersion) => {}
-            Err(e) => return Err(CoordError::from_zk(path, e)),
-        }
-    }
-    Ok(())
-}
-
-/// How a session's znodes are created: open to anyone (no credentials: the lab), or changeable
-/// only by sessions with the same credentials (the brokers of a deployment).
-fn create_options(mode: zk::CreateMode, restricted: bool) -> &'static zk::CreateOptions<'static> {
-    use std::sync::LazyLock;
-    static OPEN_PERSISTENT: zk::CreateOptions<'static> =
-        zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    static OPEN_EPHEMERAL: zk::CreateOptions<'static> =
-        zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
-    static PERSISTENT: LazyLock<zk::CreateOptions<'static>> =
-        LazyLock::new(|| zk::CreateMode::Persistent.with_acls(zk::Acls::new(&BROKERS_ONLY)));
-    static EPHEMERAL: LazyLock<zk::CreateOptions<'static>> =
-        LazyLock::new(|| zk::CreateMode::Ephemeral.with_acls(zk::Acls::new(&BROKERS_ONLY)));
-    match (mode, restricted) {
-        (zk::CreateMode::Ephemeral, false) => &OPEN_EPHEMERAL,
-        (zk::CreateMode::Ephemeral, true) => &EPHEMERAL,
-        (_, false) => &OPEN_PERSISTENT,
-        (_, true) => &PERSISTENT,
     }
 }
 
