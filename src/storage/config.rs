@@ -80,10 +80,19 @@ impl Default for StoreConfig {
     }
 }
 
+/// The largest `max_key_bytes` a store may be configured with.
+pub const KEY_BYTES_LIMIT: usize = 1 << 20;
+/// The largest `max_value_bytes` a store may be configured with.
+pub const VALUE_BYTES_LIMIT: usize = 256 << 20;
+
 impl StoreConfig {
-    /// Largest encoded record this store can hold; bounds what a corrupt header may claim.
+    /// Largest encoded record any store may hold, whatever its configured limits: what a record
+    /// header read from disk or from a leader may claim. The configured limits bound what is
+    /// written now; records written under larger limits (before an operator lowered them, or by
+    /// a leader configured otherwise) are data, never a torn tail or corruption. The scanner and
+    /// the readers check a claimed length against the file before they read it.
     pub fn max_record_bytes(&self) -> usize {
-        super::record::HEADER_LEN + self.max_key_bytes + self.max_value_bytes
+        super::record::HEADER_LEN + KEY_BYTES_LIMIT + VALUE_BYTES_LIMIT
     }
 
     /// The fsync interval as a duration.
@@ -99,11 +108,15 @@ impl StoreConfig {
                 self.segment_bytes
             ));
         }
-        if self.max_key_bytes == 0 || self.max_key_bytes > (1 << 20) {
-            return Err("storage.max_key_bytes must be between 1 and 1048576".into());
+        if self.max_key_bytes == 0 || self.max_key_bytes > KEY_BYTES_LIMIT {
+            return Err(format!(
+                "storage.max_key_bytes must be between 1 and {KEY_BYTES_LIMIT}"
+            ));
         }
-        if self.max_value_bytes > (256 << 20) {
-            return Err("storage.max_value_bytes must be at most 268435456".into());
+        if self.max_value_bytes > VALUE_BYTES_LIMIT {
+            return Err(format!(
+                "storage.max_value_bytes must be at most {VALUE_BYTES_LIMIT}"
+            ));
         }
         Ok(())
     }

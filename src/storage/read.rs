@@ -121,6 +121,10 @@ impl Store {
             .map_err(|e| file.corrupt(pos, e.to_string()))?
             .record_len();
         if first_len > want {
+            // A length past the segment's end is damage, not a record to read whole.
+            if first_len as u64 > len - pos {
+                return Err(file.corrupt(pos, "a record runs past the end of its segment"));
+            }
             want = first_len;
             buf.resize(want, 0);
             file.read_at(&mut buf, pos)?;
