@@ -11,6 +11,9 @@ use super::store::{Lookup, READ_CHUNK, RawRecords, Store, expired};
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// What a read says of a record whose length runs past where it can end.
+const RUNS_PAST: &str = "a record runs past the end of its segment";
+
 impl Store {
     /// Looks `key` up now.
     pub fn get(&self, key: &[u8]) -> Result<Lookup> {
@@ -109,6 +112,11 @@ impl Store {
                     pos += q as u64;
                     break 'skip;
                 }
+                if pos + (q + h.record_len()) as u64 > len {
+                    // Skipping it would leave the segment without finding `offset`, which it
+                    // holds: a damaged length, not the end of the log.
+                    return Err(file.corrupt(pos + q as u64, RUNS_PAST));
+                }
                 q += h.record_len();
             }
             pos += q as u64;
@@ -121,9 +129,9 @@ impl Store {
             .map_err(|e| file.corrupt(pos, e.to_string()))?
             .record_len();
         if first_len > want {
-            // A length past the segment's end is damage, not a record to read whole.
-            if first_len as u64 > len - pos {
-                return Err(file.corrupt(pos, "a record runs past the end of its segment"));
+            // A length past where the record can end is damage, not a record to read whole.
+            if pos + first_len as u64 > self.record_end_bound(&file, pos, len) {
+                return Err(file.corrupt(pos, RUNS_PAST));
             }
             want = first_len;
             buf.resize(want, 0);
@@ -151,6 +159,22 @@ impl Store {
             first_offset: first,
             last_offset: last,
         }))
+    }
+
+    /// The furthest a record starting at `pos` in `file` (a segment `len` bytes long) can reach:
+    /// the next record start the sparse index sampled (a record longer than the sampling interval
+    /// always has its successor sampled), else the segment's end. Bounds what a damaged length
+    /// can make a replication read allocate.
+    fn record_end_bound(&self, file: &SegFile, pos: u64, len: u64) -> u64 {
+        let st = self.shared.state.lock();
+        st.segments
+            .get(&file.base)
+            .filter(|m| std::ptr::eq(Arc::as_ptr(&m.file), file))
+            .and_then(|m| {
+                let i = m.index.partition_point(|&(_, p)| u64::from(p) <= pos);
+                m.index.get(i).map(|&(_, p)| u64::from(p))
+            })
+            .map_or(len, |next| next.min(len))
     }
 
     /// Every record below `upto`, as (offset, raw bytes): what replicas compare to prove their logs

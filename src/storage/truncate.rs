@@ -95,7 +95,8 @@ impl Store {
         let mut cut_pos = None;
         for base in cut_base.iter().chain(&doomed) {
             let file = Arc::clone(&st.segments[base].file);
-            segment::scan(&file.file, &file.path, max, |pos, r| {
+            let len = st.segments[base].len;
+            let end = segment::scan(&file.file, &file.path, max, |pos, r| {
                 if r.header.offset >= to_offset {
                     removed += 1;
                     touched.insert(r.key.into());
@@ -105,6 +106,11 @@ impl Store {
                 }
                 Ok(())
             })?;
+            // Stopping short of the records the segment holds (not at the preallocated zeros
+            // after them) is damage: refuse before removing anything, rather than part-way.
+            if let Some(why) = end.error.filter(|_| end.valid_len < len) {
+                return Err(file.corrupt(end.valid_len, why.to_string()));
+            }
         }
         for base in &doomed {
             if let Some(meta) = st.segments.remove(base) {

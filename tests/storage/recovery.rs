@@ -543,3 +543,73 @@ fn records_written_under_larger_limits_survive_a_reopen_with_smaller_ones() {
         ));
     }
 }
+
+#[test]
+fn a_damaged_length_is_reported_by_a_replication_read_not_taken_for_the_log_end() {
+    use std::os::unix::fs::FileExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), &small_config());
+    for i in 0..20 {
+        store
+            .append(&put_at(&format!("k{i:02}"), "v", 1))
+            .expect("put");
+    }
+    // The first record's value length now claims 100,000 bytes: past the segment, within what
+    // any store may hold.
+    let seg = OpenOptions::new()
+        .write(true)
+        .open(&segment_files(dir.path())[0])
+        .expect("segment");
+    seg.write_all_at(&100_000u32.to_le_bytes(), 37)
+        .expect("damage");
+    // Skipping over it to reach offset 10 would run off the segment: before, that read as "no
+    // records" and a follower fetching there waited for ever.
+    assert!(
+        matches!(store.read_from(10, 1024), Err(StorageError::Corrupt { .. })),
+        "{:?}",
+        store.read_from(10, 1024).map(|r| r.map(|r| r.count))
+    );
+    // Reading it whole is refused before the claimed length is read.
+    assert!(matches!(
+        store.read_from(0, 1024),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_truncation_over_damage_refuses_before_it_changes_anything() {
+    use std::os::unix::fs::FileExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), &small_config());
+    for i in 0..400 {
+        store
+            .append(&put_at(&format!("k{i:03}"), "value", 1))
+            .expect("put");
+    }
+    let segments = segment_files(dir.path());
+    assert!(segments.len() > 3, "several segments");
+    // Cut inside the third segment, whose first record is damaged on disk (a value byte: its CRC
+    // no longer matches); the segments after it would go whole.
+    let cut_segment = &segments[2];
+    let base: u64 = cut_segment
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a segment is named by its base offset");
+    OpenOptions::new()
+        .write(true)
+        .open(cut_segment)
+        .and_then(|f| f.write_all_at(b"X", 45))
+        .expect("damage");
+    assert!(matches!(
+        store.truncate(base + 5),
+        Err(StorageError::Corrupt { .. })
+    ));
+    assert_eq!(store.log_end_offset(), 400, "nothing was cut");
+    assert_eq!(
+        segment_files(dir.path()),
+        segments,
+        "no segment was removed"
+    );
+    assert_eq!(visible(&store, b"k399", 2).as_deref(), Some(&b"value"[..]));
+}
