@@ -166,6 +166,18 @@ impl BrokerConfig {
         if self.replication.fetch_max_bytes == 0 {
             return Err("replication.fetch_max_bytes must be at least 1".into());
         }
+        // A fetch reply carries at least one whole record: the largest must fit one message.
+        let largest = crate::storage::record::HEADER_LEN
+            + self.storage.max_key_bytes
+            + self.storage.max_value_bytes;
+        if largest > super::MAX_REPLICATED_RECORD_BYTES {
+            return Err(format!(
+                "storage.max_key_bytes + storage.max_value_bytes allow a {largest}-byte record; \
+                 a record must fit one replication message ({} bytes), or followers could \
+                 never copy it",
+                super::MAX_REPLICATED_RECORD_BYTES
+            ));
+        }
         self.resp_acks()?;
         self.connections.validate()?;
         let r = &self.replication;
@@ -264,6 +276,15 @@ mod tests {
         );
         creds.zookeeper.connect = "127.0.0.1:2181/kv".into();
         assert!(creds.validate().is_ok());
+        let mut huge = cfg.clone();
+        huge.storage.max_value_bytes = 200 << 20;
+        assert!(
+            huge.validate()
+                .unwrap_err()
+                .contains("must fit one replication message")
+        );
+        huge.storage.max_value_bytes = 62 << 20;
+        assert!(huge.validate().is_ok());
         let bad = BrokerConfig { id: 9, ..cfg };
         assert!(bad.validate().unwrap_err().contains("cluster.brokers"));
     }

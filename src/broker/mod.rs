@@ -45,6 +45,9 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
 
 /// Largest gRPC message a broker sends or accepts (values are at most 16 MiB by default).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// The largest record a broker may be configured to hold: a fetch reply carries at least one
+/// whole record, with room to spare for the reply's other fields.
+pub const MAX_REPLICATED_RECORD_BYTES: usize = MAX_MESSAGE_BYTES - (1 << 20);
 
 /// Why a broker could not start.
 #[derive(Debug, thiserror::Error)]
