@@ -23,7 +23,8 @@ pub const TARGETS: [(&str, Target); 5] = [
 /// A log's records, decoded one after another as recovery and a follower read them: each one
 /// accepted re-encodes to exactly its bytes.
 pub fn record(data: &[u8]) {
-    let max_record = HEADER_LEN + (64 << 10) + (1 << 20);
+    // The bound recovery and followers use: what any store may be configured to hold.
+    let max_record = crate::storage::StoreConfig::default().max_record_bytes();
     let mut at = 0;
     while at < data.len() {
         let Ok((r, len)) = record::decode(&data[at..], max_record) else {
