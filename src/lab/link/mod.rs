@@ -424,6 +424,18 @@ struct Chunk {
     written: usize,
 }
 
+/// Queues `data`, just read, to be written at `due` (empty: the end of stream, delayed like the
+/// bytes before it). Returns whether it was the end.
+fn enqueue(queue: &mut VecDeque<Chunk>, queued: &mut usize, due: Instant, data: &[u8]) -> bool {
+    *queued += data.len();
+    queue.push_back(Chunk {
+        due,
+        data: data.to_vec(),
+        written: 0,
+    });
+    data.is_empty()
+}
+
 /// What woke a direction that has chunks in flight.
 enum Event {
     StateChanged(io::Result<()>),
@@ -477,13 +489,7 @@ where
                 continue;
             }
             let due = next_due(&state, &mut rng, &mut last_due);
-            ended = n == 0;
-            queued += n;
-            queue.push_back(Chunk {
-                due,
-                data: buf[..n].to_vec(),
-                written: 0,
-            });
+            ended = enqueue(&mut queue, &mut queued, due, &buf[..n]);
             continue;
         }
 
@@ -527,13 +533,7 @@ where
             Event::Read(Ok(n)) => {
                 let state = gate.current();
                 let due = next_due(&state, &mut rng, &mut last_due);
-                ended = n == 0;
-                queued += n;
-                queue.push_back(Chunk {
-                    due,
-                    data: buf[..n].to_vec(),
-                    written: 0,
-                });
+                ended = enqueue(&mut queue, &mut queued, due, &buf[..n]);
             }
             Event::Read(Err(error)) => {
                 gate.open().await?;
