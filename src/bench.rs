@@ -397,8 +397,11 @@ pub async fn redis_benchmark(
             .map_err(|e| format!("cannot run redis-benchmark (install redis-tools): {e}"))?;
         let cpu = cpu_between(&before, &thread_ticks());
         let load_s = children_ticks().saturating_sub(children_before) as f64 / USER_HZ;
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
+        let mut text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
         if !out.status.success() {
             return Err(format!("redis-benchmark failed: {}", text.trim()));
         }

@@ -163,8 +163,14 @@ impl BrokerConfig {
                 );
             }
         }
-        if self.replication.fetch_max_bytes == 0 {
-            return Err("replication.fetch_max_bytes must be at least 1".into());
+        if self.replication.fetch_max_bytes == 0
+            || self.replication.fetch_max_bytes as usize > super::MAX_REPLICATED_RECORD_BYTES
+        {
+            return Err(format!(
+                "replication.fetch_max_bytes must be between 1 and {} (a fetch reply is one \
+                 message)",
+                super::MAX_REPLICATED_RECORD_BYTES
+            ));
         }
         // A fetch reply carries at least one whole record: the largest must fit one message.
         let largest = crate::storage::record::HEADER_LEN
@@ -285,6 +291,8 @@ mod tests {
         );
         huge.storage.max_value_bytes = 62 << 20;
         assert!(huge.validate().is_ok());
+        huge.replication.fetch_max_bytes = 100 << 20;
+        assert!(huge.validate().unwrap_err().contains("fetch_max_bytes"));
         let bad = BrokerConfig { id: 9, ..cfg };
         assert!(bad.validate().unwrap_err().contains("cluster.brokers"));
     }

@@ -21,7 +21,8 @@ pub enum CommandError {
     /// already down, no leader to kill, a load already running).
     #[error("{0}")]
     Refused(String),
-    /// A `wait` (or a wait inside another command) ran out of time.
+    /// A `wait` (or `wait load`) ran out of time. A command that gives up waiting in its own
+    /// words (`rebalance` with no controller to take it) is `Failed`.
     #[error("timed out after {waited:?} waiting for {what}")]
     TimedOut {
         /// How long it waited.

@@ -1,6 +1,7 @@
 //! The store's read path: key lookups (with lazy expiry and the value cache) and raw records for
-//! replication. Readers copy a segment handle out of the lock and read outside it; a read that
-//! races with a truncation notices it (offset, key and CRC are checked) and retries.
+//! replication. Readers copy a segment handle out of the lock and read outside it. A key lookup
+//! that races with a truncation notices it (offset, key and CRC are checked) and retries; a
+//! replication read that races with one may fail, and the fetcher asks again.
 
 use super::cache::Cached;
 use super::error::{Result, StorageError};

@@ -203,7 +203,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Decodes the header at the start of `buf` without checking the CRC.
-/// `max_record` bounds the lengths so a corrupt header cannot ask for gigabytes.
+/// `max_record` bounds the lengths (what any store may hold, about 257 MiB); what keeps a
+/// corrupt length from costing memory is each caller checking it against the bytes it has (the
+/// file's length, a segment's end, a received batch) before it reads that much.
 pub fn decode_header(buf: &[u8], max_record: usize) -> Result<Header, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Incomplete);

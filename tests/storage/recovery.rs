@@ -577,7 +577,7 @@ fn a_damaged_length_is_reported_by_a_replication_read_not_taken_for_the_log_end(
 }
 
 #[test]
-fn a_truncation_over_damage_refuses_before_it_changes_anything() {
+fn a_truncation_over_damage_refuses_before_it_removes_anything() {
     use std::os::unix::fs::FileExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), &small_config());
