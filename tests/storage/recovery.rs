@@ -1,6 +1,7 @@
 //! Crash recovery: torn tails, corrupt sealed segments, merges cut short, truncation and hints.
 
-use crate::support::{copy_dir, open, put_at, segment_files, small_config, visible};
+use crate::support::{copy_dir, open, overwrite, put_at, segment_files, small_config, visible};
+use simplekv::storage::record::HEADER_LEN;
 use simplekv::storage::{Lookup, StorageError, Store, Write};
 use std::fs::OpenOptions;
 
@@ -546,7 +547,6 @@ fn records_written_under_larger_limits_survive_a_reopen_with_smaller_ones() {
 
 #[test]
 fn a_damaged_length_is_reported_by_a_replication_read_not_taken_for_the_log_end() {
-    use std::os::unix::fs::FileExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), &small_config());
     for i in 0..20 {
@@ -554,14 +554,13 @@ fn a_damaged_length_is_reported_by_a_replication_read_not_taken_for_the_log_end(
             .append(&put_at(&format!("k{i:02}"), "v", 1))
             .expect("put");
     }
-    // The first record's value length now claims 100,000 bytes: past the segment, within what
-    // any store may hold.
-    let seg = OpenOptions::new()
-        .write(true)
-        .open(&segment_files(dir.path())[0])
-        .expect("segment");
-    seg.write_all_at(&100_000u32.to_le_bytes(), 37)
-        .expect("damage");
+    // The first record's value length (the header's last four bytes) now claims 100,000 bytes:
+    // past the segment, within what any store may hold.
+    overwrite(
+        &segment_files(dir.path())[0],
+        (HEADER_LEN - 4) as u64,
+        &100_000u32.to_le_bytes(),
+    );
     // Skipping over it to reach offset 10 would run off the segment: before, that read as "no
     // records" and a follower fetching there waited for ever.
     assert!(
@@ -578,7 +577,6 @@ fn a_damaged_length_is_reported_by_a_replication_read_not_taken_for_the_log_end(
 
 #[test]
 fn a_truncation_over_damage_refuses_before_it_removes_anything() {
-    use std::os::unix::fs::FileExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), &small_config());
     for i in 0..400 {
@@ -596,11 +594,8 @@ fn a_truncation_over_damage_refuses_before_it_removes_anything() {
         .and_then(|s| s.to_str())
         .and_then(|s| s.parse().ok())
         .expect("a segment is named by its base offset");
-    OpenOptions::new()
-        .write(true)
-        .open(cut_segment)
-        .and_then(|f| f.write_all_at(b"X", 45))
-        .expect("damage");
+    // Every key here is four bytes: the value starts right after them.
+    overwrite(cut_segment, (HEADER_LEN + 4) as u64, b"X");
     assert!(matches!(
         store.truncate(base + 5),
         Err(StorageError::Corrupt { .. })

@@ -69,3 +69,13 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Overwrites `bytes` at `pos` of the file at `path` in place (damage a test injects).
+pub fn overwrite(path: &Path, pos: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.write_all_at(bytes, pos))
+        .unwrap_or_else(|e| panic!("damage {}: {e}", path.display()));
+}
