@@ -79,6 +79,23 @@ impl CpuUse {
 /// `/proc` counts CPU time in USER_HZ ticks, fixed at 100 per second by Linux's ABI.
 const USER_HZ: f64 = 100.0;
 
+/// A `/proc/.../stat` line split as `pid (comm) state ppid ...`: the name (which may hold spaces
+/// and parentheses, so it ends at the last ')') and the fields after it.
+fn stat_line(stat: &str) -> Option<(&str, Vec<&str>)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    Some((
+        stat.get(open + 1..close)?,
+        stat[close + 1..].split_whitespace().collect(),
+    ))
+}
+
+/// The sum of the numeric fields at `at` (counted after the name; field N of the line is N - 3).
+fn ticks(fields: &[&str], at: &[usize]) -> u64 {
+    at.iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum()
+}
+
 /// CPU ticks so far per thread of this process (name, ticks), from `/proc/self/task`.
 fn thread_ticks() -> Vec<(u32, String, u64)> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -92,20 +109,11 @@ fn thread_ticks() -> Vec<(u32, String, u64)> {
         let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
             continue;
         };
-        // `pid (comm) state ppid ...`: the name may hold spaces, so split at the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        let Some((name, fields)) = stat_line(&stat) else {
             continue;
         };
-        let name = stat[open + 1..close].to_string();
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // Fields 14 and 15 of the line (utime, stime) are 11 and 12 after the name.
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        out.push((tid, name, ticks(11) + ticks(12)));
+        // Fields 14 and 15 of the line: utime, stime.
+        out.push((tid, name.to_string(), ticks(&fields, &[11, 12])));
     }
     out
 }
@@ -116,15 +124,8 @@ fn children_ticks() -> u64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0;
     };
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // Fields 16 and 17 of the line (cutime, cstime) are 13 and 14 after the name.
-    [13, 14]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum()
+    // Fields 16 and 17 of the line: cutime, cstime.
+    stat_line(&stat).map_or(0, |(_, fields)| ticks(&fields, &[13, 14]))
 }
 
 /// CPU spent by each thread group between two readings of [`thread_ticks`].
@@ -489,6 +490,17 @@ async fn measure(client: Client, plan: &LoadPlan, progress: bool) -> Result<Load
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_line_splits_at_the_last_paren_of_the_name() {
+        let line = "42 (fsync (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14\n";
+        let (name, fields) = stat_line(line).expect("a stat line");
+        assert_eq!(name, "fsync (a) b");
+        // utime, stime (fields 14, 15) and cutime, cstime (16, 17) of the line.
+        assert_eq!(ticks(&fields, &[11, 12]), 11 + 12);
+        assert_eq!(ticks(&fields, &[13, 14]), 13 + 14);
+        assert!(stat_line("no name").is_none());
+    }
 
     #[test]
     fn cpu_is_counted_per_thread_group_and_per_thousand_operations() {
