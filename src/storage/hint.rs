@@ -31,32 +31,58 @@ pub struct HintEntry<'a> {
     pub key: &'a [u8],
 }
 
-/// Accumulates the entries of a segment as records are appended.
+/// Accumulates the entries of a segment as records are appended, in chunks of [`CHUNK`] bytes
+/// that no entry straddles. One growing buffer would copy everything at each doubling, and fault
+/// in twice the memory: a full 64 MiB segment of small records holds ~50 MB of entries, and that
+/// growth cost a leader ~8 % of its thread in a pipelined benchmark. Chunks are kept, emptied,
+/// when the segment rolls, so the next segment reuses them.
 #[derive(Debug, Default, Clone)]
 pub struct HintBuf {
-    bytes: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    /// The chunk being filled (those after it are empty).
+    current: usize,
     count: u64,
 }
+
+/// Bytes per chunk (an entry longer than this gets a chunk of its own length).
+const CHUNK: usize = 1 << 20;
 
 impl HintBuf {
     /// Adds one entry.
     pub fn push(&mut self, e: &HintEntry<'_>) {
-        self.bytes.extend_from_slice(&e.offset.to_le_bytes());
-        self.bytes.extend_from_slice(&e.expire_at_ms.to_le_bytes());
-        self.bytes.extend_from_slice(&e.pos.to_le_bytes());
-        self.bytes.extend_from_slice(&e.value_len.to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(e.key.len() as u32).to_le_bytes());
-        self.bytes.push(e.kind as u8);
-        self.bytes.extend_from_slice(e.key);
+        let len = ENTRY_FIXED + e.key.len();
+        let chunk = self.chunk_for(len);
+        chunk.extend_from_slice(&e.offset.to_le_bytes());
+        chunk.extend_from_slice(&e.expire_at_ms.to_le_bytes());
+        chunk.extend_from_slice(&e.pos.to_le_bytes());
+        chunk.extend_from_slice(&e.value_len.to_le_bytes());
+        chunk.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
+        chunk.push(e.kind as u8);
+        chunk.extend_from_slice(e.key);
         self.count += 1;
     }
 
-    /// Forgets everything.
+    /// A chunk with room for `len` more bytes: the current one, else the next (kept from an
+    /// earlier segment, or new).
+    fn chunk_for(&mut self, len: usize) -> &mut Vec<u8> {
+        let fits = |c: &Vec<u8>| c.capacity() - c.len() >= len;
+        if self.chunks.is_empty() {
+            self.chunks.push(Vec::with_capacity(CHUNK.max(len)));
+        } else if !fits(&self.chunks[self.current]) {
+            self.current += 1;
+            if self.current == self.chunks.len() {
+                self.chunks.push(Vec::with_capacity(CHUNK.max(len)));
+            } else {
+                self.chunks[self.current].reserve(len);
+            }
+        }
+        &mut self.chunks[self.current]
+    }
+
     /// The entries, in the order they were pushed.
     pub fn entries(&self) -> impl Iterator<Item = HintEntry<'_>> {
         // Every entry was pushed whole or checked by `read`: none is malformed.
-        Entries(&self.bytes).flatten()
+        self.chunks.iter().flat_map(|c| Entries(c).flatten())
     }
 
     /// How many entries it holds.
@@ -64,8 +90,10 @@ impl HintBuf {
         self.count
     }
 
+    /// Forgets everything (keeping the chunks' memory for the next segment).
     pub fn clear(&mut self) {
-        self.bytes.clear();
+        self.chunks.iter_mut().for_each(Vec::clear);
+        self.current = 0;
         self.count = 0;
     }
 
@@ -78,11 +106,12 @@ impl HintBuf {
         sync: bool,
         disk: &super::DiskModel,
     ) -> Result<()> {
-        let mut out = Vec::with_capacity(PREFIX + self.bytes.len() + 4);
+        let body: usize = self.chunks.iter().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(PREFIX + body + 4);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&segment_len.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&self.bytes);
+        self.chunks.iter().for_each(|c| out.extend_from_slice(c));
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         super::checkpoint::write_file_atomic(path, &out, sync)?;
@@ -115,7 +144,11 @@ pub(crate) fn decode(mut data: Vec<u8>, segment_len: u64) -> Option<HintBuf> {
     let count = validate(&data, segment_len)?;
     data.truncate(data.len() - 4);
     data.drain(..PREFIX);
-    Some(HintBuf { bytes: data, count })
+    Some(HintBuf {
+        chunks: vec![data],
+        current: 0,
+        count,
+    })
 }
 
 /// Checks magic, CRC, segment length and the shape of every entry; returns the entry bytes.
@@ -221,5 +254,55 @@ mod tests {
                 .expect("read")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn entries_across_chunks_come_back_in_order_through_a_file_a_clear_and_a_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.hint");
+        // Keys of every length up to 300 bytes (entries end anywhere in a chunk), and one key
+        // longer than a chunk.
+        let keys: Vec<Vec<u8>> = (0..60_000u64)
+            .map(|i| vec![b'a' + (i % 26) as u8; (i % 300) as usize + 1])
+            .chain([vec![b'z'; CHUNK + 10]])
+            .collect();
+        let mut h = HintBuf::default();
+        for (i, k) in keys.iter().enumerate() {
+            h.push(&entry(i as u64, k));
+        }
+        assert!(h.chunks.len() > 5, "the entries span chunks");
+        let pushed: Vec<(u64, Vec<u8>)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i as u64, k.clone()))
+            .collect();
+        let listed = |h: &HintBuf| -> Vec<(u64, Vec<u8>)> {
+            h.entries().map(|e| (e.offset, e.key.to_vec())).collect()
+        };
+        assert_eq!(h.len(), pushed.len() as u64);
+        assert_eq!(listed(&h), pushed);
+
+        h.write(&path, 7, false, &super::super::DiskModel::default())
+            .expect("write");
+        let mut reloaded = read(&path, 7).expect("read").expect("a valid hint");
+        assert_eq!(listed(&reloaded), pushed);
+        // The active segment's hint is reloaded at start-up, then grows.
+        reloaded.push(&entry(99_999, b"after"));
+        assert_eq!(listed(&reloaded).last(), Some(&(99_999, b"after".to_vec())));
+        assert_eq!(reloaded.len(), pushed.len() as u64 + 1);
+
+        let chunks = h.chunks.len();
+        h.clear();
+        assert_eq!((h.len(), listed(&h)), (0, Vec::new()));
+        h.push(&entry(5, b"next segment"));
+        h.push(&entry(6, &keys[keys.len() - 1]));
+        assert_eq!(
+            listed(&h),
+            vec![
+                (5, b"next segment".to_vec()),
+                (6, keys[keys.len() - 1].clone())
+            ]
+        );
+        assert_eq!(h.chunks.len(), chunks, "the next segment reuses the chunks");
     }
 }
