@@ -367,10 +367,11 @@ impl Broker {
         });
 
         let token = inner.shutdown.clone();
-        let kv = KvServer::new(kv_service::KvService::new(Arc::clone(&inner)))
+        let kv_service = Arc::new(kv_service::KvService::new(Arc::clone(&inner)));
+        let kv = KvServer::from_arc(Arc::clone(&kv_service))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let local_kv = kv_service::LocalKv::new(kv.clone(), inner.info().kv_addr());
+        let local_kv = kv_service::LocalKv::new(kv.clone(), kv_service, inner.info().kv_addr());
         let limits = inner.cfg.connections;
         let handshake = limits.handshake_timeout();
         let kv_tls = inner

@@ -65,6 +65,7 @@ impl Counters {
 /// The queues of one broker connection, one per (partition, acks).
 pub struct Batcher {
     kv: KvClient<Transport>,
+    local: Option<crate::broker::LocalKv>,
     timeout: Duration,
     counters: Arc<Counters>,
     queues: Mutex<HashMap<(u32, Acks), mpsc::UnboundedSender<Pending>>>,
@@ -73,9 +74,15 @@ pub struct Batcher {
 impl Batcher {
     /// Queues for the broker behind `kv`; a batch with no answer within `timeout` fails as an
     /// unknown outcome.
-    pub fn new(kv: KvClient<Transport>, timeout: Duration, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        kv: KvClient<Transport>,
+        local: Option<crate::broker::LocalKv>,
+        timeout: Duration,
+        counters: Arc<Counters>,
+    ) -> Self {
         Self {
             kv,
+            local,
             timeout,
             counters,
             queues: Mutex::new(HashMap::new()),
@@ -99,6 +106,7 @@ impl Batcher {
                 let (qtx, qrx) = mpsc::unbounded_channel();
                 let queue = Queue {
                     kv: self.kv.clone(),
+                    local: self.local.clone(),
                     partition,
                     acks,
                     timeout: self.timeout,
@@ -129,6 +137,8 @@ impl Batcher {
 #[derive(Clone)]
 struct Queue {
     kv: KvClient<Transport>,
+    /// The broker in this process, when `kv` is it: batches go to its handler directly.
+    local: Option<crate::broker::LocalKv>,
     partition: u32,
     acks: Acks,
     timeout: Duration,
@@ -183,6 +193,7 @@ async fn drive(mut rx: mpsc::UnboundedReceiver<Pending>, queue: Queue) {
 async fn send(queue: Queue, batch: Vec<Pending>) {
     let Queue {
         mut kv,
+        local,
         partition,
         acks,
         timeout,
@@ -205,7 +216,13 @@ async fn send(queue: Queue, batch: Vec<Pending>) {
         acks: super::wire_acks(acks) as i32,
         writes,
     };
-    let answer = match tokio::time::timeout(timeout, kv.write_batch(req)).await {
+    let call = async {
+        match &local {
+            Some(l) => l.write_batch(req).await,
+            None => kv.write_batch(req).await.map(tonic::Response::into_inner),
+        }
+    };
+    let answer = match tokio::time::timeout(timeout, call).await {
         Ok(answer) => answer,
         Err(_) => Err(rpc::status(
             Reason::Timeout,
@@ -214,8 +231,7 @@ async fn send(queue: Queue, batch: Vec<Pending>) {
         )),
     };
     match answer {
-        Ok(resp) => {
-            let r = resp.into_inner();
+        Ok(r) => {
             if r.results.len() != replies.len() {
                 let status = rpc::status(
                     Reason::Timeout,

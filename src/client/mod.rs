@@ -97,6 +97,8 @@ impl From<rpc::WriteResponse> for WriteAck {
 /// One broker as dialed: its connection and its write queues.
 struct Endpoint {
     kv: KvClient<Transport>,
+    /// The broker in this process, when `kv` is it (write batches skip the codec).
+    local: Option<crate::broker::LocalKv>,
     batches: batch::Batcher,
 }
 
@@ -297,16 +299,22 @@ impl Client {
     fn endpoint(&self, name: String, transport: Transport) -> Arc<Endpoint> {
         let mut map = self.inner.channels.lock();
         let endpoint = map.entry(name).or_insert_with(|| {
+            let local = match &transport {
+                Transport::Local(l) => Some(l.clone()),
+                Transport::Remote(_) => None,
+            };
             let kv = KvClient::new(transport)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
             Arc::new(Endpoint {
                 batches: batch::Batcher::new(
                     kv.clone(),
+                    local.clone(),
                     self.inner.cfg.request_timeout,
                     Arc::clone(&self.inner.batches),
                 ),
                 kv,
+                local,
             })
         });
         Arc::clone(endpoint)
@@ -507,13 +515,18 @@ impl Client {
         } else {
             let answer = self
                 .call(key, true, |e| {
-                    let mut c = e.kv.clone();
+                    let (mut c, local) = (e.kv.clone(), e.local.clone());
                     let req = rpc::WriteBatchRequest {
                         partition: p,
                         acks: wire_acks(acks) as i32,
                         writes: writes.clone(),
                     };
-                    async move { c.write_batch(req).await }
+                    async move {
+                        match local {
+                            Some(l) => l.write_batch(req).await.map(tonic::Response::new),
+                            None => c.write_batch(req).await,
+                        }
+                    }
                 })
                 .await;
             match answer {
