@@ -137,6 +137,15 @@ impl LocalKv {
         &self,
         req: rpc::WriteBatchRequest,
     ) -> Result<rpc::WriteBatchResponse, Status> {
+        // The bound a connection's codec puts on a request holds here too: a batch is refused
+        // whole, before anything is written, exactly as over the wire.
+        let len = prost::Message::encoded_len(&req);
+        if len > super::MAX_MESSAGE_BYTES {
+            return Err(Status::out_of_range(format!(
+                "the write batch is {len} bytes; the largest request a broker takes is {} bytes",
+                super::MAX_MESSAGE_BYTES
+            )));
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.service
             .write_batch(Request::new(req))

@@ -510,17 +510,27 @@ impl Client {
             })
             .collect();
         let n = writes.len();
+        let req = rpc::WriteBatchRequest {
+            partition: p,
+            acks: wire_acks(acks) as i32,
+            writes,
+        };
+        let len = prost::Message::encoded_len(&req);
         let sent: Vec<Result<WriteAck, ClientError>> = if n == 0 {
             Vec::new()
+        } else if len > MAX_MESSAGE_BYTES {
+            // Refused here, whole: sent, the codec would end the stream with an HTTP/2 error
+            // that says nothing about size.
+            let e = ClientError::InvalidArgument(format!(
+                "the {n} writes are {len} bytes together; the largest request a broker takes is \
+                 {MAX_MESSAGE_BYTES} bytes"
+            ));
+            vec![Err(e); n]
         } else {
             let answer = self
                 .call(key, true, |e| {
                     let (mut c, local) = (e.kv.clone(), e.local.clone());
-                    let req = rpc::WriteBatchRequest {
-                        partition: p,
-                        acks: wire_acks(acks) as i32,
-                        writes: writes.clone(),
-                    };
+                    let req = req.clone();
                     async move {
                         match local {
                             Some(l) => l.write_batch(req).await.map(tonic::Response::new),

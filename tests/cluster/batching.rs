@@ -112,3 +112,40 @@ async fn acknowledged_batched_writes_survive_the_death_of_their_leader() {
     }
     c.cluster.shutdown().await;
 }
+
+/// An in-process batch (a RESP listener's own partitions) skips the codec, but not its bound:
+/// writes that pass every per-value limit yet sum past a message are refused whole, with
+/// nothing written, as the same batch over a connection is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_batch_larger_than_a_message_is_refused_whole_as_over_the_wire() {
+    let c = start("batch-bound", spec(1, 1, 1, 1)).await;
+    wait_for_isr(&c, 1).await;
+    let value = bytes::Bytes::from(vec![b'v'; 14 << 20]);
+    let five = vec![(value.clone(), None); 5];
+    let local = c.broker(1).expect("broker 1").local_kv();
+    let req = simplekv::rpc::WriteBatchRequest {
+        partition: 0,
+        acks: simplekv::rpc::Acks::All as i32,
+        writes: five
+            .iter()
+            .map(|(v, _)| simplekv::rpc::BatchedWrite {
+                key: bytes::Bytes::from_static(b"big"),
+                value: v.clone(),
+                ttl_ms: 0,
+                delete: false,
+            })
+            .collect(),
+    };
+    let status = local.write_batch(req).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("write batch"), "{status:?}");
+    assert_eq!(log_of(&c, 1, 0).log_end_offset(), 0, "nothing was written");
+
+    let remote = client(&c).await;
+    let answers = remote.set_group(b"big", &five, Acks::All).await;
+    assert_eq!(answers.len(), 5);
+    for a in answers {
+        assert!(matches!(a, Err(ClientError::InvalidArgument(_))), "{a:?}");
+    }
+    assert_eq!(log_of(&c, 1, 0).log_end_offset(), 0, "nor over the wire");
+}
