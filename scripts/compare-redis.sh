@@ -6,9 +6,9 @@
 #   Lab:    3 brokers, RF 3, acks=all (min ISR 2), fsync always and never, through the RESP port
 #           of broker 2, which leads redis-benchmark's key (served in-process), and of broker 1
 #           (forwarded to broker 2 over gRPC).
-# Without -r, redis-benchmark uses one key for every request; the lab runs a connection's writes
-# to one key in order (the later waits for the earlier), so only the -r rows show what
-# pipelining writes gives it. Prints a Markdown table and the ratios.
+# Without -r, redis-benchmark uses one key for every request, and the lab sends a connection's
+# run of SETs to one key as one request (kept in order); with -r each SET is a request of its
+# own, and two thirds of the keys belong to other leaders. Prints a Markdown table and the ratios.
 # Usage: scripts/compare-redis.sh [REQUESTS]   (cargo build --release first; needs redis-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
