@@ -157,7 +157,9 @@ impl Durability {
     }
 
     /// Records that the log now ends at `leo`. `wake_flusher` is false when the writer will
-    /// block in [`Durability::wait`] next (it then fsyncs itself if nobody else is).
+    /// block in [`Durability::wait`] next (it then fsyncs itself if nobody else is). Callers
+    /// report log ends in the order they were reached (the store does so under its lock): an
+    /// end reported late would move `written` back and leave the later records unsynced.
     pub fn note_written(&self, leo: u64, wake_flusher: bool) {
         let mut st = self.lock();
         st.written = leo;

@@ -256,11 +256,13 @@ impl Store {
         let written = self.write_encoded(&mut st, &buf);
         st.enc = buf;
         let leo = st.leo;
-        drop(st);
         if leo > start {
             // Even after a failure part-way: what went in must become durable like the rest.
+            // Under the lock, so log ends reach the flusher in the order they were reached: a
+            // racing append's earlier end must not land last and hide this one from the fsync.
             self.shared.durability.note_written(leo, wake_flusher);
         }
+        drop(st);
         written?;
         Ok(start..leo)
     }
@@ -356,9 +358,9 @@ impl Store {
         let written = self.write_encoded(&mut st, &buf);
         st.enc = buf;
         written?;
-        let leo = st.leo;
+        // Under the lock, as in `append_batch_then`.
+        self.shared.durability.note_written(st.leo, true);
         drop(st);
-        self.shared.durability.note_written(leo, true);
         Ok(Some(offset))
     }
 
@@ -396,8 +398,9 @@ impl Store {
         }
         self.write_encoded(&mut st, bytes)?;
         let leo = st.leo;
-        drop(st);
+        // Under the lock, as in `append_batch_then`.
         self.shared.durability.note_written(leo, true);
+        drop(st);
         Ok(leo)
     }
 

@@ -161,6 +161,60 @@ fn concurrent_durable_puts_all_return_durable() {
     assert_eq!(s.stats().durable_offset, 320);
 }
 
+/// Rounds of puts that start together and have no later write to rescue them: each must come
+/// back durable. Two appenders used to report their new log ends to the flusher after releasing
+/// the store's lock, so the earlier report could land last and move the written mark back below
+/// the later put; that put then waited for ever for an fsync nobody thought was needed (seen
+/// once as a hang of `concurrent_durable_puts_all_return_durable`).
+#[test]
+fn puts_racing_to_the_log_end_all_become_durable() {
+    use std::sync::{Arc, Barrier, mpsc};
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 1500;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        fsync: FsyncPolicy::Always,
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let s = open(dir.path(), &config);
+    let start = Arc::new(Barrier::new(THREADS + 1));
+    let (done_tx, done_rx) = mpsc::channel();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (s, start, done) = (s.clone(), Arc::clone(&start), done_tx.clone());
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    start.wait();
+                    let r = s.put(format!("t{t}-{round}").as_bytes(), b"v");
+                    if done.send(r.map_err(|e| e.to_string())).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 0..ROUNDS {
+        start.wait();
+        for _ in 0..THREADS {
+            let put = done_rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "round {round}: a durable put never returned (durable {})",
+                        s.stats().durable_offset
+                    )
+                });
+            put.expect("put");
+        }
+    }
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let end = (THREADS * ROUNDS) as u64;
+    assert_eq!(s.stats().durable_offset, end);
+}
+
 #[test]
 fn limits_give_clear_errors_and_write_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
