@@ -182,7 +182,7 @@ impl Durability {
         }
     }
 
-    /// Records that everything up to `leo` was synced by someone else (a clean close, a rotation).
+    /// Records that everything up to `leo` was synced by someone else ([`super::Store::sync`]).
     pub fn note_synced(&self, leo: u64) {
         let mut st = self.lock();
         if leo > st.durable && leo <= st.written {

@@ -396,11 +396,15 @@ impl Store {
                 st.leo
             )));
         }
-        self.write_encoded(&mut st, bytes)?;
+        let before = st.leo;
+        let written = self.write_encoded(&mut st, bytes);
         let leo = st.leo;
-        // Under the lock, as in `append_batch_then`.
-        self.shared.durability.note_written(leo, true);
+        if leo > before {
+            // Under the lock and even after a failure part-way, as in `append_batch_then`.
+            self.shared.durability.note_written(leo, true);
+        }
         drop(st);
+        written?;
         Ok(leo)
     }
 

@@ -66,11 +66,14 @@ impl Store {
             }
         }
         st.leo = to_offset;
+        // Under the lock, so an append after this truncation reports its end after this one
+        // (reported late, this would move `written` back below it); and before the directory
+        // sync, which may fail, so the durable mark never stays above the new log end.
+        self.shared.durability.note_truncated(to_offset);
         if sync {
             checkpoint::sync_dir(&dir)?;
         }
         drop(st);
-        self.shared.durability.note_truncated(to_offset);
         tracing::debug!(dir = %dir.display(), to_offset, removed, "truncated log");
         Ok(removed)
     }
