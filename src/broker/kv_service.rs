@@ -175,6 +175,18 @@ impl LocalKv {
     }
 }
 
+impl LocalKv {
+    /// Runs a `Get` through the handler a gRPC request reaches, without the codec (as
+    /// [`LocalKv::write_batch`]; a value is bounded far below a message by the store's limits).
+    pub async fn get(&self, req: rpc::GetRequest) -> Result<rpc::GetResponse, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.service
+            .get(Request::new(req))
+            .await
+            .map(Response::into_inner)
+    }
+}
+
 impl std::fmt::Debug for LocalKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "LocalKv({})", self.kv_addr)

@@ -432,8 +432,16 @@ impl Client {
         let k = Bytes::copy_from_slice(key);
         let r = self
             .call(key, false, |e| {
-                let (mut c, key) = (e.kv.clone(), k.clone());
-                async move { c.get(rpc::GetRequest { key }).await }
+                let (mut c, local, key) = (e.kv.clone(), e.local.clone(), k.clone());
+                async move {
+                    match local {
+                        Some(l) => l
+                            .get(rpc::GetRequest { key })
+                            .await
+                            .map(tonic::Response::new),
+                        None => c.get(rpc::GetRequest { key }).await,
+                    }
+                }
             })
             .await?;
         Ok(r.found.then_some(r.value))
