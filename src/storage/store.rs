@@ -253,15 +253,9 @@ impl Store {
         for (i, w) in writes.iter().enumerate() {
             record::encode_into(&mut buf, start + i as u64, w);
         }
-        let written = self.write_encoded(&mut st, &buf);
+        let written = self.write_encoded(&mut st, &buf, wake_flusher);
         st.enc = buf;
         let leo = st.leo;
-        if leo > start {
-            // Even after a failure part-way: what went in must become durable like the rest.
-            // Under the lock, so log ends reach the flusher in the order they were reached: a
-            // racing append's earlier end must not land last and hide this one from the fsync.
-            self.shared.durability.note_written(leo, wake_flusher);
-        }
         drop(st);
         written?;
         Ok(start..leo)
@@ -355,12 +349,10 @@ impl Store {
         let mut buf = std::mem::take(&mut st.enc);
         buf.clear();
         record::encode_into(&mut buf, offset, &write);
-        let written = self.write_encoded(&mut st, &buf);
+        let written = self.write_encoded(&mut st, &buf, true);
         st.enc = buf;
-        written?;
-        // Under the lock, as in `append_batch_then`.
-        self.shared.durability.note_written(st.leo, true);
         drop(st);
+        written?;
         Ok(Some(offset))
     }
 
@@ -396,21 +388,26 @@ impl Store {
                 st.leo
             )));
         }
-        let before = st.leo;
-        let written = self.write_encoded(&mut st, bytes);
-        let leo = st.leo;
-        if leo > before {
-            // Under the lock and even after a failure part-way, as in `append_batch_then`.
-            self.shared.durability.note_written(leo, true);
-        }
-        drop(st);
-        written?;
-        Ok(leo)
+        self.write_encoded(&mut st, bytes, true)?;
+        Ok(st.leo)
     }
 
-    /// Writes whole, valid encoded records to the active segment (rotating as needed) and applies
-    /// them to the keydir.
-    fn write_encoded(&self, st: &mut State, buf: &[u8]) -> Result<()> {
+    /// Writes whole, valid encoded records to the active segment (rotating as needed), applies
+    /// them to the keydir and reports the new log end to the flusher (`wake_flusher` false when
+    /// the caller blocks in [`Store::wait_durable`] next). The report is made even after a
+    /// failure part-way (what went in must become durable like the rest) and under the lock, so
+    /// log ends reach the flusher in the order they were reached: a racing append's earlier end
+    /// landing last would hide the later records from the fsync.
+    fn write_encoded(&self, st: &mut State, buf: &[u8], wake_flusher: bool) -> Result<()> {
+        let before = st.leo;
+        let written = self.write_records(st, buf);
+        if st.leo > before {
+            self.shared.durability.note_written(st.leo, wake_flusher);
+        }
+        written
+    }
+
+    fn write_records(&self, st: &mut State, buf: &[u8]) -> Result<()> {
         let max = self.shared.config.max_record_bytes();
         let seg_bytes = self.shared.config.segment_bytes;
         let mut p = 0;
