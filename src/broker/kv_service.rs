@@ -106,8 +106,8 @@ impl KvService {
 }
 
 /// This broker's client service, called in-process (see `client::transport`): the same
-/// handler and codec a gRPC request reaches, without the connection. Write batches, the one
-/// call on a hot path, skip the codec too ([`LocalKv::write_batch`]).
+/// handler and codec a gRPC request reaches, without the connection. Write batches and reads,
+/// the calls on hot paths, skip the codec too ([`LocalKv::write_batch`], [`LocalKv::get`]).
 #[derive(Clone)]
 pub struct LocalKv {
     server: rpc::kv_server::KvServer<KvService>,
@@ -153,6 +153,16 @@ impl LocalKv {
             .map(Response::into_inner)
     }
 
+    /// Runs a `Get` through the handler a gRPC request reaches, without the codec (as
+    /// [`LocalKv::write_batch`]; a value is bounded far below a message by the store's limits).
+    pub async fn get(&self, req: rpc::GetRequest) -> Result<rpc::GetResponse, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.service
+            .get(Request::new(req))
+            .await
+            .map(Response::into_inner)
+    }
+
     /// Requests served this way so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -172,18 +182,6 @@ impl LocalKv {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let call = self.server.call(req);
         Box::pin(async move { call.await.map_err(|never| match never {}) })
-    }
-}
-
-impl LocalKv {
-    /// Runs a `Get` through the handler a gRPC request reaches, without the codec (as
-    /// [`LocalKv::write_batch`]; a value is bounded far below a message by the store's limits).
-    pub async fn get(&self, req: rpc::GetRequest) -> Result<rpc::GetResponse, Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.service
-            .get(Request::new(req))
-            .await
-            .map(Response::into_inner)
     }
 }
 

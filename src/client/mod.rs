@@ -97,7 +97,7 @@ impl From<rpc::WriteResponse> for WriteAck {
 /// One broker as dialed: its connection and its write queues.
 struct Endpoint {
     kv: KvClient<Transport>,
-    /// The broker in this process, when `kv` is it (write batches skip the codec).
+    /// The broker in this process, when `kv` is it (write batches and reads skip the codec).
     local: Option<crate::broker::LocalKv>,
     batches: batch::Batcher,
 }
