@@ -97,13 +97,17 @@ impl Store {
             };
             (Arc::clone(&meta.file), meta.len, meta.index_pos(offset))
         };
-        // Skip to the first record at or after `offset`.
+        // Skip to the first record at or after `offset`. The last chunk read stays, with where
+        // it was read from: near the log end it already holds what the fetch wants.
+        let mut chunk: Vec<u8>;
+        let mut chunk_pos: u64;
         'skip: loop {
             if pos >= len {
                 return Ok(None);
             }
             let want = ((len - pos) as usize).min(READ_CHUNK);
-            let mut chunk = vec![0u8; want];
+            chunk = vec![0u8; want];
+            chunk_pos = pos;
             file.read_at(&mut chunk, pos)?;
             let mut q = 0;
             while q + HEADER_LEN <= chunk.len() {
@@ -124,8 +128,16 @@ impl Store {
         }
         // Collect whole records up to `max_bytes`.
         let mut want = ((len - pos) as usize).min(max_bytes.max(HEADER_LEN));
-        let mut buf = vec![0u8; want];
-        file.read_at(&mut buf, pos)?;
+        let start = (pos - chunk_pos) as usize;
+        let mut buf = if start + want <= chunk.len() {
+            chunk.truncate(start + want);
+            chunk.drain(..start);
+            chunk
+        } else {
+            let mut buf = vec![0u8; want];
+            file.read_at(&mut buf, pos)?;
+            buf
+        };
         let first_len = record::decode_header(&buf, max)
             .map_err(|e| file.corrupt(pos, e.to_string()))?
             .record_len();

@@ -92,6 +92,64 @@ fn read_from_returns_whole_records_starting_at_the_offset() {
 }
 
 #[test]
+fn read_from_any_offset_returns_the_log_bytes_from_that_record() {
+    // One segment larger than a read chunk (64 KiB), so reads near its start need a second
+    // read and reads near its end are served from the chunk that found the offset.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = open(
+        dir.path(),
+        &StoreConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    );
+    let n = 1500u64;
+    for i in 0..n {
+        s.append(&put_at(
+            &format!("k{i}"),
+            &"v".repeat((i % 200) as usize),
+            1,
+        ))
+        .expect("put");
+    }
+    let whole = s.read_from(0, 1 << 20).expect("read").expect("records");
+    assert_eq!(whole.count as u64, n);
+    assert!(
+        whole.bytes.len() > 128 << 10,
+        "the log spans several read chunks"
+    );
+    // Where each record starts in the whole log.
+    let mut starts = Vec::new();
+    let mut p = 0;
+    while p < whole.bytes.len() {
+        starts.push(p);
+        let h =
+            simplekv::storage::record::decode_header(&whole.bytes[p..], 1 << 20).expect("header");
+        p += h.record_len();
+    }
+    for at in (0..n).step_by(7).chain([n - 2, n - 1]) {
+        for max in [1, 500, 5000, 100_000, 1 << 20] {
+            let raw = s.read_from(at, max).expect("read").expect("records");
+            assert_eq!(raw.first_offset, at, "from {at}, max {max}");
+            let from = starts[at as usize];
+            let to = starts
+                .get((at + u64::from(raw.count)) as usize)
+                .copied()
+                .unwrap_or(whole.bytes.len());
+            assert_eq!(
+                raw.bytes,
+                whole.bytes.slice(from..to),
+                "from {at}, max {max}"
+            );
+            assert!(
+                raw.count == 1 || raw.bytes.len() <= max,
+                "from {at}, max {max}"
+            );
+        }
+    }
+}
+
+#[test]
 fn append_raw_rejects_damaged_or_out_of_order_records() {
     let a_dir = tempfile::tempdir().expect("tempdir");
     let b_dir = tempfile::tempdir().expect("tempdir");
