@@ -1,6 +1,7 @@
 //! Follower fetchers: one task per partition this broker follows. Each first truncates by leader
-//! epoch (KIP-101/279), then long-polls its leader and appends what arrives. A new role or epoch
-//! ends the task; the session loop starts a new one.
+//! epoch (KIP-101/279), then long-polls its leader and appends what arrives. The fetches go one
+//! after another on one `FetchStream` call, reopened after any failure. A new role or epoch ends
+//! the task; the session loop starts a new one.
 
 use super::Inner;
 use super::peers::peer;
@@ -55,15 +56,21 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
     let mut backoff = BACKOFF_FIRST;
     let grow = |b: Duration| (b * 2).min(BACKOFF_MAX);
     let pause = PAUSE;
+    let fetch_max_bytes = inner.cfg.replication.fetch_max_bytes as usize;
+    let mut stream: Option<FetchStream> = None;
     loop {
-        let client = peer(inner, target.leader).await;
         // Fetches carry this incarnation's broker epoch: without a registration, fetch nothing.
-        let (Some(mut client), Some(broker_epoch)) = (client, inner.broker_epoch()) else {
+        let Some(broker_epoch) = inner.broker_epoch() else {
             tokio::time::sleep(backoff).await;
             backoff = grow(backoff);
             continue;
         };
         if !truncated {
+            let Some(mut client) = peer(inner, target.leader).await else {
+                tokio::time::sleep(backoff).await;
+                backoff = grow(backoff);
+                continue;
+            };
             let requested = replica.latest_epoch();
             let answer = match requested {
                 // Records but no epoch to ask about (the cache was lost): keep the committed
@@ -130,10 +137,24 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
             broker_epoch,
             horizon_generation: replica.horizon_generation(),
         };
-        match tokio::time::timeout(max_wait + rpc_timeout, client.fetch(req)).await {
-            Ok(Ok(resp)) => {
+        let reply = tokio::time::timeout(
+            max_wait + rpc_timeout,
+            fetch(&mut stream, inner, target.leader, req),
+        )
+        .await;
+        match &reply {
+            Ok(Ok(r)) if r.records.len() > fetch_max_bytes => {
+                // A record larger than a fetch came whole: the stream's receive buffer grew to
+                // hold it and would keep that size for the stream's life. Start afresh.
+                stream = None;
+            }
+            Ok(Ok(_)) => {}
+            // A failed fetch ends its stream; the next fetch opens a new one.
+            _ => stream = None,
+        }
+        match reply {
+            Ok(Ok(r)) => {
                 backoff = BACKOFF_FIRST;
-                let r = resp.into_inner();
                 let done = if r.truncate_to_empty {
                     replica
                         .truncate_to_empty(
@@ -182,6 +203,51 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
             }
         }
     }
+}
+
+/// A follower's `FetchStream` to its leader: its fetches go in one at a time, and their replies
+/// come back in order. One per fetcher task, so per partition and leader epoch.
+struct FetchStream {
+    requests: tokio::sync::mpsc::Sender<FetchRequest>,
+    replies: tonic::Streaming<rpc::FetchResponse>,
+}
+
+/// Sends `req` to `leader` on the open fetch stream, opening one first if there is none, and
+/// waits for its reply. After a failure the stream must not be used again.
+async fn fetch(
+    stream: &mut Option<FetchStream>,
+    inner: &Inner,
+    leader: u32,
+    req: FetchRequest,
+) -> Result<rpc::FetchResponse, tonic::Status> {
+    let s = match stream {
+        Some(s) => {
+            s.requests
+                .send(req)
+                .await
+                .map_err(|_| tonic::Status::unavailable("the fetch stream was closed"))?;
+            s
+        }
+        None => {
+            let mut client = peer(inner, leader).await.ok_or_else(|| {
+                tonic::Status::unavailable(format!("no address known for broker {leader}"))
+            })?;
+            let (requests, rx) = tokio::sync::mpsc::channel(1);
+            // The channel is new and has room for the first request.
+            requests
+                .try_send(req)
+                .map_err(|_| tonic::Status::internal("a new fetch stream refused a request"))?;
+            let replies = client
+                .fetch_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await?
+                .into_inner();
+            stream.insert(FetchStream { requests, replies })
+        }
+    };
+    s.replies
+        .message()
+        .await?
+        .ok_or_else(|| tonic::Status::unavailable("the leader ended the fetch stream"))
 }
 
 fn epochs_of(wire: &[rpc::EpochStart]) -> Vec<EpochEntry> {

@@ -252,3 +252,19 @@ pub async fn play_scenario(
     assert!(summary.passed > 0, "{name}: no step checked anything");
     text
 }
+
+/// The first reply to `req` sent alone on a new `FetchStream` (a refusal of the call itself
+/// counts as the reply).
+pub async fn first_streamed(
+    peer: &mut simplekv::rpc::replication_client::ReplicationClient<tonic::transport::Channel>,
+    req: simplekv::rpc::FetchRequest,
+) -> Result<simplekv::rpc::FetchResponse, tonic::Status> {
+    let mut replies = peer
+        .fetch_stream(tokio_stream::iter([req]))
+        .await?
+        .into_inner();
+    replies
+        .message()
+        .await?
+        .ok_or_else(|| tonic::Status::unknown("the stream ended without a reply"))
+}

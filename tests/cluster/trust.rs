@@ -124,6 +124,11 @@ async fn only_brokers_use_the_peer_port_and_each_only_for_itself() {
         for &(id, be) in &broker_epochs {
             let got = peer.fetch(forged(id, be)).await;
             assert!(got.is_err(), "{how}: a forged fetch was answered: {got:?}");
+            let got = first_streamed(&mut peer, forged(id, be)).await;
+            assert!(
+                got.is_err(),
+                "{how}: a forged streamed fetch was answered: {got:?}"
+            );
         }
     }
     // A real broker's certificate may fetch only as that broker.
@@ -133,13 +138,18 @@ async fn only_brokers_use_the_peer_port_and_each_only_for_itself() {
         .fetch(forged(f, be))
         .await
         .expect_err("broker `other` fetching as `f`");
-    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
-    assert!(
-        refused.message().contains(&format!(
-            "broker {other}'s certificate cannot fetch as replica {f}"
-        )),
-        "{refused:?}"
-    );
+    let streamed = first_streamed(&mut impostor, forged(f, be))
+        .await
+        .expect_err("broker `other` fetching as `f` on a stream");
+    for refused in [&refused, &streamed] {
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+        assert!(
+            refused.message().contains(&format!(
+                "broker {other}'s certificate cannot fetch as replica {f}"
+            )),
+            "{refused:?}"
+        );
+    }
 
     // Nobody held the write but the leader: it is not acknowledged.
     let outcome = pending.await.expect("task");

@@ -100,6 +100,118 @@ async fn raw_requests_are_checked_alike_and_a_fetch_reply_is_capped() {
     c.cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_on_one_stream_are_answered_in_order_and_a_refusal_ends_it() {
+    use simplekv::replica::Acks;
+    use simplekv::rpc::Reason;
+    let c = start("fetch-stream", spec(2, 1, 2, 1)).await;
+    wait_for_isr(&c, 2).await;
+    let client = client(&c).await;
+    for i in 0..3 {
+        client
+            .set(format!("k{i}").as_bytes(), b"v", None, Acks::All)
+            .await
+            .expect("set");
+    }
+    let leader = leader_of(&c, 0).expect("leader");
+    let f = follower_of(&c, leader);
+    let coord = simplekv::coord::Coord::connect(c.zk_connect(), std::time::Duration::from_secs(5))
+        .await
+        .expect("zk");
+    let broker_epoch = coord
+        .broker(f)
+        .await
+        .expect("zk")
+        .expect("registered")
+        .epoch;
+    let epoch = epoch_of(&c, 0).expect("epoch");
+    let b = c.broker(leader).expect("up");
+    let replica = b.replica(0).expect("replica");
+    // The test fetches as the follower, which must not fetch for itself meanwhile.
+    c.kill(f).await.expect("kill");
+    let leo = replica.snapshot().log_end_offset;
+    let fetch = |offset: u64, leader_epoch: u32, max_wait_ms: u32| rpc::FetchRequest {
+        partition: 0,
+        replica_id: f,
+        fetch_offset: offset,
+        leader_epoch,
+        max_bytes: 1 << 20,
+        max_wait_ms,
+        broker_epoch,
+        ..Default::default()
+    };
+
+    let mut peer = ReplicationClient::connect(format!("http://{}", b.peer_addr()))
+        .await
+        .expect("peer");
+    let (requests, rx) = tokio::sync::mpsc::channel(1);
+    requests.send(fetch(0, epoch, 0)).await.expect("send");
+    let mut replies = peer
+        .fetch_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let first = next_reply(&mut replies).await.expect("reply").expect("one");
+    assert_eq!(first.log_end_offset, leo);
+    for i in 0..3 {
+        let key = format!("k{i}");
+        assert!(
+            first
+                .records
+                .windows(key.len())
+                .any(|w| w == key.as_bytes()),
+            "{key}"
+        );
+    }
+    // The next fetch on the stream waits at the log end and brings what is written next.
+    requests
+        .send(fetch(leo, epoch, 10_000))
+        .await
+        .expect("send");
+    client
+        .set(b"later", b"v", None, Acks::One)
+        .await
+        .expect("set");
+    let second = next_reply(&mut replies).await.expect("reply").expect("one");
+    assert!(second.log_end_offset > leo);
+    assert!(second.records.windows(5).any(|w| w == b"later"));
+    assert!(
+        !second.records.windows(2).any(|w| w == b"k0"),
+        "from {leo} on only"
+    );
+    // A refusal is the stream's last reply, with the reason the unary call gives.
+    requests.send(fetch(leo, epoch + 1, 0)).await.expect("send");
+    let refused = next_reply(&mut replies).await.expect_err("a future epoch");
+    assert_eq!(
+        rpc::reason_of(&refused),
+        Some(Reason::Fenced),
+        "{refused:?}"
+    );
+    let _ = requests.send(fetch(leo, epoch, 0)).await;
+    assert!(
+        matches!(next_reply(&mut replies).await, Ok(None)),
+        "nothing is answered after a refusal"
+    );
+    // A fetch past the log end tells the follower to truncate, as the unary call does.
+    let far = first_streamed(&mut peer, fetch(leo + 100, epoch, 0)).await;
+    let far = far.expect_err("past the log end");
+    assert_eq!(
+        rpc::reason_of(&far),
+        Some(Reason::OffsetOutOfRange),
+        "{far:?}"
+    );
+    c.cluster.shutdown().await;
+}
+
+/// The next reply on a fetch stream; panics if none comes within 20 s (a bound on a hang).
+async fn next_reply(
+    replies: &mut tonic::Streaming<rpc::FetchResponse>,
+) -> Result<Option<rpc::FetchResponse>, tonic::Status> {
+    tokio::time::timeout(std::time::Duration::from_secs(20), replies.message())
+        .await
+        .expect("a reply")
+}
+
 /// Reads until the server closes the connection (end of stream or an error); panics if it is
 /// still open after `guard` (a bound on a hang, not a measured time).
 async fn closed_by_server(conn: &mut tokio::net::TcpStream, guard: std::time::Duration) {
