@@ -32,7 +32,7 @@ pub fn parse_log_name(name: &str) -> Option<u64> {
 
 /// An open segment file. Readers hold an `Arc` to it, so a file that merge or truncation unlinks
 /// stays readable for reads already under way. The active segment is written with positioned
-/// writes into space preallocated in chunks (see the store).
+/// writes into space preallocated in chunks of written zeros (see the store).
 #[derive(Debug)]
 pub struct SegFile {
     /// In-memory id (what the keydir stores).

@@ -438,7 +438,7 @@ impl Store {
             let needed = base_pos + run.len() as u64;
             if needed > active.allocated.max(active.len) {
                 let size = needed.next_multiple_of(chunk);
-                file.file.set_len(size).at(&file.path)?;
+                fill_zeros(&file, active.allocated.max(base_pos), size)?;
                 active.allocated = size;
             }
             if let Err(e) = file.file.write_all_at(run, base_pos) {
@@ -567,6 +567,21 @@ impl Store {
             flusher_syncs: self.shared.durability.syncs(),
         }
     }
+}
+
+/// Writes zeros over `[from, to)` of the active segment (never below its last record). Space set
+/// aside with `set_len` alone is a hole: ext4 then allocates its blocks, and changes the file's
+/// extents, in each fsync that first writes some of those pages back. Zeros written now are
+/// allocated once per chunk, and later fsyncs only write records over them.
+fn fill_zeros(file: &SegFile, from: u64, to: u64) -> Result<()> {
+    static ZEROS: [u8; PREALLOC_CHUNK as usize] = [0; PREALLOC_CHUNK as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(PREALLOC_CHUNK) as usize;
+        file.file.write_all_at(&ZEROS[..n], at).at(&file.path)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// How many bytes of `[from, to)` in `file` lie before and at its last non-zero byte: the damage in

@@ -2,7 +2,7 @@
 
 use crate::support::{copy_dir, open, overwrite, put_at, segment_files, small_config, visible};
 use simplekv::storage::record::HEADER_LEN;
-use simplekv::storage::{Lookup, StorageError, Store, Write};
+use simplekv::storage::{Lookup, StorageError, Store, StoreConfig, Write};
 use std::fs::OpenOptions;
 
 #[test]
@@ -87,6 +87,34 @@ fn preallocated_zeros_are_not_damage_but_a_torn_record_before_them_is() {
     assert_eq!(store.log_end_offset(), 2);
     assert_eq!(visible(&store, b"c", 2), None);
     assert_eq!(visible(&store, b"b", 2).as_deref(), Some(&b"22"[..]));
+}
+
+#[test]
+fn preallocated_space_is_written_zeros_not_a_hole() {
+    // Space set aside as a hole gets its blocks from the fsync that first covers it, which then
+    // also writes the inode: the zeros are written when the space is set aside instead.
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        segment_bytes: 8 << 20,
+        ..small_config()
+    };
+    let store = open(dir.path(), &config);
+    store.append(&put_at("a", "1", 1)).expect("put");
+    let seg = &segment_files(dir.path())[0];
+    let meta = std::fs::metadata(seg).expect("meta");
+    assert!(
+        meta.len() >= 1 << 20,
+        "a chunk is set aside: {} bytes",
+        meta.len()
+    );
+    assert!(
+        meta.blocks() * 512 >= meta.len(),
+        "{} bytes allocated of {}",
+        meta.blocks() * 512,
+        meta.len()
+    );
+    assert_eq!(visible(&store, b"a", 2).as_deref(), Some(&b"1"[..]));
 }
 
 #[test]
