@@ -24,8 +24,9 @@ use std::sync::Arc;
 
 /// Chunk size for sequential reads of segment data.
 pub(super) const READ_CHUNK: usize = 64 << 10;
-/// The active segment grows in chunks of this size (zero-filled by the file system), so that an
-/// fsync after an append need not also commit a new file size: on ext4 that halves its cost.
+/// The active segment grows in chunks of this size, written as zeros ([`fill_zeros`]), so that
+/// an fsync after an append need not also commit a new file size (on ext4 that halves its cost)
+/// nor allocate blocks.
 const PREALLOC_CHUNK: u64 = 1 << 20;
 
 /// What a key lookup found.
@@ -438,7 +439,12 @@ impl Store {
             let needed = base_pos + run.len() as u64;
             if needed > active.allocated.max(active.len) {
                 let size = needed.next_multiple_of(chunk);
-                fill_zeros(&file, active.allocated.max(base_pos), size)?;
+                // The records themselves cover [base_pos, needed).
+                if fill_zeros(&file, active.allocated.max(needed), size).is_err() {
+                    // A disk too full for a chunk of zeros still takes records into its last
+                    // blocks, as a hole did; the write below says if even they do not fit.
+                    file.file.set_len(size).at(&file.path)?;
+                }
                 active.allocated = size;
             }
             if let Err(e) = file.file.write_all_at(run, base_pos) {

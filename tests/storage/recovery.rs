@@ -91,8 +91,9 @@ fn preallocated_zeros_are_not_damage_but_a_torn_record_before_them_is() {
 
 #[test]
 fn preallocated_space_is_written_zeros_not_a_hole() {
-    // Space set aside as a hole gets its blocks from the fsync that first covers it, which then
-    // also writes the inode: the zeros are written when the space is set aside instead.
+    // Space set aside as a hole gets its blocks from the fsync that first covers it: the zeros
+    // are written when the space is set aside instead. (A file system that stores written zeros
+    // as holes, such as one compressing them, would fail this; ext4, xfs and tmpfs do not.)
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = StoreConfig {
