@@ -142,15 +142,10 @@ async fn fetch_loop(inner: &Inner, replica: &Replica, target: FollowTarget) {
             fetch(&mut stream, inner, target.leader, req),
         )
         .await;
-        match &reply {
-            Ok(Ok(r)) if r.records.len() > fetch_max_bytes => {
-                // A record larger than a fetch came whole: the stream's receive buffer grew to
-                // hold it and would keep that size for the stream's life. Start afresh.
-                stream = None;
-            }
-            Ok(Ok(_)) => {}
-            // A failed fetch ends its stream; the next fetch opens a new one.
-            _ => stream = None,
+        // A failed fetch ends its stream; the next fetch opens a new one. So does a record larger
+        // than a fetch: the stream's receive buffer grew to hold it and would keep that size.
+        if !matches!(&reply, Ok(Ok(r)) if r.records.len() <= fetch_max_bytes) {
+            stream = None;
         }
         match reply {
             Ok(Ok(r)) => {
