@@ -2,7 +2,7 @@
 //! `WriteBatch` requests, and every write keeps its own outcome.
 
 use crate::support::*;
-use simplekv::client::ClientError;
+use simplekv::client::{Client, ClientConfig, ClientError};
 use simplekv::replica::Acks;
 use std::time::Duration;
 
@@ -148,4 +148,67 @@ async fn an_in_process_batch_larger_than_a_message_is_refused_whole_as_over_the_
         assert!(matches!(a, Err(ClientError::InvalidArgument(_))), "{a:?}");
     }
     assert_eq!(log_of(&c, 1, 0).log_end_offset(), 0, "nor over the wire");
+}
+
+/// A queue to the broker in this process keeps more than four batches in flight: each write sent
+/// while earlier ones wait for their commit goes out at once as its own batch, instead of waiting
+/// for an earlier batch to commit before it is even appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_to_the_broker_in_this_process_does_not_hold_writes_behind_four_batches() {
+    let c = start_with(|d| {
+        let mut o = options("batch-local", spec(2, 1, 2, 2), d);
+        // Nothing shrinks the ISR or times out while the follower is frozen: the writes wait.
+        o.session_timeout_ms = 20_000;
+        o.replication.replica_lag_time_max_ms = 30_000;
+        o.replication.request_timeout_ms = 30_000;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 2).await;
+    let leader = leader_of(&c, 0).expect("a leader");
+    let follower = follower_of(&c, leader);
+    let client = Client::connect_zk(
+        c.zk_connect(),
+        ClientConfig {
+            request_timeout: Duration::from_secs(15),
+            zk_session_timeout: Duration::from_secs(3),
+            local: Some(c.broker(leader).expect("the leader").local_kv()),
+            ..ClientConfig::default()
+        },
+    )
+    .await
+    .expect("client");
+    client
+        .set(b"warm", b"up", None, Acks::All)
+        .await
+        .expect("set");
+    let (before, _) = client.batch_stats();
+    let pause = c.pause(follower).await.expect("pause");
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..8u64 {
+        let writer = client.clone();
+        writes.spawn(async move {
+            writer
+                .set(format!("k{i}").as_bytes(), b"v", None, Acks::All)
+                .await
+        });
+        wait_for(
+            &format!("write {i} to go out as its own batch"),
+            // Far below the timeouts: nothing but a free slot can let it out.
+            Duration::from_secs(5),
+            || async { client.batch_stats().0 == before + i + 1 },
+        )
+        .await;
+    }
+    assert!(
+        writes.try_join_next().is_none(),
+        "nothing commits while the follower is frozen"
+    );
+    c.resume_pause(follower, pause).await.expect("resume");
+    while let Some(done) = writes.join_next().await {
+        done.expect("task")
+            .expect("acknowledged once the follower is back");
+    }
+    assert_eq!(client.batch_stats().0, before + 8);
+    c.cluster.shutdown().await;
 }
