@@ -179,6 +179,8 @@ impl Store {
             merge_lock: Mutex::new(()),
             recovery: report,
             _lock_file: lock_file,
+            #[cfg(feature = "failpoints")]
+            refuse_zero_fill: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&shared);
         durability

@@ -156,6 +156,9 @@ pub(super) struct Shared {
     pub(super) merge_lock: Mutex<()>,
     pub(super) recovery: RecoveryReport,
     pub(super) _lock_file: File,
+    /// Set aside space as a disk too full for a chunk of zeros would ([`super::Store::refuse_zero_fill`]).
+    #[cfg(feature = "failpoints")]
+    pub(super) refuse_zero_fill: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Shared {

@@ -440,7 +440,10 @@ impl Store {
             if needed > active.allocated.max(active.len) {
                 let size = needed.next_multiple_of(chunk);
                 // The records themselves cover [base_pos, needed).
-                if fill_zeros(&file, active.allocated.max(needed), size).is_err() {
+                if self
+                    .fill_zeros(&file, active.allocated.max(needed), size)
+                    .is_err()
+                {
                     // A disk too full for a chunk of zeros still takes records into its last
                     // blocks, as a hole did; the write below says if even they do not fit.
                     file.file.set_len(size).at(&file.path)?;
@@ -553,6 +556,41 @@ impl Store {
             .at(&file.path)
     }
 
+    /// Writes zeros over `[from, to)` of the active segment (never below its last record). Space
+    /// set aside with `set_len` alone is a hole: ext4 then allocates its blocks, and changes the
+    /// file's extents, in each fsync that first writes some of those pages back. Zeros written
+    /// now are allocated once per chunk, and later fsyncs only write records over them.
+    fn fill_zeros(&self, file: &SegFile, from: u64, to: u64) -> Result<()> {
+        static ZEROS: [u8; PREALLOC_CHUNK as usize] = [0; PREALLOC_CHUNK as usize];
+        #[cfg(feature = "failpoints")]
+        if self
+            .shared
+            .refuse_zero_fill
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(StorageError::Failed(
+                "simulated: no space for a chunk of zeros".into(),
+            ));
+        }
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(PREALLOC_CHUNK) as usize;
+            file.file.write_all_at(&ZEROS[..n], at).at(&file.path)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes every later chunk of zeros fail to write, as on a disk with less than a chunk free
+    /// (appends must still go in, over a hole as before the zeros).
+    #[cfg(feature = "failpoints")]
+    #[doc(hidden)]
+    pub fn refuse_zero_fill(&self, refuse: bool) {
+        self.shared
+            .refuse_zero_fill
+            .store(refuse, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Figures about the store.
     pub fn stats(&self) -> StoreStats {
         let st = self.shared.state.lock();
@@ -573,21 +611,6 @@ impl Store {
             flusher_syncs: self.shared.durability.syncs(),
         }
     }
-}
-
-/// Writes zeros over `[from, to)` of the active segment (never below its last record). Space set
-/// aside with `set_len` alone is a hole: ext4 then allocates its blocks, and changes the file's
-/// extents, in each fsync that first writes some of those pages back. Zeros written now are
-/// allocated once per chunk, and later fsyncs only write records over them.
-fn fill_zeros(file: &SegFile, from: u64, to: u64) -> Result<()> {
-    static ZEROS: [u8; PREALLOC_CHUNK as usize] = [0; PREALLOC_CHUNK as usize];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(PREALLOC_CHUNK) as usize;
-        file.file.write_all_at(&ZEROS[..n], at).at(&file.path)?;
-        at += n as u64;
-    }
-    Ok(())
 }
 
 /// How many bytes of `[from, to)` in `file` lie before and at its last non-zero byte: the damage in

@@ -118,6 +118,58 @@ fn preallocated_space_is_written_zeros_not_a_hole() {
     assert_eq!(visible(&store, b"a", 2).as_deref(), Some(&b"1"[..]));
 }
 
+/// A disk too full for a chunk of zeros still takes records: the space is set aside as a hole,
+/// as before the zeros, and a restart finds every record in it.
+#[cfg(feature = "failpoints")]
+#[test]
+fn appends_go_in_over_a_hole_when_no_chunk_of_zeros_fits() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        segment_bytes: 8 << 20,
+        ..small_config()
+    };
+    let value = "v".repeat(60 << 10);
+    {
+        let store = open(dir.path(), &config);
+        store.refuse_zero_fill(true);
+        // 40 values of 60 KiB: past the first 1 MiB chunk and into the third.
+        for i in 0..40u64 {
+            store
+                .append(&put_at(&format!("k{i}"), &value, i + 1))
+                .expect("an append over a hole");
+        }
+        let seg = &segment_files(dir.path())[0];
+        let meta = std::fs::metadata(seg).expect("meta");
+        assert!(
+            meta.len() >= 3 << 20,
+            "space set aside: {} bytes",
+            meta.len()
+        );
+        assert!(
+            meta.blocks() * 512 < meta.len(),
+            "the space past the records is a hole ({} of {} bytes allocated): the fallback ran",
+            meta.blocks() * 512,
+            meta.len()
+        );
+        store.sync().expect("sync");
+    }
+    let store = open(dir.path(), &config);
+    assert_eq!(store.log_end_offset(), 40);
+    assert_eq!(store.recovery().torn_bytes_dropped, 0);
+    for i in 0..40u64 {
+        assert_eq!(
+            visible(&store, format!("k{i}").as_bytes(), 100).as_deref(),
+            Some(value.as_bytes()),
+            "k{i} after a restart"
+        );
+    }
+    store
+        .append(&put_at("after", "1", 41))
+        .expect("append after the restart");
+    assert_eq!(visible(&store, b"after", 100).as_deref(), Some(&b"1"[..]));
+}
+
 #[test]
 fn garbage_after_the_last_record_is_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
