@@ -75,8 +75,9 @@ fn ephemeral_low() -> u16 {
 }
 
 /// `count` distinct loopback ports that are free now, below the kernel's ephemeral range (from
-/// a random start, so two labs rarely probe the same ones).
-fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
+/// a random start, so two labs rarely probe the same ones). Ports asked for one at a time from
+/// the kernel can repeat, and can be taken by an outgoing connection before a server binds them.
+pub fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
     let high = ephemeral_low().max(12_000);
     let low = high.saturating_sub(10_000).max(1024);
     let span = u64::from(high - low);

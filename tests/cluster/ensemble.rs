@@ -293,13 +293,13 @@ async fn run_stops_its_ensemble_on_failure_and_refuses_an_even_one() {
 async fn the_shipped_ensemble3_runs_three_nodes_through_the_loss_of_its_leader() {
     use crate::procs::{Nodes, cli};
     use simplekv::broker::BrokerConfig;
-    use simplekv::coord::server::free_port;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/ensemble3");
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path();
     std::fs::create_dir_all(work.join("conf")).expect("mkdir");
     std::fs::copy(root.join("zk-server.sh"), work.join("conf/zk-server.sh")).expect("script");
-    let ports: Vec<u16> = (0..9).map(|_| free_port().expect("port")).collect();
+    // Distinct ports, all at once: one at a time, the kernel handed out the same port twice.
+    let ports = simplekv::coord::ensemble::free_ports(18).expect("ports");
     let client_port = |n: usize| ports[n - 1];
     for n in 1..=3 {
         let shipped = std::fs::read_to_string(root.join(format!("zoo-{n}.cfg"))).expect("cfg");
@@ -385,9 +385,10 @@ async fn the_shipped_ensemble3_runs_three_nodes_through_the_loss_of_its_leader()
                 "node-{i} names every server"
             );
             cfg.zookeeper.connect = connect.clone();
-            cfg.kv_port = free_port().expect("port");
-            cfg.peer_port = free_port().expect("port");
-            cfg.resp_port = Some(free_port().expect("port"));
+            let port = |k: usize| ports[9 + 3 * (i - 1) + k];
+            cfg.kv_port = port(0);
+            cfg.peer_port = port(1);
+            cfg.resp_port = Some(port(2));
             cfg.data_dir = work.join(format!("node-{i}"));
             let path = work.join(format!("node-{i}.yaml"));
             std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml")).expect("write");

@@ -4,7 +4,6 @@
 use crate::procs::{Nodes, cli};
 use simplekv::broker::BrokerConfig;
 use simplekv::client::{Client, ClientConfig};
-use simplekv::coord::server::free_port;
 use simplekv::replica::Acks;
 use std::time::Duration;
 
@@ -16,8 +15,11 @@ fn node_configs(zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// Node configs from the shipped `conf/<name>`, on the test ZooKeeper, free ports and `dir`
 /// (TLS files in `dir/certs`).
 fn shipped_configs(name: &str, zk: &str, dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    // Nine distinct ports at once (one at a time, the kernel may hand out one twice).
+    let ports = simplekv::coord::ensemble::free_ports(9).expect("ports");
     (1..=3)
         .map(|i| {
+            let port = |k: usize| ports[3 * (i - 1) + k];
             let shipped = format!("{}/conf/{name}/node-{i}.yaml", env!("CARGO_MANIFEST_DIR"));
             let mut cfg =
                 BrokerConfig::load(std::path::Path::new(&shipped)).expect("shipped config loads");
@@ -28,9 +30,9 @@ fn shipped_configs(name: &str, zk: &str, dir: &std::path::Path) -> Vec<std::path
             }
             cfg.zookeeper.connect = zk.to_string();
             cfg.zookeeper.session_timeout_ms = 2000;
-            cfg.kv_port = free_port().expect("port");
-            cfg.peer_port = free_port().expect("port");
-            cfg.resp_port = Some(free_port().expect("port"));
+            cfg.kv_port = port(0);
+            cfg.peer_port = port(1);
+            cfg.resp_port = Some(port(2));
             cfg.data_dir = dir.join(format!("node-{i}"));
             let path = dir.join(format!("node-{i}.yaml"));
             std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml")).expect("write");
