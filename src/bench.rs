@@ -35,7 +35,7 @@ pub struct BenchOptions {
     pub fsync: FsyncPolicy,
     /// The load.
     pub plan: LoadPlan,
-    /// Whether the client batches writes (see `client::batch`); off, every write is a request.
+    /// Whether the client batches writes and reads (see `client::batch`); off, each is a request.
     pub batch_writes: bool,
 }
 
@@ -264,6 +264,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
     let cfg = ClientConfig {
         request_timeout: BENCH_REQUEST_TIMEOUT,
         batch_writes: options.batch_writes,
+        batch_reads: options.batch_writes,
         ..ClientConfig::default()
     };
     let mut temp = None;
@@ -316,9 +317,9 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
         String::new()
     };
     let batching = if options.batch_writes {
-        "batched writes"
+        "batched writes and reads"
     } else {
-        "a request per write"
+        "a request per write and per read"
     };
     Ok(BenchResult {
         setup: format!(

@@ -21,6 +21,12 @@ impl KvService {
     }
 
     fn replica_for(&self, key: &[u8]) -> Result<&Arc<Replica>, Status> {
+        self.check_key(key)?;
+        self.replica_of(partition_of(key, self.inner.spec.partitions))
+    }
+
+    /// Refuses an empty key or one longer than any write could have stored.
+    fn check_key(&self, key: &[u8]) -> Result<(), Status> {
         if key.is_empty() {
             return Err(rpc::status(
                 Reason::InvalidArgument,
@@ -38,7 +44,11 @@ impl KvService {
             };
             return Err(rpc::status(Reason::InvalidArgument, e.to_string(), None));
         }
-        let p = partition_of(key, self.inner.spec.partitions);
+        Ok(())
+    }
+
+    /// This broker's replica of partition `p`, or `NotLeader` naming the leader if known.
+    fn replica_of(&self, p: u32) -> Result<&Arc<Replica>, Status> {
         self.inner.replicas.get(&p).ok_or_else(|| {
             let leader = self.inner.leader_kv_addr(p);
             rpc::status(
@@ -220,6 +230,31 @@ fn invalid(message: String) -> Status {
     rpc::status(Reason::InvalidArgument, message, None)
 }
 
+/// Value bytes one `GetBatch` reply carries at most (half a message); the rest are
+/// `retry_alone`.
+const READ_BATCH_BYTES: usize = super::MAX_MESSAGE_BYTES / 2;
+/// Keys one `GetBatch` may ask for (clients send at most `client::read_batch::MAX_BATCH_READS`);
+/// a request of millions of tiny keys is refused rather than answered.
+pub(super) const MAX_GET_BATCH_KEYS: usize = 4096;
+
+fn retry_alone() -> rpc::GetResult {
+    rpc::GetResult {
+        retry_alone: true,
+        ..Default::default()
+    }
+}
+
+/// One key of a batch that failed as `status` says.
+fn read_failed(status: &Status) -> rpc::GetResult {
+    rpc::GetResult {
+        error_reason: rpc::reason_of(status)
+            .map_or(rpc::INTERNAL_REASON, Reason::as_str)
+            .to_string(),
+        error_message: status.message().to_string(),
+        ..Default::default()
+    }
+}
+
 /// One write of a batch that failed as `status` says.
 fn failed(status: &Status) -> rpc::WriteResult {
     rpc::WriteResult {
@@ -268,6 +303,65 @@ impl Kv for KvService {
         }
     }
 
+    async fn get_batch(
+        &self,
+        req: Request<rpc::GetBatchRequest>,
+    ) -> Result<Response<rpc::GetBatchResponse>, Status> {
+        let r = req.into_inner();
+        let p = r.partition;
+        if r.keys.len() > MAX_GET_BATCH_KEYS {
+            return Err(invalid(format!(
+                "the read batch asks for {} keys; the most a broker answers at once is \
+                 {MAX_GET_BATCH_KEYS}",
+                r.keys.len()
+            )));
+        }
+        let replica = self.replica_of(p)?;
+        // Not the leader (or its lease lapsed): refuse the whole call, naming the leader, as a
+        // Get would.
+        replica.check_reads().map_err(|e| self.to_status(e))?;
+        let mut room = READ_BATCH_BYTES;
+        let results = r
+            .keys
+            .into_iter()
+            .map(|key| {
+                let owner = partition_of(&key, self.inner.spec.partitions);
+                let checked = self.check_key(&key).and_then(|()| {
+                    if owner == p {
+                        Ok(())
+                    } else {
+                        Err(rpc::status(
+                            Reason::InvalidArgument,
+                            format!("the key belongs to partition {owner}, not {p}"),
+                            None,
+                        ))
+                    }
+                });
+                if let Err(status) = checked {
+                    return read_failed(&status);
+                }
+                match replica.read_now(&key) {
+                    Ok(Some(Lookup::Found { value, .. })) => {
+                        // The first value always fits: a Get could return it.
+                        if value.len() > room && room < READ_BATCH_BYTES {
+                            return retry_alone();
+                        }
+                        room = room.saturating_sub(value.len());
+                        rpc::GetResult {
+                            found: true,
+                            value,
+                            ..Default::default()
+                        }
+                    }
+                    Ok(Some(_)) => rpc::GetResult::default(),
+                    Ok(None) => retry_alone(),
+                    Err(e) => read_failed(&self.to_status(e)),
+                }
+            })
+            .collect();
+        Ok(Response::new(rpc::GetBatchResponse { results }))
+    }
+
     async fn set(
         &self,
         req: Request<rpc::SetRequest>,
@@ -296,16 +390,7 @@ impl Kv for KvService {
     ) -> Result<Response<rpc::WriteBatchResponse>, Status> {
         let r = req.into_inner();
         let p = r.partition;
-        let replica = self.inner.replicas.get(&p).ok_or_else(|| {
-            rpc::status(
-                Reason::NotLeader,
-                format!(
-                    "broker {} holds no replica of partition {p}",
-                    self.inner.id()
-                ),
-                self.inner.leader_kv_addr(p).as_deref(),
-            )
-        })?;
+        let replica = self.replica_of(p)?;
         self.check_accepting_partition(p)?;
         let acks = acks_of(r.acks)?;
         let now = now_ms();

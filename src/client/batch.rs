@@ -18,14 +18,13 @@
 //! "never applied" is one of the outcomes that allows).
 
 use super::Transport;
+use super::queue::{self, Limits, Queues};
 use crate::replica::Acks;
 use crate::rpc::{self, Reason, kv_client::KvClient};
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Batches one queue to a broker over a connection may have in flight at once.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -36,8 +35,6 @@ pub const MAX_BATCH_WRITES: usize = 1024;
 /// Most key and value bytes in one batch (well under the message limit); a single larger write
 /// still goes, alone.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
-/// A queue nobody has written to for this long ends its task (the next write starts a new one).
-const IDLE: Duration = Duration::from_secs(30);
 
 /// What a batched write comes back with: exactly what a `Set` call would have returned.
 pub type Reply = Result<rpc::WriteResponse, tonic::Status>;
@@ -48,24 +45,41 @@ struct Pending {
 }
 
 impl Pending {
-    fn bytes(&self) -> usize {
-        self.write.key.len() + self.write.value.len()
+    fn bytes(p: &Self) -> usize {
+        p.write.key.len() + p.write.value.len()
     }
 }
 
-/// Batches sent and the writes they carried (all queues of one client add to it).
+/// Batches sent and the items they carried (all queues of one client, for writes or reads).
 #[derive(Debug, Default)]
 pub struct Counters {
     requests: AtomicU64,
-    writes: AtomicU64,
+    items: AtomicU64,
+    alone: AtomicU64,
 }
 
 impl Counters {
-    /// (requests sent, writes they carried).
+    /// Counts one request carrying `items`.
+    pub(super) fn add(&self, items: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+    }
+
+    /// Counts an item the batch did not answer, asked alone after it.
+    pub(super) fn add_alone(&self) {
+        self.alone.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Items asked alone after their batch did not answer them.
+    pub fn alone(&self) -> u64 {
+        self.alone.load(Ordering::Relaxed)
+    }
+
+    /// (requests sent, items they carried).
     pub fn read(&self) -> (u64, u64) {
         (
             self.requests.load(Ordering::Relaxed),
-            self.writes.load(Ordering::Relaxed),
+            self.items.load(Ordering::Relaxed),
         )
     }
 }
@@ -76,7 +90,7 @@ pub struct Batcher {
     local: Option<crate::broker::LocalKv>,
     timeout: Duration,
     counters: Arc<Counters>,
-    queues: Mutex<HashMap<(u32, Acks), mpsc::UnboundedSender<Pending>>>,
+    queues: Queues<(u32, Acks), Pending>,
 }
 
 impl Batcher {
@@ -93,7 +107,7 @@ impl Batcher {
             local,
             timeout,
             counters,
-            queues: Mutex::new(HashMap::new()),
+            queues: Queues::new(),
         }
     }
 
@@ -106,31 +120,37 @@ impl Batcher {
         write: rpc::BatchedWrite,
     ) -> oneshot::Receiver<Reply> {
         let (tx, rx) = oneshot::channel();
-        let mut pending = Pending { write, reply: tx };
-        let mut queues = self.queues.lock();
-        // A queue whose task ended on idling refuses the send: start a new one.
-        for _ in 0..2 {
-            let queue = queues.entry((partition, acks)).or_insert_with(|| {
-                let (qtx, qrx) = mpsc::unbounded_channel();
-                let queue = Queue {
-                    kv: self.kv.clone(),
-                    local: self.local.clone(),
-                    partition,
-                    acks,
-                    timeout: self.timeout,
-                    counters: Arc::clone(&self.counters),
-                };
-                tokio::spawn(drive(qrx, queue));
-                qtx
-            });
-            match queue.send(pending) {
-                Ok(()) => return rx,
-                Err(mpsc::error::SendError(back)) => {
-                    queues.remove(&(partition, acks));
-                    pending = back;
-                }
-            }
-        }
+        let start = |requests| {
+            let queue = Queue {
+                kv: self.kv.clone(),
+                local: self.local.clone(),
+                partition,
+                acks,
+                timeout: self.timeout,
+                counters: Arc::clone(&self.counters),
+            };
+            let limits = Limits {
+                in_flight: if queue.local.is_some() {
+                    LOCAL_IN_FLIGHT
+                } else {
+                    MAX_IN_FLIGHT
+                },
+                items: MAX_BATCH_WRITES,
+                bytes: MAX_BATCH_BYTES,
+            };
+            tokio::spawn(queue::drive(
+                requests,
+                limits,
+                Pending::bytes,
+                move |batch| send(queue.clone(), batch),
+            ));
+        };
+        let Err(pending) = self
+            .queues
+            .push((partition, acks), Pending { write, reply: tx }, start)
+        else {
+            return rx;
+        };
         // Unreachable in practice (a new queue's task is alive); answer rather than hang.
         let _ = pending.reply.send(Err(rpc::status(
             Reason::NotLeader,
@@ -153,55 +173,6 @@ struct Queue {
     counters: Arc<Counters>,
 }
 
-/// A queue's task: takes what is queued whenever a slot is free and sends it as one batch.
-async fn drive(mut rx: mpsc::UnboundedReceiver<Pending>, queue: Queue) {
-    let in_flight = if queue.local.is_some() {
-        LOCAL_IN_FLIGHT
-    } else {
-        MAX_IN_FLIGHT
-    };
-    let slots = Arc::new(Semaphore::new(in_flight));
-    let mut carry: Option<Pending> = None;
-    loop {
-        let first = match carry.take() {
-            Some(p) => p,
-            None => match tokio::time::timeout(IDLE, rx.recv()).await {
-                Ok(Some(p)) => p,
-                Ok(None) => return,
-                Err(_) => {
-                    // Refuse new writes, then send what is still queued and end.
-                    rx.close();
-                    continue;
-                }
-            },
-        };
-        // Waiting for a slot is where writes gather.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let mut bytes = first.bytes();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_WRITES {
-            match rx.try_recv() {
-                Ok(p) if bytes + p.bytes() > MAX_BATCH_BYTES => {
-                    carry = Some(p);
-                    break;
-                }
-                Ok(p) => {
-                    bytes += p.bytes();
-                    batch.push(p);
-                }
-                Err(_) => break,
-            }
-        }
-        let queue = queue.clone();
-        tokio::spawn(async move {
-            send(queue, batch).await;
-            drop(slot);
-        });
-    }
-}
-
 /// Sends one batch and hands each write its outcome.
 async fn send(queue: Queue, batch: Vec<Pending>) {
     let Queue {
@@ -220,10 +191,7 @@ async fn send(queue: Queue, batch: Vec<Pending>) {
     if writes.is_empty() {
         return;
     }
-    counters.requests.fetch_add(1, Ordering::Relaxed);
-    counters
-        .writes
-        .fetch_add(writes.len() as u64, Ordering::Relaxed);
+    counters.add(writes.len());
     let req = rpc::WriteBatchRequest {
         partition,
         acks: super::wire_acks(acks) as i32,
@@ -280,10 +248,15 @@ pub(super) fn outcome(partition: u32, r: rpc::WriteResult) -> Reply {
             offset: r.offset,
         });
     }
-    Err(match Reason::parse(&r.error_reason) {
-        Some(reason) => rpc::status(reason, r.error_message, None),
-        None => tonic::Status::internal(r.error_message),
-    })
+    Err(status_of(&r.error_reason, r.error_message))
+}
+
+/// The status a single call would have failed with, from a batch result's reason and message.
+pub(super) fn status_of(reason: &str, message: String) -> tonic::Status {
+    match Reason::parse(reason) {
+        Some(reason) => rpc::status(reason, message, None),
+        None => tonic::Status::internal(message),
+    }
 }
 
 #[cfg(test)]

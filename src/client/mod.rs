@@ -12,6 +12,8 @@
 mod batch;
 mod error;
 mod follow;
+mod queue;
+mod read_batch;
 mod routes;
 pub mod transport;
 
@@ -51,6 +53,8 @@ pub struct ClientConfig {
     /// Send sets and deletes in batches (`WriteBatch`, see [`batch`]) rather than one request
     /// each: the same outcomes, far fewer requests when many writes are in flight.
     pub batch_writes: bool,
+    /// Send reads to brokers over a connection in batches (`GetBatch`, see [`read_batch`]).
+    pub batch_reads: bool,
     /// A broker in this process to call directly when it is the one routed to (a RESP
     /// listener's own broker; see [`transport`]). Others are dialed as usual.
     pub local: Option<crate::broker::LocalKv>,
@@ -70,6 +74,7 @@ impl Default for ClientConfig {
             zk_session_timeout: DEFAULT_ZK_SESSION,
             dialer: crate::rpc::Dialer::default(),
             batch_writes: true,
+            batch_reads: true,
             local: None,
             tls: None,
         }
@@ -100,6 +105,7 @@ struct Endpoint {
     /// The broker in this process, when `kv` is it (write batches and reads skip the codec).
     local: Option<crate::broker::LocalKv>,
     batches: batch::Batcher,
+    reads: read_batch::Reader,
 }
 
 /// A client of one cluster. Cloning is cheap and shares connections.
@@ -113,6 +119,7 @@ struct Inner {
     routes: RwLock<Routes>,
     channels: Mutex<HashMap<String, Arc<Endpoint>>>,
     batches: Arc<batch::Counters>,
+    read_batches: Arc<batch::Counters>,
     cfg: ClientConfig,
     refresh: tokio::sync::Mutex<()>,
     /// Ends the tasks that follow ZooKeeper for this client.
@@ -164,6 +171,7 @@ impl Client {
                 routes: RwLock::new(Routes::default()),
                 channels: Mutex::new(HashMap::new()),
                 batches: Arc::default(),
+                read_batches: Arc::default(),
                 cfg,
                 refresh: tokio::sync::Mutex::new(()),
                 following: tokio_util::sync::CancellationToken::new(),
@@ -251,6 +259,14 @@ impl Client {
         self.inner.batches.read()
     }
 
+    /// How many `GetBatch` requests this client has sent, how many reads they carried, and how
+    /// many of those the batch did not answer and were asked alone (all 0 with `batch_reads`
+    /// off, or when every read went to the broker in this process).
+    pub fn read_batch_stats(&self) -> (u64, u64, u64) {
+        let (requests, reads) = self.inner.read_batches.read();
+        (requests, reads, self.inner.read_batches.alone())
+    }
+
     /// The partition of `key`.
     pub fn partition_of(&self, key: &[u8]) -> u32 {
         partition_of(key, self.partitions())
@@ -312,6 +328,11 @@ impl Client {
                     local.clone(),
                     self.inner.cfg.request_timeout,
                     Arc::clone(&self.inner.batches),
+                ),
+                reads: read_batch::Reader::new(
+                    kv.clone(),
+                    self.inner.cfg.request_timeout,
+                    Arc::clone(&self.inner.read_batches),
                 ),
                 kv,
                 local,
@@ -430,18 +451,12 @@ impl Client {
     /// The committed value of `key`, or `None`.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ClientError> {
         let k = Bytes::copy_from_slice(key);
+        let p = self.partition_of(key);
+        let batch = self.inner.cfg.batch_reads;
+        let counters = &self.inner.read_batches;
         let r = self
             .call(key, false, |e| {
-                let (mut c, local, key) = (e.kv.clone(), e.local.clone(), k.clone());
-                async move {
-                    match local {
-                        Some(l) => l
-                            .get(rpc::GetRequest { key })
-                            .await
-                            .map(tonic::Response::new),
-                        None => c.get(rpc::GetRequest { key }).await,
-                    }
-                }
+                read_batch::get(e, p, k.clone(), batch, counters)
             })
             .await?;
         Ok(r.found.then_some(r.value))

@@ -26,7 +26,7 @@ pub struct BenchArgs {
     /// Operations each client keeps in flight (pipelining; 1 = one at a time).
     #[arg(long, default_value_t = 1)]
     in_flight: u32,
-    /// Send every write as its own request instead of through the client's write batches.
+    /// Send every write and read as its own request instead of through the client's batches.
     #[arg(long)]
     no_batching: bool,
     /// Operations in all (default 20000 unless --duration is given).

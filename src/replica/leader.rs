@@ -406,6 +406,28 @@ impl Replica {
         }
     }
 
+    /// Whether this replica serves reads now (it leads, takes clients and holds its lease).
+    pub fn check_reads(&self) -> Result<(), ReplicaError> {
+        self.check_taking_clients(&self.lock())?;
+        self.check_lease()
+    }
+
+    /// [`Replica::read`] without waiting: `None` while the key's latest record is above the HW
+    /// (ask again with `read`, which waits for the commit).
+    pub fn read_now(&self, key: &[u8]) -> Result<Option<Lookup>, ReplicaError> {
+        let hw = {
+            let st = self.lock();
+            self.check_taking_clients(&st)?;
+            st.hw
+        };
+        let lookup = self.log.get(key)?;
+        if lookup.offset().is_some_and(|o| o >= hw) {
+            return Ok(None);
+        }
+        self.check_lease()?;
+        Ok(Some(lookup))
+    }
+
     /// Serves a follower's fetch: records its progress (which may advance the HW or qualify it
     /// for the ISR), then returns records from its offset, waiting up to `max_wait` for some.
     pub async fn fetch(&self, req: FetchRequest) -> Result<FetchReply, ReplicaError> {

@@ -200,6 +200,13 @@ async fn a_queue_to_the_broker_in_this_process_does_not_hold_writes_behind_four_
         )
         .await;
     }
+    // Appended, not just sent: each batch reached the leader's log.
+    wait_for(
+        "the eight writes in the leader's log",
+        Duration::from_secs(5),
+        || async { log_of(&c, leader, 0).log_end_offset() == 9 },
+    )
+    .await;
     assert!(
         writes.try_join_next().is_none(),
         "nothing commits while the follower is frozen"
@@ -210,5 +217,158 @@ async fn a_queue_to_the_broker_in_this_process_does_not_hold_writes_behind_four_
             .expect("acknowledged once the follower is back");
     }
     assert_eq!(client.batch_stats().0, before + 8);
+    c.cluster.shutdown().await;
+}
+
+/// A client with no broker in its process (a RESP listener forwarding, say).
+async fn remote_client(c: &TestCluster) -> Client {
+    client(c).await
+}
+
+/// Reads sent to a broker over a connection share `GetBatch` requests, and each gets what a
+/// `Get` of its key would have: the value, or nothing for a missing key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_share_requests_and_each_gets_its_own_answer() {
+    let c = start("read-batching", spec(3, 1, 3, 2)).await;
+    wait_for_isr(&c, 3).await;
+    let client = remote_client(&c).await;
+    for i in 0..200u32 {
+        client
+            .set(
+                format!("k{i}").as_bytes(),
+                format!("v{i}").as_bytes(),
+                None,
+                Acks::All,
+            )
+            .await
+            .expect("set");
+    }
+    let mut reads = tokio::task::JoinSet::new();
+    for i in 0..300u32 {
+        let client = client.clone();
+        reads.spawn(async move { (i, client.get(format!("k{i}").as_bytes()).await) });
+    }
+    while let Some(done) = reads.join_next().await {
+        let (i, got) = done.expect("task");
+        let want = (i < 200).then(|| format!("v{i}"));
+        assert_eq!(
+            got.expect("get")
+                .map(|v| String::from_utf8_lossy(&v).to_string()),
+            want,
+            "k{i}"
+        );
+    }
+    let (requests, carried, alone) = client.read_batch_stats();
+    assert_eq!(carried, 300, "every read went through a batch");
+    assert_eq!(alone, 0, "every committed key was answered in its batch");
+    assert!(
+        requests < carried,
+        "{carried} concurrent reads took {requests} requests: nothing was batched"
+    );
+    c.cluster.shutdown().await;
+}
+
+/// A key whose latest record is not committed is not answered in the batch: it is asked alone,
+/// and that read waits for the commit, while the rest of its batch is answered at once. A
+/// broker that does not lead the partition refuses the whole batch, naming the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncommitted_key_waits_alone_and_holds_up_no_other_read() {
+    let c = start_with(|d| {
+        let mut o = options("read-batch-alone", spec(2, 1, 2, 1), d);
+        // Nothing shrinks the ISR or times out while the follower is frozen.
+        o.session_timeout_ms = 20_000;
+        o.replication.replica_lag_time_max_ms = 30_000;
+        o.replication.request_timeout_ms = 30_000;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 2).await;
+    let leader = leader_of(&c, 0).expect("a leader");
+    let follower = follower_of(&c, leader);
+    let client = remote_client(&c).await;
+    client
+        .set(b"cold", b"1", None, Acks::All)
+        .await
+        .expect("set");
+    let kv_of = |id: u32| {
+        let addr = c.broker(id).expect("up").kv_addr();
+        async move {
+            simplekv::rpc::kv_client::KvClient::connect(format!("http://{addr}"))
+                .await
+                .expect("connect")
+        }
+    };
+    let batch = |keys: &[&'static [u8]]| simplekv::rpc::GetBatchRequest {
+        partition: 0,
+        keys: keys.iter().map(|k| bytes::Bytes::from_static(k)).collect(),
+    };
+    let refused = kv_of(follower)
+        .await
+        .get_batch(batch(&[b"cold"]))
+        .await
+        .expect_err("a follower refuses");
+    assert_eq!(
+        simplekv::rpc::reason_of(&refused),
+        Some(simplekv::rpc::Reason::NotLeader),
+        "{refused:?}"
+    );
+    assert_eq!(
+        simplekv::rpc::leader_of(&refused),
+        Some(c.broker(leader).expect("up").kv_addr().to_string()),
+        "the refusal names the leader"
+    );
+    let mut direct = kv_of(leader).await;
+    let pause = c.pause(follower).await.expect("pause");
+    // Appended and durable on the leader, not committed: the follower cannot fetch it.
+    client
+        .set(b"hot", b"2", None, Acks::One)
+        .await
+        .expect("set");
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        direct.get_batch(batch(&[b"hot", b"cold", b"missing"])),
+    )
+    .await
+    .expect("a batch with an uncommitted key is answered at once")
+    .expect("get_batch")
+    .into_inner()
+    .results;
+    assert_eq!(answered.len(), 3);
+    assert!(answered[0].retry_alone, "hot: {:?}", answered[0]);
+    assert!(
+        answered[1].found && answered[1].value == "1" && !answered[1].retry_alone,
+        "cold: {:?}",
+        answered[1]
+    );
+    assert!(
+        !answered[2].found && !answered[2].retry_alone && answered[2].error_reason.is_empty(),
+        "missing: {:?}",
+        answered[2]
+    );
+    let hot = {
+        let client = client.clone();
+        tokio::spawn(async move { client.get(b"hot").await })
+    };
+    wait_for("the hot read's batch", Duration::from_secs(10), || async {
+        client.read_batch_stats().1 > 0
+    })
+    .await;
+    let cold = tokio::time::timeout(Duration::from_secs(10), client.get(b"cold"))
+        .await
+        .expect("a committed key is answered while another waits for its commit")
+        .expect("get");
+    assert_eq!(cold.as_deref(), Some(&b"1"[..]));
+    assert!(
+        !hot.is_finished(),
+        "the uncommitted key is not answered before its commit"
+    );
+    c.resume_pause(follower, pause).await.expect("resume");
+    let hot = hot.await.expect("task").expect("get");
+    assert_eq!(hot.as_deref(), Some(&b"2"[..]), "read once committed");
+    assert_eq!(
+        client.read_batch_stats().2,
+        1,
+        "only the hot read was asked alone"
+    );
     c.cluster.shutdown().await;
 }
