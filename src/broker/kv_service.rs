@@ -244,25 +244,29 @@ fn retry_alone() -> rpc::GetResult {
     }
 }
 
+/// A failed item of a batch as its result carries it: the reason (or INTERNAL), the message.
+fn reason_and_message(status: &Status) -> (String, String) {
+    let reason = rpc::reason_of(status).map_or(rpc::INTERNAL_REASON, Reason::as_str);
+    (reason.to_string(), status.message().to_string())
+}
+
 /// One key of a batch that failed as `status` says.
 fn read_failed(status: &Status) -> rpc::GetResult {
+    let (error_reason, error_message) = reason_and_message(status);
     rpc::GetResult {
-        error_reason: rpc::reason_of(status)
-            .map_or(rpc::INTERNAL_REASON, Reason::as_str)
-            .to_string(),
-        error_message: status.message().to_string(),
+        error_reason,
+        error_message,
         ..Default::default()
     }
 }
 
 /// One write of a batch that failed as `status` says.
 fn failed(status: &Status) -> rpc::WriteResult {
+    let (error_reason, error_message) = reason_and_message(status);
     rpc::WriteResult {
         offset: 0,
-        error_reason: rpc::reason_of(status)
-            .map_or(rpc::INTERNAL_REASON, Reason::as_str)
-            .to_string(),
-        error_message: status.message().to_string(),
+        error_reason,
+        error_message,
     }
 }
 

@@ -155,18 +155,7 @@ async fn an_in_process_batch_larger_than_a_message_is_refused_whole_as_over_the_
 /// for an earlier batch to commit before it is even appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_to_the_broker_in_this_process_does_not_hold_writes_behind_four_batches() {
-    let c = start_with(|d| {
-        let mut o = options("batch-local", spec(2, 1, 2, 2), d);
-        // Nothing shrinks the ISR or times out while the follower is frozen: the writes wait.
-        o.session_timeout_ms = 20_000;
-        o.replication.replica_lag_time_max_ms = 30_000;
-        o.replication.request_timeout_ms = 30_000;
-        o
-    })
-    .await;
-    wait_for_isr(&c, 2).await;
-    let leader = leader_of(&c, 0).expect("a leader");
-    let follower = follower_of(&c, leader);
+    let (c, leader, follower) = patient_cluster("batch-local", 2).await;
     let client = Client::connect_zk(
         c.zk_connect(),
         ClientConfig {
@@ -220,9 +209,21 @@ async fn a_queue_to_the_broker_in_this_process_does_not_hold_writes_behind_four_
     c.cluster.shutdown().await;
 }
 
-/// A client with no broker in its process (a RESP listener forwarding, say).
-async fn remote_client(c: &TestCluster) -> Client {
-    client(c).await
+/// Two brokers, one partition, min ISR `min_isr`, where nothing shrinks the ISR or times out
+/// while the follower is frozen (writes and reads wait for it); with its leader and follower.
+async fn patient_cluster(name: &str, min_isr: u32) -> (TestCluster, u32, u32) {
+    let c = start_with(|d| {
+        let mut o = options(name, spec(2, 1, 2, min_isr), d);
+        o.session_timeout_ms = 20_000;
+        o.replication.replica_lag_time_max_ms = 30_000;
+        o.replication.request_timeout_ms = 30_000;
+        o
+    })
+    .await;
+    wait_for_isr(&c, 2).await;
+    let leader = leader_of(&c, 0).expect("a leader");
+    let follower = follower_of(&c, leader);
+    (c, leader, follower)
 }
 
 /// Reads sent to a broker over a connection share `GetBatch` requests, and each gets what a
@@ -231,7 +232,8 @@ async fn remote_client(c: &TestCluster) -> Client {
 async fn concurrent_reads_share_requests_and_each_gets_its_own_answer() {
     let c = start("read-batching", spec(3, 1, 3, 2)).await;
     wait_for_isr(&c, 3).await;
-    let client = remote_client(&c).await;
+    // No broker in the client's process: every read goes over a connection.
+    let client = client(&c).await;
     for i in 0..200u32 {
         client
             .set(
@@ -273,19 +275,9 @@ async fn concurrent_reads_share_requests_and_each_gets_its_own_answer() {
 /// broker that does not lead the partition refuses the whole batch, naming the leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uncommitted_key_waits_alone_and_holds_up_no_other_read() {
-    let c = start_with(|d| {
-        let mut o = options("read-batch-alone", spec(2, 1, 2, 1), d);
-        // Nothing shrinks the ISR or times out while the follower is frozen.
-        o.session_timeout_ms = 20_000;
-        o.replication.replica_lag_time_max_ms = 30_000;
-        o.replication.request_timeout_ms = 30_000;
-        o
-    })
-    .await;
-    wait_for_isr(&c, 2).await;
-    let leader = leader_of(&c, 0).expect("a leader");
-    let follower = follower_of(&c, leader);
-    let client = remote_client(&c).await;
+    let (c, leader, follower) = patient_cluster("read-batch-alone", 1).await;
+    // No broker in the client's process: every read goes over a connection.
+    let client = client(&c).await;
     client
         .set(b"cold", b"1", None, Acks::All)
         .await
