@@ -8,7 +8,7 @@
 //! A queue to the broker in this process (a RESP listener's own partitions) calls its handler
 //! directly, with no round to save, so it keeps up to [`LOCAL_IN_FLIGHT`] batches in flight: a
 //! write that had to wait for one of four slots waited for an earlier batch to commit before it
-//! was even appended, and so missed the followers' next fetch (at `redis-benchmark -P 1`, 8-12 %
+//! was even appended, and so missed the followers' next fetch (at `redis-benchmark -P 1`, 5-23 %
 //! fewer SETs a second).
 //!
 //! Every write keeps its own outcome: the broker answers per write, and a failure of the whole
