@@ -47,6 +47,17 @@ impl KvService {
         Ok(())
     }
 
+    /// Refuses a key of another partition than `p` in a batch for `p`.
+    fn check_owner(&self, key: &[u8], p: u32) -> Result<(), Status> {
+        let owner = partition_of(key, self.inner.spec.partitions);
+        if owner == p {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "the key belongs to partition {owner}, not {p}"
+        )))
+    }
+
     /// This broker's replica of partition `p`, or `NotLeader` naming the leader if known.
     fn replica_of(&self, p: u32) -> Result<&Arc<Replica>, Status> {
         self.inner.replicas.get(&p).ok_or_else(|| {
@@ -329,18 +340,9 @@ impl Kv for KvService {
             .keys
             .into_iter()
             .map(|key| {
-                let owner = partition_of(&key, self.inner.spec.partitions);
-                let checked = self.check_key(&key).and_then(|()| {
-                    if owner == p {
-                        Ok(())
-                    } else {
-                        Err(rpc::status(
-                            Reason::InvalidArgument,
-                            format!("the key belongs to partition {owner}, not {p}"),
-                            None,
-                        ))
-                    }
-                });
+                let checked = self
+                    .check_key(&key)
+                    .and_then(|()| self.check_owner(&key, p));
                 if let Err(status) = checked {
                     return read_failed(&status);
                 }
@@ -404,13 +406,14 @@ impl Kv for KvService {
         let mut writes = Vec::with_capacity(r.writes.len());
         let mut slots = Vec::with_capacity(r.writes.len());
         for (i, w) in r.writes.into_iter().enumerate() {
-            let owner = partition_of(&w.key, self.inner.spec.partitions);
-            if !w.key.is_empty() && owner != p {
-                results[i] = Some(failed(&rpc::status(
-                    Reason::InvalidArgument,
-                    format!("the key belongs to partition {owner}, not {p}"),
-                    None,
-                )));
+            // An empty key goes on, for the store to refuse as it refuses any.
+            let owned = if w.key.is_empty() {
+                Ok(())
+            } else {
+                self.check_owner(&w.key, p)
+            };
+            if let Err(status) = owned {
+                results[i] = Some(failed(&status));
                 continue;
             }
             let write = if w.delete {

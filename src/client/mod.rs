@@ -53,7 +53,7 @@ pub struct ClientConfig {
     /// Send sets and deletes in batches (`WriteBatch`, see [`batch`]) rather than one request
     /// each: the same outcomes, far fewer requests when many writes are in flight.
     pub batch_writes: bool,
-    /// Send reads to brokers over a connection in batches (`GetBatch`, see [`read_batch`]).
+    /// Send reads to brokers over a connection in batches (`GetBatch`; see `client/read_batch.rs`).
     pub batch_reads: bool,
     /// A broker in this process to call directly when it is the one routed to (a RESP
     /// listener's own broker; see [`transport`]). Others are dialed as usual.

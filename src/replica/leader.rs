@@ -377,30 +377,18 @@ impl Replica {
         let mut hw_rx = self.hw_tx.subscribe();
         let mut gen_rx = self.generation_tx.subscribe();
         loop {
-            let hw = {
-                let st = self.lock();
-                self.check_taking_clients(&st)?;
-                st.hw
-            };
+            // Marked seen before the look: a HW or role that moves after it wakes the wait.
             hw_rx.borrow_and_update();
             gen_rx.borrow_and_update();
-            let lookup = self.log.get(key)?;
-            match lookup.offset() {
-                Some(o) if o >= hw => {
-                    if *hw_rx.borrow() > o {
-                        continue;
-                    }
-                    tokio::select! {
-                        _ = hw_rx.changed() => {}
-                        _ = gen_rx.changed() => {}
-                        _ = tokio::time::sleep_until(deadline) => {
-                            return Err(self.not_committed(o));
-                        }
-                    }
-                }
-                _ => {
-                    self.check_lease()?;
-                    return Ok(lookup);
+            if let Some(lookup) = self.read_now(key)? {
+                return Ok(lookup);
+            }
+            tokio::select! {
+                _ = hw_rx.changed() => {}
+                _ = gen_rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let offset = self.log.get(key)?.offset().unwrap_or(0);
+                    return Err(self.not_committed(offset));
                 }
             }
         }
@@ -412,8 +400,8 @@ impl Replica {
         self.check_lease()
     }
 
-    /// [`Replica::read`] without waiting: `None` while the key's latest record is above the HW
-    /// (ask again with `read`, which waits for the commit).
+    /// One look at `key` as leader: what it holds as of the HW, or `None` while its latest
+    /// record is above the HW ([`Replica::read`] waits for that record to commit).
     pub fn read_now(&self, key: &[u8]) -> Result<Option<Lookup>, ReplicaError> {
         let hw = {
             let st = self.lock();

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 /// Chunk size for sequential reads of segment data.
 pub(super) const READ_CHUNK: usize = 64 << 10;
-/// The active segment grows in chunks of this size, written as zeros ([`fill_zeros`]), so that
+/// The active segment grows in chunks of this size, written as zeros ([`Store::fill_zeros`]), so that
 /// an fsync after an append need not also commit a new file size (on ext4 that halves its cost)
 /// nor allocate blocks.
 const PREALLOC_CHUNK: u64 = 1 << 20;
