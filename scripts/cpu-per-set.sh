@@ -8,11 +8,16 @@
 # follows CPU per request: the ratio of the two servers' SET/s is close to
 #   (Redis's CPU + its load generator's) / (the lab's CPU + its load generator's)
 # per SET, which the last line prints beside the measured ratio.
-# Usage: scripts/cpu-per-set.sh [REQUESTS] [PIPELINE]   (cargo build --release first)
+#
+# This machine's speed drifts by ±30 % within minutes, so one pair proves little: ROUNDS pairs
+# run Redis first in odd rounds and the lab first in even ones, and the last line gives the
+# median ratio and the range.
+# Usage: scripts/cpu-per-set.sh [REQUESTS] [PIPELINE] [ROUNDS]   (cargo build --release first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-300000}
 pipeline=${2:-1}
+rounds=${3:-1}
 bin=./target/release/simplekv-lab
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 for tool in redis-server redis-benchmark redis-cli; do
@@ -30,27 +35,35 @@ for r in csv.reader(sys.stdin):
     if r and r[0] == "SET": print(r[1])'; }
 
 # Redis: the server's ticks from /proc before it stops; redis-benchmark's from `time`.
-port=$((20000 + RANDOM % 20000))
-redis-server --port "$port" --dir "$work" --appendonly yes --appendfsync always --save "" \
-  --daemonize no --logfile "$work/redis.log" &
-redis_pid=$!
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-before=$(ticks "$redis_pid")
-/usr/bin/time -f "%U %S" -o "$work/rb-time" \
-  redis-benchmark -p "$port" -t set -n "$n" -c 50 -P "$pipeline" --csv > "$work/redis.csv"
-redis_srv=$(( $(ticks "$redis_pid") - before ))
-kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; redis_pid=
-redis_rps=$(set_rps < "$work/redis.csv")
-redis_load=$(awk '{print $1 + $2}' "$work/rb-time")
+run_redis() {
+  port=$((20000 + RANDOM % 20000))
+  rm -rf "$work/redis" && mkdir "$work/redis"
+  redis-server --port "$port" --dir "$work/redis" --appendonly yes --appendfsync always --save "" \
+    --daemonize no --logfile "$work/redis.log" &
+  redis_pid=$!
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  before=$(ticks "$redis_pid")
+  /usr/bin/time -f "%U %S" -o "$work/rb-time" \
+    redis-benchmark -p "$port" -t set -n "$n" -c 50 -P "$pipeline" --csv > "$work/redis.csv"
+  redis_srv=$(( $(ticks "$redis_pid") - before ))
+  kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; redis_pid=
+  redis_rps=$(set_rps < "$work/redis.csv")
+  redis_load=$(awk '{print $1 + $2}' "$work/rb-time")
+}
 
 # The lab: `bench --redis-benchmark` prints the CPU of its own threads and of redis-benchmark.
-"$bin" bench --nodes 3 --fsync always --via 2 \
-  --redis-benchmark "-t set -n $n -c 50 -P $pipeline --csv" > "$work/lab.out"
-lab_rps=$(set_rps < "$work/lab.out")
-read -r lab_srv lab_load < <(sed -n 's/^cpu: brokers \([0-9.]*\)s, fsync \([0-9.]*\)s, other lab threads \([0-9.]*\)s, redis-benchmark \([0-9.]*\)s$/\1 \2 \3 \4/p' "$work/lab.out" \
-  | awk '{print $1 + $2 + $3, $4}')
+run_lab() {
+  "$bin" bench --nodes 3 --fsync always --via 2 \
+    --redis-benchmark "-t set -n $n -c 50 -P $pipeline --csv" > "$work/lab.out"
+  lab_rps=$(set_rps < "$work/lab.out")
+  read -r lab_srv lab_load < <(sed -n 's/^cpu: brokers \([0-9.]*\)s, fsync \([0-9.]*\)s, other lab threads \([0-9.]*\)s, redis-benchmark \([0-9.]*\)s$/\1 \2 \3 \4/p' "$work/lab.out" \
+    | awk '{print $1 + $2 + $3, $4}')
+}
 
-python3 - "$n" "$hz" "$redis_rps" "$redis_srv" "$redis_load" "$lab_rps" "$lab_srv" "$lab_load" "$pipeline" <<'PY'
+for round in $(seq "$rounds"); do
+  if (( round % 2 == 1 )); then run_redis; run_lab; else run_lab; run_redis; fi
+  [ "$rounds" -gt 1 ] && echo "round $round of $rounds ($( (( round % 2 == 1 )) && echo "Redis first" || echo "lab first"))"
+python3 - "$n" "$hz" "$redis_rps" "$redis_srv" "$redis_load" "$lab_rps" "$lab_srv" "$lab_load" "$pipeline" "$work/ratios" <<'PY'
 import sys
 n, hz = int(sys.argv[1]), float(sys.argv[2])
 r_rps, r_srv, r_load = float(sys.argv[3]), int(sys.argv[4]) / hz, float(sys.argv[5])
@@ -63,4 +76,15 @@ print(f"| Redis, 1 process, appendfsync always | {r_rps:,.0f} | {us(r_srv):.1f} 
 print(f"| lab, RF 3 acks=all, fsync always, via the key's leader | {l_rps:,.0f} | {us(l_srv):.1f} | {us(l_load):.1f} |")
 print(f"measured ratio lab/Redis {l_rps / r_rps:.2f}; CPU-bound estimate "
       f"{(us(r_srv) + us(r_load)) / (us(l_srv) + us(l_load)):.2f}")
+with open(sys.argv[10], "a") as f:
+    f.write(f"{l_rps / r_rps}\n")
 PY
+done
+
+if [ "$rounds" -gt 1 ]; then
+  python3 - "$work/ratios" <<'PY'
+import statistics, sys
+r = sorted(float(x) for x in open(sys.argv[1]))
+print(f"{len(r)} rounds: median ratio lab/Redis {statistics.median(r):.2f}, range {r[0]:.2f}-{r[-1]:.2f}")
+PY
+fi
