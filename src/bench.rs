@@ -8,6 +8,8 @@ use crate::coord::ClusterSpec;
 use crate::events::EventSink;
 use crate::lab::load::{self, LoadPlan, LoadReport};
 use crate::lab::{Cluster, ClusterOptions};
+use crate::replica::CommitPath;
+use crate::replica::timing::Mean;
 use crate::storage::FsyncPolicy;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -50,6 +52,22 @@ pub struct BenchResult {
     pub cpu: CpuUse,
     /// `WriteBatch` requests the client sent and the writes they carried (0, 0 unbatched).
     pub batches: (u64, u64),
+    /// Where acks=all writes spent their time on their leaders (own cluster only).
+    pub commit: Option<CommitPath>,
+}
+
+/// The commit stages of every replica of `c`, merged: only leaders record any.
+fn commit_path(c: &Cluster) -> CommitPath {
+    let mut path = CommitPath::default();
+    for id in c.ids() {
+        let Some(broker) = c.broker(id) else { continue };
+        for p in 0..c.spec().partitions {
+            if let Some(r) = broker.replica(p) {
+                path.merge(&r.commit_path());
+            }
+        }
+    }
+    path
 }
 
 /// CPU seconds a run cost, split by who spent them: the brokers' threads, their fsync threads,
@@ -213,6 +231,9 @@ impl BenchResult {
                 100.0 * c.load_s / c.total_s(),
             ));
         }
+        if let Some(line) = self.commit.as_ref().and_then(CommitPath::describe) {
+            s.push_str(&format!("\ncommit     {line}"));
+        }
         if let (requests @ 1.., writes) = self.batches {
             s.push_str(&format!(
                 "\nbatching   {:.1} writes per request ({requests} requests)",
@@ -244,6 +265,16 @@ impl BenchResult {
             "cpu_brokers_s": self.cpu.brokers_s,
             "cpu_fsync_s": self.cpu.fsync_s,
             "cpu_load_s": self.cpu.load_s,
+            "commit_us": self.commit.map(|c| {
+                let us = |m: Mean| m.get().map(|d| d.as_secs_f64() * 1e6);
+                serde_json::json!({
+                    "own_fsync": us(c.own_fsync),
+                    "fetch_wait": us(c.fetch_wait),
+                    "turnaround": us(c.turnaround),
+                    "committed": us(c.committed),
+                    "appends_committed": c.committed.count,
+                })
+            }),
             "setup": self.setup,
         })
     }
@@ -297,6 +328,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
     let result = measure(client, &options.plan, progress).await;
     let batches = stats.batch_stats();
     let cpu = cpu_between(&before, &thread_ticks());
+    let commit = cluster.as_ref().map(commit_path);
     if let Some(c) = cluster {
         c.shutdown().await;
     }
@@ -329,6 +361,7 @@ pub async fn run(options: BenchOptions, progress: bool) -> Result<BenchResult, S
         report,
         cpu,
         batches,
+        commit,
     })
 }
 
@@ -399,6 +432,9 @@ pub async fn redis_benchmark(
             .map_err(|e| format!("cannot run redis-benchmark (install redis-tools): {e}"))?;
         let cpu = cpu_between(&before, &thread_ticks());
         let load_s = children_ticks().saturating_sub(children_before) as f64 / USER_HZ;
+        let commit = commit_path(&c)
+            .describe()
+            .map_or(String::new(), |line| format!("commit: {line}\n"));
         let mut text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         if !text.ends_with('\n') {
@@ -412,7 +448,8 @@ pub async fn redis_benchmark(
         Ok(format!(
             "redis-benchmark {} against broker {via}'s RESP port {port}: {n} brokers in this process, \
              {} partitions, RF {rf}, acks all, fsync {}\n{text}\
-             cpu: brokers {:.2}s, fsync {:.2}s, other lab threads {:.2}s, redis-benchmark {load_s:.2}s\n",
+             cpu: brokers {:.2}s, fsync {:.2}s, other lab threads {:.2}s, redis-benchmark {load_s:.2}s\n\
+             {commit}",
             args.join(" "),
             options.partitions,
             options.fsync,

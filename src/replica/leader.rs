@@ -188,8 +188,8 @@ impl Replica {
             let offset = self.log.append(&write.with_epoch(st.epoch))?;
             (offset, st.generation)
         };
-        self.leo_tx.send_replace(offset + 1);
-        self.await_acks(offset, acks, generation).await?;
+        let appended = self.note_appended(offset..offset + 1);
+        self.await_acks(offset, acks, generation, appended).await?;
         Ok(offset)
     }
 
@@ -252,8 +252,8 @@ impl Replica {
                 acked: Ok(()),
             });
         }
-        self.leo_tx.send_replace(range.end);
-        let acked = self.await_acks(range.end - 1, acks, generation).await;
+        let at = self.note_appended(range.clone());
+        let acked = self.await_acks(range.end - 1, acks, generation, at).await;
         Ok(BatchOutcome { appended, acked })
     }
 
@@ -300,21 +300,32 @@ impl Replica {
                 }
             }
         };
-        self.leo_tx.send_replace(offset + 1);
-        self.await_acks(offset, acks, generation).await?;
+        let appended = self.note_appended(offset..offset + 1);
+        self.await_acks(offset, acks, generation, appended).await?;
         Ok(Some(offset))
     }
 
+    /// Tells the commit timing, then fetches waiting for records, that `offsets` were appended
+    /// (in that order, so a woken fetch finds them noted), and returns when.
+    fn note_appended(&self, offsets: std::ops::Range<u64>) -> Instant {
+        let now = Instant::now();
+        let end = offsets.end;
+        self.timing.appended(offsets, now);
+        self.leo_tx.send_replace(end);
+        now
+    }
+
+    /// Waits as `acks` asks for the write at `offset`, appended at `started`.
     async fn await_acks(
         &self,
         offset: u64,
         acks: Acks,
         generation: u64,
+        started: Instant,
     ) -> Result<(), ReplicaError> {
         if acks == Acks::Zero {
             return Ok(());
         }
-        let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.cfg.request_timeout;
         let timeout = || ReplicaError::Timeout {
             offset,
@@ -324,6 +335,7 @@ impl Replica {
         if self.log.fsync_policy() == FsyncPolicy::Always {
             let mut durable = self.log.durable_watch();
             match tokio::time::timeout_at(deadline, durable.wait_for(|&d| d > offset)).await {
+                Ok(Ok(_)) if acks == Acks::All => self.timing.own_fsync(started, Instant::now()),
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => return Err(timeout()),
             }
@@ -354,6 +366,7 @@ impl Replica {
                         min: self.cfg.min_insync_replicas,
                     });
                 }
+                self.timing.committed(started, Instant::now());
                 return Ok(());
             }
             if *gen_rx.borrow_and_update() != generation {
@@ -472,6 +485,7 @@ impl Replica {
             }
             p.leader_leo_at_last_fetch = leo;
             p.last_fetch = now;
+            self.timing.fetch_arrived(req.follower, now);
             p.leo = Some(offset);
             self.progress.notify_waiters();
             self.maybe_advance_hw(&mut st);
@@ -488,6 +502,8 @@ impl Replica {
         let deadline = tokio::time::Instant::now() + req.max_wait;
         let records = loop {
             if let Some(raw) = self.log.read_from(offset, req.max_bytes)? {
+                let sent = raw.first_offset..=raw.last_offset;
+                self.timing.records_sent(req.follower, sent, Instant::now());
                 break raw.bytes;
             }
             tokio::select! {

@@ -18,6 +18,7 @@ mod lease;
 pub mod rules;
 #[cfg(test)]
 mod tests;
+pub mod timing;
 
 use crate::events::{EventKind, EventSink};
 use crate::storage::checkpoint::{self, HIGH_WATERMARK_FILE, LeaderEpochCache};
@@ -34,6 +35,7 @@ pub use follower::{EpochAnswer, FollowTarget, LeaderView};
 pub use handover::Attempt;
 pub use leader::{BatchOutcome, FetchReply, FetchRequest, IsrProposal};
 pub use lease::{Lease, lease_end, renew_period};
+pub use timing::CommitPath;
 
 /// The file holding the leader horizon generation a follower's log reflects (`rules::must_empty`).
 pub const HORIZON_GENERATION_FILE: &str = "horizon-generation";
@@ -238,6 +240,8 @@ pub struct Replica {
     leo_tx: watch::Sender<u64>,
     generation_tx: watch::Sender<u64>,
     isr_wanted: Notify,
+    /// Where acknowledged writes' time goes while this replica leads (for `bench`).
+    timing: timing::CommitTiming,
     /// Notified whenever a follower's fetch reports its log end (a handover waits on it).
     progress: Notify,
     lease: Arc<Lease>,
@@ -370,6 +374,7 @@ impl Replica {
             leo_tx: watch::Sender::new(leo),
             generation_tx: watch::Sender::new(0),
             isr_wanted: Notify::new(),
+            timing: timing::CommitTiming::default(),
             progress: Notify::new(),
             lease,
             incomplete: std::sync::atomic::AtomicBool::new(incomplete),
@@ -394,6 +399,11 @@ impl Replica {
     /// The settings.
     pub fn config(&self) -> &ReplicaConfig {
         &self.cfg
+    }
+
+    /// Where this replica's acknowledged writes spent their time while it led, as means.
+    pub fn commit_path(&self) -> CommitPath {
+        self.timing.snapshot()
     }
 
     /// The log (read-only uses: stats, replica comparisons).
@@ -590,6 +600,8 @@ impl Replica {
         }
         let now = Instant::now();
         st.role = Role::Leader;
+        // Batches and sends of an earlier term match nothing in this one.
+        self.timing.forget();
         st.epoch = epoch;
         self.set_membership(&mut st, members, version);
         st.fenced = false;

@@ -1,5 +1,6 @@
 //! `simplekv-lab bench --nodes 3 --ops 500` keeps working: it starts its own cluster, completes
-//! the operations and reports them, with a machine-readable last line.
+//! the operations and reports them, with a machine-readable last line, including where the
+//! acks=all writes spent their time on their leaders.
 
 use crate::procs::BIN;
 
@@ -14,6 +15,8 @@ fn bench_runs_a_short_load_on_its_own_cluster_and_reports_json() {
             "500",
             "--clients",
             "8",
+            "--fsync",
+            "always",
             "--json",
         ])
         .stdin(std::process::Stdio::null())
@@ -51,6 +54,31 @@ fn bench_runs_a_short_load_on_its_own_cluster_and_reports_json() {
     assert!(
         0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
         "{json}"
+    );
+    // The commit path: every stage was seen, and a write commits only after its leader's own
+    // fsync (the HW counts only durable records under `always`) and after its followers fetched it.
+    let commit = &json["commit_us"];
+    let stage = |k: &str| {
+        commit[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("commit_us.{k} missing: {json}"))
+    };
+    let appends = commit["appends_committed"].as_u64().unwrap_or(0);
+    assert!((1..=500).contains(&appends), "{json}");
+    let (own_fsync, fetch_wait, turnaround, committed) = (
+        stage("own_fsync"),
+        stage("fetch_wait"),
+        stage("turnaround"),
+        stage("committed"),
+    );
+    assert!(
+        own_fsync > 0.0 && fetch_wait > 0.0 && turnaround > 0.0,
+        "{json}"
+    );
+    assert!(committed >= own_fsync && committed >= fetch_wait, "{json}");
+    assert!(
+        stdout.contains("\ncommit     after the append: leader's fsync"),
+        "{stdout}"
     );
 }
 
@@ -107,4 +135,9 @@ fn bench_runs_the_real_redis_benchmark_against_its_clusters_resp_port() {
     assert_eq!(seconds.len(), 4, "{cpu}");
     assert!(seconds[0] > 0.0, "the brokers' CPU: {cpu}");
     assert!(seconds[3] > 0.0, "redis-benchmark's CPU: {cpu}");
+    let commit = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("commit: after the append: "))
+        .unwrap_or_else(|| panic!("no commit line: {stdout}"));
+    assert!(commit.contains("sent to a follower"), "{commit}");
 }
