@@ -155,7 +155,7 @@ partition A,B | C     cut every link across the groups (ids, zk, clients) | heal
 isolate B [zk|peers|clients]   cut B's links (all of them by default)
 slow B MS [jitter MS] delay every byte on B's links
 nemesis KINDS [every D] [for D] [seed N]   random faults in the background | nemesis stop
-status                brokers and partitions
+status                brokers, partitions, and where leaders' commits spend their time
 wait COND [TIMEOUT]   available | unavailable | leader-change | controller-change | isr N | caught-up | load
 sleep DURATION        pause (e.g. sleep 500ms)
 load OPS [clients C] [acks A] [keys K] [reads PCT] [background]   concurrent ops, all recorded

@@ -142,3 +142,19 @@ pub fn render(s: &LabSnapshot) -> String {
     }
     out.trim_end().to_string()
 }
+
+/// The commit-path section of `status`, to follow [`render`]'s text: for each partition leader
+/// that has committed an acks=all write, where its writes spent their time
+/// (`replica::timing`), or nothing when none has.
+pub fn render_commit_paths(leaders: &[(u32, u32, crate::replica::CommitPath)]) -> String {
+    let mut out = String::new();
+    for (p, broker, path) in leaders {
+        if let Some(line) = path.describe() {
+            if out.is_empty() {
+                out.push_str("\ncommit path on each leader (since its broker started)");
+            }
+            let _ = write!(out, "\n  p{p} on broker {broker}: {line}");
+        }
+    }
+    out
+}

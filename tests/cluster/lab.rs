@@ -128,6 +128,14 @@ async fn published_snapshots_show_a_failover_and_a_rejoin() {
         status.contains("partitions (ZooKeeper)") && status.contains(&format!("follow {new}")),
         "{status}"
     );
+    // `set b 2` committed on the new leader: status says where its time went.
+    assert!(
+        status.contains(&format!(
+            "\ncommit path on each leader (since its broker started)\n  p0 on broker {new}: \
+             after the append: "
+        )),
+        "{status}"
+    );
     lab.shutdown().await;
 }
 

@@ -455,7 +455,16 @@ impl LabControl for Arc<Lab> {
     }
 
     async fn status(&self) -> Result<String, CommandError> {
-        Ok(super::status::render(&self.snapshot()))
+        let mut leaders = Vec::new();
+        for p in 0..self.info.spec.partitions {
+            for id in self.cluster.ids() {
+                let replica = self.cluster.broker(id).and_then(|b| b.replica(p));
+                if let Some(r) = replica.filter(|r| r.snapshot().role == Role::Leader) {
+                    leaders.push((p, id, r.commit_path()));
+                }
+            }
+        }
+        Ok(super::status::render(&self.snapshot()) + &super::status::render_commit_paths(&leaders))
     }
 
     async fn wait(
