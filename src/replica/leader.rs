@@ -291,14 +291,8 @@ impl Replica {
                     }
                 }
             }
-            tokio::select! {
-                _ = hw_rx.changed() => {}
-                _ = gen_rx.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    let offset = self.log.get(key)?.offset().unwrap_or(0);
-                    return Err(self.not_committed(offset));
-                }
-            }
+            self.await_hw_move(key, &mut hw_rx, &mut gen_rx, deadline)
+                .await?;
         };
         let appended = self.note_appended(offset..offset + 1);
         self.await_acks(offset, acks, generation, appended).await?;
@@ -396,13 +390,26 @@ impl Replica {
             if let Some(lookup) = self.read_now(key)? {
                 return Ok(lookup);
             }
-            tokio::select! {
-                _ = hw_rx.changed() => {}
-                _ = gen_rx.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    let offset = self.log.get(key)?.offset().unwrap_or(0);
-                    return Err(self.not_committed(offset));
-                }
+            self.await_hw_move(key, &mut hw_rx, &mut gen_rx, deadline)
+                .await?;
+        }
+    }
+
+    /// Waits until the HW or the role moves (a reader of `key` then looks again); at `deadline`
+    /// fails as not committed, naming the offset of `key`'s latest record.
+    async fn await_hw_move(
+        &self,
+        key: &[u8],
+        hw_rx: &mut tokio::sync::watch::Receiver<u64>,
+        gen_rx: &mut tokio::sync::watch::Receiver<u64>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ReplicaError> {
+        tokio::select! {
+            _ = hw_rx.changed() => Ok(()),
+            _ = gen_rx.changed() => Ok(()),
+            _ = tokio::time::sleep_until(deadline) => {
+                let offset = self.log.get(key)?.offset().unwrap_or(0);
+                Err(self.not_committed(offset))
             }
         }
     }

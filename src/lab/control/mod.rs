@@ -455,16 +455,19 @@ impl LabControl for Arc<Lab> {
     }
 
     async fn status(&self) -> Result<String, CommandError> {
+        let snap = self.snapshot();
         let mut leaders = Vec::new();
         for p in 0..self.info.spec.partitions {
-            for id in self.cluster.ids() {
-                let replica = self.cluster.broker(id).and_then(|b| b.replica(p));
-                if let Some(r) = replica.filter(|r| r.snapshot().role == Role::Leader) {
-                    leaders.push((p, id, r.commit_path()));
+            for b in &snap.brokers {
+                if !b.replica(p).is_some_and(|r| r.role == Role::Leader) {
+                    continue;
+                }
+                if let Some(r) = self.cluster.broker(b.id).and_then(|x| x.replica(p)) {
+                    leaders.push((p, b.id, r.commit_path()));
                 }
             }
         }
-        Ok(super::status::render(&self.snapshot()) + &super::status::render_commit_paths(&leaders))
+        Ok(super::status::render(&snap) + &super::status::render_commit_paths(&leaders))
     }
 
     async fn wait(
