@@ -12,12 +12,18 @@
 # This machine's speed drifts by ±30 % within minutes, so one pair proves little: ROUNDS pairs
 # run Redis first in odd rounds and the lab first in even ones, and the last line gives the
 # median ratio and the range.
-# Usage: scripts/cpu-per-set.sh [REQUESTS] [PIPELINE] [ROUNDS]   (cargo build --release first)
+#
+# NODES (3 by default) sets the lab's brokers and so its copies: with 1, the lab keeps one copy, as
+# Redis does, and the ratio compares what one copy costs each.
+# Usage: scripts/cpu-per-set.sh [REQUESTS] [PIPELINE] [ROUNDS] [NODES]   (cargo build --release first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-300000}
 pipeline=${2:-1}
 rounds=${3:-1}
+nodes=${4:-3}
+# The benchmark's one key lives on the partition broker 2 leads in a cluster of three.
+via=$(( nodes >= 3 ? 2 : 1 ))
 bin=./target/release/simplekv-lab
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 for tool in redis-server redis-benchmark redis-cli; do
@@ -53,7 +59,7 @@ run_redis() {
 
 # The lab: `bench --redis-benchmark` prints the CPU of its own threads and of redis-benchmark.
 run_lab() {
-  "$bin" bench --nodes 3 --fsync always --via 2 \
+  "$bin" bench --nodes "$nodes" --fsync always --via "$via" \
     --redis-benchmark "-t set -n $n -c 50 -P $pipeline --csv" > "$work/lab.out"
   lab_rps=$(set_rps < "$work/lab.out")
   read -r lab_srv lab_load < <(sed -n 's/^cpu: brokers \([0-9.]*\)s, fsync \([0-9.]*\)s, other lab threads \([0-9.]*\)s, redis-benchmark \([0-9.]*\)s$/\1 \2 \3 \4/p' "$work/lab.out" \
@@ -63,7 +69,7 @@ run_lab() {
 for round in $(seq "$rounds"); do
   if (( round % 2 == 1 )); then run_redis; run_lab; else run_lab; run_redis; fi
   [ "$rounds" -gt 1 ] && echo "round $round of $rounds ($( (( round % 2 == 1 )) && echo "Redis first" || echo "lab first"))"
-python3 - "$n" "$hz" "$redis_rps" "$redis_srv" "$redis_load" "$lab_rps" "$lab_srv" "$lab_load" "$pipeline" "$work/ratios" <<'PY'
+python3 - "$n" "$hz" "$redis_rps" "$redis_srv" "$redis_load" "$lab_rps" "$lab_srv" "$lab_load" "$pipeline" "$work/ratios" "$nodes" <<'PY'
 import sys
 n, hz = int(sys.argv[1]), float(sys.argv[2])
 r_rps, r_srv, r_load = float(sys.argv[3]), int(sys.argv[4]) / hz, float(sys.argv[5])
@@ -73,7 +79,7 @@ print(f"redis-benchmark -t set -n {n} -c 50 -P {sys.argv[9]}; CPU microseconds p
 print(f"| server | SET/s | server µs/SET | redis-benchmark µs/SET |")
 print(f"|---|---|---|---|")
 print(f"| Redis, 1 process, appendfsync always | {r_rps:,.0f} | {us(r_srv):.1f} | {us(r_load):.1f} |")
-print(f"| lab, RF 3 acks=all, fsync always, via the key's leader | {l_rps:,.0f} | {us(l_srv):.1f} | {us(l_load):.1f} |")
+print(f"| lab, RF {min(int(sys.argv[11]), 3)} acks=all, fsync always, via the key's leader | {l_rps:,.0f} | {us(l_srv):.1f} | {us(l_load):.1f} |")
 print(f"measured ratio lab/Redis {l_rps / r_rps:.2f}; CPU-bound estimate "
       f"{(us(r_srv) + us(r_load)) / (us(l_srv) + us(l_load)):.2f}")
 with open(sys.argv[10], "a") as f:
