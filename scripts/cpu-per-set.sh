@@ -22,8 +22,9 @@ n=${1:-300000}
 pipeline=${2:-1}
 rounds=${3:-1}
 nodes=${4:-3}
-# The benchmark's one key lives on the partition broker 2 leads in a cluster of three.
-via=$(( nodes >= 3 ? 2 : 1 ))
+# The benchmark's one key lives on partition 1, whose leader is its first replica, broker
+# 1 % NODES + 1 (DESIGN's placement rule).
+via=$(( 1 % nodes + 1 ))
 bin=./target/release/simplekv-lab
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 for tool in redis-server redis-benchmark redis-cli; do

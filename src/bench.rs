@@ -56,7 +56,7 @@ pub struct BenchResult {
     pub commit: Option<CommitPath>,
 }
 
-/// The commit stages of every replica of `c`, merged: only leaders record any.
+/// The commit stages of every replica of `c`, merged: only replicas that have led record any.
 fn commit_path(c: &Cluster) -> CommitPath {
     let mut path = CommitPath::default();
     for id in c.ids() {

@@ -240,7 +240,7 @@ pub struct Replica {
     leo_tx: watch::Sender<u64>,
     generation_tx: watch::Sender<u64>,
     isr_wanted: Notify,
-    /// Where acknowledged writes' time goes while this replica leads (for `bench`).
+    /// Where acknowledged writes' time goes while this replica leads (for `bench` and `status`).
     timing: timing::CommitTiming,
     /// Notified whenever a follower's fetch reports its log end (a handover waits on it).
     progress: Notify,

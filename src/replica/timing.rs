@@ -1,7 +1,7 @@
-//! Where an acknowledged write's time goes on its partition leader, for `bench` to show: from the
-//! append to the leader's own fsync, to each follower's fetch of it, the follower's turnaround
-//! (copy, fsync, next fetch, which reports it), and to the high watermark passing it. Only means
-//! are kept. The clock is passed in, so the bookkeeping is tested without a cluster.
+//! Where an acknowledged write's time goes on its partition leader, for `bench` and `status`:
+//! from the append to the leader's own fsync, to each follower's fetch of it, the follower's
+//! turnaround (copy, fsync, next fetch, which reports it), and to the high watermark passing it.
+//! Only means are kept. The clock is passed in, so the bookkeeping is tested without a cluster.
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
